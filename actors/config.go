@@ -1,0 +1,116 @@
+// Package actors holds the per-user virtual actors and the per-node
+// activator that spawns them on demand.
+//
+// A user actor is the only writer of its user's presence record: handlers,
+// WebSocket hubs and other nodes only send it messages. It owns the user's
+// timers (inactivity, busy expiry, disconnect grace), so nothing sweeps the
+// user table periodically. An actor that holds nothing worth keeping in
+// memory (offline, not busy, no sessions, no watchers) passivates after
+// PassivateAfter and is activated again from the store by the next message.
+package actors
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/presence-cluster/presence/store"
+)
+
+// Defaults for Config. They match the PRESENCE_* defaults in the README.
+const (
+	DefaultOfflineAfter    = 5 * time.Minute
+	DefaultDisconnectGrace = 15 * time.Second
+	DefaultPassivateAfter  = 2 * time.Minute
+	DefaultStoreTimeout    = 5 * time.Second
+)
+
+// Config is what every user actor of a node shares.
+type Config struct {
+	// Store persists records; visible changes are written before a request
+	// is answered.
+	Store store.Store
+	// LastSeen writes last_seen-only changes behind, coalesced. Optional:
+	// without it those changes are written through Store synchronously.
+	LastSeen *store.LastSeenWriter
+	// OfflineAfter: no heartbeat and no open session for this long makes a
+	// user offline.
+	OfflineAfter time.Duration
+	// DisconnectGrace: the last session closing makes the user offline after
+	// this long, unless a session re-attaches first.
+	DisconnectGrace time.Duration
+	// PassivateAfter: an idle actor stops after this long without messages.
+	PassivateAfter time.Duration
+	// StoreTimeout bounds each store call made by an actor.
+	StoreTimeout time.Duration
+	// Clock gives the time and timers; tests may inject a fake one.
+	Clock Clock
+	// Logger receives actor-level events; nil uses slog.Default().
+	Logger *slog.Logger
+	// Observer, when set, is told about events worth a metric.
+	Observer Observer
+}
+
+// Observer receives events from user actors; implementations must be cheap
+// and safe for concurrent use (they are called from actor goroutines).
+type Observer interface {
+	// ActorActivated and ActorPassivated track how many actors are alive.
+	ActorActivated()
+	ActorPassivated()
+	// WentOffline reports an offline transition caused by a timer, with the
+	// time since the user's last sign of life.
+	WentOffline(sinceLastSign time.Duration)
+	// FlapSuppressed reports a session re-attaching inside the disconnect
+	// grace period, so no offline/online pair was pushed.
+	FlapSuppressed()
+}
+
+func (c *Config) withDefaults() *Config {
+	out := *c
+	if out.OfflineAfter <= 0 {
+		out.OfflineAfter = DefaultOfflineAfter
+	}
+	if out.DisconnectGrace <= 0 {
+		out.DisconnectGrace = DefaultDisconnectGrace
+	}
+	if out.PassivateAfter <= 0 {
+		out.PassivateAfter = DefaultPassivateAfter
+	}
+	if out.StoreTimeout <= 0 {
+		out.StoreTimeout = DefaultStoreTimeout
+	}
+	if out.Clock == nil {
+		out.Clock = SystemClock{}
+	}
+	if out.Logger == nil {
+		out.Logger = slog.Default()
+	}
+	if out.Observer == nil {
+		out.Observer = nopObserver{}
+	}
+	return &out
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ActorActivated()            {}
+func (nopObserver) ActorPassivated()           {}
+func (nopObserver) WentOffline(time.Duration)  {}
+func (nopObserver) FlapSuppressed()            {}
+
+// Clock is the source of time for user actors.
+type Clock interface {
+	Now() time.Time
+	// AfterFunc calls f in its own goroutine after d; stop cancels it.
+	AfterFunc(d time.Duration, f func()) (stop func() bool)
+}
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// AfterFunc wraps time.AfterFunc.
+func (SystemClock) AfterFunc(d time.Duration, f func()) func() bool {
+	return time.AfterFunc(d, f).Stop
+}

@@ -1,0 +1,170 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/presence-cluster/presence/messages"
+)
+
+// DefaultRequestTimeout bounds a request to a user actor when the caller's
+// context has no deadline.
+const DefaultRequestTimeout = 5 * time.Second
+
+// cleanupConcurrency bounds how many rechecks a cleanup has in flight.
+const cleanupConcurrency = 64
+
+// ErrTimeout reports that a user actor did not answer in time.
+var ErrTimeout = errors.New("actors: request timed out")
+
+// Host runs the user actors of one node under its activator.
+type Host struct {
+	cfg       *Config
+	system    *actor.ActorSystem
+	activator *actor.PID
+}
+
+// NewHost spawns the node's activator in system under ActivatorName. owns
+// says which users this node may activate; nil means all of them.
+func NewHost(system *actor.ActorSystem, cfg Config, owns OwnerFunc) (*Host, error) {
+	c := cfg.withDefaults()
+	if c.Store == nil {
+		return nil, errors.New("actors: Config.Store is required")
+	}
+	props := actor.PropsFromProducer(func() actor.Actor { return newActivator(c, owns) })
+	pid, err := system.Root.SpawnNamed(props, ActivatorName)
+	if err != nil {
+		return nil, fmt.Errorf("spawn activator: %w", err)
+	}
+	return &Host{cfg: c, system: system, activator: pid}, nil
+}
+
+// Activator returns the PID of this node's activator.
+func (h *Host) Activator() *actor.PID { return h.activator }
+
+// Request sends env to the user actor it names, through the activator at
+// pid (this node's or another's), and waits for the answer.
+func (h *Host) Request(ctx context.Context, pid *actor.PID, env *messages.Envelope) (*messages.Envelope, error) {
+	timeout := DefaultRequestTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+		if timeout <= 0 {
+			return nil, ErrTimeout
+		}
+	}
+	return Await(h.Ask(pid, env, timeout), pid)
+}
+
+// Ask sends env to the activator at pid without waiting; Await collects the
+// answer. Sending many before awaiting any keeps them all in flight.
+func (h *Host) Ask(pid *actor.PID, env *messages.Envelope, timeout time.Duration) *actor.Future {
+	return h.system.Root.RequestFuture(pid, env, timeout)
+}
+
+// Await waits for the answer of a request sent with Ask.
+func Await(f *actor.Future, pid *actor.PID) (*messages.Envelope, error) {
+	res, err := f.Result()
+	if err != nil {
+		if errors.Is(err, actor.ErrTimeout) {
+			return nil, ErrTimeout
+		}
+		return nil, fmt.Errorf("request to %s: %w", pid, err)
+	}
+	reply, ok := res.(*messages.Envelope)
+	if !ok {
+		return nil, fmt.Errorf("request to %s: unexpected reply %T", pid, res)
+	}
+	return reply, nil
+}
+
+// ActiveUsers lists the users whose actors are alive on this node.
+func (h *Host) ActiveUsers(ctx context.Context) ([]int64, error) {
+	res, err := h.system.Root.RequestFuture(h.activator, &listActive{}, DefaultRequestTimeout).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list active users: %w", err)
+	}
+	return res.(*activeUsers).ids, nil
+}
+
+// Cleanup makes every user actor of this node re-check its timers now, and
+// activates (so re-checks) every stored user that is online or busy
+// without an actor here and that owns says is ours: after a restart those
+// records have nobody to expire them. It returns the summed counts.
+func (h *Host) Cleanup(ctx context.Context, owns OwnerFunc) (*messages.CleanupCount, error) {
+	ids, err := h.ActiveUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[int64]struct{}, len(ids))
+	for _, id := range ids {
+		seen[id] = struct{}{}
+	}
+	err = h.cfg.Store.ScanLive(ctx, func(st *messages.UserState) error {
+		id := st.GetUserId()
+		if _, ok := seen[id]; !ok && (owns == nil || owns(id)) {
+			seen[id] = struct{}{}
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scan stored users: %w", err)
+	}
+
+	var (
+		offline, busy atomic.Int64
+		firstErr      error
+		errOnce       sync.Once
+		wg            sync.WaitGroup
+		work          = make(chan int64)
+	)
+	for range min(cleanupConcurrency, len(ids)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				reply, err := h.Request(ctx, h.activator, &messages.Envelope{Body: &messages.Envelope_Recheck{Recheck: &messages.Recheck{UserId: id}}})
+				if err == nil {
+					if f := reply.GetFailure(); f != nil {
+						err = fmt.Errorf("recheck user %d: %s", id, f.GetDetail())
+					}
+				}
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+					continue
+				}
+				c := reply.GetCleanupCount()
+				offline.Add(c.GetUsersMarkedOffline())
+				busy.Add(c.GetBusyStatusCleared())
+			}
+		}()
+	}
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return &messages.CleanupCount{UsersMarkedOffline: offline.Load(), BusyStatusCleared: busy.Load()}, firstErr
+}
+
+// Stop stops the activator and with it every user actor. Visible state is
+// already persisted; last_seen stays with the write-behind writer, which its
+// owner flushes after this.
+func (h *Host) Stop() error {
+	if err := h.system.Root.StopFuture(h.activator).Wait(); err != nil {
+		return fmt.Errorf("stop activator: %w", err)
+	}
+	return nil
+}

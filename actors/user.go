@@ -1,0 +1,537 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/presence-cluster/presence/messages"
+	"github.com/presence-cluster/presence/store"
+)
+
+// Details of the failures a user actor answers with; the API layer turns the
+// code into the HTTP status.
+const (
+	detailStoreUnavailable = "Presence store unavailable, retry later"
+	detailStoreConflict    = "Concurrent update, retry"
+)
+
+type timerKind uint8
+
+const (
+	offlineTimer timerKind = iota + 1
+	busyTimer
+	retryTimer
+)
+
+// timerFired is sent by a timer to its own actor. It never leaves the node.
+type timerFired struct {
+	kind timerKind
+	gen  uint64
+}
+
+// maxTimerWait caps one timer's wait; longer deadlines re-arm on firing
+// (time.Duration cannot hold a busy_until centuries away).
+const maxTimerWait = 24 * time.Hour
+
+// maxSaveAttempts bounds reload-and-retry after version conflicts.
+const maxSaveAttempts = 4
+
+// retryAfterFailure is how long a timer-driven change waits before trying
+// again after the store refused it.
+const retryAfterFailure = time.Second
+
+// timer is one armed timer of the actor. gen tells a stale firing (one that
+// was stopped too late) from the current one.
+type timer struct {
+	at   int64 // Unix µs it fires at; 0 when not armed
+	gen  uint64
+	stop func() bool
+}
+
+// userActor owns one user's presence record and timers.
+type userActor struct {
+	cfg  *Config
+	id   int64
+	self *actor.PID
+	root *actor.RootContext
+
+	exists  bool
+	rec     record
+	loadErr error
+
+	// sessions holds the number of open WebSocket sessions per node.
+	sessions     map[string]int32
+	sessionTotal int32
+	// lastRest is the last REST sign of life (heartbeat, PUT); the
+	// inactivity deadline counts from it.
+	lastRest int64
+	// graceUntil is when the disconnect grace of the last closed session
+	// ends; 0 when no grace is running.
+	graceUntil int64
+
+	offline, busy, retry timer
+
+	watchers map[string]*actor.PID
+
+	receiveTimeoutSet bool
+}
+
+func newUserActor(cfg *Config, id int64) *userActor {
+	return &userActor{cfg: cfg, id: id}
+}
+
+// Receive implements actor.Actor.
+func (a *userActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *messages.Envelope:
+		reply := a.handle(ctx, m)
+		if reply != nil && ctx.Sender() != nil {
+			ctx.Respond(reply)
+		}
+	case *timerFired:
+		a.onTimer(ctx, m)
+	case *actor.Started:
+		a.self, a.root = ctx.Self(), ctx.ActorSystem().Root
+		a.cfg.Observer.ActorActivated()
+		a.activate(ctx)
+	case *actor.ReceiveTimeout:
+		if a.idle() {
+			ctx.Send(ctx.Parent(), &passivate{userID: a.id, pid: ctx.Self()})
+		}
+		return
+	case *actor.Stopping:
+		a.stopTimer(&a.offline)
+		a.stopTimer(&a.busy)
+		a.stopTimer(&a.retry)
+		if !a.idle() && a.loadErr == nil {
+			// Messages that reached us after the activator decided to
+			// passivate us made us hold something again (a timer, a
+			// session, a watcher): ask for a fresh activation.
+			ctx.Send(ctx.Parent(), &reactivate{userID: a.id})
+		}
+		return
+	case *actor.Stopped:
+		a.cfg.Observer.ActorPassivated()
+		return
+	default:
+		return
+	}
+	a.updatePassivation(ctx)
+}
+
+func (a *userActor) now() int64 { return micros(a.cfg.Clock.Now()) }
+
+func (a *userActor) storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), a.cfg.StoreTimeout)
+}
+
+// activate loads the record and re-arms its timers from the stored deadlines.
+func (a *userActor) activate(ctx actor.Context) {
+	if err := a.reload(); err != nil {
+		a.loadErr = err
+		a.cfg.Logger.Warn("user actor activation failed", slog.Int64("user_id", a.id), slog.Any("err", err))
+		ctx.Send(ctx.Parent(), &passivate{userID: a.id, pid: ctx.Self()})
+		return
+	}
+	if !a.exists {
+		return
+	}
+	now := a.now()
+	a.lastRest = a.rec.lastSeen
+	if a.rec.online && a.rec.sessionsHeld {
+		// Sessions held the user online on the previous owner; they are
+		// gone with it, so their clients get the grace period to
+		// re-attach here (hubs re-send their counts on a move).
+		a.graceUntil = now + a.cfg.DisconnectGrace.Microseconds()
+	}
+	a.expire(ctx, now)
+}
+
+func (a *userActor) reload() error {
+	sctx, cancel := a.storeCtx()
+	defer cancel()
+	st, err := a.cfg.Store.Load(sctx, a.id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		a.exists, a.rec = false, record{}
+		return nil
+	case err != nil:
+		return err
+	}
+	a.exists, a.rec = true, recordFromProto(st)
+	if a.cfg.LastSeen != nil {
+		if pending, ok := a.cfg.LastSeen.Pending(a.id); ok && pending > a.rec.lastSeen {
+			a.rec.lastSeen = pending
+		}
+	}
+	return nil
+}
+
+func (a *userActor) handle(ctx actor.Context, env *messages.Envelope) *messages.Envelope {
+	if a.loadErr != nil {
+		return failure(503, detailStoreUnavailable)
+	}
+	now := a.now()
+	var err error
+	switch b := env.Body.(type) {
+	case *messages.Envelope_GetPresence:
+		if !a.exists {
+			return notFound
+		}
+		return a.status()
+
+	case *messages.Envelope_GetStatus:
+		m := b.GetStatus
+		if !a.exists && !m.GetCreate() {
+			return notFound
+		}
+		if m.GetCreate() {
+			err = a.change(ctx, now, func(r *record) { setName(r, m.GetUsername()) })
+		}
+
+	case *messages.Envelope_Heartbeat:
+		m := b.Heartbeat
+		a.lastRest = now
+		err = a.change(ctx, now, func(r *record) {
+			setName(r, m.GetUsername())
+			r.online = true
+			r.lastSeen = now
+		})
+
+	case *messages.Envelope_Activity:
+		m := b.Activity
+		err = a.change(ctx, now, func(r *record) {
+			setName(r, m.GetUsername())
+			r.lastSeen = now
+		})
+
+	case *messages.Envelope_UpdateStatus:
+		err = a.update(ctx, now, b.UpdateStatus)
+
+	case *messages.Envelope_Sessions:
+		err = a.sessionsChanged(ctx, now, b.Sessions)
+
+	case *messages.Envelope_Recheck:
+		offline, busy, rerr := a.expire(ctx, now)
+		if rerr != nil {
+			return failureFor(rerr)
+		}
+		return &messages.Envelope{Body: &messages.Envelope_CleanupCount{CleanupCount: &messages.CleanupCount{
+			UsersMarkedOffline: b2i(offline), BusyStatusCleared: b2i(busy),
+		}}}
+
+	case *messages.Envelope_Watch:
+		m := b.Watch
+		if a.watchers == nil {
+			a.watchers = make(map[string]*actor.PID)
+		}
+		a.watchers[m.GetHubAddress()+"/"+m.GetHubId()] = actor.NewPID(m.GetHubAddress(), m.GetHubId())
+		if !a.exists {
+			return notFound
+		}
+		return a.status()
+
+	case *messages.Envelope_Unwatch:
+		m := b.Unwatch
+		delete(a.watchers, m.GetHubAddress()+"/"+m.GetHubId())
+		return ack
+
+	default:
+		// A kind this version does not know (a newer node sent it): ignore.
+		return nil
+	}
+	if err != nil {
+		return failureFor(err)
+	}
+	a.rearm(now)
+	if !a.exists {
+		return notFound
+	}
+	return a.status()
+}
+
+func setName(r *record, name string) {
+	if name != "" {
+		r.username = name
+	}
+}
+
+func (a *userActor) update(ctx actor.Context, now int64, m *messages.UpdateStatus) error {
+	a.lastRest = now
+	return a.change(ctx, now, func(r *record) {
+		setName(r, m.GetUsername())
+		r.lastSeen = now
+		if m.GetSetOnline() {
+			r.online = m.GetIsOnline()
+		}
+		switch {
+		case m.GetSetBusy() && !m.GetIsBusy():
+			r.busy, r.busyUntil = false, 0
+		case m.GetSetBusy():
+			r.busy, r.busyUntil = true, 0
+			if m.GetSetBusyUntil() {
+				r.busyUntil = m.GetBusyUntil()
+			}
+		case m.GetSetBusyUntil() && m.GetBusyUntil() != 0:
+			r.busy, r.busyUntil = true, m.GetBusyUntil()
+		case m.GetSetBusyUntil():
+			r.busyUntil = 0
+		}
+	})
+}
+
+func (a *userActor) sessionsChanged(ctx actor.Context, now int64, m *messages.Sessions) error {
+	if a.sessions == nil {
+		a.sessions = make(map[string]int32)
+	}
+	prev := a.sessionTotal
+	if m.GetCount() > 0 {
+		a.sessions[m.GetNode()] = m.GetCount()
+	} else {
+		delete(a.sessions, m.GetNode())
+	}
+	a.sessionTotal = 0
+	for _, n := range a.sessions {
+		a.sessionTotal += n
+	}
+	switch {
+	case prev == 0 && a.sessionTotal > 0:
+		if a.exists && a.rec.online && a.graceUntil != 0 && a.graceUntil > now {
+			a.cfg.Observer.FlapSuppressed()
+		}
+		a.graceUntil = 0
+		return a.change(ctx, now, func(r *record) {
+			setName(r, m.GetUsername())
+			r.online = true
+			r.lastSeen = now
+		})
+	case prev > 0 && a.sessionTotal == 0 && a.exists:
+		a.graceUntil = now + a.cfg.DisconnectGrace.Microseconds()
+		return a.change(ctx, now, func(r *record) { r.lastSeen = now })
+	}
+	return nil
+}
+
+// change applies mutate to the record and persists the result. A change
+// watchers can see gets a new version and is written synchronously (and
+// pushed); a change of last_seen alone goes to the write-behind queue. On a
+// version conflict the actor reloads and applies mutate again; on any other
+// store error the record is left as it was.
+func (a *userActor) change(ctx actor.Context, now int64, mutate func(r *record)) error {
+	for attempt := 1; ; attempt++ {
+		before, existed := a.rec, a.exists
+		if !existed {
+			a.rec = record{userID: a.id, createdAt: now, lastSeen: now}
+		}
+		mutate(&a.rec)
+		a.rec.sessionsHeld = a.sessionTotal > 0
+		if existed && !a.rec.visible(&before) {
+			if a.rec.lastSeen != before.lastSeen {
+				a.touchLastSeen()
+			}
+			return nil
+		}
+		a.rec.version = before.version + 1
+		a.rec.updatedAt = now
+		err := a.save(before.version)
+		if err == nil {
+			a.exists = true
+			a.push(ctx)
+			return nil
+		}
+		a.rec, a.exists = before, existed
+		if !errors.Is(err, store.ErrVersionConflict) || attempt == maxSaveAttempts {
+			return err
+		}
+		a.cfg.Logger.Info("version conflict, reloading", slog.Int64("user_id", a.id), slog.Uint64("version", before.version))
+		if err := a.reload(); err != nil {
+			return err
+		}
+	}
+}
+
+func (a *userActor) save(prevVersion uint64) error {
+	sctx, cancel := a.storeCtx()
+	defer cancel()
+	if err := a.cfg.Store.Save(sctx, a.rec.proto(), prevVersion); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (a *userActor) touchLastSeen() {
+	if a.cfg.LastSeen != nil {
+		a.cfg.LastSeen.Touch(a.id, a.rec.lastSeen)
+		return
+	}
+	sctx, cancel := a.storeCtx()
+	defer cancel()
+	if err := a.cfg.Store.TouchLastSeen(sctx, []store.Touch{{UserID: a.id, LastSeen: a.rec.lastSeen}}); err != nil {
+		a.cfg.Logger.Warn("last_seen write failed", slog.Int64("user_id", a.id), slog.Any("err", err))
+	}
+}
+
+func (a *userActor) push(ctx actor.Context) {
+	if len(a.watchers) == 0 {
+		return
+	}
+	env := &messages.Envelope{Body: &messages.Envelope_PresenceUpdate{PresenceUpdate: &messages.PresenceUpdate{State: a.rec.proto()}}}
+	for _, pid := range a.watchers {
+		ctx.Send(pid, env)
+	}
+}
+
+// offlineDeadline is when the user goes offline if nothing happens, or 0
+// when no inactivity rule applies (offline already, or sessions open).
+func (a *userActor) offlineDeadline() int64 {
+	if !a.exists || !a.rec.online || a.sessionTotal > 0 {
+		return 0
+	}
+	deadline := a.lastRest + a.cfg.OfflineAfter.Microseconds()
+	if a.graceUntil != 0 {
+		// The last session just closed: the grace period decides, unless
+		// a REST heartbeat keeps the user online longer.
+		deadline = max(a.graceUntil, a.lastRest+a.cfg.OfflineAfter.Microseconds())
+	}
+	return deadline
+}
+
+// expire applies the transitions whose deadlines have passed. It is what a
+// timer firing and an admin cleanup both do.
+func (a *userActor) expire(ctx actor.Context, now int64) (wentOffline, busyCleared bool, err error) {
+	deadline := a.offlineDeadline()
+	wentOffline = deadline != 0 && now >= deadline
+	busyCleared = a.exists && a.rec.busy && a.rec.busyUntil != 0 && now >= a.rec.busyUntil
+	if wentOffline || busyCleared {
+		err = a.change(ctx, now, func(r *record) {
+			if wentOffline {
+				r.online = false
+			}
+			if busyCleared {
+				r.busy, r.busyUntil = false, 0
+			}
+		})
+		if err != nil {
+			a.cfg.Logger.Warn("timer transition not persisted, will retry", slog.Int64("user_id", a.id), slog.Any("err", err))
+			a.armTimer(&a.retry, retryTimer, now+retryAfterFailure.Microseconds(), now)
+			wentOffline, busyCleared = false, false
+		} else if wentOffline {
+			a.graceUntil = 0
+			a.cfg.Observer.WentOffline(time.Duration(now-a.rec.lastSeen) * time.Microsecond)
+		}
+	}
+	a.rearm(now)
+	return wentOffline, busyCleared, err
+}
+
+// rearm makes the armed timers match the record's deadlines. The offline
+// timer is re-armed only when the deadline moved earlier: a later deadline
+// (the usual effect of a heartbeat) is picked up when the old timer fires,
+// so heartbeats do not churn timers.
+func (a *userActor) rearm(now int64) {
+	if d := a.offlineDeadline(); d == 0 {
+		a.stopTimer(&a.offline)
+	} else if a.offline.at == 0 || a.offline.at > d {
+		a.armTimer(&a.offline, offlineTimer, d, now)
+	}
+	if a.exists && a.rec.busy && a.rec.busyUntil != 0 {
+		if a.busy.at != a.rec.busyUntil {
+			a.armTimer(&a.busy, busyTimer, a.rec.busyUntil, now)
+		}
+	} else {
+		a.stopTimer(&a.busy)
+	}
+}
+
+func (a *userActor) armTimer(t *timer, kind timerKind, at, now int64) {
+	a.stopTimer(t)
+	t.gen++
+	t.at = at
+	gen, self, root := t.gen, a.self, a.root
+	// A deadline beyond maxTimerWait is approached in steps: each firing
+	// finds the deadline not reached yet and arms the next step.
+	wait := min(at-now, maxTimerWait.Microseconds())
+	t.stop = a.cfg.Clock.AfterFunc(time.Duration(wait)*time.Microsecond, func() {
+		root.Send(self, &timerFired{kind: kind, gen: gen})
+	})
+}
+
+func (a *userActor) stopTimer(t *timer) {
+	if t.stop != nil {
+		t.stop()
+		t.stop = nil
+	}
+	t.at = 0
+}
+
+func (a *userActor) onTimer(ctx actor.Context, m *timerFired) {
+	var t *timer
+	switch m.kind {
+	case offlineTimer:
+		t = &a.offline
+	case busyTimer:
+		t = &a.busy
+	case retryTimer:
+		t = &a.retry
+	}
+	if t == nil || t.gen != m.gen || t.at == 0 {
+		return // stopped or re-armed since
+	}
+	t.at, t.stop = 0, nil
+	_, _, _ = a.expire(ctx, a.now())
+}
+
+// idle reports whether the actor holds nothing that needs it in memory.
+func (a *userActor) idle() bool {
+	return a.offline.at == 0 && a.busy.at == 0 && a.retry.at == 0 && a.sessionTotal == 0 && len(a.watchers) == 0
+}
+
+func (a *userActor) updatePassivation(ctx actor.Context) {
+	idle := a.idle()
+	if idle && !a.exists && a.loadErr == nil {
+		// Nothing stored and nobody interested (a lookup of an unknown
+		// user): do not keep an actor for it.
+		ctx.Send(ctx.Parent(), &passivate{userID: a.id, pid: ctx.Self()})
+		return
+	}
+	if idle == a.receiveTimeoutSet {
+		return
+	}
+	a.receiveTimeoutSet = idle
+	if idle {
+		ctx.SetReceiveTimeout(a.cfg.PassivateAfter)
+	} else {
+		ctx.CancelReceiveTimeout()
+	}
+}
+
+func (a *userActor) status() *messages.Envelope {
+	return &messages.Envelope{Body: &messages.Envelope_StateReply{StateReply: &messages.StateReply{State: a.rec.proto()}}}
+}
+
+var (
+	notFound = &messages.Envelope{Body: &messages.Envelope_NotFound{NotFound: &messages.NotFound{}}}
+	ack      = &messages.Envelope{Body: &messages.Envelope_Ack{Ack: &messages.Ack{}}}
+)
+
+func failure(code int32, detail string) *messages.Envelope {
+	return &messages.Envelope{Body: &messages.Envelope_Failure{Failure: &messages.Failure{Code: code, Detail: detail}}}
+}
+
+func failureFor(err error) *messages.Envelope {
+	if errors.Is(err, store.ErrVersionConflict) {
+		return failure(409, detailStoreConflict)
+	}
+	return failure(503, detailStoreUnavailable)
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}

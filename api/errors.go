@@ -1,0 +1,61 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/presence-cluster/presence/actors"
+)
+
+const (
+	detailInternal    = "Internal server error"
+	detailUnavailable = "Service temporarily unavailable, retry later"
+)
+
+// writeDetail answers with status and {"detail": detail}.
+func writeDetail(c *fiber.Ctx, status int, detail string) error {
+	c.Status(status)
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(AppendDetail(nil, detail))
+}
+
+// handleError is Fiber's error handler: every error leaves as a
+// {"detail": ...} body with no internal text in it.
+func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	var v errValidation
+	var fe *fiber.Error
+	switch {
+	case errors.As(err, &v):
+		return writeDetail(c, fiber.StatusUnprocessableEntity, string(v))
+	case errors.Is(err, errNoFields):
+		return writeDetail(c, fiber.StatusBadRequest, detailNoFields)
+	case errors.Is(err, errTooManyIDs):
+		return writeDetail(c, fiber.StatusBadRequest, detailTooManyIDs)
+	case errors.Is(err, actors.ErrTimeout):
+		s.log.Warn("actor request timed out", slog.String("path", c.Path()))
+		return writeDetail(c, fiber.StatusServiceUnavailable, detailUnavailable)
+	case errors.As(err, &fe):
+		switch fe.Code {
+		case fiber.StatusRequestEntityTooLarge:
+			return writeDetail(c, fe.Code, "Request body too large")
+		case fiber.StatusNotFound:
+			return writeDetail(c, fe.Code, "Not Found")
+		case fiber.StatusMethodNotAllowed:
+			return writeDetail(c, fe.Code, "Method Not Allowed")
+		}
+		if fe.Code >= 500 {
+			s.log.Error("request failed", slog.String("path", c.Path()), slog.Any("err", err))
+			return writeDetail(c, fe.Code, detailInternal)
+		}
+		return writeDetail(c, fe.Code, fe.Message)
+	}
+	s.log.Error("request failed", slog.String("path", c.Path()), slog.Any("err", err))
+	return writeDetail(c, fiber.StatusInternalServerError, detailInternal)
+}
+
+func (s *Server) logPanic(c *fiber.Ctx, e any) {
+	s.log.Error("handler panic", slog.String("path", c.Path()), slog.Any("panic", e), slog.String("stack", string(debug.Stack())))
+}

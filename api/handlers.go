@@ -1,0 +1,217 @@
+package api
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/bytebufferpool"
+
+	"github.com/presence-cluster/presence/api/auth"
+	"github.com/presence-cluster/presence/messages"
+)
+
+const identityKey = "presence.identity"
+
+var heartbeatBody = []byte(`{"message":"Heartbeat received"}`)
+
+// authenticate verifies the bearer token and stores the caller's identity.
+func (s *Server) authenticate(c *fiber.Ctx) error {
+	token, ok := bearerToken(c.Get(fiber.HeaderAuthorization))
+	if !ok {
+		return unauthorized(c)
+	}
+	id, err := s.cfg.Verifier.Verify(token)
+	if err != nil {
+		return unauthorized(c)
+	}
+	c.Locals(identityKey, id)
+	return c.Next()
+}
+
+func bearerToken(h string) (string, bool) {
+	const prefix = "Bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(prefix):]), true
+}
+
+func unauthorized(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderWWWAuthenticate, "Bearer")
+	return writeDetail(c, fiber.StatusUnauthorized, detailInvalidToken)
+}
+
+func identity(c *fiber.Ctx) auth.Identity {
+	id, _ := c.Locals(identityKey).(auth.Identity)
+	return id
+}
+
+func (s *Server) requireAdmin(c *fiber.Ctx) error {
+	if !identity(c).Admin {
+		return writeDetail(c, fiber.StatusForbidden, detailAdminRequired)
+	}
+	return c.Next()
+}
+
+func (s *Server) requestCtx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
+}
+
+// ask sends env to the actor of userID and turns a refusal into an error
+// response. It returns the user's state, or nil when the answer was written
+// already (not found, failure).
+func (s *Server) ask(c *fiber.Ctx, userID int64, env *messages.Envelope) (*messages.UserState, error) {
+	ctx, cancel := s.requestCtx(c)
+	defer cancel()
+	reply, err := s.cfg.Router.Request(ctx, userID, env)
+	if err != nil {
+		return nil, err
+	}
+	return s.stateOf(c, reply)
+}
+
+func (s *Server) stateOf(c *fiber.Ctx, reply *messages.Envelope) (*messages.UserState, error) {
+	switch b := reply.GetBody().(type) {
+	case *messages.Envelope_StateReply:
+		return b.StateReply.GetState(), nil
+	case *messages.Envelope_NotFound:
+		return nil, writeDetail(c, fiber.StatusNotFound, detailNotFound)
+	case *messages.Envelope_Failure:
+		return nil, writeDetail(c, int(b.Failure.GetCode()), b.Failure.GetDetail())
+	}
+	return nil, fiber.NewError(fiber.StatusInternalServerError, "unexpected actor reply")
+}
+
+func writeJSON(c *fiber.Ctx, st *messages.UserState, appendFn func([]byte, *messages.UserState) []byte) error {
+	buf := bytebufferpool.Get()
+	defer bytebufferpool.Put(buf)
+	buf.B = appendFn(buf.B[:0], st)
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	// Send copies into the response, so the buffer can go back to the pool.
+	return c.Send(buf.B)
+}
+
+func (s *Server) getMyStatus(c *fiber.Ctx) error {
+	me := identity(c)
+	st, err := s.ask(c, me.UserID, &messages.Envelope{Body: &messages.Envelope_GetStatus{GetStatus: &messages.GetStatus{
+		UserId: me.UserID, Username: me.Username, Create: true,
+	}}})
+	if st == nil {
+		return err
+	}
+	return writeJSON(c, st, AppendStatus)
+}
+
+func (s *Server) putMyStatus(c *fiber.Ctx) error {
+	me := identity(c)
+	u, err := parseStatusUpdate(c.Body(), s.cfg.Now())
+	if err != nil {
+		return err
+	}
+	u.UserId, u.Username = me.UserID, me.Username
+	st, err := s.ask(c, me.UserID, &messages.Envelope{Body: &messages.Envelope_UpdateStatus{UpdateStatus: u}})
+	if st == nil {
+		return err
+	}
+	return writeJSON(c, st, AppendStatus)
+}
+
+func (s *Server) postHeartbeat(c *fiber.Ctx) error {
+	me := identity(c)
+	st, err := s.ask(c, me.UserID, &messages.Envelope{Body: &messages.Envelope_Heartbeat{Heartbeat: &messages.Heartbeat{
+		UserId: me.UserID, Username: me.Username,
+	}}})
+	if st == nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(heartbeatBody)
+}
+
+func (s *Server) getPresence(c *fiber.Ctx) error {
+	id, err := parseUserID(c.Params("user_id"))
+	if err != nil {
+		return err
+	}
+	st, err := s.ask(c, id, getPresence(id))
+	if st == nil {
+		return err
+	}
+	return writeJSON(c, st, AppendPresence)
+}
+
+func getPresence(id int64) *messages.Envelope {
+	return &messages.Envelope{Body: &messages.Envelope_GetPresence{GetPresence: &messages.GetPresence{UserId: id}}}
+}
+
+func (s *Server) getPresenceBatch(c *fiber.Ctx) error {
+	ids, err := parseUserIDs(c.Query("user_ids"))
+	if err != nil {
+		return err
+	}
+	envs := make([]*messages.Envelope, len(ids))
+	for i, id := range ids {
+		envs[i] = getPresence(id)
+	}
+	ctx, cancel := s.requestCtx(c)
+	defer cancel()
+	replies, errs := s.cfg.Router.RequestAll(ctx, envs)
+
+	buf := bytebufferpool.Get()
+	defer bytebufferpool.Put(buf)
+	b := append(buf.B[:0], '[')
+	first := true
+	for i, reply := range replies {
+		if errs[i] != nil {
+			return errs[i]
+		}
+		switch body := reply.GetBody().(type) {
+		case *messages.Envelope_StateReply:
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = AppendPresence(b, body.StateReply.GetState())
+		case *messages.Envelope_NotFound:
+			// Unknown users are left out, as in the seed's example.
+		case *messages.Envelope_Failure:
+			return writeDetail(c, int(body.Failure.GetCode()), body.Failure.GetDetail())
+		}
+	}
+	buf.B = append(b, ']')
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(buf.B)
+}
+
+func (s *Server) postCleanup(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), 10*s.cfg.RequestTimeout)
+	defer cancel()
+	counts, err := s.cfg.Router.Cleanup(ctx)
+	if err != nil {
+		return err
+	}
+	b := append([]byte(nil), `{"message":"Presence cleanup completed","users_marked_offline":`...)
+	b = strconv.AppendInt(b, counts.GetUsersMarkedOffline(), 10)
+	b = append(b, `,"busy_status_cleared":`...)
+	b = strconv.AppendInt(b, counts.GetBusyStatusCleared(), 10)
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(append(b, '}'))
+}
+
+func (s *Server) healthz(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+func (s *Server) readyz(c *fiber.Ctx) error {
+	if s.draining.Load() {
+		return writeDetail(c, fiber.StatusServiceUnavailable, "Draining")
+	}
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(); err != nil {
+			return writeDetail(c, fiber.StatusServiceUnavailable, "Not ready")
+		}
+	}
+	return c.JSON(fiber.Map{"status": "ready"})
+}

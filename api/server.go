@@ -1,0 +1,145 @@
+// Package api is the HTTP and WebSocket front of a presence node: Fiber
+// handlers that authenticate the caller and talk to user actors only by
+// message, through a Router.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+
+	"github.com/presence-cluster/presence/api/auth"
+	"github.com/presence-cluster/presence/messages"
+)
+
+// Defaults for Config.
+const (
+	DefaultBodyLimit      = 16 << 10
+	DefaultHeaderLimit    = 8 << 10
+	DefaultReadTimeout    = 10 * time.Second
+	DefaultWriteTimeout   = 10 * time.Second
+	DefaultIdleTimeout    = 120 * time.Second
+	DefaultRequestTimeout = 5 * time.Second
+)
+
+// Router delivers messages to user actors wherever they live. The cluster
+// package implements it; handlers never see a PID.
+type Router interface {
+	// Request sends env to the actor of userID and returns its answer.
+	Request(ctx context.Context, userID int64, env *messages.Envelope) (*messages.Envelope, error)
+	// RequestAll sends each envelope to the actor of the user it names, all
+	// at once, and returns the answers in the same order (nil where that
+	// request failed, with its error).
+	RequestAll(ctx context.Context, envs []*messages.Envelope) ([]*messages.Envelope, []error)
+	// Cleanup makes every user actor of the cluster re-check its timers and
+	// returns the summed counts.
+	Cleanup(ctx context.Context) (*messages.CleanupCount, error)
+}
+
+// Config configures the HTTP front.
+type Config struct {
+	Router   Router
+	Verifier *auth.Verifier
+	// BodyLimit is the largest request body accepted (413 beyond).
+	BodyLimit int
+	// HeaderLimit is the largest request head accepted (431 beyond).
+	HeaderLimit    int
+	ReadTimeout    time.Duration
+	WriteTimeout   time.Duration
+	IdleTimeout    time.Duration
+	RequestTimeout time.Duration
+	// Ready reports whether the node can serve (store reachable, joined);
+	// nil means always ready.
+	Ready  func() error
+	Logger *slog.Logger
+	// Now is the clock used to judge busy_until; nil is time.Now.
+	Now func() time.Time
+}
+
+// Server is the Fiber application of one node.
+type Server struct {
+	cfg      Config
+	app      *fiber.App
+	log      *slog.Logger
+	draining atomic.Bool
+}
+
+// New builds the server and its routes.
+func New(cfg Config) (*Server, error) {
+	if cfg.Router == nil || cfg.Verifier == nil {
+		return nil, errors.New("api: Router and Verifier are required")
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = DefaultBodyLimit
+	}
+	if cfg.HeaderLimit <= 0 {
+		cfg.HeaderLimit = DefaultHeaderLimit
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "presenced",
+		DisableStartupMessage: true,
+		BodyLimit:             cfg.BodyLimit,
+		ReadBufferSize:        cfg.HeaderLimit,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		ErrorHandler:          s.handleError,
+	})
+	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	s.app.Get("/healthz", s.healthz)
+	s.app.Get("/readyz", s.readyz)
+
+	authed := s.authenticate
+	s.app.Get("/users/me/status", authed, s.getMyStatus)
+	s.app.Put("/users/me/status", authed, s.putMyStatus)
+	s.app.Post("/users/me/heartbeat", authed, s.postHeartbeat)
+	s.app.Get("/users/presence", authed, s.getPresenceBatch)
+	s.app.Get("/users/:user_id/presence", authed, s.getPresence)
+	s.app.Post("/admin/cleanup-presence", authed, s.requireAdmin, s.postCleanup)
+}
+
+// App exposes the Fiber app, for tests and for mounting more routes.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve serves HTTP on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Drain makes /readyz fail so load balancers stop sending new work.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.Drain()
+	return s.app.ShutdownWithContext(ctx)
+}

@@ -1,0 +1,137 @@
+package cluster
+
+import (
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/presence-cluster/presence/actors"
+	"github.com/presence-cluster/presence/api"
+)
+
+// Config is everything a node needs. The zero value of a field means its
+// documented default (see Defaults); cmd/presenced fills it from flags and
+// PRESENCE_* environment variables.
+type Config struct {
+	// NodeName names this member (default: the host name).
+	NodeName string
+	// HTTPAddr is the HTTP and WebSocket listen address (default ":8000").
+	HTTPAddr string
+	// DataDir holds the embedded store and the generated dev secret
+	// (default "./data").
+	DataDir string
+	// Store is "bolt" (a file in DataDir), "memory", or a postgres:// URL
+	// (default "bolt").
+	Store string
+
+	// JWTSecret is the HS256 secret; empty with no public keys means a
+	// secret generated into DataDir.
+	JWTSecret string
+	// JWTPublicKeys is a PEM or JWKS file of RS256/ES256/EdDSA public keys.
+	JWTPublicKeys string
+	// JWTIssuer and JWTAudience, when set, must match the token's claims.
+	JWTIssuer   string
+	JWTAudience string
+	// JWTLeeway is the clock skew allowed on exp/nbf/iat (default 30s).
+	JWTLeeway time.Duration
+
+	// OfflineAfter: no heartbeat and no WebSocket for this long is offline
+	// (default 5m).
+	OfflineAfter time.Duration
+	// DisconnectGrace: the last WebSocket closed for this long is offline
+	// (default 15s).
+	DisconnectGrace time.Duration
+	// PassivateAfter: an idle user actor is stopped after this long
+	// (default 2m).
+	PassivateAfter time.Duration
+	// LastSeenFlush bounds how stale a stored last_seen may be: heartbeats
+	// that change nothing else are written in batches at this interval
+	// (default 1s).
+	LastSeenFlush time.Duration
+
+	// BodyLimit is the largest HTTP request body (default 16 KiB).
+	BodyLimit int
+	// RequestTimeout bounds one request to a user actor (default 5s).
+	RequestTimeout time.Duration
+	// ShutdownTimeout bounds a graceful shutdown (default 20s).
+	ShutdownTimeout time.Duration
+
+	// Logger receives the node's logs (default: slog.Default()).
+	Logger *slog.Logger
+	// Clock drives the user actors' timers; tests may inject a fake one.
+	Clock actors.Clock
+}
+
+// Defaults of Config.
+const (
+	DefaultHTTPAddr        = ":8000"
+	DefaultDataDir         = "./data"
+	DefaultStore           = "bolt"
+	DefaultLastSeenFlush   = time.Second
+	DefaultShutdownTimeout = 20 * time.Second
+	DefaultJWTLeeway       = 30 * time.Second
+)
+
+// Defaults returns a Config with every default filled in.
+func Defaults() Config {
+	host, _ := os.Hostname()
+	return Config{
+		NodeName:        host,
+		HTTPAddr:        DefaultHTTPAddr,
+		DataDir:         DefaultDataDir,
+		Store:           DefaultStore,
+		JWTLeeway:       DefaultJWTLeeway,
+		OfflineAfter:    actors.DefaultOfflineAfter,
+		DisconnectGrace: actors.DefaultDisconnectGrace,
+		PassivateAfter:  actors.DefaultPassivateAfter,
+		LastSeenFlush:   DefaultLastSeenFlush,
+		BodyLimit:       api.DefaultBodyLimit,
+		RequestTimeout:  api.DefaultRequestTimeout,
+		ShutdownTimeout: DefaultShutdownTimeout,
+	}
+}
+
+// withDefaults fills the zero fields of c from Defaults.
+func (c Config) withDefaults() Config {
+	d := Defaults()
+	if c.NodeName == "" {
+		c.NodeName = d.NodeName
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = d.HTTPAddr
+	}
+	if c.DataDir == "" {
+		c.DataDir = d.DataDir
+	}
+	if c.Store == "" {
+		c.Store = d.Store
+	}
+	if c.JWTLeeway == 0 {
+		c.JWTLeeway = d.JWTLeeway
+	}
+	if c.OfflineAfter <= 0 {
+		c.OfflineAfter = d.OfflineAfter
+	}
+	if c.DisconnectGrace <= 0 {
+		c.DisconnectGrace = d.DisconnectGrace
+	}
+	if c.PassivateAfter <= 0 {
+		c.PassivateAfter = d.PassivateAfter
+	}
+	if c.LastSeenFlush <= 0 {
+		c.LastSeenFlush = d.LastSeenFlush
+	}
+	if c.BodyLimit <= 0 {
+		c.BodyLimit = d.BodyLimit
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = d.ShutdownTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}

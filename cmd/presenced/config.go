@@ -1,0 +1,155 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/presence-cluster/presence/cluster"
+)
+
+// setting is one configuration knob: a flag and a PRESENCE_* variable.
+// A flag given on the command line wins over the variable, which wins over
+// the default.
+type setting struct {
+	flag, env, usage string
+	secret           bool
+	value            flag.Value
+}
+
+type durationValue struct{ p *time.Duration }
+
+func (d durationValue) String() string {
+	if d.p == nil {
+		return ""
+	}
+	return d.p.String()
+}
+func (d durationValue) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want a Go duration such as 90s or 5m: %w", err)
+	}
+	*d.p = v
+	return nil
+}
+
+type stringValue struct{ p *string }
+
+func (v stringValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+func (v stringValue) Set(s string) error { *v.p = s; return nil }
+
+// sizeValue is a byte size: a number with an optional KiB/MiB suffix.
+type sizeValue struct{ p *int }
+
+func (v sizeValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strconv.Itoa(*v.p)
+}
+func (v sizeValue) Set(s string) error {
+	mult := 1
+	t := strings.TrimSpace(s)
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"KB", 1000}, {"MB", 1000 * 1000}, {"B", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(t)
+	if err != nil || n <= 0 {
+		return fmt.Errorf("want a positive size such as 65536 or 64KiB")
+	}
+	*v.p = n * mult
+	return nil
+}
+
+func settings(c *cluster.Config) []setting {
+	return []setting{
+		{"http-addr", "PRESENCE_HTTP_ADDR", "HTTP and WebSocket listen address", false, stringValue{&c.HTTPAddr}},
+		{"data-dir", "PRESENCE_DATA_DIR", "embedded store and generated dev secret", false, stringValue{&c.DataDir}},
+		{"store", "PRESENCE_STORE", "bolt (file in the data dir), memory, or a postgres:// URL", true, stringValue{&c.Store}},
+		{"jwt-secret", "PRESENCE_JWT_SECRET", "HS256 secret (default: generated into the data dir)", true, stringValue{&c.JWTSecret}},
+		{"jwt-public-keys", "PRESENCE_JWT_PUBLIC_KEYS", "PEM or JWKS file of RS256/ES256/EdDSA public keys", false, stringValue{&c.JWTPublicKeys}},
+		{"jwt-issuer", "PRESENCE_JWT_ISSUER", "required iss claim (default: not checked)", false, stringValue{&c.JWTIssuer}},
+		{"jwt-audience", "PRESENCE_JWT_AUDIENCE", "required aud claim (default: not checked)", false, stringValue{&c.JWTAudience}},
+		{"jwt-leeway", "PRESENCE_JWT_LEEWAY", "clock skew allowed on exp/nbf/iat", false, durationValue{&c.JWTLeeway}},
+		{"offline-after", "PRESENCE_OFFLINE_AFTER", "no heartbeat and no WebSocket for this long: offline", false, durationValue{&c.OfflineAfter}},
+		{"disconnect-grace", "PRESENCE_DISCONNECT_GRACE", "last WebSocket closed for this long: offline", false, durationValue{&c.DisconnectGrace}},
+		{"passivate-after", "PRESENCE_PASSIVATE_AFTER", "idle user actors are stopped after this long", false, durationValue{&c.PassivateAfter}},
+		{"last-seen-flush", "PRESENCE_LAST_SEEN_FLUSH", "most a stored last_seen lags behind heartbeats", false, durationValue{&c.LastSeenFlush}},
+		{"body-limit", "PRESENCE_BODY_LIMIT", "largest HTTP request body", false, sizeValue{&c.BodyLimit}},
+		{"request-timeout", "PRESENCE_REQUEST_TIMEOUT", "bound on one request to a user actor", false, durationValue{&c.RequestTimeout}},
+		{"shutdown-timeout", "PRESENCE_SHUTDOWN_TIMEOUT", "bound on a graceful shutdown", false, durationValue{&c.ShutdownTimeout}},
+		{"node-name", "PRESENCE_NODE_NAME", "this member's name", false, stringValue{&c.NodeName}},
+	}
+}
+
+// loadConfig builds the configuration from defaults, the environment and
+// the command line, in that order of precedence (last wins).
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (cluster.Config, error) {
+	cfg := cluster.Defaults()
+	fs := flag.NewFlagSet("presenced", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	all := settings(&cfg)
+	for _, s := range all {
+		if v := getenv(s.env); v != "" {
+			if err := s.value.Set(v); err != nil {
+				return cfg, fmt.Errorf("%s=%q: %w", s.env, v, err)
+			}
+		}
+		fs.Var(s.value, s.flag, s.usage+" (env "+s.env+")")
+	}
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "presenced: a presence node. Every flag also reads its PRESENCE_* variable.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return cfg, nil
+}
+
+// printConfig writes the effective configuration, secrets masked.
+func printConfig(w io.Writer, cfg *cluster.Config) {
+	fmt.Fprintln(w, "presenced configuration:")
+	for _, s := range settings(cfg) {
+		v := s.value.String()
+		if s.secret && v != "" && v != "bolt" && v != "memory" {
+			v = mask(v)
+		}
+		if v == "" {
+			v = "(none)"
+		}
+		fmt.Fprintf(w, "  %-26s %s\n", s.env, v)
+	}
+}
+
+// mask hides a secret; for a URL it keeps the scheme and host so operators
+// can still see where the node points.
+func mask(v string) string {
+	if i := strings.Index(v, "://"); i >= 0 {
+		rest := v[i+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			return v[:i+3] + "****@" + rest[at+1:]
+		}
+		return v
+	}
+	return "****"
+}
+

@@ -1,0 +1,57 @@
+// Command presenced runs one presence node: the Presence & Status HTTP API
+// and its WebSocket push, on per-user actors.
+//
+// With no configuration it serves on :8000 with an embedded file store and a
+// generated JWT secret in ./data; see the README for every setting.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/presence-cluster/presence/cluster"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	slog.SetDefault(logger)
+	cfg, err := loadConfig(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "presenced:", err)
+		return 2
+	}
+	cfg.Logger = logger
+	printConfig(os.Stderr, &cfg)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	node, err := cluster.Start(ctx, cfg)
+	if err != nil {
+		logger.Error("start failed", slog.Any("err", err))
+		return 1
+	}
+	select {
+	case <-ctx.Done():
+		logger.Info("signal received, shutting down")
+	case err := <-node.Served():
+		logger.Error("http server stopped", slog.Any("err", err))
+	}
+	if err := node.Shutdown(context.Background()); err != nil {
+		logger.Error("shutdown", slog.Any("err", err))
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,7 @@
+// Package messages holds the protobuf messages exchanged between HTTP
+// handlers, WebSocket hubs, user actors and cluster nodes.
+//
+// The Go code is generated from presence.proto (make proto) and committed.
+package messages
+
+//go:generate protoc --go_out=. --go_opt=paths=source_relative presence.proto
