@@ -44,6 +44,19 @@ const maxSaveAttempts = 4
 // again after the store refused it.
 const retryAfterFailure = time.Second
 
+// sessionCount is a hub's latest report of the user's sessions.
+type sessionCount struct {
+	count int32
+	seq   uint64
+}
+
+// watcher is a hub watching the user.
+type watcher struct {
+	pid    *actor.PID
+	seq    uint64
+	active bool
+}
+
 // timer is one armed timer of the actor. gen tells a stale firing (one that
 // was stopped too late) from the current one.
 type timer struct {
@@ -63,8 +76,8 @@ type userActor struct {
 	rec     record
 	loadErr error
 
-	// sessions holds the number of open WebSocket sessions per node.
-	sessions     map[string]int32
+	// sessions holds the open WebSocket sessions reported by each hub.
+	sessions     map[string]sessionCount
 	sessionTotal int32
 	// lastRest is the last REST sign of life (heartbeat, PUT); the
 	// inactivity deadline counts from it.
@@ -75,7 +88,10 @@ type userActor struct {
 
 	offline, busy, retry timer
 
-	watchers map[string]*actor.PID
+	// watchers are the hubs subscribed to this user, with tombstones of
+	// recent unwatches so a late, reordered Watch cannot revive one.
+	watchers     map[string]*watcher
+	watcherCount int
 
 	receiveTimeoutSet bool
 }
@@ -195,7 +211,7 @@ func (a *userActor) handle(ctx actor.Context, env *messages.Envelope) *messages.
 
 	case *messages.Envelope_Heartbeat:
 		m := b.Heartbeat
-		a.lastRest = now
+		a.restActivity(now)
 		err = a.change(ctx, now, func(r *record) {
 			setName(r, m.GetUsername())
 			r.online = true
@@ -226,10 +242,7 @@ func (a *userActor) handle(ctx actor.Context, env *messages.Envelope) *messages.
 
 	case *messages.Envelope_Watch:
 		m := b.Watch
-		if a.watchers == nil {
-			a.watchers = make(map[string]*actor.PID)
-		}
-		a.watchers[m.GetHubAddress()+"/"+m.GetHubId()] = actor.NewPID(m.GetHubAddress(), m.GetHubId())
+		a.setWatch(m.GetHubAddress(), m.GetHubId(), m.GetSeq(), true)
 		if !a.exists {
 			return notFound
 		}
@@ -237,7 +250,7 @@ func (a *userActor) handle(ctx actor.Context, env *messages.Envelope) *messages.
 
 	case *messages.Envelope_Unwatch:
 		m := b.Unwatch
-		delete(a.watchers, m.GetHubAddress()+"/"+m.GetHubId())
+		a.setWatch(m.GetHubAddress(), m.GetHubId(), m.GetSeq(), false)
 		return ack
 
 	default:
@@ -254,14 +267,46 @@ func (a *userActor) handle(ctx actor.Context, env *messages.Envelope) *messages.
 	return a.status()
 }
 
+// setWatch applies a hub's Watch or Unwatch unless a newer one of the same
+// hub was applied already.
+func (a *userActor) setWatch(address, id string, seq uint64, active bool) {
+	key := address + "/" + id
+	w, ok := a.watchers[key]
+	if ok && seq < w.seq {
+		return
+	}
+	if !ok {
+		if a.watchers == nil {
+			a.watchers = make(map[string]*watcher)
+		}
+		w = &watcher{pid: actor.NewPID(address, id)}
+		a.watchers[key] = w
+	}
+	if w.active != active {
+		if active {
+			a.watcherCount++
+		} else {
+			a.watcherCount--
+		}
+	}
+	w.seq, w.active = seq, active
+}
+
 func setName(r *record, name string) {
 	if name != "" {
 		r.username = name
 	}
 }
 
-func (a *userActor) update(ctx actor.Context, now int64, m *messages.UpdateStatus) error {
+// restActivity records a REST sign of life: it restarts the inactivity
+// rule and ends a disconnect grace period.
+func (a *userActor) restActivity(now int64) {
 	a.lastRest = now
+	a.graceUntil = 0
+}
+
+func (a *userActor) update(ctx actor.Context, now int64, m *messages.UpdateStatus) error {
+	a.restActivity(now)
 	return a.change(ctx, now, func(r *record) {
 		setName(r, m.GetUsername())
 		r.lastSeen = now
@@ -286,17 +331,18 @@ func (a *userActor) update(ctx actor.Context, now int64, m *messages.UpdateStatu
 
 func (a *userActor) sessionsChanged(ctx actor.Context, now int64, m *messages.Sessions) error {
 	if a.sessions == nil {
-		a.sessions = make(map[string]int32)
+		a.sessions = make(map[string]sessionCount)
+	}
+	if last, ok := a.sessions[m.GetHub()]; ok && m.GetSeq() < last.seq {
+		return nil // an older report overtaken by a newer one
 	}
 	prev := a.sessionTotal
-	if m.GetCount() > 0 {
-		a.sessions[m.GetNode()] = m.GetCount()
-	} else {
-		delete(a.sessions, m.GetNode())
-	}
+	// A zero count is kept (not deleted) so its seq still fences older
+	// reports; it is dropped with the actor.
+	a.sessions[m.GetHub()] = sessionCount{count: max(m.GetCount(), 0), seq: m.GetSeq()}
 	a.sessionTotal = 0
 	for _, n := range a.sessions {
-		a.sessionTotal += n
+		a.sessionTotal += n.count
 	}
 	switch {
 	case prev == 0 && a.sessionTotal > 0:
@@ -376,12 +422,14 @@ func (a *userActor) touchLastSeen() {
 }
 
 func (a *userActor) push(ctx actor.Context) {
-	if len(a.watchers) == 0 {
+	if a.watcherCount == 0 {
 		return
 	}
 	env := &messages.Envelope{Body: &messages.Envelope_PresenceUpdate{PresenceUpdate: &messages.PresenceUpdate{State: a.rec.proto()}}}
-	for _, pid := range a.watchers {
-		ctx.Send(pid, env)
+	for _, w := range a.watchers {
+		if w.active {
+			ctx.Send(w.pid, env)
+		}
 	}
 }
 
@@ -391,13 +439,14 @@ func (a *userActor) offlineDeadline() int64 {
 	if !a.exists || !a.rec.online || a.sessionTotal > 0 {
 		return 0
 	}
-	deadline := a.lastRest + a.cfg.OfflineAfter.Microseconds()
 	if a.graceUntil != 0 {
-		// The last session just closed: the grace period decides, unless
-		// a REST heartbeat keeps the user online longer.
-		deadline = max(a.graceUntil, a.lastRest+a.cfg.OfflineAfter.Microseconds())
+		// The last session closed: the grace period decides. REST activity
+		// from before the close does not extend it (the client app was
+		// closed); REST activity after it clears the grace and restarts the
+		// inactivity rule.
+		return a.graceUntil
 	}
-	return deadline
+	return a.lastRest + a.cfg.OfflineAfter.Microseconds()
 }
 
 // expire applies the transitions whose deadlines have passed. It is what a
@@ -487,7 +536,7 @@ func (a *userActor) onTimer(ctx actor.Context, m *timerFired) {
 
 // idle reports whether the actor holds nothing that needs it in memory.
 func (a *userActor) idle() bool {
-	return a.offline.at == 0 && a.busy.at == 0 && a.retry.at == 0 && a.sessionTotal == 0 && len(a.watchers) == 0
+	return a.offline.at == 0 && a.busy.at == 0 && a.retry.at == 0 && a.sessionTotal == 0 && a.watcherCount == 0
 }
 
 func (a *userActor) updatePassivation(ctx actor.Context) {

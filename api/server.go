@@ -6,13 +6,18 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/recover"
+	fiberrecover "github.com/gofiber/fiber/v2/middleware/recover"
 
 	"github.com/presence-cluster/presence/api/auth"
 	"github.com/presence-cluster/presence/messages"
@@ -60,21 +65,47 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock used to judge busy_until; nil is time.Now.
 	Now func() time.Time
+
+	// System is the node's actor system; the WebSocket hub spawns its
+	// actor there.
+	System *actor.ActorSystem
+	// WSMaxFrame is the largest client frame; a larger one closes the
+	// session with 1009.
+	WSMaxFrame int
+	// WSMaxSubscriptions caps the users one session may subscribe to.
+	WSMaxSubscriptions int
+	// WSMaxSessionsPerUser caps one user's sessions on this node.
+	WSMaxSessionsPerUser int
+	// WSSendQueue is each session's outbound queue, in frames; a client
+	// that lets it fill up is disconnected as a slow consumer.
+	WSSendQueue int
+	// WSPingInterval is how often the server pings; a client silent for
+	// twice this long is dropped.
+	WSPingInterval time.Duration
+	// WSWriteTimeout bounds writing one frame to a client.
+	WSWriteTimeout time.Duration
 }
 
 // Server is the Fiber application of one node.
 type Server struct {
 	cfg      Config
 	app      *fiber.App
+	hub      *Hub
 	log      *slog.Logger
 	draining atomic.Bool
 }
 
 // New builds the server and its routes.
 func New(cfg Config) (*Server, error) {
-	if cfg.Router == nil || cfg.Verifier == nil {
-		return nil, errors.New("api: Router and Verifier are required")
+	if cfg.Router == nil || cfg.Verifier == nil || cfg.System == nil {
+		return nil, errors.New("api: Router, Verifier and System are required")
 	}
+	setDefault(&cfg.WSMaxFrame, DefaultWSMaxFrame)
+	setDefault(&cfg.WSMaxSubscriptions, DefaultWSMaxSubscriptions)
+	setDefault(&cfg.WSMaxSessionsPerUser, DefaultWSMaxSessionsPerUser)
+	setDefault(&cfg.WSSendQueue, DefaultWSSendQueue)
+	setDefault(&cfg.WSPingInterval, DefaultWSPingInterval)
+	setDefault(&cfg.WSWriteTimeout, DefaultWSWriteTimeout)
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
@@ -100,6 +131,11 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
+	hub, err := NewHub(cfg.System, cfg.Router, cfg.WSMaxSessionsPerUser, cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("start hub: %w", err)
+	}
+	s.hub = hub
 	s.app = fiber.New(fiber.Config{
 		AppName:               "presenced",
 		DisableStartupMessage: true,
@@ -110,7 +146,7 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout:           cfg.IdleTimeout,
 		ErrorHandler:          s.handleError,
 	})
-	s.app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
+	s.app.Use(fiberrecover.New(fiberrecover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
 	s.routes()
 	return s, nil
 }
@@ -126,6 +162,29 @@ func (s *Server) routes() {
 	s.app.Get("/users/presence", authed, s.getPresenceBatch)
 	s.app.Get("/users/:user_id/presence", authed, s.getPresence)
 	s.app.Post("/admin/cleanup-presence", authed, s.requireAdmin, s.postCleanup)
+	s.app.Get("/ws/presence", s.wsUpgrade, websocket.New(s.serveSession, websocket.Config{
+		ReadBufferSize:  1024,
+		WriteBufferSize: 1024,
+		// Idle sessions hold no write buffer: it comes from the pool per
+		// write.
+		WriteBufferPool: &sync.Pool{},
+		RecoverHandler:  s.recoverSession,
+	}))
+}
+
+// Hub returns the WebSocket hub.
+func (s *Server) Hub() *Hub { return s.hub }
+
+func (s *Server) recoverSession(c *websocket.Conn) {
+	if e := recover(); e != nil {
+		s.log.Error("websocket session panic", slog.Any("panic", e), slog.String("stack", string(debug.Stack())))
+	}
+}
+
+func setDefault[T int | time.Duration](p *T, v T) {
+	if *p <= 0 {
+		*p = v
+	}
 }
 
 // App exposes the Fiber app, for tests and for mounting more routes.
@@ -137,9 +196,15 @@ func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
 // Drain makes /readyz fail so load balancers stop sending new work.
 func (s *Server) Drain() { s.draining.Store(true) }
 
-// Shutdown stops accepting connections and waits for in-flight requests
+// Shutdown stops accepting connections, closes WebSocket sessions with
+// 1012 so clients reconnect elsewhere, and waits for in-flight requests
 // until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.Drain()
-	return s.app.ShutdownWithContext(ctx)
+	s.hub.CloseAll(CloseDraining, "server draining")
+	err := s.app.ShutdownWithContext(ctx)
+	if werr := s.hub.Wait(ctx); werr != nil && err == nil {
+		err = fmt.Errorf("sessions still open: %w", werr)
+	}
+	return err
 }

@@ -49,6 +49,21 @@ type Config struct {
 	// (default 1s).
 	LastSeenFlush time.Duration
 
+	// WSMaxFrame is the largest WebSocket frame accepted from a client; a
+	// larger one closes the session with 1009 (default 64 KiB).
+	WSMaxFrame int
+	// WSMaxSubscriptions caps the users one session subscribes to
+	// (default 1000).
+	WSMaxSubscriptions int
+	// WSMaxSessionsPerUser caps one user's sessions on a node (default 10).
+	WSMaxSessionsPerUser int
+	// WSSendQueue is a session's outbound queue in frames; a client that
+	// lets it fill is disconnected as a slow consumer (default 256).
+	WSSendQueue int
+	// WSPingInterval is how often sessions are pinged; a client silent for
+	// twice this long is dropped (default 30s).
+	WSPingInterval time.Duration
+
 	// BodyLimit is the largest HTTP request body (default 16 KiB).
 	BodyLimit int
 	// RequestTimeout bounds one request to a user actor (default 5s).
@@ -86,8 +101,14 @@ func Defaults() Config {
 		PassivateAfter:  actors.DefaultPassivateAfter,
 		LastSeenFlush:   DefaultLastSeenFlush,
 		BodyLimit:       api.DefaultBodyLimit,
-		RequestTimeout:  api.DefaultRequestTimeout,
-		ShutdownTimeout: DefaultShutdownTimeout,
+
+		WSMaxFrame:           api.DefaultWSMaxFrame,
+		WSMaxSubscriptions:   api.DefaultWSMaxSubscriptions,
+		WSMaxSessionsPerUser: api.DefaultWSMaxSessionsPerUser,
+		WSSendQueue:          api.DefaultWSSendQueue,
+		WSPingInterval:       api.DefaultWSPingInterval,
+		RequestTimeout:       api.DefaultRequestTimeout,
+		ShutdownTimeout:      DefaultShutdownTimeout,
 	}
 }
 

@@ -82,6 +82,13 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		BodyLimit:      cfg.BodyLimit,
 		RequestTimeout: cfg.RequestTimeout,
 		Logger:         n.log,
+		System:         n.system,
+
+		WSMaxFrame:           cfg.WSMaxFrame,
+		WSMaxSubscriptions:   cfg.WSMaxSubscriptions,
+		WSMaxSessionsPerUser: cfg.WSMaxSessionsPerUser,
+		WSSendQueue:          cfg.WSSendQueue,
+		WSPingInterval:       cfg.WSPingInterval,
 	})
 	if err != nil {
 		return nil, err
@@ -165,6 +172,9 @@ func (n *Node) rearm() {
 
 // HTTPAddr returns the address the node serves HTTP on.
 func (n *Node) HTTPAddr() string { return n.ln.Addr().String() }
+
+// API returns the node's HTTP front.
+func (n *Node) API() *api.Server { return n.api }
 
 // Router returns the node's router.
 func (n *Node) Router() *Router { return n.router }

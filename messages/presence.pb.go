@@ -516,12 +516,15 @@ func (x *Recheck) GetUserId() int64 {
 
 // Watch subscribes a hub to a user's changes; the answer is the current
 // state (or NotFound, and the watch is still kept so the hub learns of the
-// record's creation).
+// record's creation). seq orders a hub's Watch and Unwatch of one user:
+// the actor ignores one older than the last it applied, so a reordering
+// on the way cannot leave a hub silently unsubscribed.
 type Watch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	HubAddress    string                 `protobuf:"bytes,2,opt,name=hub_address,json=hubAddress,proto3" json:"hub_address,omitempty"`
 	HubId         string                 `protobuf:"bytes,3,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
+	Seq           uint64                 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -577,11 +580,19 @@ func (x *Watch) GetHubId() string {
 	return ""
 }
 
+func (x *Watch) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 type Unwatch struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	HubAddress    string                 `protobuf:"bytes,2,opt,name=hub_address,json=hubAddress,proto3" json:"hub_address,omitempty"`
 	HubId         string                 `protobuf:"bytes,3,opt,name=hub_id,json=hubId,proto3" json:"hub_id,omitempty"`
+	Seq           uint64                 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -637,15 +648,24 @@ func (x *Unwatch) GetHubId() string {
 	return ""
 }
 
-// Sessions reports how many WebSocket sessions of the user a node holds.
+func (x *Unwatch) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+// Sessions reports how many WebSocket sessions of the user a hub holds.
 // It is an absolute count, so it can be repeated safely (after an ownership
-// move, for example).
+// move, for example); seq (per hub, rising) lets the actor drop a report
+// older than one it already applied.
 type Sessions struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
-	Node          string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	Hub           string                 `protobuf:"bytes,3,opt,name=hub,proto3" json:"hub,omitempty"`
 	Count         int32                  `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	Seq           uint64                 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -694,9 +714,9 @@ func (x *Sessions) GetUsername() string {
 	return ""
 }
 
-func (x *Sessions) GetNode() string {
+func (x *Sessions) GetHub() string {
 	if x != nil {
-		return x.Node
+		return x.Hub
 	}
 	return ""
 }
@@ -704,6 +724,13 @@ func (x *Sessions) GetNode() string {
 func (x *Sessions) GetCount() int32 {
 	if x != nil {
 		return x.Count
+	}
+	return 0
+}
+
+func (x *Sessions) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
 	}
 	return 0
 }
@@ -1372,22 +1399,25 @@ const file_presence_proto_rawDesc = "" +
 	"\vGetPresence\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\"\"\n" +
 	"\aRecheck\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\x03R\x06userId\"X\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\"j\n" +
 	"\x05Watch\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1f\n" +
 	"\vhub_address\x18\x02 \x01(\tR\n" +
 	"hubAddress\x12\x15\n" +
-	"\x06hub_id\x18\x03 \x01(\tR\x05hubId\"Z\n" +
+	"\x06hub_id\x18\x03 \x01(\tR\x05hubId\x12\x10\n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq\"l\n" +
 	"\aUnwatch\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1f\n" +
 	"\vhub_address\x18\x02 \x01(\tR\n" +
 	"hubAddress\x12\x15\n" +
-	"\x06hub_id\x18\x03 \x01(\tR\x05hubId\"i\n" +
+	"\x06hub_id\x18\x03 \x01(\tR\x05hubId\x12\x10\n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq\"y\n" +
 	"\bSessions\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1a\n" +
-	"\busername\x18\x02 \x01(\tR\busername\x12\x12\n" +
-	"\x04node\x18\x03 \x01(\tR\x04node\x12\x14\n" +
-	"\x05count\x18\x04 \x01(\x05R\x05count\":\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x10\n" +
+	"\x03hub\x18\x03 \x01(\tR\x03hub\x12\x14\n" +
+	"\x05count\x18\x04 \x01(\x05R\x05count\x12\x10\n" +
+	"\x03seq\x18\x05 \x01(\x04R\x03seq\":\n" +
 	"\n" +
 	"StateReply\x12,\n" +
 	"\x05state\x18\x01 \x01(\v2\x16.presence.v1.UserStateR\x05state\"\n" +

@@ -90,6 +90,11 @@ func settings(c *cluster.Config) []setting {
 		{"disconnect-grace", "PRESENCE_DISCONNECT_GRACE", "last WebSocket closed for this long: offline", false, durationValue{&c.DisconnectGrace}},
 		{"passivate-after", "PRESENCE_PASSIVATE_AFTER", "idle user actors are stopped after this long", false, durationValue{&c.PassivateAfter}},
 		{"last-seen-flush", "PRESENCE_LAST_SEEN_FLUSH", "most a stored last_seen lags behind heartbeats", false, durationValue{&c.LastSeenFlush}},
+		{"ws-max-frame", "PRESENCE_WS_MAX_FRAME", "largest WebSocket frame accepted from a client", false, sizeValue{&c.WSMaxFrame}},
+		{"ws-max-subscriptions", "PRESENCE_WS_MAX_SUBSCRIPTIONS", "users one WebSocket session may subscribe to", false, sizeValue{&c.WSMaxSubscriptions}},
+		{"ws-max-sessions-per-user", "PRESENCE_WS_MAX_SESSIONS_PER_USER", "WebSocket sessions one user may hold on a node", false, sizeValue{&c.WSMaxSessionsPerUser}},
+		{"ws-send-queue", "PRESENCE_WS_SEND_QUEUE", "frames queued per session before it is dropped as a slow consumer", false, sizeValue{&c.WSSendQueue}},
+		{"ws-ping-interval", "PRESENCE_WS_PING_INTERVAL", "WebSocket ping period; silent for twice this: dropped", false, durationValue{&c.WSPingInterval}},
 		{"body-limit", "PRESENCE_BODY_LIMIT", "largest HTTP request body", false, sizeValue{&c.BodyLimit}},
 		{"request-timeout", "PRESENCE_REQUEST_TIMEOUT", "bound on one request to a user actor", false, durationValue{&c.RequestTimeout}},
 		{"shutdown-timeout", "PRESENCE_SHUTDOWN_TIMEOUT", "bound on a graceful shutdown", false, durationValue{&c.ShutdownTimeout}},
@@ -152,4 +157,3 @@ func mask(v string) string {
 	}
 	return "****"
 }
-

@@ -1,0 +1,274 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/presence-cluster/presence/messages"
+)
+
+// HubName is the well-known actor name of a node's hub; user actors push
+// their changes to it.
+const HubName = "presence-hub"
+
+// errTooManySessions refuses a session beyond the per-user cap.
+var errTooManySessions = errors.New("too many sessions for this user")
+
+// Hub is the node-local fan-out of presence changes to WebSocket sessions.
+// It watches each user once per node, however many local sessions watch
+// that user, and tells each user actor how many sessions of its user this
+// node holds. Pushes never block it: each session has a bounded queue.
+type Hub struct {
+	router Router
+	root   *actor.RootContext
+	pid    *actor.PID
+	log    *slog.Logger
+	// maxSessionsPerUser caps one user's sessions on this node.
+	maxSessionsPerUser int
+	// seq orders this hub's Watch/Unwatch/Sessions messages.
+	seq atomic.Uint64
+
+	mu       sync.RWMutex
+	watches  map[int64]map[*session]struct{}
+	sessions map[int64]map[*session]struct{} // by the session's own user
+	closed   bool
+
+	stats HubStats
+}
+
+// HubStats counts hub events for metrics; read with the atomic loads.
+type HubStats struct {
+	SessionsOpen     atomic.Int64
+	Pushes           atomic.Int64
+	FramesQueued     atomic.Int64
+	SlowDisconnects  atomic.Int64
+	StaleDropped     atomic.Int64
+	WatchesPerformed atomic.Int64
+}
+
+// NewHub spawns the hub's actor in system.
+func NewHub(system *actor.ActorSystem, router Router, maxSessionsPerUser int, logger *slog.Logger) (*Hub, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	h := &Hub{
+		router:             router,
+		root:               system.Root,
+		log:                logger,
+		maxSessionsPerUser: maxSessionsPerUser,
+		watches:            make(map[int64]map[*session]struct{}),
+		sessions:           make(map[int64]map[*session]struct{}),
+	}
+	pid, err := system.Root.SpawnNamed(actor.PropsFromFunc(h.receive), HubName)
+	if err != nil {
+		return nil, err
+	}
+	h.pid = pid
+	return h, nil
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() *HubStats { return &h.stats }
+
+// PID is the hub actor's address.
+func (h *Hub) PID() *actor.PID { return h.pid }
+
+func (h *Hub) receive(ctx actor.Context) {
+	env, ok := ctx.Message().(*messages.Envelope)
+	if !ok {
+		return
+	}
+	if u := env.GetPresenceUpdate(); u != nil && u.GetState() != nil {
+		h.deliver(u.GetState())
+	}
+}
+
+// deliver fans one change out to the local sessions watching its user.
+// The frame is encoded once, and only if someone is there to get it.
+func (h *Hub) deliver(st *messages.UserState) {
+	h.stats.Pushes.Add(1)
+	id := st.GetUserId()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	watchers := h.watches[id]
+	if len(watchers) == 0 {
+		return
+	}
+	frame := appendUpdateFrame(make([]byte, 0, 256), st, time.Now())
+	v := st.GetVersion()
+	for s := range watchers {
+		s.push(id, v, frame)
+	}
+}
+
+// SessionCount returns how many sessions userID has on this node.
+func (h *Hub) SessionCount(userID int64) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.sessions[userID])
+}
+
+// attach registers a new session of its user and tells the user's actor.
+func (h *Hub) attach(ctx context.Context, s *session) error {
+	uid := s.user.UserID
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return errDraining
+	}
+	own := h.sessions[uid]
+	if h.maxSessionsPerUser > 0 && len(own) >= h.maxSessionsPerUser {
+		h.mu.Unlock()
+		return errTooManySessions
+	}
+	if own == nil {
+		own = make(map[*session]struct{})
+		h.sessions[uid] = own
+	}
+	own[s] = struct{}{}
+	count, seq := len(own), h.seq.Add(1)
+	h.mu.Unlock()
+	h.stats.SessionsOpen.Add(1)
+	return h.reportSessions(ctx, s, count, seq)
+}
+
+// detach removes a closed session: its subscriptions, and its count.
+func (h *Hub) detach(ctx context.Context, s *session) {
+	h.unsubscribe(ctx, s, s.subscribedIDs())
+	uid := s.user.UserID
+	h.mu.Lock()
+	own := h.sessions[uid]
+	if _, ok := own[s]; !ok {
+		h.mu.Unlock()
+		return
+	}
+	delete(own, s)
+	if len(own) == 0 {
+		delete(h.sessions, uid)
+	}
+	count, seq := len(own), h.seq.Add(1)
+	h.mu.Unlock()
+	h.stats.SessionsOpen.Add(-1)
+	if err := h.reportSessions(ctx, s, count, seq); err != nil {
+		h.log.Warn("session count not delivered", slog.Int64("user_id", uid), slog.Any("err", err))
+	}
+}
+
+func (h *Hub) reportSessions(ctx context.Context, s *session, count int, seq uint64) error {
+	reply, err := h.router.Request(ctx, s.user.UserID, &messages.Envelope{Body: &messages.Envelope_Sessions{Sessions: &messages.Sessions{
+		UserId: s.user.UserID, Username: s.user.Username, Hub: h.hubKey(), Count: int32(count), Seq: seq,
+	}}})
+	if err != nil {
+		return err
+	}
+	if f := reply.GetFailure(); f != nil {
+		return errors.New(f.GetDetail())
+	}
+	return nil
+}
+
+func (h *Hub) hubKey() string { return h.pid.Address + "/" + h.pid.Id }
+
+// subscribe adds ids to the session's subscriptions and returns the
+// current state of each (nil for unknown users), in order. The first local
+// subscriber of a user makes the hub watch it; later ones only read it.
+func (h *Hub) subscribe(ctx context.Context, s *session, ids []int64) ([]*messages.UserState, error) {
+	envs := make([]*messages.Envelope, len(ids))
+	h.mu.Lock()
+	for i, id := range ids {
+		w := h.watches[id]
+		if w == nil {
+			w = make(map[*session]struct{})
+			h.watches[id] = w
+			envs[i] = &messages.Envelope{Body: &messages.Envelope_Watch{Watch: &messages.Watch{
+				UserId: id, HubAddress: h.pid.Address, HubId: h.pid.Id, Seq: h.seq.Add(1),
+			}}}
+			h.stats.WatchesPerformed.Add(1)
+		} else {
+			envs[i] = getPresence(id)
+		}
+		w[s] = struct{}{}
+	}
+	h.mu.Unlock()
+
+	replies, errs := h.router.RequestAll(ctx, envs)
+	states := make([]*messages.UserState, len(ids))
+	var firstErr error
+	for i, reply := range replies {
+		if errs[i] != nil {
+			firstErr = errs[i]
+			continue
+		}
+		if f := reply.GetFailure(); f != nil {
+			firstErr = errors.New(f.GetDetail())
+			continue
+		}
+		states[i] = reply.GetStateReply().GetState()
+	}
+	return states, firstErr
+}
+
+// unsubscribe removes ids from the session; the last local subscriber of a
+// user makes the hub stop watching it.
+func (h *Hub) unsubscribe(ctx context.Context, s *session, ids []int64) {
+	var envs []*messages.Envelope
+	h.mu.Lock()
+	for _, id := range ids {
+		w := h.watches[id]
+		if _, ok := w[s]; !ok {
+			continue
+		}
+		delete(w, s)
+		if len(w) == 0 {
+			delete(h.watches, id)
+			envs = append(envs, &messages.Envelope{Body: &messages.Envelope_Unwatch{Unwatch: &messages.Unwatch{
+				UserId: id, HubAddress: h.pid.Address, HubId: h.pid.Id, Seq: h.seq.Add(1),
+			}}})
+		}
+	}
+	h.mu.Unlock()
+	if len(envs) > 0 {
+		_, errs := h.router.RequestAll(ctx, envs)
+		for _, err := range errs {
+			if err != nil {
+				h.log.Warn("unwatch not delivered", slog.Any("err", err))
+				break
+			}
+		}
+	}
+}
+
+// CloseAll closes every session with code and reason and refuses new ones;
+// it is how a draining node sends its clients elsewhere.
+func (h *Hub) CloseAll(code int, reason string) {
+	h.mu.Lock()
+	h.closed = true
+	var all []*session
+	for _, own := range h.sessions {
+		for s := range own {
+			all = append(all, s)
+		}
+	}
+	h.mu.Unlock()
+	for _, s := range all {
+		s.close(code, reason)
+	}
+}
+
+// Wait blocks until every session has detached or ctx ends.
+func (h *Hub) Wait(ctx context.Context) error {
+	for h.stats.SessionsOpen.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}

@@ -1,0 +1,332 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strconv"
+	"time"
+
+	fws "github.com/fasthttp/websocket"
+	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/presence-cluster/presence/api/auth"
+	"github.com/presence-cluster/presence/messages"
+)
+
+// Defaults of the WebSocket settings in Config.
+const (
+	DefaultWSMaxFrame           = 64 << 10
+	DefaultWSMaxSubscriptions   = 1000
+	DefaultWSMaxSessionsPerUser = 10
+	DefaultWSSendQueue          = 256
+	DefaultWSPingInterval       = 30 * time.Second
+	DefaultWSWriteTimeout       = 10 * time.Second
+)
+
+const (
+	localsIdentity = "presence.identity"
+	localsIDs      = "presence.user_ids"
+)
+
+// wsFrame is a client frame: {"type": ..., "user_ids": [...]}.
+type wsFrame struct {
+	Type    string          `json:"type"`
+	UserIDs json.RawMessage `json:"user_ids"`
+}
+
+// wsUpgrade authenticates a WebSocket handshake before upgrading it, so a
+// bad token gets a plain HTTP 401 with the REST error body.
+func (s *Server) wsUpgrade(c *fiber.Ctx) error {
+	if !websocket.IsWebSocketUpgrade(c) {
+		return writeDetail(c, fiber.StatusUpgradeRequired, "WebSocket upgrade required")
+	}
+	token := c.Query("token")
+	if token == "" {
+		var ok bool
+		if token, ok = bearerToken(c.Get(fiber.HeaderAuthorization)); !ok {
+			return unauthorized(c)
+		}
+	}
+	id, err := s.cfg.Verifier.Verify(token)
+	if err != nil {
+		return unauthorized(c)
+	}
+	var ids []int64
+	if q := c.Query("user_ids"); q != "" {
+		if ids, err = parseUserIDList(q, s.cfg.WSMaxSubscriptions); err != nil {
+			return err
+		}
+	}
+	if s.hub.SessionCount(id.UserID) >= s.cfg.WSMaxSessionsPerUser {
+		return writeDetail(c, fiber.StatusTooManyRequests, "Too many sessions for this user")
+	}
+	if s.draining.Load() {
+		return writeDetail(c, fiber.StatusServiceUnavailable, "Draining")
+	}
+	c.Locals(localsIdentity, id)
+	c.Locals(localsIDs, ids)
+	return c.Next()
+}
+
+// parseUserIDList parses ?user_ids= of the WebSocket URL: like the batch
+// endpoint's, but capped by the subscription limit instead of 50.
+func parseUserIDList(q string, limit int) ([]int64, error) {
+	var ids []int64
+	seen := map[int64]struct{}{}
+	for _, part := range bytes.Split([]byte(q), []byte(",")) {
+		id, err := parseUserID(string(bytes.TrimSpace(part)))
+		if err != nil {
+			return nil, errValidation("user_ids must be a comma-separated list of positive integers")
+		}
+		if _, dup := seen[id]; !dup {
+			seen[id] = struct{}{}
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) > limit {
+		return nil, errValidation("user_ids exceeds the subscription limit of " + strconv.Itoa(limit))
+	}
+	return ids, nil
+}
+
+// serveSession runs one WebSocket session: it attaches to the hub (which
+// holds the user online), answers the URL's subscriptions, then reads
+// client frames until the connection ends.
+func (s *Server) serveSession(c *websocket.Conn) {
+	user, _ := c.Locals(localsIdentity).(auth.Identity)
+	ids, _ := c.Locals(localsIDs).([]int64)
+	conn := c.Conn
+	sess := newSession(s.hub, conn, user, s.cfg.WSSendQueue)
+
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		sess.writeLoop(s.cfg.WSPingInterval, s.cfg.WSWriteTimeout)
+	}()
+	// The library recycles the connection when this function returns, so
+	// the writer must be gone by then.
+	defer func() {
+		<-writerDone
+	}()
+	defer sess.close(fws.CloseNormalClosure, "")
+
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	err := s.hub.attach(ctx, sess)
+	cancel()
+	switch {
+	case errors.Is(err, errTooManySessions):
+		sess.close(CloseTooManySessions, "too many sessions for this user")
+		return
+	case errors.Is(err, errDraining):
+		sess.close(CloseDraining, "server draining")
+		return
+	case err != nil:
+		s.log.Warn("session attach failed", slog.Int64("user_id", user.UserID), slog.Any("err", err))
+		sess.close(fws.CloseTryAgainLater, "presence unavailable, retry")
+		return
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+		s.hub.detach(ctx, sess)
+		cancel()
+	}()
+
+	// A session always receives its own user's changes (other devices).
+	s.subscribe(sess, []int64{user.UserID}, false)
+	if len(ids) > 0 {
+		s.subscribe(sess, ids, true)
+	}
+
+	pongWait := 2 * s.cfg.WSPingInterval
+	conn.SetReadLimit(int64(s.cfg.WSMaxFrame))
+	_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+	conn.SetPongHandler(func(string) error {
+		return conn.SetReadDeadline(time.Now().Add(pongWait))
+	})
+	for {
+		mt, data, err := conn.ReadMessage()
+		if err != nil {
+			if errors.Is(err, fws.ErrReadLimit) {
+				sess.close(CloseFrameTooLarge, "frame too large")
+			}
+			return
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+		s.handleFrame(sess, mt, data)
+	}
+}
+
+func (s *Server) handleFrame(sess *session, mt int, data []byte) {
+	if mt != fws.TextMessage {
+		sess.send(appendErrorFrame(nil, "binary frames are not supported; send JSON text frames"))
+		return
+	}
+	var f wsFrame
+	if err := json.Unmarshal(data, &f); err != nil || !bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
+		sess.send(appendErrorFrame(nil, "frame is not a JSON object"))
+		return
+	}
+	user := sess.user
+	switch f.Type {
+	case "heartbeat":
+		s.signOfLife(user, &messages.Envelope{Body: &messages.Envelope_Heartbeat{Heartbeat: &messages.Heartbeat{UserId: user.UserID, Username: user.Username}}})
+	case "subscribe", "unsubscribe":
+		ids, err := parseFrameIDs(f.UserIDs)
+		if err != nil {
+			sess.send(appendErrorFrame(nil, err.Error()))
+			return
+		}
+		s.signOfLife(user, &messages.Envelope{Body: &messages.Envelope_Activity{Activity: &messages.Activity{UserId: user.UserID, Username: user.Username}}})
+		if f.Type == "subscribe" {
+			s.subscribe(sess, ids, true)
+		} else {
+			s.unsubscribe(sess, ids)
+		}
+	case "":
+		sess.send(appendErrorFrame(nil, "frame has no type"))
+	default:
+		sess.send(appendErrorFrame(nil, "unknown frame type "+strconv.Quote(f.Type)+"; want subscribe, unsubscribe or heartbeat"))
+	}
+}
+
+func parseFrameIDs(raw json.RawMessage) ([]int64, error) {
+	if len(raw) == 0 {
+		return nil, errors.New("user_ids is required: an array of positive integers")
+	}
+	var nums []json.Number
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&nums); err != nil {
+		return nil, errors.New("user_ids must be an array of positive integers")
+	}
+	ids := make([]int64, 0, len(nums))
+	seen := make(map[int64]struct{}, len(nums))
+	for _, n := range nums {
+		id, err := parseUserID(n.String())
+		if err != nil {
+			return nil, errors.New("user_ids must be an array of positive integers")
+		}
+		if _, dup := seen[id]; !dup {
+			seen[id] = struct{}{}
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// signOfLife tells the user's actor that the client is active.
+func (s *Server) signOfLife(user auth.Identity, env *messages.Envelope) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	if _, err := s.cfg.Router.Request(ctx, user.UserID, env); err != nil {
+		s.log.Warn("sign of life not delivered", slog.Int64("user_id", user.UserID), slog.Any("err", err))
+	}
+}
+
+// subscribe adds ids to the session. With ack, the client gets
+// {"type":"subscribed"} and then the current presence of each known user;
+// pushes that raced with the subscription are folded in, newest wins.
+func (s *Server) subscribe(sess *session, ids []int64, ack bool) {
+	if ack && sess.subscriptionCount()+len(ids) > s.cfg.WSMaxSubscriptions+1 {
+		sess.send(appendErrorFrame(nil, "subscription limit of "+strconv.Itoa(s.cfg.WSMaxSubscriptions)+" per connection reached"))
+		return
+	}
+	fresh := sess.addPending(ids)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	states, err := s.hub.subscribe(ctx, sess, fresh)
+	cancel()
+	if err != nil {
+		s.log.Warn("subscribe failed", slog.Int64("user_id", sess.user.UserID), slog.Any("err", err))
+	}
+	byID := make(map[int64]*messages.UserState, len(fresh))
+	for i, id := range fresh {
+		if states[i] != nil {
+			byID[id] = states[i]
+		}
+	}
+
+	now := time.Now()
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.closing {
+		return
+	}
+	if ack {
+		sess.enqueueLocked(appendIDsFrame(nil, "subscribed", ids))
+	}
+	for _, id := range ids {
+		sub := sess.subs[id]
+		if sub == nil {
+			continue
+		}
+		var frame []byte
+		var v uint64
+		if st := byID[id]; st != nil {
+			frame, v = appendUpdateFrame(nil, st, now), st.GetVersion()
+		}
+		if sub.pendVer > v {
+			frame, v = sub.pending, sub.pendVer
+		}
+		if !sub.ready {
+			sub.ready, sub.pending = true, nil
+			sub.version = v
+		} else if st := byID[id]; ack && st == nil && v == 0 {
+			// already subscribed: replay the newest known state below
+		}
+		if ack && frame != nil {
+			sess.enqueueLocked(frame)
+		}
+	}
+}
+
+func (s *Server) unsubscribe(sess *session, ids []int64) {
+	own := sess.user.UserID
+	drop := make([]int64, 0, len(ids))
+	sess.mu.Lock()
+	for _, id := range ids {
+		if id == own {
+			continue // a session always receives its own user's updates
+		}
+		if _, ok := sess.subs[id]; ok {
+			delete(sess.subs, id)
+			drop = append(drop, id)
+		}
+	}
+	sess.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	s.hub.unsubscribe(ctx, sess, drop)
+	cancel()
+	sess.send(appendIDsFrame(nil, "unsubscribed", ids))
+}
+
+// appendUpdateFrame writes a presence_update frame.
+func appendUpdateFrame(b []byte, st *messages.UserState, now time.Time) []byte {
+	b = append(b, `{"type":"presence_update","data":`...)
+	b = AppendPresence(b, st)
+	b = append(b, `,"timestamp":"`...)
+	b = now.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, `"}`...)
+}
+
+func appendIDsFrame(b []byte, typ string, ids []int64) []byte {
+	b = append(b, `{"type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","user_ids":[`...)
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return append(b, "]}"...)
+}
+
+func appendErrorFrame(b []byte, detail string) []byte {
+	b = append(b, `{"type":"error","detail":`...)
+	b = appendString(b, detail)
+	return append(b, '}')
+}
