@@ -1,6 +1,9 @@
 package actors
 
 import (
+	"context"
+	"time"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/presence-cluster/presence/messages"
@@ -23,8 +26,20 @@ type reactivate struct{ userID int64 }
 // listActive asks the activator for the ids of the users it holds.
 type listActive struct{}
 
+// viewChanged tells the activator that the membership changed: it stops
+// the users it no longer owns and makes the others forget hubs on nodes
+// that are gone.
+type viewChanged struct{ hubAlive func(address string) bool }
+
+// forgetHubs tells a user actor to drop the watches and session counts of
+// hubs whose node left.
+type forgetHubs struct{ alive func(address string) bool }
+
 // activeUsers answers listActive.
 type activeUsers struct{ ids []int64 }
+
+// cleanupTimeout bounds one node's share of an admin cleanup.
+const cleanupTimeout = time.Minute
 
 // OwnerFunc tells whether this node owns a user in its current view of the
 // membership. A single node owns every user.
@@ -43,15 +58,17 @@ type pendingStop struct {
 // ones without losing a message that races with the stop.
 type activator struct {
 	cfg      *Config
+	host     *Host
 	owns     OwnerFunc
 	children map[int64]*actor.PID
 	byPID    map[string]int64
 	stopping map[int64]*pendingStop
 }
 
-func newActivator(cfg *Config, owns OwnerFunc) *activator {
+func newActivator(cfg *Config, host *Host, owns OwnerFunc) *activator {
 	return &activator{
 		cfg:      cfg,
+		host:     host,
 		owns:     owns,
 		children: make(map[int64]*actor.PID),
 		byPID:    make(map[string]int64),
@@ -65,11 +82,12 @@ func (x *activator) Receive(ctx actor.Context) {
 	case *messages.Envelope:
 		id := UserID(m)
 		if id <= 0 {
+			x.nodeRequest(ctx, m)
 			return
 		}
 		if x.owns != nil && !x.owns(id) {
 			if ctx.Sender() != nil {
-				ctx.Respond(&messages.Envelope{Body: &messages.Envelope_NotOwner{NotOwner: &messages.NotOwner{UserId: id}}})
+				ctx.Respond(notOwner(id))
 			}
 			return
 		}
@@ -106,12 +124,36 @@ func (x *activator) Receive(ctx actor.Context) {
 			return
 		}
 		delete(x.stopping, id)
+		if x.owns != nil && !x.owns(id) {
+			// The user moved to another node while its actor stopped:
+			// senders re-route, and a user that still had timers running is
+			// activated on its new owner.
+			for _, env := range p.buffered {
+				if env.Sender != nil {
+					ctx.Send(env.Sender, notOwner(id))
+				}
+			}
+			if p.reactivate && x.cfg.Handoff != nil {
+				x.cfg.Handoff(id)
+			}
+			return
+		}
 		if !p.reactivate && len(p.buffered) == 0 {
 			return
 		}
 		pid := x.child(ctx, id)
 		for _, env := range p.buffered {
 			ctx.RequestWithCustomSender(pid, env.Message, env.Sender)
+		}
+	case *viewChanged:
+		for id, pid := range x.children {
+			if x.owns != nil && !x.owns(id) {
+				delete(x.children, id)
+				x.stopping[id] = &pendingStop{}
+				ctx.Poison(pid)
+				continue
+			}
+			ctx.Send(pid, &forgetHubs{alive: m.hubAlive})
 		}
 	case *listActive:
 		ids := make([]int64, 0, len(x.children))
@@ -120,6 +162,39 @@ func (x *activator) Receive(ctx actor.Context) {
 		}
 		ctx.Respond(&activeUsers{ids: ids})
 	}
+}
+
+// nodeRequest answers the messages addressed to the node rather than to a
+// user.
+func (x *activator) nodeRequest(ctx actor.Context, env *messages.Envelope) {
+	sender := ctx.Sender()
+	if sender == nil {
+		return
+	}
+	switch env.Body.(type) {
+	case *messages.Envelope_NodeInfo:
+		ctx.Respond(&messages.Envelope{Body: &messages.Envelope_NodeStats{NodeStats: &messages.NodeStats{
+			ActiveActors: int64(len(x.children)),
+		}}})
+	case *messages.Envelope_CleanupNode:
+		// The cleanup asks this very actor for its children, so it runs
+		// beside it, not inside it.
+		root, host, owns := ctx.ActorSystem().Root, x.host, x.owns
+		go func() {
+			c, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+			defer cancel()
+			counts, err := host.Cleanup(c, owns)
+			if err != nil {
+				root.Send(sender, failure(503, "cleanup incomplete: "+err.Error()))
+				return
+			}
+			root.Send(sender, &messages.Envelope{Body: &messages.Envelope_CleanupCount{CleanupCount: counts}})
+		}()
+	}
+}
+
+func notOwner(id int64) *messages.Envelope {
+	return &messages.Envelope{Body: &messages.Envelope_NotOwner{NotOwner: &messages.NotOwner{UserId: id}}}
 }
 
 func (x *activator) child(ctx actor.Context, id int64) *actor.PID {

@@ -48,6 +48,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer, when set, is told about events worth a metric.
 	Observer Observer
+	// Handoff, when set, is called (from the activator) with a user whose
+	// actor stopped because another node owns it now while it still had
+	// timers running; it must make the new owner activate the user, without
+	// blocking.
+	Handoff func(userID int64)
 }
 
 // Observer receives events from user actors; implementations must be cheap
@@ -92,10 +97,10 @@ func (c *Config) withDefaults() *Config {
 
 type nopObserver struct{}
 
-func (nopObserver) ActorActivated()            {}
-func (nopObserver) ActorPassivated()           {}
-func (nopObserver) WentOffline(time.Duration)  {}
-func (nopObserver) FlapSuppressed()            {}
+func (nopObserver) ActorActivated()           {}
+func (nopObserver) ActorPassivated()          {}
+func (nopObserver) WentOffline(time.Duration) {}
+func (nopObserver) FlapSuppressed()           {}
 
 // Clock is the source of time for user actors.
 type Clock interface {

@@ -37,12 +37,14 @@ func NewHost(system *actor.ActorSystem, cfg Config, owns OwnerFunc) (*Host, erro
 	if c.Store == nil {
 		return nil, errors.New("actors: Config.Store is required")
 	}
-	props := actor.PropsFromProducer(func() actor.Actor { return newActivator(c, owns) })
+	h := &Host{cfg: c, system: system}
+	props := actor.PropsFromProducer(func() actor.Actor { return newActivator(c, h, owns) })
 	pid, err := system.Root.SpawnNamed(props, ActivatorName)
 	if err != nil {
 		return nil, fmt.Errorf("spawn activator: %w", err)
 	}
-	return &Host{cfg: c, system: system, activator: pid}, nil
+	h.activator = pid
+	return h, nil
 }
 
 // Activator returns the PID of this node's activator.
@@ -81,6 +83,13 @@ func Await(f *actor.Future, pid *actor.PID) (*messages.Envelope, error) {
 		return nil, fmt.Errorf("request to %s: unexpected reply %T", pid, res)
 	}
 	return reply, nil
+}
+
+// ViewChanged tells the activator that ownership may have moved: users
+// this node no longer owns are stopped (their state is already stored), and
+// every user actor forgets the hubs for which hubAlive is false.
+func (h *Host) ViewChanged(hubAlive func(address string) bool) {
+	h.system.Root.Send(h.activator, &viewChanged{hubAlive: hubAlive})
 }
 
 // ActiveUsers lists the users whose actors are alive on this node.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -110,6 +111,8 @@ func (a *userActor) Receive(ctx actor.Context) {
 		}
 	case *timerFired:
 		a.onTimer(ctx, m)
+	case *forgetHubs:
+		a.forgetHubs(ctx, m.alive)
 	case *actor.Started:
 		a.self, a.root = ctx.Self(), ctx.ActorSystem().Root
 		a.cfg.Observer.ActorActivated()
@@ -290,6 +293,41 @@ func (a *userActor) setWatch(address, id string, seq uint64, active bool) {
 		}
 	}
 	w.seq, w.active = seq, active
+}
+
+// forgetHubs drops the watches and session counts of hubs whose node is
+// gone; sessions held only there start the disconnect grace.
+func (a *userActor) forgetHubs(ctx actor.Context, alive func(address string) bool) {
+	for key, w := range a.watchers {
+		if !alive(w.pid.Address) {
+			if w.active {
+				a.watcherCount--
+			}
+			delete(a.watchers, key)
+		}
+	}
+	prev := a.sessionTotal
+	a.sessionTotal = 0
+	for hub, n := range a.sessions {
+		if !alive(hubAddress(hub)) {
+			delete(a.sessions, hub)
+			continue
+		}
+		a.sessionTotal += n.count
+	}
+	if prev > 0 && a.sessionTotal == 0 && a.exists {
+		now := a.now()
+		a.graceUntil = now + a.cfg.DisconnectGrace.Microseconds()
+		a.rearm(now)
+	}
+}
+
+// hubAddress is the node address part of a hub key ("address/id").
+func hubAddress(key string) string {
+	if i := strings.LastIndexByte(key, '/'); i >= 0 {
+		return key[:i]
+	}
+	return key
 }
 
 func setName(r *record, name string) {

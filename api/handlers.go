@@ -200,6 +200,16 @@ func (s *Server) postCleanup(c *fiber.Ctx) error {
 	return c.Send(append(b, '}'))
 }
 
+func (s *Server) getCluster(c *fiber.Ctx) error {
+	ctx, cancel := s.requestCtx(c)
+	defer cancel()
+	status, err := s.cfg.ClusterStatus(ctx)
+	if err != nil {
+		return err
+	}
+	return c.JSON(status)
+}
+
 func (s *Server) healthz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ok"})
 }

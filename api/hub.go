@@ -35,8 +35,8 @@ type Hub struct {
 	seq atomic.Uint64
 
 	mu       sync.RWMutex
-	watches  map[int64]map[*session]struct{}
-	sessions map[int64]map[*session]struct{} // by the session's own user
+	watches  map[int64]*watchEntry
+	sessions map[int64]*ownEntry // by the session's own user
 	closed   bool
 
 	stats HubStats
@@ -52,6 +52,20 @@ type HubStats struct {
 	WatchesPerformed atomic.Int64
 }
 
+// watchEntry is one watched user: the local sessions watching it, and the
+// member that owned the user when the hub last told it about the watch.
+type watchEntry struct {
+	sessions map[*session]struct{}
+	owner    string
+}
+
+// ownEntry is one user's sessions on this node, and the member whose actor
+// was last told their count.
+type ownEntry struct {
+	sessions map[*session]struct{}
+	owner    string
+}
+
 // NewHub spawns the hub's actor in system.
 func NewHub(system *actor.ActorSystem, router Router, maxSessionsPerUser int, logger *slog.Logger) (*Hub, error) {
 	if logger == nil {
@@ -62,8 +76,8 @@ func NewHub(system *actor.ActorSystem, router Router, maxSessionsPerUser int, lo
 		root:               system.Root,
 		log:                logger,
 		maxSessionsPerUser: maxSessionsPerUser,
-		watches:            make(map[int64]map[*session]struct{}),
-		sessions:           make(map[int64]map[*session]struct{}),
+		watches:            make(map[int64]*watchEntry),
+		sessions:           make(map[int64]*ownEntry),
 	}
 	pid, err := system.Root.SpawnNamed(actor.PropsFromFunc(h.receive), HubName)
 	if err != nil {
@@ -96,13 +110,13 @@ func (h *Hub) deliver(st *messages.UserState) {
 	id := st.GetUserId()
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	watchers := h.watches[id]
-	if len(watchers) == 0 {
+	w := h.watches[id]
+	if w == nil || len(w.sessions) == 0 {
 		return
 	}
 	frame := appendUpdateFrame(make([]byte, 0, 256), st, time.Now())
 	v := st.GetVersion()
-	for s := range watchers {
+	for s := range w.sessions {
 		s.push(id, v, frame)
 	}
 }
@@ -111,7 +125,10 @@ func (h *Hub) deliver(st *messages.UserState) {
 func (h *Hub) SessionCount(userID int64) int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return len(h.sessions[userID])
+	if e := h.sessions[userID]; e != nil {
+		return len(e.sessions)
+	}
+	return 0
 }
 
 // attach registers a new session of its user and tells the user's actor.
@@ -123,16 +140,17 @@ func (h *Hub) attach(ctx context.Context, s *session) error {
 		return errDraining
 	}
 	own := h.sessions[uid]
-	if h.maxSessionsPerUser > 0 && len(own) >= h.maxSessionsPerUser {
+	if own == nil {
+		own = &ownEntry{sessions: make(map[*session]struct{})}
+		h.sessions[uid] = own
+	}
+	if h.maxSessionsPerUser > 0 && len(own.sessions) >= h.maxSessionsPerUser {
 		h.mu.Unlock()
 		return errTooManySessions
 	}
-	if own == nil {
-		own = make(map[*session]struct{})
-		h.sessions[uid] = own
-	}
-	own[s] = struct{}{}
-	count, seq := len(own), h.seq.Add(1)
+	own.sessions[s] = struct{}{}
+	own.owner = h.router.Owner(uid)
+	count, seq := len(own.sessions), h.seq.Add(1)
 	h.mu.Unlock()
 	h.stats.SessionsOpen.Add(1)
 	return h.reportSessions(ctx, s, count, seq)
@@ -144,15 +162,19 @@ func (h *Hub) detach(ctx context.Context, s *session) {
 	uid := s.user.UserID
 	h.mu.Lock()
 	own := h.sessions[uid]
-	if _, ok := own[s]; !ok {
+	if own == nil {
 		h.mu.Unlock()
 		return
 	}
-	delete(own, s)
-	if len(own) == 0 {
+	if _, ok := own.sessions[s]; !ok {
+		h.mu.Unlock()
+		return
+	}
+	delete(own.sessions, s)
+	if len(own.sessions) == 0 {
 		delete(h.sessions, uid)
 	}
-	count, seq := len(own), h.seq.Add(1)
+	count, seq := len(own.sessions), h.seq.Add(1)
 	h.mu.Unlock()
 	h.stats.SessionsOpen.Add(-1)
 	if err := h.reportSessions(ctx, s, count, seq); err != nil {
@@ -161,8 +183,12 @@ func (h *Hub) detach(ctx context.Context, s *session) {
 }
 
 func (h *Hub) reportSessions(ctx context.Context, s *session, count int, seq uint64) error {
-	reply, err := h.router.Request(ctx, s.user.UserID, &messages.Envelope{Body: &messages.Envelope_Sessions{Sessions: &messages.Sessions{
-		UserId: s.user.UserID, Username: s.user.Username, Hub: h.hubKey(), Count: int32(count), Seq: seq,
+	return h.sendSessions(ctx, s.user.UserID, s.user.Username, count, seq)
+}
+
+func (h *Hub) sendSessions(ctx context.Context, uid int64, username string, count int, seq uint64) error {
+	reply, err := h.router.Request(ctx, uid, &messages.Envelope{Body: &messages.Envelope_Sessions{Sessions: &messages.Sessions{
+		UserId: uid, Username: username, Hub: h.hubKey(), Count: int32(count), Seq: seq,
 	}}})
 	if err != nil {
 		return err
@@ -184,16 +210,14 @@ func (h *Hub) subscribe(ctx context.Context, s *session, ids []int64) ([]*messag
 	for i, id := range ids {
 		w := h.watches[id]
 		if w == nil {
-			w = make(map[*session]struct{})
+			w = &watchEntry{sessions: make(map[*session]struct{}), owner: h.router.Owner(id)}
 			h.watches[id] = w
-			envs[i] = &messages.Envelope{Body: &messages.Envelope_Watch{Watch: &messages.Watch{
-				UserId: id, HubAddress: h.pid.Address, HubId: h.pid.Id, Seq: h.seq.Add(1),
-			}}}
+			envs[i] = h.watchEnv(id)
 			h.stats.WatchesPerformed.Add(1)
 		} else {
 			envs[i] = getPresence(id)
 		}
-		w[s] = struct{}{}
+		w.sessions[s] = struct{}{}
 	}
 	h.mu.Unlock()
 
@@ -221,11 +245,14 @@ func (h *Hub) unsubscribe(ctx context.Context, s *session, ids []int64) {
 	h.mu.Lock()
 	for _, id := range ids {
 		w := h.watches[id]
-		if _, ok := w[s]; !ok {
+		if w == nil {
 			continue
 		}
-		delete(w, s)
-		if len(w) == 0 {
+		if _, ok := w.sessions[s]; !ok {
+			continue
+		}
+		delete(w.sessions, s)
+		if len(w.sessions) == 0 {
 			delete(h.watches, id)
 			envs = append(envs, &messages.Envelope{Body: &messages.Envelope_Unwatch{Unwatch: &messages.Unwatch{
 				UserId: id, HubAddress: h.pid.Address, HubId: h.pid.Id, Seq: h.seq.Add(1),
@@ -251,7 +278,7 @@ func (h *Hub) CloseAll(code int, reason string) {
 	h.closed = true
 	var all []*session
 	for _, own := range h.sessions {
-		for s := range own {
+		for s := range own.sessions {
 			all = append(all, s)
 		}
 	}
@@ -271,4 +298,83 @@ func (h *Hub) Wait(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+func (h *Hub) watchEnv(id int64) *messages.Envelope {
+	return &messages.Envelope{Body: &messages.Envelope_Watch{Watch: &messages.Watch{
+		UserId: id, HubAddress: h.pid.Address, HubId: h.pid.Id, Seq: h.seq.Add(1),
+	}}}
+}
+
+// Resync re-subscribes, after a membership change, every watched user whose
+// owner changed (the new owner's actor knows nothing of this hub) and
+// delivers the fresh state it answers with, so subscribers end with the
+// true state even if the old owner died before pushing it. It also re-sends
+// the session counts of local users whose owner changed.
+func (h *Hub) Resync(ctx context.Context) {
+	type sessCount struct {
+		uid      int64
+		username string
+		count    int
+		seq      uint64
+	}
+	var watchEnvs []*messages.Envelope
+	var counts []sessCount
+	h.mu.Lock()
+	for id, w := range h.watches {
+		if owner := h.router.Owner(id); owner != w.owner {
+			w.owner = owner
+			watchEnvs = append(watchEnvs, h.watchEnv(id))
+		}
+	}
+	for uid, own := range h.sessions {
+		if owner := h.router.Owner(uid); owner != own.owner && len(own.sessions) > 0 {
+			own.owner = owner
+			var name string
+			for s := range own.sessions {
+				name = s.user.Username
+				break
+			}
+			counts = append(counts, sessCount{uid: uid, username: name, count: len(own.sessions), seq: h.seq.Add(1)})
+		}
+	}
+	h.mu.Unlock()
+	if len(watchEnvs) == 0 && len(counts) == 0 {
+		return
+	}
+	h.log.Info("hub re-subscribing after membership change", slog.Int("watches", len(watchEnvs)), slog.Int("session_users", len(counts)))
+	for _, c := range counts {
+		if err := h.sendSessions(ctx, c.uid, c.username, c.count, c.seq); err != nil {
+			h.log.Warn("session count not re-sent; will retry", slog.Int64("user_id", c.uid), slog.Any("err", err))
+			h.mu.Lock()
+			if own := h.sessions[c.uid]; own != nil {
+				own.owner = ""
+			}
+			h.mu.Unlock()
+		}
+	}
+	const batch = 256
+	for start := 0; start < len(watchEnvs); start += batch {
+		part := watchEnvs[start:min(start+batch, len(watchEnvs))]
+		replies, errs := h.router.RequestAll(ctx, part)
+		for i, reply := range replies {
+			if errs[i] != nil {
+				h.log.Warn("re-watch failed; will retry", slog.Any("err", errs[i]))
+				h.forgetOwner(part[i].GetWatch().GetUserId())
+				continue
+			}
+			if st := reply.GetStateReply().GetState(); st != nil {
+				h.deliver(st)
+			}
+		}
+	}
+}
+
+// forgetOwner makes the next Resync subscribe userID again.
+func (h *Hub) forgetOwner(userID int64) {
+	h.mu.Lock()
+	if w := h.watches[userID]; w != nil {
+		w.owner = ""
+	}
+	h.mu.Unlock()
 }

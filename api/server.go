@@ -45,6 +45,9 @@ type Router interface {
 	// Cleanup makes every user actor of the cluster re-check its timers and
 	// returns the summed counts.
 	Cleanup(ctx context.Context) (*messages.CleanupCount, error)
+	// Owner names the member that owns userID in this node's view ("" on
+	// a standalone node); the hub re-subscribes a user when it changes.
+	Owner(userID int64) string
 }
 
 // Config configures the HTTP front.
@@ -65,6 +68,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock used to judge busy_until; nil is time.Now.
 	Now func() time.Time
+
+	// ClusterStatus answers GET /admin/cluster with a JSON-encodable value;
+	// nil leaves the route out.
+	ClusterStatus func(ctx context.Context) (any, error)
 
 	// System is the node's actor system; the WebSocket hub spawns its
 	// actor there.
@@ -162,6 +169,9 @@ func (s *Server) routes() {
 	s.app.Get("/users/presence", authed, s.getPresenceBatch)
 	s.app.Get("/users/:user_id/presence", authed, s.getPresence)
 	s.app.Post("/admin/cleanup-presence", authed, s.requireAdmin, s.postCleanup)
+	if s.cfg.ClusterStatus != nil {
+		s.app.Get("/admin/cluster", authed, s.requireAdmin, s.getCluster)
+	}
 	s.app.Get("/ws/presence", s.wsUpgrade, websocket.New(s.serveSession, websocket.Config{
 		ReadBufferSize:  1024,
 		WriteBufferSize: 1024,

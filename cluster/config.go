@@ -2,11 +2,14 @@ package cluster
 
 import (
 	"log/slog"
+
+	"github.com/hashicorp/memberlist"
 	"os"
 	"time"
 
 	"github.com/presence-cluster/presence/actors"
 	"github.com/presence-cluster/presence/api"
+	"github.com/presence-cluster/presence/store"
 )
 
 // Config is everything a node needs. The zero value of a field means its
@@ -71,6 +74,42 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful shutdown (default 20s).
 	ShutdownTimeout time.Duration
 
+	// Standalone runs the node without gossip and without actor remoting:
+	// it owns every user and no other node can join. No cluster port is
+	// opened. Single-node tests use it (two protoactor-go remotes in one
+	// process trip the race detector).
+	Standalone bool
+	// GossipAddr is the memberlist bind address (default ":7946").
+	GossipAddr string
+	// GossipAdvertise is the address other members reach this one at
+	// (default: derived from the bind address or a private IP).
+	GossipAdvertise string
+	// GossipKey is a base64 AES key (16, 24 or 32 bytes) encrypting gossip.
+	GossipKey string
+	// RemoteAddr is the actor remoting bind address (default ":8090").
+	RemoteAddr string
+	// RemoteAdvertise is the address other members send actor messages to
+	// (default: the gossip advertise host with RemoteAddr's port).
+	RemoteAdvertise string
+	// Seeds are host:port addresses or DNS names (every address they
+	// resolve to is tried) of members to join; none makes a one-node
+	// cluster that others may join.
+	Seeds []string
+	// RejoinInterval is how often the seeds are joined again, which heals
+	// a partition after both sides declared each other dead (default 15s).
+	RejoinInterval time.Duration
+	// DrainWait is how long a draining node keeps serving after announcing
+	// it, so every member learns to route around it (default 1s).
+	DrainWait time.Duration
+	// TuneGossip, when set, adjusts the memberlist configuration before
+	// start: tests use it for faster failure detection and fault injection.
+	TuneGossip func(*memberlist.Config)
+
+	// SharedStore, when set, is used instead of opening Store: in-process
+	// nodes of a test cluster share one instance, as processes share a
+	// database. The node does not close it.
+	SharedStore store.Store
+
 	// Logger receives the node's logs (default: slog.Default()).
 	Logger *slog.Logger
 	// Clock drives the user actors' timers; tests may inject a fake one.
@@ -85,6 +124,7 @@ const (
 	DefaultLastSeenFlush   = time.Second
 	DefaultShutdownTimeout = 20 * time.Second
 	DefaultJWTLeeway       = 30 * time.Second
+	DefaultDrainWait       = time.Second
 )
 
 // Defaults returns a Config with every default filled in.
@@ -150,6 +190,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = d.ShutdownTimeout
+	}
+	if c.GossipAddr == "" {
+		c.GossipAddr = d.GossipAddr
+	}
+	if c.RemoteAddr == "" {
+		c.RemoteAddr = d.RemoteAddr
+	}
+	if c.RejoinInterval <= 0 {
+		c.RejoinInterval = d.RejoinInterval
+	}
+	if c.DrainWait <= 0 {
+		c.DrainWait = d.DrainWait
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -5,22 +5,30 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
 
 	"github.com/presence-cluster/presence/actors"
 	"github.com/presence-cluster/presence/api"
 	"github.com/presence-cluster/presence/api/auth"
 	"github.com/presence-cluster/presence/store"
 )
+
+// resyncEvery is how often the hub retries re-subscriptions that failed.
+const resyncEvery = 5 * time.Second
 
 // BoltFileName is the embedded store's file inside the data directory.
 const BoltFileName = "presence.db"
@@ -32,29 +40,50 @@ type Node struct {
 	store    store.Store
 	lastSeen *store.LastSeenWriter
 	system   *actor.ActorSystem
+	remote   *remote.Remote
+	members  *membership
 	host     *actors.Host
 	router   *Router
 	api      *api.Server
 	ln       net.Listener
 	served   chan error
+	resync   chan struct{}
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
-// Start opens the store, starts the actors and serves HTTP on
-// cfg.HTTPAddr. It returns once the node is listening.
+// Start opens the store, starts the actors, joins the cluster (unless
+// Standalone) and serves HTTP on cfg.HTTPAddr. It returns once the node is
+// listening; seeds that do not answer yet are retried in the background.
 func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	cfg = cfg.withDefaults()
-	n = &Node{cfg: cfg, log: cfg.Logger.With(slog.String("node", cfg.NodeName)), served: make(chan error, 1)}
+	n = &Node{
+		cfg:     cfg,
+		log:     cfg.Logger.With(slog.String("node", cfg.NodeName)),
+		served:  make(chan error, 1),
+		resync:  make(chan struct{}, 1),
+		stopped: make(chan struct{}),
+	}
 	defer func() {
 		if err != nil {
-			n.closeStore()
+			n.abort()
 		}
 	}()
+	if cfg.SharedStore != nil {
+		cfg.Store = "shared"
+		n.cfg.Store = "shared"
+	}
+	if !cfg.Standalone && len(cfg.Seeds) > 0 && storeKind(cfg.Store) == "bolt" {
+		return nil, errors.New("PRESENCE_STORE=bolt keeps state in a file of this node only, so a cluster (PRESENCE_SEEDS set) would lose users that move between nodes: use a postgres:// URL shared by every node, or PRESENCE_STORE=memory for an ephemeral cluster")
+	}
 
 	verifier, err := n.openVerifier()
 	if err != nil {
 		return nil, err
 	}
-	if n.store, err = openStore(cfg); err != nil {
+	if cfg.SharedStore != nil {
+		n.store = nopCloser{cfg.SharedStore}
+	} else if n.store, err = openStore(cfg); err != nil {
 		return nil, err
 	}
 	n.lastSeen = store.NewLastSeenWriter(n.store, cfg.LastSeenFlush, n.log)
@@ -62,6 +91,18 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return n.log.With(slog.String("lib", "protoactor"))
 	}))
+	advertiseHost := defaultAdvertiseHost(cfg.GossipAdvertise, cfg.GossipAddr)
+	var remoteAddr string
+	if !cfg.Standalone {
+		// Remoting must run before any actor is spawned: a PID takes the
+		// system's address at spawn time, and hubs hand theirs to other
+		// nodes.
+		if n.remote, remoteAddr, err = startRemote(n.system, cfg.RemoteAddr, cfg.RemoteAdvertise, advertiseHost); err != nil {
+			return nil, err
+		}
+	}
+
+	var router *Router
 	n.host, err = actors.NewHost(n.system, actors.Config{
 		Store:           n.store,
 		LastSeen:        n.lastSeen,
@@ -70,19 +111,22 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		PassivateAfter:  cfg.PassivateAfter,
 		Clock:           cfg.Clock,
 		Logger:          n.log,
-	}, nil)
+		Handoff:         func(id int64) { router.handoff(id) },
+	}, func(id int64) bool { return router.Owns(id) })
 	if err != nil {
 		return nil, err
 	}
-	n.router = NewRouter(n.host)
+	router = newRouter(n.host, "", nil, n.log)
+	n.router = router
 
 	n.api, err = api.New(api.Config{
-		Router:         n.router,
+		Router:         router,
 		Verifier:       verifier,
 		BodyLimit:      cfg.BodyLimit,
 		RequestTimeout: cfg.RequestTimeout,
 		Logger:         n.log,
 		System:         n.system,
+		ClusterStatus:  n.clusterStatus,
 
 		WSMaxFrame:           cfg.WSMaxFrame,
 		WSMaxSubscriptions:   cfg.WSMaxSubscriptions,
@@ -97,13 +141,93 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
+
+	if !cfg.Standalone {
+		httpPort := strconv.Itoa(n.ln.Addr().(*net.TCPAddr).Port)
+		n.members, err = newMembership(membershipConfig{
+			name:      cfg.NodeName + "-" + randomSuffix(),
+			bindAddr:  cfg.GossipAddr,
+			advertise: cfg.GossipAdvertise,
+			seeds:     cfg.Seeds,
+			key:       cfg.GossipKey,
+			rejoin:    cfg.RejoinInterval,
+			tune:      cfg.TuneGossip,
+			logger:    n.log,
+			meta: nodeMeta{
+				NodeName:   cfg.NodeName,
+				RemoteAddr: remoteAddr,
+				HTTPAddr:   net.JoinHostPort(advertiseHost, httpPort),
+				Store:      storeKind(cfg.Store),
+				Proto:      protoVersion,
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		router.self, router.view = n.members.LocalName(), n.members.View
+		n.members.onView(n.onView)
+		go n.resyncLoop()
+	}
 	go func() { n.served <- n.api.Serve(n.ln) }()
 
 	// Records left online or busy by a previous run have no actor to expire
 	// them: activate them now so their timers run again.
 	go n.rearm()
-	n.log.Info("node started", slog.String("http", n.ln.Addr().String()), slog.String("store", storeKind(cfg.Store)))
+	n.log.Info("node started", slog.String("http", n.ln.Addr().String()), slog.String("store", storeKind(cfg.Store)),
+		slog.String("remote", remoteAddr), slog.Bool("standalone", cfg.Standalone))
 	return n, nil
+}
+
+// onView reacts to a membership change: users that moved away are stopped
+// (and handed to their new owner when their timers run), actors forget hubs
+// of nodes that left, the hub re-subscribes users whose owner changed, and
+// when a member left, this node activates the stored live users it now
+// owns so their timers run again.
+func (n *Node) onView(old, cur *View) {
+	self := n.system.Address()
+	n.host.ViewChanged(func(addr string) bool { return addr == self || cur.hasRemote(addr) })
+	select {
+	case n.resync <- struct{}{}:
+	default:
+	}
+	if len(old.Owners) > 0 && storeKind(n.cfg.Store) == "bolt" && len(cur.All) > 1 {
+		n.log.Error("another member joined a node whose store is a local bolt file: users moving between nodes lose their state; use a shared postgres:// store")
+	}
+	for _, m := range old.Owners {
+		if _, ok := cur.ownerNamed(m.Name); !ok {
+			go n.rearm()
+			break
+		}
+	}
+}
+
+// resyncLoop re-subscribes the hub after membership changes, one pass at a
+// time, coalescing changes that arrive during a pass; a periodic pass
+// retries what failed (a pass with nothing to do costs a hash per watched
+// user).
+func (n *Node) resyncLoop() {
+	tick := time.NewTicker(resyncEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.stopped:
+			return
+		case <-tick.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			n.api.Hub().Resync(ctx)
+			cancel()
+		case <-n.resync:
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			n.api.Hub().Resync(ctx)
+			cancel()
+		}
+	}
+}
+
+func randomSuffix() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func (n *Node) openVerifier() (*auth.Verifier, error) {
@@ -160,7 +284,7 @@ func storeKind(s string) string {
 func (n *Node) rearm() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	counts, err := n.host.Cleanup(ctx, nil)
+	counts, err := n.host.Cleanup(ctx, n.router.Owns)
 	if err != nil {
 		n.log.Warn("re-arming stored timers failed", slog.Any("err", err))
 		return
@@ -182,22 +306,44 @@ func (n *Node) Router() *Router { return n.router }
 // Served is closed with the HTTP server's exit error.
 func (n *Node) Served() <-chan error { return n.served }
 
-// Shutdown stops taking new work, answers what is in flight, stops the
-// actors, flushes pending writes and closes the store.
+// Shutdown leaves gracefully: it announces that this node drains (the
+// others take over its users), keeps answering for DrainWait while the
+// news spreads, closes WebSocket sessions with 1012, answers what is in
+// flight, stops the actors, flushes pending writes, leaves the gossip and
+// closes the store.
 func (n *Node) Shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ShutdownTimeout)
 	defer cancel()
 	var errs []error
+	n.api.Drain()
+	if n.members != nil {
+		if err := n.members.setDraining(n.cfg.DrainWait); err != nil {
+			errs = append(errs, err)
+		}
+		select {
+		case <-time.After(n.cfg.DrainWait):
+		case <-ctx.Done():
+		}
+	}
 	if err := n.api.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
 	if err := n.host.Stop(); err != nil {
 		errs = append(errs, err)
 	}
-	n.system.Shutdown()
 	if err := n.lastSeen.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("flush last_seen: %w", err))
 	}
+	n.stopOnce.Do(func() { close(n.stopped) })
+	if n.members != nil {
+		if err := n.members.leave(n.cfg.DrainWait); err != nil {
+			errs = append(errs, fmt.Errorf("leave gossip: %w", err))
+		}
+	}
+	if n.remote != nil {
+		n.remote.Shutdown(true)
+	}
+	n.system.Shutdown()
 	if err := n.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}
@@ -205,7 +351,30 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (n *Node) closeStore() {
+// Kill stops the node the way a crash would: no drain, no goodbye to the
+// cluster, nothing flushed. The store is left open (it may be shared with
+// other in-process nodes). For tests.
+func (n *Node) Kill() {
+	n.stopOnce.Do(func() { close(n.stopped) })
+	_ = n.ln.Close()
+	_ = n.api.App().Shutdown()
+	if n.members != nil {
+		_ = n.members.kill()
+	}
+	if n.remote != nil {
+		n.remote.Shutdown(false)
+	}
+	n.system.Shutdown()
+}
+
+// abort releases what a failed Start had acquired.
+func (n *Node) abort() {
+	if n.members != nil {
+		_ = n.members.kill()
+	}
+	if n.remote != nil {
+		n.remote.Shutdown(false)
+	}
 	if n.lastSeen != nil {
 		_ = n.lastSeen.Close(context.Background())
 	}
@@ -216,3 +385,8 @@ func (n *Node) closeStore() {
 		_ = n.ln.Close()
 	}
 }
+
+// nopCloser keeps a node from closing a store it shares with others.
+type nopCloser struct{ store.Store }
+
+func (nopCloser) Close() error { return nil }

@@ -2,6 +2,10 @@ package cluster
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -10,55 +14,219 @@ import (
 	"github.com/presence-cluster/presence/messages"
 )
 
-// Router delivers messages to user actors: it picks the user's owner node
-// and sends to that node's activator. Handlers and hubs ask it for "the
-// actor of user N", never for a PID.
+// Retry policy of a routed request. A sender whose view of the membership
+// is behind gets NotOwner, or times out on a node that died; it waits and
+// asks again, by then usually with a newer view, until the caller's
+// deadline.
+const (
+	retryFirst      = 20 * time.Millisecond
+	retryMax        = 500 * time.Millisecond
+	remoteAttempt   = 2 * time.Second
+	handoffDeadline = 10 * time.Second
+)
+
+// ErrNoOwner reports that no member can own users (every member drains).
+var ErrNoOwner = errors.New("cluster: no member can own users")
+
+// Router delivers messages to user actors: it picks the user's owner by
+// rendezvous hashing over the current view and sends to that node's
+// activator. Handlers and hubs ask it for "the actor of user N", never for
+// a PID.
 type Router struct {
 	host *actors.Host
+	log  *slog.Logger
+	// self is this node's member name; "" in standalone mode, where this
+	// node owns every user.
+	self string
+	view func() *View
+
+	mu   sync.Mutex
+	pids map[string]*actor.PID // remote address -> activator PID
 }
 
-// NewRouter returns a router over host. Until membership is wired in, this
-// node owns every user.
-func NewRouter(host *actors.Host) *Router {
-	return &Router{host: host}
+func newRouter(host *actors.Host, self string, view func() *View, logger *slog.Logger) *Router {
+	return &Router{host: host, self: self, view: view, log: logger, pids: make(map[string]*actor.PID)}
 }
 
-// owner returns the activator that owns userID.
-func (r *Router) owner(userID int64) *actor.PID {
-	return r.host.Activator()
-}
-
-func timeoutOf(ctx context.Context) time.Duration {
-	if dl, ok := ctx.Deadline(); ok {
-		return time.Until(dl)
+// Owner returns the member name that owns userID in this node's view ("" in
+// standalone mode).
+func (r *Router) Owner(userID int64) string {
+	if r.view == nil {
+		return ""
 	}
-	return actors.DefaultRequestTimeout
+	m, _ := r.view().Owner(userID)
+	return m.Name
 }
 
-// Request sends env to the actor of userID and waits for its answer.
+// Owns reports whether this node owns userID in its current view.
+func (r *Router) Owns(userID int64) bool {
+	if r.view == nil {
+		return true
+	}
+	m, ok := r.view().Owner(userID)
+	return ok && m.Name == r.self
+}
+
+// target returns the activator of userID's owner.
+func (r *Router) target(userID int64) (*actor.PID, bool, error) {
+	if r.view == nil {
+		return r.host.Activator(), true, nil
+	}
+	m, ok := r.view().Owner(userID)
+	if !ok {
+		return nil, false, ErrNoOwner
+	}
+	if m.Name == r.self {
+		return r.host.Activator(), true, nil
+	}
+	return r.activatorAt(m.RemoteAddr), false, nil
+}
+
+func (r *Router) activatorAt(addr string) *actor.PID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pid, ok := r.pids[addr]
+	if !ok {
+		pid = actor.NewPID(addr, actors.ActivatorName)
+		r.pids[addr] = pid
+	}
+	return pid
+}
+
+// Request sends env to the actor of userID, wherever it lives, and waits
+// for its answer, re-routing while views disagree.
 func (r *Router) Request(ctx context.Context, userID int64, env *messages.Envelope) (*messages.Envelope, error) {
-	return r.host.Request(ctx, r.owner(userID), env)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, actors.DefaultRequestTimeout)
+		defer cancel()
+	}
+	backoff := retryFirst
+	for {
+		pid, local, err := r.target(userID)
+		var reply *messages.Envelope
+		if err == nil {
+			actx, cancel := ctx, context.CancelFunc(func() {})
+			if !local {
+				actx, cancel = context.WithTimeout(ctx, remoteAttempt)
+			}
+			reply, err = r.host.Request(actx, pid, env)
+			cancel()
+			if err == nil && reply.GetNotOwner() == nil {
+				return reply, nil
+			}
+			if err != nil && local {
+				return nil, err // a local actor that does not answer is not a routing problem
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = fmt.Errorf("user %d: owner views disagree", userID)
+			}
+			r.log.Warn("routed request gave up", slog.Int64("user_id", userID), slog.Any("err", err))
+			return nil, actors.ErrTimeout
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, retryMax)
+	}
 }
 
-// RequestAll sends every envelope before waiting for any answer.
+// RequestAll sends every envelope before waiting for any answer; answers
+// that need re-routing are retried one by one.
 func (r *Router) RequestAll(ctx context.Context, envs []*messages.Envelope) ([]*messages.Envelope, []error) {
-	timeout := timeoutOf(ctx)
+	timeout := actors.DefaultRequestTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
 	futures := make([]*actor.Future, len(envs))
 	pids := make([]*actor.PID, len(envs))
 	for i, env := range envs {
-		pids[i] = r.owner(actors.UserID(env))
-		futures[i] = r.host.Ask(pids[i], env, timeout)
+		pid, local, err := r.target(actors.UserID(env))
+		if err != nil {
+			continue
+		}
+		t := timeout
+		if !local {
+			t = min(timeout, remoteAttempt)
+		}
+		pids[i], futures[i] = pid, r.host.Ask(pid, env, t)
 	}
 	replies := make([]*messages.Envelope, len(envs))
 	errs := make([]error, len(envs))
 	for i, f := range futures {
-		replies[i], errs[i] = actors.Await(f, pids[i])
+		if f != nil {
+			replies[i], errs[i] = actors.Await(f, pids[i])
+			if errs[i] == nil && replies[i].GetNotOwner() == nil {
+				continue
+			}
+		}
+		replies[i], errs[i] = r.Request(ctx, actors.UserID(envs[i]), envs[i])
 	}
 	return replies, errs
 }
 
-// Cleanup re-checks every user actor's timers and sweeps stored records
-// that no actor holds.
+// Cleanup asks every owning member to re-check its users' timers and sweep
+// its share of the stored records, and sums their counts.
 func (r *Router) Cleanup(ctx context.Context) (*messages.CleanupCount, error) {
-	return r.host.Cleanup(ctx, nil)
+	targets := []*actor.PID{r.host.Activator()}
+	if r.view != nil {
+		targets = targets[:0]
+		for _, m := range r.view().Owners {
+			if m.Name == r.self {
+				targets = append(targets, r.host.Activator())
+			} else {
+				targets = append(targets, r.activatorAt(m.RemoteAddr))
+			}
+		}
+	}
+	timeout := actors.DefaultRequestTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	futures := make([]*actor.Future, len(targets))
+	for i, pid := range targets {
+		futures[i] = r.host.Ask(pid, &messages.Envelope{Body: &messages.Envelope_CleanupNode{CleanupNode: &messages.CleanupNode{}}}, timeout)
+	}
+	total := &messages.CleanupCount{}
+	var errs []error
+	for i, f := range futures {
+		reply, err := actors.Await(f, targets[i])
+		if err == nil && reply.GetFailure() != nil {
+			err = errors.New(reply.GetFailure().GetDetail())
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cleanup on %s: %w", targets[i].Address, err))
+			continue
+		}
+		total.UsersMarkedOffline += reply.GetCleanupCount().GetUsersMarkedOffline()
+		total.BusyStatusCleared += reply.GetCleanupCount().GetBusyStatusCleared()
+	}
+	return total, errors.Join(errs...)
+}
+
+// handoff activates userID on its owner, without blocking the caller.
+func (r *Router) handoff(userID int64) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), handoffDeadline)
+		defer cancel()
+		_, err := r.Request(ctx, userID, &messages.Envelope{Body: &messages.Envelope_Recheck{Recheck: &messages.Recheck{UserId: userID}}})
+		if err != nil {
+			r.log.Warn("handoff to new owner failed", slog.Int64("user_id", userID), slog.Any("err", err))
+		}
+	}()
+}
+
+// NodeStats asks the member at remoteAddr (or this node, for "") for its
+// statistics.
+func (r *Router) NodeStats(ctx context.Context, remoteAddr string) (*messages.NodeStats, error) {
+	pid := r.host.Activator()
+	if remoteAddr != "" && remoteAddr != pid.Address {
+		pid = r.activatorAt(remoteAddr)
+	}
+	reply, err := r.host.Request(ctx, pid, &messages.Envelope{Body: &messages.Envelope_NodeInfo{NodeInfo: &messages.NodeInfo{}}})
+	if err != nil {
+		return nil, err
+	}
+	return reply.GetNodeStats(), nil
 }

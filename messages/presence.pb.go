@@ -1048,6 +1048,125 @@ func (x *NotOwner) GetUserId() int64 {
 	return 0
 }
 
+// CleanupNode asks a node's activator to run the admin cleanup over the
+// users it owns; the answer is a CleanupCount.
+type CleanupNode struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CleanupNode) Reset() {
+	*x = CleanupNode{}
+	mi := &file_presence_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CleanupNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CleanupNode) ProtoMessage() {}
+
+func (x *CleanupNode) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CleanupNode.ProtoReflect.Descriptor instead.
+func (*CleanupNode) Descriptor() ([]byte, []int) {
+	return file_presence_proto_rawDescGZIP(), []int{17}
+}
+
+// NodeInfo asks a node's activator for its NodeStats.
+type NodeInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeInfo) Reset() {
+	*x = NodeInfo{}
+	mi := &file_presence_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeInfo) ProtoMessage() {}
+
+func (x *NodeInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
+func (*NodeInfo) Descriptor() ([]byte, []int) {
+	return file_presence_proto_rawDescGZIP(), []int{18}
+}
+
+type NodeStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ActiveActors  int64                  `protobuf:"varint,1,opt,name=active_actors,json=activeActors,proto3" json:"active_actors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeStats) Reset() {
+	*x = NodeStats{}
+	mi := &file_presence_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeStats) ProtoMessage() {}
+
+func (x *NodeStats) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeStats.ProtoReflect.Descriptor instead.
+func (*NodeStats) Descriptor() ([]byte, []int) {
+	return file_presence_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *NodeStats) GetActiveActors() int64 {
+	if x != nil {
+		return x.ActiveActors
+	}
+	return 0
+}
+
 // Envelope carries every message above.
 type Envelope struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1069,6 +1188,9 @@ type Envelope struct {
 	//	*Envelope_Ack
 	//	*Envelope_PresenceUpdate
 	//	*Envelope_NotOwner
+	//	*Envelope_CleanupNode
+	//	*Envelope_NodeInfo
+	//	*Envelope_NodeStats
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1076,7 +1198,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_presence_proto_msgTypes[17]
+	mi := &file_presence_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1088,7 +1210,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[17]
+	mi := &file_presence_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1101,7 +1223,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{17}
+	return file_presence_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Envelope) GetBody() isEnvelope_Body {
@@ -1255,6 +1377,33 @@ func (x *Envelope) GetNotOwner() *NotOwner {
 	return nil
 }
 
+func (x *Envelope) GetCleanupNode() *CleanupNode {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_CleanupNode); ok {
+			return x.CleanupNode
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetNodeInfo() *NodeInfo {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_NodeInfo); ok {
+			return x.NodeInfo
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetNodeStats() *NodeStats {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_NodeStats); ok {
+			return x.NodeStats
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -1323,6 +1472,18 @@ type Envelope_NotOwner struct {
 	NotOwner *NotOwner `protobuf:"bytes,26,opt,name=not_owner,json=notOwner,proto3,oneof"`
 }
 
+type Envelope_CleanupNode struct {
+	CleanupNode *CleanupNode `protobuf:"bytes,27,opt,name=cleanup_node,json=cleanupNode,proto3,oneof"`
+}
+
+type Envelope_NodeInfo struct {
+	NodeInfo *NodeInfo `protobuf:"bytes,28,opt,name=node_info,json=nodeInfo,proto3,oneof"`
+}
+
+type Envelope_NodeStats struct {
+	NodeStats *NodeStats `protobuf:"bytes,29,opt,name=node_stats,json=nodeStats,proto3,oneof"`
+}
+
 func (*Envelope_GetStatus) isEnvelope_Body() {}
 
 func (*Envelope_Heartbeat) isEnvelope_Body() {}
@@ -1354,6 +1515,12 @@ func (*Envelope_Ack) isEnvelope_Body() {}
 func (*Envelope_PresenceUpdate) isEnvelope_Body() {}
 
 func (*Envelope_NotOwner) isEnvelope_Body() {}
+
+func (*Envelope_CleanupNode) isEnvelope_Body() {}
+
+func (*Envelope_NodeInfo) isEnvelope_Body() {}
+
+func (*Envelope_NodeStats) isEnvelope_Body() {}
 
 var File_presence_proto protoreflect.FileDescriptor
 
@@ -1433,7 +1600,12 @@ const file_presence_proto_rawDesc = "" +
 	"\x0ePresenceUpdate\x12,\n" +
 	"\x05state\x18\x01 \x01(\v2\x16.presence.v1.UserStateR\x05state\"#\n" +
 	"\bNotOwner\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\x03R\x06userId\"\x88\a\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\"\r\n" +
+	"\vCleanupNode\"\n" +
+	"\n" +
+	"\bNodeInfo\"0\n" +
+	"\tNodeStats\x12#\n" +
+	"\ractive_actors\x18\x01 \x01(\x03R\factiveActors\"\xb6\b\n" +
 	"\bEnvelope\x127\n" +
 	"\n" +
 	"get_status\x18\x01 \x01(\v2\x16.presence.v1.GetStatusH\x00R\tgetStatus\x126\n" +
@@ -1452,7 +1624,11 @@ const file_presence_proto_rawDesc = "" +
 	"\rcleanup_count\x18\x17 \x01(\v2\x19.presence.v1.CleanupCountH\x00R\fcleanupCount\x12$\n" +
 	"\x03ack\x18\x18 \x01(\v2\x10.presence.v1.AckH\x00R\x03ack\x12F\n" +
 	"\x0fpresence_update\x18\x19 \x01(\v2\x1b.presence.v1.PresenceUpdateH\x00R\x0epresenceUpdate\x124\n" +
-	"\tnot_owner\x18\x1a \x01(\v2\x15.presence.v1.NotOwnerH\x00R\bnotOwnerB\x06\n" +
+	"\tnot_owner\x18\x1a \x01(\v2\x15.presence.v1.NotOwnerH\x00R\bnotOwner\x12=\n" +
+	"\fcleanup_node\x18\x1b \x01(\v2\x18.presence.v1.CleanupNodeH\x00R\vcleanupNode\x124\n" +
+	"\tnode_info\x18\x1c \x01(\v2\x15.presence.v1.NodeInfoH\x00R\bnodeInfo\x127\n" +
+	"\n" +
+	"node_stats\x18\x1d \x01(\v2\x16.presence.v1.NodeStatsH\x00R\tnodeStatsB\x06\n" +
 	"\x04bodyB/Z-github.com/presence-cluster/presence/messagesb\x06proto3"
 
 var (
@@ -1467,7 +1643,7 @@ func file_presence_proto_rawDescGZIP() []byte {
 	return file_presence_proto_rawDescData
 }
 
-var file_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_presence_proto_goTypes = []any{
 	(*UserState)(nil),      // 0: presence.v1.UserState
 	(*GetStatus)(nil),      // 1: presence.v1.GetStatus
@@ -1486,7 +1662,10 @@ var file_presence_proto_goTypes = []any{
 	(*Ack)(nil),            // 14: presence.v1.Ack
 	(*PresenceUpdate)(nil), // 15: presence.v1.PresenceUpdate
 	(*NotOwner)(nil),       // 16: presence.v1.NotOwner
-	(*Envelope)(nil),       // 17: presence.v1.Envelope
+	(*CleanupNode)(nil),    // 17: presence.v1.CleanupNode
+	(*NodeInfo)(nil),       // 18: presence.v1.NodeInfo
+	(*NodeStats)(nil),      // 19: presence.v1.NodeStats
+	(*Envelope)(nil),       // 20: presence.v1.Envelope
 }
 var file_presence_proto_depIdxs = []int32{
 	0,  // 0: presence.v1.StateReply.state:type_name -> presence.v1.UserState
@@ -1507,11 +1686,14 @@ var file_presence_proto_depIdxs = []int32{
 	14, // 15: presence.v1.Envelope.ack:type_name -> presence.v1.Ack
 	15, // 16: presence.v1.Envelope.presence_update:type_name -> presence.v1.PresenceUpdate
 	16, // 17: presence.v1.Envelope.not_owner:type_name -> presence.v1.NotOwner
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	17, // 18: presence.v1.Envelope.cleanup_node:type_name -> presence.v1.CleanupNode
+	18, // 19: presence.v1.Envelope.node_info:type_name -> presence.v1.NodeInfo
+	19, // 20: presence.v1.Envelope.node_stats:type_name -> presence.v1.NodeStats
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_presence_proto_init() }
@@ -1519,7 +1701,7 @@ func file_presence_proto_init() {
 	if File_presence_proto != nil {
 		return
 	}
-	file_presence_proto_msgTypes[17].OneofWrappers = []any{
+	file_presence_proto_msgTypes[20].OneofWrappers = []any{
 		(*Envelope_GetStatus)(nil),
 		(*Envelope_Heartbeat)(nil),
 		(*Envelope_Activity)(nil),
@@ -1536,6 +1718,9 @@ func file_presence_proto_init() {
 		(*Envelope_Ack)(nil),
 		(*Envelope_PresenceUpdate)(nil),
 		(*Envelope_NotOwner)(nil),
+		(*Envelope_CleanupNode)(nil),
+		(*Envelope_NodeInfo)(nil),
+		(*Envelope_NodeStats)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1543,7 +1728,7 @@ func file_presence_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_presence_proto_rawDesc), len(file_presence_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -47,6 +47,42 @@ func (v stringValue) String() string {
 }
 func (v stringValue) Set(s string) error { *v.p = s; return nil }
 
+type boolValue struct{ p *bool }
+
+func (v boolValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strconv.FormatBool(*v.p)
+}
+func (v boolValue) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("want true or false")
+	}
+	*v.p = b
+	return nil
+}
+func (v boolValue) IsBoolFlag() bool { return true }
+
+type listValue struct{ p *[]string }
+
+func (v listValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strings.Join(*v.p, ",")
+}
+func (v listValue) Set(s string) error {
+	*v.p = (*v.p)[:0]
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*v.p = append(*v.p, part)
+		}
+	}
+	return nil
+}
+
 // sizeValue is a byte size: a number with an optional KiB/MiB suffix.
 type sizeValue struct{ p *int }
 
@@ -99,6 +135,15 @@ func settings(c *cluster.Config) []setting {
 		{"request-timeout", "PRESENCE_REQUEST_TIMEOUT", "bound on one request to a user actor", false, durationValue{&c.RequestTimeout}},
 		{"shutdown-timeout", "PRESENCE_SHUTDOWN_TIMEOUT", "bound on a graceful shutdown", false, durationValue{&c.ShutdownTimeout}},
 		{"node-name", "PRESENCE_NODE_NAME", "this member's name", false, stringValue{&c.NodeName}},
+		{"standalone", "PRESENCE_STANDALONE", "true: no gossip and no remoting, a single node nobody can join", false, boolValue{&c.Standalone}},
+		{"gossip-addr", "PRESENCE_GOSSIP_ADDR", "memberlist bind address", false, stringValue{&c.GossipAddr}},
+		{"gossip-advertise", "PRESENCE_GOSSIP_ADVERTISE", "address other members reach this one at (default: derived)", false, stringValue{&c.GossipAdvertise}},
+		{"gossip-key", "PRESENCE_GOSSIP_KEY", "base64 AES key (16, 24 or 32 bytes) encrypting gossip", true, stringValue{&c.GossipKey}},
+		{"remote-addr", "PRESENCE_REMOTE_ADDR", "actor remoting bind address (internal: keep it off the internet)", false, stringValue{&c.RemoteAddr}},
+		{"remote-advertise", "PRESENCE_REMOTE_ADVERTISE", "address other members send actor messages to (default: derived)", false, stringValue{&c.RemoteAdvertise}},
+		{"seeds", "PRESENCE_SEEDS", "comma-separated host:port or DNS names of members to join", false, listValue{&c.Seeds}},
+		{"rejoin-interval", "PRESENCE_REJOIN_INTERVAL", "how often the seeds are joined again (heals partitions)", false, durationValue{&c.RejoinInterval}},
+		{"drain-wait", "PRESENCE_DRAIN_WAIT", "how long a draining node keeps answering while the others take over", false, durationValue{&c.DrainWait}},
 	}
 }
 

@@ -1,0 +1,1225 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/presence-cluster/presence/messages"
+	"github.com/presence-cluster/presence/store"
+)
+
+// t0 is where every fake clock starts: a whole second, so Unix microseconds
+// and the clock agree exactly.
+var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+const (
+	testOfflineAfter = 5 * time.Minute
+	testGrace        = 15 * time.Second
+)
+
+func us(t time.Time) int64 { return t.UnixMicro() }
+
+// at returns the Unix microseconds of t0+d.
+func at(d time.Duration) int64 { return us(t0.Add(d)) }
+
+// faultyStore is the memory store with failures on demand and call counts.
+type faultyStore struct {
+	*store.Memory
+	failSave  atomic.Bool
+	failLoad  atomic.Bool
+	failTouch atomic.Bool
+	saves     atomic.Int64
+	loads     atomic.Int64
+	touches   atomic.Int64
+}
+
+func (s *faultyStore) Save(ctx context.Context, st *messages.UserState, prev uint64) error {
+	s.saves.Add(1)
+	if s.failSave.Load() {
+		return fmt.Errorf("injected save failure: %w", store.ErrUnavailable)
+	}
+	return s.Memory.Save(ctx, st, prev)
+}
+
+func (s *faultyStore) Load(ctx context.Context, id int64) (*messages.UserState, error) {
+	s.loads.Add(1)
+	if s.failLoad.Load() {
+		return nil, fmt.Errorf("injected load failure: %w", store.ErrUnavailable)
+	}
+	return s.Memory.Load(ctx, id)
+}
+
+func (s *faultyStore) TouchLastSeen(ctx context.Context, touches []store.Touch) error {
+	s.touches.Add(1)
+	if s.failTouch.Load() {
+		return fmt.Errorf("injected touch failure: %w", store.ErrUnavailable)
+	}
+	return s.Memory.TouchLastSeen(ctx, touches)
+}
+
+// countingObserver counts the Observer events.
+type countingObserver struct {
+	activated, passivated, flaps atomic.Int64
+	mu                           sync.Mutex
+	offline                      []time.Duration
+}
+
+func (o *countingObserver) ActorActivated()  { o.activated.Add(1) }
+func (o *countingObserver) ActorPassivated() { o.passivated.Add(1) }
+func (o *countingObserver) FlapSuppressed()  { o.flaps.Add(1) }
+func (o *countingObserver) WentOffline(d time.Duration) {
+	o.mu.Lock()
+	o.offline = append(o.offline, d)
+	o.mu.Unlock()
+}
+
+func (o *countingObserver) wentOffline() []time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.offline)
+}
+
+// env is one node: an actor system, a host, the memory store behind a
+// faultyStore, and a fake clock.
+type env struct {
+	tb       testing.TB
+	clock    *fakeClock
+	store    *faultyStore
+	lastSeen *store.LastSeenWriter
+	obs      *countingObserver
+	system   *actor.ActorSystem
+	host     *Host
+}
+
+type envOption func(*env, *Config)
+
+// withWriter configures a LastSeenWriter that flushes only when told (its
+// interval is an hour).
+func withWriter() envOption {
+	return func(e *env, c *Config) {
+		e.lastSeen = store.NewLastSeenWriter(e.store, time.Hour, nil)
+		c.LastSeen = e.lastSeen
+	}
+}
+
+func withPassivateAfter(d time.Duration) envOption {
+	return func(_ *env, c *Config) { c.PassivateAfter = d }
+}
+
+func withClock(clk Clock) envOption {
+	return func(_ *env, c *Config) { c.Clock = clk }
+}
+
+func newEnv(tb testing.TB, opts ...envOption) *env {
+	tb.Helper()
+	quiet := slog.New(slog.DiscardHandler)
+	e := &env{
+		tb:     tb,
+		clock:  newFakeClock(t0),
+		store:  &faultyStore{Memory: store.NewMemory()},
+		obs:    &countingObserver{},
+		system: actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet })),
+	}
+	cfg := Config{
+		Store:           e.store,
+		OfflineAfter:    testOfflineAfter,
+		DisconnectGrace: testGrace,
+		// Long enough that no test passivates unless it asks to.
+		PassivateAfter: time.Minute,
+		StoreTimeout:   5 * time.Second,
+		Clock:          e.clock,
+		Logger:         quiet,
+		Observer:       e.obs,
+	}
+	for _, o := range opts {
+		o(e, &cfg)
+	}
+	h, err := NewHost(e.system, cfg, nil)
+	if err != nil {
+		tb.Fatalf("NewHost: %v", err)
+	}
+	e.host = h
+	tb.Cleanup(func() {
+		if err := h.Stop(); err != nil {
+			tb.Errorf("host.Stop: %v", err)
+		}
+		e.system.Shutdown()
+		if e.lastSeen != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := e.lastSeen.Close(ctx); err != nil {
+				tb.Errorf("LastSeenWriter.Close: %v", err)
+			}
+		}
+	})
+	return e
+}
+
+// req sends env through the activator and returns the answer.
+func (e *env) req(m *messages.Envelope) *messages.Envelope {
+	e.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	reply, err := e.host.Request(ctx, e.host.Activator(), m)
+	if err != nil {
+		e.tb.Fatalf("Request(%v): %v", m, err)
+	}
+	return reply
+}
+
+// state sends m and requires a StateReply.
+func (e *env) state(m *messages.Envelope) *messages.UserState {
+	e.tb.Helper()
+	reply := e.req(m)
+	st := reply.GetStateReply().GetState()
+	if st == nil {
+		e.tb.Fatalf("Request(%v) = %v, want a StateReply", m, reply)
+	}
+	return st
+}
+
+// presence returns the user's presence, or nil for NotFound.
+func (e *env) presence(id int64) *messages.UserState {
+	e.tb.Helper()
+	reply := e.req(getPresence(id))
+	if reply.GetNotFound() != nil {
+		return nil
+	}
+	st := reply.GetStateReply().GetState()
+	if st == nil {
+		e.tb.Fatalf("GetPresence(%d) = %v", id, reply)
+	}
+	return st
+}
+
+func (e *env) mustPresence(id int64) *messages.UserState {
+	e.tb.Helper()
+	st := e.presence(id)
+	if st == nil {
+		e.tb.Fatalf("GetPresence(%d) = NotFound", id)
+	}
+	return st
+}
+
+// advance moves the fake clock and then waits, with a request round trip,
+// until the user's actor has handled whatever the fired timers sent it
+// (timers post straight to the actor's mailbox, ahead of the request).
+func (e *env) advance(id int64, d time.Duration) *messages.UserState {
+	e.tb.Helper()
+	e.clock.Advance(d)
+	return e.presence(id)
+}
+
+// stored returns the record in the store, or nil.
+func (e *env) stored(id int64) *messages.UserState {
+	e.tb.Helper()
+	st, err := e.store.Memory.Load(context.Background(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		e.tb.Fatalf("store.Load(%d): %v", id, err)
+	}
+	return st
+}
+
+// put writes a record straight into the store, behind any actor's back.
+func (e *env) put(st *messages.UserState, prev uint64) {
+	e.tb.Helper()
+	if err := e.store.Memory.Save(context.Background(), st, prev); err != nil {
+		e.tb.Fatalf("store.Save(%v, %d): %v", st, prev, err)
+	}
+}
+
+func (e *env) active() []int64 {
+	e.tb.Helper()
+	ids, err := e.host.ActiveUsers(context.Background())
+	if err != nil {
+		e.tb.Fatalf("ActiveUsers: %v", err)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// waitInactive polls until id has no actor, or fails after 3s.
+func (e *env) waitInactive(id int64) {
+	e.tb.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for slices.Contains(e.active(), id) {
+		if time.Now().After(deadline) {
+			e.tb.Fatalf("user %d still active after 3s: %v", id, e.active())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Envelope builders.
+
+func getStatus(id int64, name string, create bool) *messages.Envelope {
+	return &messages.Envelope{Body: &messages.Envelope_GetStatus{GetStatus: &messages.GetStatus{UserId: id, Username: name, Create: create}}}
+}
+
+func heartbeat(id int64) *messages.Envelope { return heartbeatAs(id, "") }
+
+func heartbeatAs(id int64, name string) *messages.Envelope {
+	return &messages.Envelope{Body: &messages.Envelope_Heartbeat{Heartbeat: &messages.Heartbeat{UserId: id, Username: name}}}
+}
+
+func activity(id int64) *messages.Envelope {
+	return &messages.Envelope{Body: &messages.Envelope_Activity{Activity: &messages.Activity{UserId: id}}}
+}
+
+func getPresence(id int64) *messages.Envelope {
+	return &messages.Envelope{Body: &messages.Envelope_GetPresence{GetPresence: &messages.GetPresence{UserId: id}}}
+}
+
+func recheck(id int64) *messages.Envelope {
+	return &messages.Envelope{Body: &messages.Envelope_Recheck{Recheck: &messages.Recheck{UserId: id}}}
+}
+
+// update clones u with the user id set.
+func update(id int64, u *messages.UpdateStatus) *messages.Envelope {
+	c := proto.Clone(u).(*messages.UpdateStatus)
+	c.UserId = id
+	return &messages.Envelope{Body: &messages.Envelope_UpdateStatus{UpdateStatus: c}}
+}
+
+func sessions(id int64, hub string, count int32, seq uint64) *messages.Envelope {
+	return &messages.Envelope{Body: &messages.Envelope_Sessions{Sessions: &messages.Sessions{UserId: id, Hub: hub, Count: count, Seq: seq}}}
+}
+
+func watch(id int64, pid *actor.PID, seq uint64) *messages.Envelope {
+	return &messages.Envelope{Body: &messages.Envelope_Watch{Watch: &messages.Watch{UserId: id, HubAddress: pid.Address, HubId: pid.Id, Seq: seq}}}
+}
+
+func unwatch(id int64, pid *actor.PID, seq uint64) *messages.Envelope {
+	return &messages.Envelope{Body: &messages.Envelope_Unwatch{Unwatch: &messages.Unwatch{UserId: id, HubAddress: pid.Address, HubId: pid.Id, Seq: seq}}}
+}
+
+// Update bodies.
+var (
+	online    = &messages.UpdateStatus{SetOnline: true, IsOnline: true}
+	offline   = &messages.UpdateStatus{SetOnline: true, IsOnline: false}
+	busy      = &messages.UpdateStatus{SetBusy: true, IsBusy: true}
+	notBusy   = &messages.UpdateStatus{SetBusy: true, IsBusy: false}
+	untilNull = &messages.UpdateStatus{SetBusyUntil: true, BusyUntil: 0}
+)
+
+func busyUntil(t int64) *messages.UpdateStatus {
+	return &messages.UpdateStatus{SetBusy: true, IsBusy: true, SetBusyUntil: true, BusyUntil: t}
+}
+
+func untilOnly(t int64) *messages.UpdateStatus {
+	return &messages.UpdateStatus{SetBusyUntil: true, BusyUntil: t}
+}
+
+// view is what watchers see of a record, plus its version.
+type view struct {
+	Online    bool
+	Busy      bool
+	BusyUntil int64
+	Version   uint64
+}
+
+func viewOf(s *messages.UserState) view {
+	return view{s.GetIsOnline(), s.GetIsBusy(), s.GetBusyUntil(), s.GetVersion()}
+}
+
+func checkView(tb testing.TB, what string, got *messages.UserState, want view) {
+	tb.Helper()
+	if got == nil {
+		tb.Fatalf("%s: no record, want %+v", what, want)
+	}
+	if g := viewOf(got); g != want {
+		tb.Fatalf("%s: got %+v, want %+v (record %v)", what, g, want, got)
+	}
+}
+
+func checkEqual(tb testing.TB, what string, got, want *messages.UserState) {
+	tb.Helper()
+	if !proto.Equal(got, want) {
+		tb.Fatalf("%s:\n got  %v\n want %v", what, got, want)
+	}
+}
+
+func checkFailure(tb testing.TB, reply *messages.Envelope, code int32, detail string) {
+	tb.Helper()
+	f := reply.GetFailure()
+	if f == nil || f.GetCode() != code || f.GetDetail() != detail {
+		tb.Fatalf("reply = %v, want Failure{%d %q}", reply, code, detail)
+	}
+}
+
+// collector is a stand-in for a hub: it records the PresenceUpdates pushed
+// to it. take returns (and forgets) what arrived so far; since a user actor
+// posts its pushes before it answers the request that caused them, a take
+// after that answer sees them.
+type collector struct {
+	tb     testing.TB
+	system *actor.ActorSystem
+	pid    *actor.PID
+}
+
+type takeUpdates struct{}
+
+func newCollector(tb testing.TB, system *actor.ActorSystem) *collector {
+	var got []*messages.UserState // touched only by the actor
+	pid := system.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		switch m := ctx.Message().(type) {
+		case *messages.Envelope:
+			if u := m.GetPresenceUpdate(); u != nil {
+				got = append(got, u.GetState())
+			} else {
+				got = append(got, &messages.UserState{Username: fmt.Sprintf("unexpected push %v", m)})
+			}
+		case *takeUpdates:
+			ctx.Respond(got)
+			got = nil
+		}
+	}))
+	return &collector{tb: tb, system: system, pid: pid}
+}
+
+func (c *collector) take() []*messages.UserState {
+	c.tb.Helper()
+	res, err := c.system.Root.RequestFuture(c.pid, &takeUpdates{}, 5*time.Second).Result()
+	if err != nil {
+		c.tb.Fatalf("collector: %v", err)
+	}
+	out, _ := res.([]*messages.UserState)
+	return out
+}
+
+func (c *collector) expect(what string, want ...view) {
+	c.tb.Helper()
+	got := c.take()
+	views := make([]view, len(got))
+	for i, s := range got {
+		views[i] = viewOf(s)
+	}
+	if !slices.Equal(views, want) {
+		c.tb.Fatalf("%s: pushed %+v, want %+v", what, views, want)
+	}
+}
+
+// ---------------------------------------------------------------------------
+
+func TestRecordCreation(t *testing.T) {
+	const id = 7
+	const hub = "nonhost/hub"
+	created := func(online, busy, held bool) *messages.UserState {
+		return &messages.UserState{
+			UserId: id, Username: "alice", IsOnline: online, IsBusy: busy,
+			LastSeen: us(t0), CreatedAt: us(t0), UpdatedAt: us(t0), Version: 1, SessionsHeld: held,
+		}
+	}
+	tests := []struct {
+		name string
+		msg  *messages.Envelope
+		want *messages.UserState // nil: no record may be created
+		// wantReply checks the answer when no record is created.
+		wantReply func(*messages.Envelope) bool
+	}{
+		{name: "GetStatus create", msg: getStatus(id, "alice", true), want: created(false, false, false)},
+		{name: "Heartbeat", msg: heartbeatAs(id, "alice"), want: created(true, false, false)},
+		{name: "UpdateStatus", msg: update(id, &messages.UpdateStatus{Username: "alice", SetBusy: true, IsBusy: true}), want: created(false, true, false)},
+		{name: "Sessions open", msg: &messages.Envelope{Body: &messages.Envelope_Sessions{Sessions: &messages.Sessions{UserId: id, Username: "alice", Hub: hub, Count: 1, Seq: 1}}}, want: created(true, false, true)},
+
+		{name: "GetStatus without create", msg: getStatus(id, "alice", false), wantReply: isNotFound},
+		{name: "GetPresence", msg: getPresence(id), wantReply: isNotFound},
+		{name: "Recheck", msg: recheck(id), wantReply: func(r *messages.Envelope) bool {
+			c := r.GetCleanupCount()
+			return c != nil && c.GetUsersMarkedOffline() == 0 && c.GetBusyStatusCleared() == 0
+		}},
+		{name: "Sessions closed", msg: sessions(id, hub, 0, 1), wantReply: isNotFound},
+		{name: "Unwatch", msg: unwatch(id, actor.NewPID("nonhost", "hub"), 1), wantReply: func(r *messages.Envelope) bool { return r.GetAck() != nil }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			reply := e.req(tc.msg)
+			if tc.want == nil {
+				if !tc.wantReply(reply) {
+					t.Fatalf("reply = %v", reply)
+				}
+				if st := e.stored(id); st != nil {
+					t.Fatalf("record created: %v", st)
+				}
+				if st := e.presence(id); st != nil {
+					t.Fatalf("GetPresence after = %v, want NotFound", st)
+				}
+				if n := e.store.saves.Load(); n != 0 {
+					t.Fatalf("%d store saves, want 0", n)
+				}
+				// An actor for a user with no record and no watcher is not kept.
+				e.waitInactive(id)
+				return
+			}
+			got := reply.GetStateReply().GetState()
+			checkEqual(t, "reply", got, tc.want)
+			checkEqual(t, "stored", e.stored(id), tc.want)
+			checkEqual(t, "GetPresence", e.presence(id), tc.want)
+
+			// Asking again with create changes nothing.
+			e.clock.Skip(time.Second)
+			checkEqual(t, "GetStatus create again", e.state(getStatus(id, "alice", true)), tc.want)
+			if n := e.store.saves.Load(); n != 1 {
+				t.Fatalf("%d store saves, want 1", n)
+			}
+		})
+	}
+}
+
+func isNotFound(r *messages.Envelope) bool { return r.GetNotFound() != nil }
+
+func TestWatchOfUnknownUserKeepsNoRecordButLearnsOfCreation(t *testing.T) {
+	e := newEnv(t)
+	c := newCollector(t, e.system)
+	if r := e.req(watch(7, c.pid, 1)); r.GetNotFound() == nil {
+		t.Fatalf("Watch of unknown user = %v, want NotFound", r)
+	}
+	if st := e.stored(7); st != nil {
+		t.Fatalf("Watch created a record: %v", st)
+	}
+	if !slices.Contains(e.active(), 7) {
+		t.Fatalf("watched unknown user not kept active: %v", e.active())
+	}
+	e.req(heartbeat(7))
+	c.expect("creation", view{Online: true, Version: 1})
+}
+
+func TestHeartbeat(t *testing.T) {
+	for _, writer := range []bool{false, true} {
+		t.Run(fmt.Sprintf("LastSeenWriter=%v", writer), func(t *testing.T) {
+			var opts []envOption
+			if writer {
+				opts = append(opts, withWriter())
+			}
+			e := newEnv(t, opts...)
+			const id = 3
+			first := e.state(getStatus(id, "bob", true))
+			checkView(t, "created", first, view{Version: 1})
+
+			e.clock.Advance(time.Second)
+			st := e.state(heartbeat(id))
+			want := &messages.UserState{UserId: id, Username: "bob", IsOnline: true,
+				LastSeen: at(time.Second), CreatedAt: us(t0), UpdatedAt: at(time.Second), Version: 2}
+			checkEqual(t, "first heartbeat", st, want)
+			checkEqual(t, "stored after first heartbeat", e.stored(id), want)
+			saves, touches := e.store.saves.Load(), e.store.touches.Load()
+
+			e.clock.Advance(10 * time.Second)
+			st = e.state(heartbeat(id))
+			want.LastSeen = at(11 * time.Second)
+			checkEqual(t, "second heartbeat", st, want)
+			checkEqual(t, "GetPresence", e.mustPresence(id), want)
+			if n := e.store.saves.Load(); n != saves {
+				t.Fatalf("second heartbeat saved the record (%d saves, want %d)", n, saves)
+			}
+			stored := e.stored(id)
+			if !writer {
+				if n := e.store.touches.Load(); n != touches+1 {
+					t.Fatalf("TouchLastSeen called %d times, want %d", n, touches+1)
+				}
+				checkEqual(t, "stored after second heartbeat", stored, want)
+				return
+			}
+			if n := e.store.touches.Load(); n != touches {
+				t.Fatalf("TouchLastSeen called synchronously with a writer configured")
+			}
+			if stored.GetLastSeen() != at(time.Second) || stored.GetVersion() != 2 {
+				t.Fatalf("stored before flush = %v, want last_seen %d version 2", stored, at(time.Second))
+			}
+			if v, ok := e.lastSeen.Pending(id); !ok || v != at(11*time.Second) {
+				t.Fatalf("writer pending = %d,%v, want %d", v, ok, at(11*time.Second))
+			}
+			if err := e.lastSeen.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			checkEqual(t, "stored after flush", e.stored(id), want)
+		})
+	}
+}
+
+func TestInactivity(t *testing.T) {
+	const id = 11
+	t.Run("offline exactly offline_after after the heartbeat", func(t *testing.T) {
+		e := newEnv(t)
+		checkView(t, "heartbeat", e.state(heartbeat(id)), view{Online: true, Version: 1})
+		if d := e.clock.Deadlines(); !slices.Equal(d, []time.Time{t0.Add(testOfflineAfter)}) {
+			t.Fatalf("armed timers %v, want one at %v", d, t0.Add(testOfflineAfter))
+		}
+		checkView(t, "just before", e.advance(id, testOfflineAfter-time.Microsecond), view{Online: true, Version: 1})
+		st := e.advance(id, time.Microsecond)
+		want := &messages.UserState{UserId: id, IsOnline: false, LastSeen: us(t0), CreatedAt: us(t0),
+			UpdatedAt: at(testOfflineAfter), Version: 2}
+		checkEqual(t, "at the deadline", st, want)
+		checkEqual(t, "stored", e.stored(id), want)
+		if got := e.obs.wentOffline(); !slices.Equal(got, []time.Duration{testOfflineAfter}) {
+			t.Fatalf("WentOffline reports %v, want [%v]", got, testOfflineAfter)
+		}
+		if d := e.clock.Deadlines(); len(d) != 0 {
+			t.Fatalf("timers still armed after going offline: %v", d)
+		}
+		checkView(t, "an hour later", e.advance(id, time.Hour), view{Version: 2})
+	})
+	t.Run("a heartbeat in between postpones it", func(t *testing.T) {
+		e := newEnv(t)
+		e.req(heartbeat(id))
+		e.clock.Advance(3 * time.Minute)
+		checkView(t, "second heartbeat", e.state(heartbeat(id)), view{Online: true, Version: 1})
+		// The first timer is kept (heartbeats do not churn timers)...
+		if d := e.clock.Deadlines(); !slices.Equal(d, []time.Time{t0.Add(testOfflineAfter)}) {
+			t.Fatalf("armed timers %v, want one at %v", d, t0.Add(testOfflineAfter))
+		}
+		// ...and finds, when it fires, that the deadline moved.
+		checkView(t, "first deadline", e.advance(id, 2*time.Minute), view{Online: true, Version: 1})
+		checkView(t, "just before new deadline", e.advance(id, 3*time.Minute-time.Microsecond), view{Online: true, Version: 1})
+		st := e.advance(id, time.Microsecond)
+		checkView(t, "new deadline", st, view{Version: 2})
+		if st.GetUpdatedAt() != at(8*time.Minute) || st.GetLastSeen() != at(3*time.Minute) {
+			t.Fatalf("offline record %v: want updated_at %d, last_seen %d", st, at(8*time.Minute), at(3*time.Minute))
+		}
+	})
+	t.Run("a PUT is a sign of life too", func(t *testing.T) {
+		e := newEnv(t)
+		e.req(heartbeat(id))
+		e.clock.Advance(4 * time.Minute)
+		checkView(t, "PUT", e.state(update(id, busy)), view{Online: true, Busy: true, Version: 2})
+		checkView(t, "first deadline", e.advance(id, time.Minute), view{Online: true, Busy: true, Version: 2})
+		checkView(t, "just before", e.advance(id, 4*time.Minute-time.Microsecond), view{Online: true, Busy: true, Version: 2})
+		checkView(t, "deadline", e.advance(id, time.Microsecond), view{Busy: true, Version: 3})
+	})
+	t.Run("reads are not signs of life", func(t *testing.T) {
+		e := newEnv(t)
+		e.req(heartbeat(id))
+		e.clock.Advance(4 * time.Minute)
+		e.state(getStatus(id, "", true))
+		e.mustPresence(id)
+		checkView(t, "deadline", e.advance(id, time.Minute), view{Version: 2})
+	})
+}
+
+func TestBusyExpiresExactlyAtBusyUntil(t *testing.T) {
+	const id = 12
+	e := newEnv(t)
+	e.req(getStatus(id, "", true))
+	until := at(2 * time.Minute)
+	checkView(t, "PUT", e.state(update(id, busyUntil(until))), view{Busy: true, BusyUntil: until, Version: 2})
+	checkView(t, "just before", e.advance(id, 2*time.Minute-time.Microsecond), view{Busy: true, BusyUntil: until, Version: 2})
+	st := e.advance(id, time.Microsecond)
+	want := &messages.UserState{UserId: id, LastSeen: us(t0), CreatedAt: us(t0), UpdatedAt: until, Version: 3}
+	checkEqual(t, "at busy_until", st, want)
+	checkEqual(t, "stored", e.stored(id), want)
+}
+
+func TestUpdateStatus(t *testing.T) {
+	const id = 21
+	b1, b2 := at(2*time.Minute), at(3*time.Minute)
+	tests := []struct {
+		name     string
+		online   bool // start online (heartbeat) instead of offline (GetStatus create)
+		prep     []*messages.UpdateStatus
+		upd      *messages.UpdateStatus
+		want     view // after upd; Version is relative to before it
+		then     time.Duration
+		after    view // after advancing then; Version relative to before upd
+		hasAfter bool
+	}{
+		{name: "is_online false is offline at once and stays so", online: true, upd: offline,
+			want: view{Version: 1}, then: 10 * time.Minute, after: view{Version: 1}, hasAfter: true},
+		{name: "is_online true starts the inactivity rule", upd: online,
+			want: view{Online: true, Version: 1}, then: testOfflineAfter, after: view{Version: 2}, hasAfter: true},
+		{name: "is_busy with busy_until expires", upd: busyUntil(b1),
+			want: view{Busy: true, BusyUntil: b1, Version: 1}, then: 2 * time.Minute, after: view{Version: 2}, hasAfter: true},
+		{name: "busy_until alone implies busy", upd: untilOnly(b1),
+			want: view{Busy: true, BusyUntil: b1, Version: 1}, then: 2 * time.Minute, after: view{Version: 2}, hasAfter: true},
+		{name: "is_busy false clears busy_until and its timer", prep: []*messages.UpdateStatus{busyUntil(b1)}, upd: notBusy,
+			want: view{Version: 1}, then: 5 * time.Minute, after: view{Version: 1}, hasAfter: true},
+		{name: "is_busy false with a busy_until still clears it", prep: []*messages.UpdateStatus{busyUntil(b1)},
+			upd:  &messages.UpdateStatus{SetBusy: true, IsBusy: false, SetBusyUntil: true, BusyUntil: b2},
+			want: view{Version: 1}, then: 5 * time.Minute, after: view{Version: 1}, hasAfter: true},
+		{name: "busy_until null keeps busy and removes the expiry", prep: []*messages.UpdateStatus{busyUntil(b1)}, upd: untilNull,
+			want: view{Busy: true, Version: 1}, then: 5 * time.Minute, after: view{Busy: true, Version: 1}, hasAfter: true},
+		{name: "busy_until null when not busy changes nothing", upd: untilNull, want: view{Version: 0}},
+		{name: "is_busy true without busy_until is busy until cleared", prep: []*messages.UpdateStatus{busyUntil(b1)}, upd: busy,
+			want: view{Busy: true, Version: 1}, then: 5 * time.Minute, after: view{Busy: true, Version: 1}, hasAfter: true},
+		{name: "a new busy_until replaces the old one", prep: []*messages.UpdateStatus{busyUntil(b1)}, upd: untilOnly(b2),
+			want: view{Busy: true, BusyUntil: b2, Version: 1}, then: 2 * time.Minute, after: view{Busy: true, BusyUntil: b2, Version: 1}, hasAfter: true},
+		{name: "PUT without is_online keeps online", online: true, upd: busy, want: view{Online: true, Busy: true, Version: 1}},
+		{name: "PUT without is_online keeps offline", upd: busy, want: view{Busy: true, Version: 1}},
+		{name: "PUT without is_online keeps appear-offline", online: true, prep: []*messages.UpdateStatus{offline}, upd: busy,
+			want: view{Busy: true, Version: 1}},
+		{name: "a PUT that changes nothing visible keeps the version", prep: []*messages.UpdateStatus{busy}, upd: busy,
+			want: view{Busy: true, Version: 0}},
+		{name: "is_online true when online keeps the version", online: true, upd: online, want: view{Online: true, Version: 0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			if tc.online {
+				e.req(heartbeat(id))
+			} else {
+				e.req(getStatus(id, "", true))
+			}
+			for _, p := range tc.prep {
+				e.state(update(id, p))
+			}
+			before := e.mustPresence(id)
+			e.clock.Advance(time.Second)
+			st := e.state(update(id, tc.upd))
+			want := tc.want
+			want.Version += before.GetVersion()
+			checkView(t, "after PUT", st, want)
+			if st.GetLastSeen() != at(time.Second) {
+				t.Fatalf("last_seen = %d, want %d (a PUT is a sign of life)", st.GetLastSeen(), at(time.Second))
+			}
+			checkEqual(t, "stored", e.stored(id), st)
+			if !tc.hasAfter {
+				return
+			}
+			after := tc.after
+			after.Version += before.GetVersion()
+			checkView(t, fmt.Sprintf("%v later", tc.then), e.advance(id, tc.then), after)
+		})
+	}
+}
+
+func TestSessions(t *testing.T) {
+	const id = 31
+	const hubA, hubB = "nonhost/hubA", "nonhost/hubB"
+	t.Run("open sessions make online and suspend inactivity", func(t *testing.T) {
+		e := newEnv(t)
+		e.req(getStatus(id, "", true))
+		st := e.state(sessions(id, hubA, 1, 1))
+		checkView(t, "session opened", st, view{Online: true, Version: 2})
+		if !st.GetSessionsHeld() || !e.stored(id).GetSessionsHeld() {
+			t.Fatalf("sessions_held not set: reply %v, stored %v", st, e.stored(id))
+		}
+		if d := e.clock.Deadlines(); len(d) != 0 {
+			t.Fatalf("timers armed while a session is open: %v", d)
+		}
+		checkView(t, "an hour later", e.advance(id, time.Hour), view{Online: true, Version: 2})
+	})
+	t.Run("last session closed: offline after the grace period", func(t *testing.T) {
+		e := newEnv(t)
+		e.req(sessions(id, hubA, 1, 1))
+		e.clock.Advance(time.Minute)
+		st := e.state(sessions(id, hubA, 0, 2))
+		checkView(t, "closed", st, view{Online: true, Version: 1})
+		if st.GetLastSeen() != at(time.Minute) {
+			t.Fatalf("last_seen = %d, want %d", st.GetLastSeen(), at(time.Minute))
+		}
+		checkView(t, "just before", e.advance(id, testGrace-time.Microsecond), view{Online: true, Version: 1})
+		st = e.advance(id, time.Microsecond)
+		checkView(t, "grace over", st, view{Version: 2})
+		if st.GetUpdatedAt() != at(time.Minute+testGrace) || st.GetSessionsHeld() {
+			t.Fatalf("offline record %v", st)
+		}
+		if e.obs.flaps.Load() != 0 {
+			t.Fatal("FlapSuppressed reported without a re-attach")
+		}
+	})
+	t.Run("re-attach inside the grace period: no flap", func(t *testing.T) {
+		e := newEnv(t)
+		c := newCollector(t, e.system)
+		e.req(sessions(id, hubA, 1, 1))
+		e.req(watch(id, c.pid, 1))
+		e.clock.Advance(time.Minute)
+		e.req(sessions(id, hubA, 0, 2))
+		e.clock.Advance(testGrace - time.Second)
+		checkView(t, "re-attached", e.state(sessions(id, hubA, 1, 3)), view{Online: true, Version: 1})
+		if n := e.obs.flaps.Load(); n != 1 {
+			t.Fatalf("FlapSuppressed = %d, want 1", n)
+		}
+		checkView(t, "an hour later", e.advance(id, time.Hour), view{Online: true, Version: 1})
+		c.expect("pushes")
+	})
+	t.Run("re-attach on another hub", func(t *testing.T) {
+		e := newEnv(t)
+		e.req(sessions(id, hubA, 1, 1))
+		e.req(sessions(id, hubA, 0, 2))
+		e.clock.Advance(5 * time.Second)
+		e.req(sessions(id, hubB, 1, 1))
+		checkView(t, "an hour later", e.advance(id, time.Hour), view{Online: true, Version: 1})
+	})
+	t.Run("a stale report is ignored", func(t *testing.T) {
+		e := newEnv(t)
+		e.req(sessions(id, hubA, 1, 5))
+		checkView(t, "stale close", e.state(sessions(id, hubA, 0, 3)), view{Online: true, Version: 1})
+		checkView(t, "an hour later", e.advance(id, time.Hour), view{Online: true, Version: 1})
+		e.req(sessions(id, hubA, 0, 6))
+		checkView(t, "grace over", e.advance(id, testGrace), view{Version: 2})
+		// And a stale open after the close does not revive the user.
+		checkView(t, "stale open", e.state(sessions(id, hubA, 1, 4)), view{Version: 2})
+	})
+	t.Run("offline only after every hub's sessions closed", func(t *testing.T) {
+		e := newEnv(t)
+		e.req(sessions(id, hubA, 1, 1))
+		e.req(sessions(id, hubB, 2, 1))
+		e.req(sessions(id, hubA, 0, 2))
+		checkView(t, "one hub left", e.advance(id, time.Hour), view{Online: true, Version: 1})
+		e.req(sessions(id, hubB, 0, 2))
+		checkView(t, "grace over", e.advance(id, testGrace), view{Version: 2})
+	})
+	t.Run("a heartbeat after the close restarts the inactivity rule", func(t *testing.T) {
+		e := newEnv(t)
+		e.req(sessions(id, hubA, 1, 1))
+		e.clock.Advance(time.Minute)
+		e.req(sessions(id, hubA, 0, 2))
+		e.clock.Advance(5 * time.Second)
+		e.req(heartbeat(id)) // at t0+1m5s
+		checkView(t, "grace end", e.advance(id, 10*time.Second), view{Online: true, Version: 1})
+		checkView(t, "just before", e.advance(id, testOfflineAfter-10*time.Second-time.Microsecond), view{Online: true, Version: 1})
+		checkView(t, "deadline", e.advance(id, time.Microsecond), view{Version: 2})
+	})
+}
+
+func TestWatchPushesVisibleChangesOnly(t *testing.T) {
+	const id = 41
+	e := newEnv(t)
+	c1, c2 := newCollector(t, e.system), newCollector(t, e.system)
+	if r := e.req(watch(id, c1.pid, 1)); r.GetNotFound() == nil {
+		t.Fatalf("Watch = %v, want NotFound", r)
+	}
+	e.req(heartbeat(id)) // creates: v1
+	checkView(t, "second watch", e.state(watch(id, c2.pid, 1)), view{Online: true, Version: 1})
+	e.clock.Advance(time.Second)
+	e.req(heartbeat(id))                 // invisible
+	e.req(activity(id))                  // invisible
+	e.req(getStatus(id, "", true))       // invisible
+	e.req(update(id, busy))              // v2
+	e.req(update(id, busy))              // invisible
+	e.req(update(id, untilNull))         // invisible (no expiry to remove)
+	e.advance(id, testOfflineAfter)      // offline by timer: v3
+	e.req(heartbeatAs(id, "renamed"))    // online and renamed: v4
+	e.req(heartbeatAs(id, "renamed"))    // invisible
+	e.req(update(id, untilOnly(at(time.Hour)))) // busy_until set: v5
+
+	want := []view{
+		{Online: true, Busy: true, Version: 2},
+		{Busy: true, Version: 3},
+		{Online: true, Busy: true, Version: 4},
+		{Online: true, Busy: true, BusyUntil: at(time.Hour), Version: 5},
+	}
+	c2.expect("second watcher", want...)
+	c1.expect("first watcher", append([]view{{Online: true, Version: 1}}, want...)...)
+
+	if r := e.req(unwatch(id, c1.pid, 2)); r.GetAck() == nil {
+		t.Fatalf("Unwatch = %v, want Ack", r)
+	}
+	e.req(update(id, notBusy)) // v6
+	c1.expect("after unwatch")
+	c2.expect("still watching", view{Online: true, Version: 6})
+}
+
+func TestWatchSeqOrdering(t *testing.T) {
+	const id = 42
+	e := newEnv(t)
+	c := newCollector(t, e.system)
+	e.req(heartbeat(id)) // v1
+	checkView(t, "watch", e.state(watch(id, c.pid, 10)), view{Online: true, Version: 1})
+	if r := e.req(unwatch(id, c.pid, 9)); r.GetAck() == nil {
+		t.Fatalf("stale Unwatch = %v, want Ack", r)
+	}
+	e.req(update(id, busy)) // v2: still pushed
+	c.expect("after stale unwatch", view{Online: true, Busy: true, Version: 2})
+
+	e.req(unwatch(id, c.pid, 11))
+	e.req(update(id, notBusy)) // v3: not pushed
+	// A reordered Watch older than the Unwatch does not revive the watch.
+	checkView(t, "stale watch", e.state(watch(id, c.pid, 10)), view{Online: true, Version: 3})
+	e.req(update(id, busy)) // v4: not pushed
+	c.expect("after unwatch and stale watch")
+
+	e.req(watch(id, c.pid, 12))
+	e.req(update(id, notBusy)) // v5
+	c.expect("after new watch", view{Online: true, Version: 5})
+}
+
+func TestVersionsRiseWithEveryVisibleChange(t *testing.T) {
+	const id = 43
+	e := newEnv(t)
+	c := newCollector(t, e.system)
+	e.req(watch(id, c.pid, 1))
+	steps := []func() *messages.UserState{
+		func() *messages.UserState { return e.state(getStatus(id, "x", true)) },
+		func() *messages.UserState { return e.state(heartbeat(id)) },
+		func() *messages.UserState { return e.state(heartbeat(id)) },
+		func() *messages.UserState { return e.state(update(id, busyUntil(at(time.Hour)))) },
+		func() *messages.UserState { return e.state(update(id, untilOnly(at(2*time.Hour)))) },
+		func() *messages.UserState { return e.state(update(id, untilNull)) },
+		func() *messages.UserState { return e.state(update(id, offline)) },
+		func() *messages.UserState { return e.state(update(id, offline)) },
+		func() *messages.UserState { return e.state(sessions(id, "h", 1, 1)) },
+		func() *messages.UserState { return e.state(sessions(id, "h", 2, 2)) },
+		func() *messages.UserState { return e.state(sessions(id, "h", 0, 3)) },
+		func() *messages.UserState { return e.advance(id, testGrace) },
+		func() *messages.UserState { return e.state(update(id, notBusy)) },
+		func() *messages.UserState { return e.state(heartbeatAs(id, "y")) },
+		func() *messages.UserState { return e.advance(id, testOfflineAfter) },
+	}
+	var prev *messages.UserState
+	for i, step := range steps {
+		e.clock.Advance(time.Second)
+		st := step()
+		if prev != nil {
+			changed := st.GetIsOnline() != prev.GetIsOnline() || st.GetIsBusy() != prev.GetIsBusy() ||
+				st.GetBusyUntil() != prev.GetBusyUntil() || st.GetUsername() != prev.GetUsername()
+			switch {
+			case changed && st.GetVersion() != prev.GetVersion()+1:
+				t.Fatalf("step %d: visible change %v -> %v, want version %d", i, prev, st, prev.GetVersion()+1)
+			case !changed && st.GetVersion() != prev.GetVersion():
+				t.Fatalf("step %d: no visible change %v -> %v but version moved", i, prev, st)
+			}
+		}
+		prev = st
+	}
+	if prev.GetVersion() != 11 {
+		t.Fatalf("final version %d, want 11", prev.GetVersion())
+	}
+	pushed := c.take()
+	if len(pushed) != 11 {
+		t.Fatalf("%d pushes, want 11: %v", len(pushed), pushed)
+	}
+	for i, s := range pushed {
+		if s.GetVersion() != uint64(i+1) {
+			t.Fatalf("push %d has version %d, want %d", i, s.GetVersion(), i+1)
+		}
+	}
+}
+
+func TestRecheckCountsUndeliveredDeadlines(t *testing.T) {
+	e := newEnv(t)
+	e.req(heartbeat(1))
+	e.req(update(1, busyUntil(at(time.Minute)))) // v2
+	e.req(getStatus(2, "", true))
+	e.req(heartbeat(3))
+	e.req(update(4, busyUntil(at(time.Minute)))) // offline, busy
+	e.req(heartbeat(5))
+	e.req(update(5, busyUntil(at(20*time.Minute)))) // online, busy past the skip
+
+	e.clock.Skip(10 * time.Minute) // deadlines pass, no timer is delivered
+	checkView(t, "before recheck", e.mustPresence(1), view{Online: true, Busy: true, BusyUntil: at(time.Minute), Version: 2})
+
+	count := func(id int64) (int64, int64) {
+		t.Helper()
+		r := e.req(recheck(id))
+		c := r.GetCleanupCount()
+		if c == nil {
+			t.Fatalf("Recheck(%d) = %v", id, r)
+		}
+		return c.GetUsersMarkedOffline(), c.GetBusyStatusCleared()
+	}
+	if o, b := count(1); o != 1 || b != 1 {
+		t.Fatalf("Recheck(1) = %d offline, %d busy; want 1, 1", o, b)
+	}
+	st := e.mustPresence(1)
+	checkView(t, "after recheck", st, view{Version: 3})
+	if st.GetUpdatedAt() != at(10*time.Minute) {
+		t.Fatalf("updated_at = %d, want %d", st.GetUpdatedAt(), at(10*time.Minute))
+	}
+	if o, b := count(1); o != 0 || b != 0 {
+		t.Fatalf("second Recheck(1) = %d, %d; want 0, 0", o, b)
+	}
+	if o, b := count(2); o != 0 || b != 0 {
+		t.Fatalf("Recheck(2) = %d, %d; want 0, 0", o, b)
+	}
+
+	// Cleanup covers the rest: 3 goes offline, 4 stops being busy, 5 goes
+	// offline and stays busy.
+	got, err := e.host.Cleanup(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GetUsersMarkedOffline() != 2 || got.GetBusyStatusCleared() != 1 {
+		t.Fatalf("Cleanup = %v, want 2 offline, 1 busy cleared", got)
+	}
+	checkView(t, "user 5", e.mustPresence(5), view{Busy: true, BusyUntil: at(20 * time.Minute), Version: 3})
+
+	// The timers of the transitions Recheck made are gone: delivering
+	// everything due changes nothing more.
+	e.clock.Advance(0)
+	checkView(t, "user 1 after timers", e.mustPresence(1), view{Version: 3})
+	checkView(t, "user 4 after timers", e.mustPresence(4), view{Version: 3})
+	if d := e.clock.Deadlines(); !slices.Equal(d, []time.Time{t0.Add(20 * time.Minute)}) {
+		t.Fatalf("armed timers %v, want only user 5's busy timer", d)
+	}
+}
+
+func TestCleanupCountsStoredRecordsWithoutActor(t *testing.T) {
+	e := newEnv(t)
+	// Records left by a previous run of the cluster; no actor holds them.
+	e.put(&messages.UserState{UserId: 100, IsOnline: true, LastSeen: at(-10 * time.Minute), CreatedAt: at(-time.Hour), UpdatedAt: at(-10 * time.Minute), Version: 5}, 0)
+	e.put(&messages.UserState{UserId: 101, IsBusy: true, BusyUntil: at(-time.Minute), LastSeen: at(-time.Hour), CreatedAt: at(-time.Hour), UpdatedAt: at(-time.Hour), Version: 2}, 0)
+	e.put(&messages.UserState{UserId: 102, IsOnline: true, LastSeen: at(-time.Minute), CreatedAt: at(-time.Hour), UpdatedAt: at(-time.Minute), Version: 1}, 0)
+	e.put(&messages.UserState{UserId: 103, LastSeen: at(-time.Hour), CreatedAt: at(-time.Hour), UpdatedAt: at(-time.Hour), Version: 1}, 0)
+
+	got, err := e.host.Cleanup(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkView(t, "stored 100", e.stored(100), view{Version: 6})
+	checkView(t, "stored 101", e.stored(101), view{Version: 3})
+	checkView(t, "stored 102", e.stored(102), view{Online: true, Version: 1})
+	checkView(t, "stored 103", e.stored(103), view{Version: 1})
+	if !slices.Contains(e.active(), 102) {
+		t.Fatalf("user 102 not activated by the sweep: %v", e.active())
+	}
+	if got.GetUsersMarkedOffline() != 1 || got.GetBusyStatusCleared() != 1 {
+		t.Fatalf("Cleanup = {offline %d, busy %d}, want {1, 1}: the sweep changed the stored records but did not count them",
+			got.GetUsersMarkedOffline(), got.GetBusyStatusCleared())
+	}
+}
+
+func TestActivationRearmsStoredDeadlines(t *testing.T) {
+	t.Run("inactivity and busy expiry", func(t *testing.T) {
+		e := newEnv(t)
+		const id = 200
+		e.put(&messages.UserState{UserId: id, IsOnline: true, IsBusy: true, BusyUntil: at(2 * time.Minute),
+			LastSeen: at(-time.Minute), CreatedAt: at(-time.Hour), UpdatedAt: at(-time.Minute), Version: 4}, 0)
+		checkView(t, "activated", e.mustPresence(id), view{Online: true, Busy: true, BusyUntil: at(2 * time.Minute), Version: 4})
+		checkView(t, "busy_until", e.advance(id, 2*time.Minute), view{Online: true, Version: 5})
+		checkView(t, "just before offline", e.advance(id, 2*time.Minute-time.Microsecond), view{Online: true, Version: 5})
+		checkView(t, "offline_after since last_seen", e.advance(id, time.Microsecond), view{Version: 6})
+	})
+	t.Run("sessions held elsewhere get the grace period", func(t *testing.T) {
+		e := newEnv(t)
+		e.put(&messages.UserState{UserId: 201, IsOnline: true, SessionsHeld: true, LastSeen: us(t0), CreatedAt: us(t0), UpdatedAt: us(t0), Version: 2}, 0)
+		e.put(&messages.UserState{UserId: 202, IsOnline: true, SessionsHeld: true, LastSeen: us(t0), CreatedAt: us(t0), UpdatedAt: us(t0), Version: 2}, 0)
+		e.mustPresence(201)
+		e.mustPresence(202)
+		e.clock.Advance(5 * time.Second)
+		// 202's hub re-reports its sessions to the new activation.
+		checkView(t, "re-reported", e.state(sessions(202, "h", 1, 1)), view{Online: true, Version: 2})
+		checkView(t, "201 just before", e.advance(201, testGrace-5*time.Second-time.Microsecond), view{Online: true, Version: 2})
+		checkView(t, "201 grace over", e.advance(201, time.Microsecond), view{Version: 3})
+		checkView(t, "202 an hour later", e.advance(202, time.Hour), view{Online: true, Version: 2})
+		if n := e.obs.flaps.Load(); n != 1 {
+			t.Fatalf("FlapSuppressed = %d, want 1", n)
+		}
+	})
+}
+
+func TestPassivation(t *testing.T) {
+	e := newEnv(t, withWriter(), withPassivateAfter(50*time.Millisecond))
+	c := newCollector(t, e.system)
+	const (
+		idle     = 1
+		busyT    = 2
+		onlineU  = 3
+		watched  = 4
+		sessOpen = 5
+	)
+	e.req(getStatus(idle, "idle", true))
+	e.req(update(idle, busy)) // busy without expiry: no timer
+	e.req(update(busyT, busyUntil(at(time.Hour))))
+	e.req(heartbeat(onlineU))
+	e.req(getStatus(watched, "", true))
+	e.req(watch(watched, c.pid, 1))
+	e.req(sessions(sessOpen, "h", 1, 1))
+	e.clock.Advance(time.Second)
+	e.req(activity(idle)) // last_seen only: goes to the writer
+	before := e.mustPresence(idle)
+	if before.GetLastSeen() != at(time.Second) {
+		t.Fatalf("last_seen %d, want %d", before.GetLastSeen(), at(time.Second))
+	}
+	if got := e.active(); !slices.Equal(got, []int64{1, 2, 3, 4, 5}) {
+		t.Fatalf("active %v", got)
+	}
+	passivated := e.obs.passivated.Load()
+
+	e.waitInactive(idle)
+	time.Sleep(200 * time.Millisecond) // four times PassivateAfter
+	if got := e.active(); !slices.Equal(got, []int64{2, 3, 4, 5}) {
+		t.Fatalf("active after idling %v, want [2 3 4 5]: only the idle user may passivate", got)
+	}
+	if n := e.obs.passivated.Load(); n != passivated+1 {
+		t.Fatalf("ActorPassivated %d times, want %d", n, passivated+1)
+	}
+	// The store has not seen the touch yet; the new activation merges it.
+	if st := e.stored(idle); st.GetLastSeen() != us(t0) {
+		t.Fatalf("stored last_seen %d, want %d (unflushed)", st.GetLastSeen(), us(t0))
+	}
+	loads := e.store.loads.Load()
+	checkEqual(t, "reloaded", e.mustPresence(idle), before)
+	if n := e.store.loads.Load(); n != loads+1 {
+		t.Fatalf("%d loads, want 1 for the reactivation", n-loads)
+	}
+
+	// Once they hold nothing, the others passivate too.
+	e.advance(onlineU, testOfflineAfter)
+	e.req(unwatch(watched, c.pid, 2))
+	e.req(sessions(sessOpen, "h", 0, 2))
+	e.advance(sessOpen, testGrace)
+	e.waitInactive(onlineU)
+	e.waitInactive(watched)
+	e.waitInactive(sessOpen)
+	if !slices.Contains(e.active(), busyT) {
+		t.Fatalf("user with a busy timer passivated: %v", e.active())
+	}
+	checkView(t, "busy user", e.mustPresence(busyT), view{Busy: true, BusyUntil: at(time.Hour), Version: 1})
+	checkView(t, "online user reloaded", e.mustPresence(onlineU), view{Version: 2})
+}
+
+func TestVersionConflictReloads(t *testing.T) {
+	const id = 51
+	t.Run("request", func(t *testing.T) {
+		e := newEnv(t)
+		e.req(heartbeatAs(id, "alice")) // v1
+		// Another activation wrote v5 meanwhile.
+		other := e.stored(id)
+		other.Username, other.IsBusy, other.Version, other.UpdatedAt = "alice2", true, 5, at(time.Second)
+		e.put(other, 1)
+
+		e.clock.Advance(2 * time.Second)
+		st := e.state(update(id, offline))
+		want := &messages.UserState{UserId: id, Username: "alice2", IsOnline: false, IsBusy: true,
+			LastSeen: at(2 * time.Second), CreatedAt: us(t0), UpdatedAt: at(2 * time.Second), Version: 6}
+		checkEqual(t, "reply", st, want)
+		checkEqual(t, "stored", e.stored(id), want)
+	})
+	t.Run("the stored record already has the change", func(t *testing.T) {
+		e := newEnv(t)
+		e.req(heartbeatAs(id, "alice")) // v1
+		other := e.stored(id)
+		other.IsBusy, other.Version = true, 5
+		e.put(other, 1)
+		e.clock.Advance(2 * time.Second)
+		st := e.state(update(id, busy))
+		checkView(t, "reply", st, view{Online: true, Busy: true, Version: 5})
+		checkView(t, "stored", e.stored(id), view{Online: true, Busy: true, Version: 5})
+	})
+	t.Run("timer", func(t *testing.T) {
+		e := newEnv(t)
+		e.req(heartbeat(id)) // v1, offline at t0+5m
+		other := e.stored(id)
+		other.Username, other.Version = "moved", 3
+		e.put(other, 1)
+		st := e.advance(id, testOfflineAfter)
+		checkEqual(t, "after timer", st, &messages.UserState{UserId: id, Username: "moved", LastSeen: us(t0),
+			CreatedAt: us(t0), UpdatedAt: at(testOfflineAfter), Version: 4})
+		checkEqual(t, "stored", e.stored(id), st)
+	})
+}
+
+func TestStoreFailure(t *testing.T) {
+	const id = 61
+	tests := []struct {
+		name  string
+		setup func(e *env)
+		msg   *messages.Envelope
+	}{
+		{name: "heartbeat of an offline user", setup: func(e *env) { e.req(getStatus(id, "", true)) }, msg: heartbeat(id)},
+		{name: "creation", msg: getStatus(id, "", true)},
+		{name: "creation by heartbeat", msg: heartbeat(id)},
+		{name: "PUT busy_until", setup: func(e *env) { e.req(heartbeat(id)) }, msg: update(id, busyUntil(at(time.Minute)))},
+		{name: "PUT is_online false", setup: func(e *env) { e.req(heartbeat(id)) }, msg: update(id, offline)},
+		{name: "PUT is_busy false", setup: func(e *env) { e.req(update(id, busyUntil(at(time.Minute)))) }, msg: update(id, notBusy)},
+		{name: "session opened", setup: func(e *env) { e.req(getStatus(id, "", true)) }, msg: sessions(id, "h", 1, 1)},
+		{name: "rename", setup: func(e *env) { e.req(heartbeatAs(id, "a")) }, msg: heartbeatAs(id, "b")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			if tc.setup != nil {
+				tc.setup(e)
+			}
+			before, storedBefore := e.presence(id), e.stored(id)
+			deadlines := e.clock.Deadlines()
+			e.clock.Advance(time.Second)
+			e.store.failSave.Store(true)
+			checkFailure(t, e.req(tc.msg), 503, detailStoreUnavailable)
+			e.store.failSave.Store(false)
+			if got := e.presence(id); !proto.Equal(got, before) {
+				t.Fatalf("in-memory state changed by a failed write:\n got  %v\n want %v", got, before)
+			}
+			if got := e.stored(id); !proto.Equal(got, storedBefore) {
+				t.Fatalf("stored state changed:\n got  %v\n want %v", got, storedBefore)
+			}
+			if got := e.clock.Deadlines(); !slices.Equal(got, deadlines) {
+				t.Fatalf("timers after the failed write %v, want %v", got, deadlines)
+			}
+		})
+	}
+}
+
+// A Sessions report whose write failed must not count: the hub was told it
+// failed, and its next report is the only truth.
+func TestSessionsReportAfterStoreFailure(t *testing.T) {
+	const id = 62
+	t.Run("the next report applies", func(t *testing.T) {
+		e := newEnv(t)
+		e.req(getStatus(id, "", true))
+		e.store.failSave.Store(true)
+		checkFailure(t, e.req(sessions(id, "h", 1, 1)), 503, detailStoreUnavailable)
+		e.store.failSave.Store(false)
+		checkView(t, "session re-reported", e.state(sessions(id, "h", 1, 2)), view{Online: true, Version: 2})
+	})
+	t.Run("no phantom session holds the user online", func(t *testing.T) {
+		e := newEnv(t)
+		e.req(getStatus(id, "", true))
+		e.store.failSave.Store(true)
+		checkFailure(t, e.req(sessions(id, "h", 1, 1)), 503, detailStoreUnavailable)
+		e.store.failSave.Store(false)
+		checkView(t, "heartbeat", e.state(heartbeat(id)), view{Online: true, Version: 2})
+		checkView(t, "offline_after later", e.advance(id, testOfflineAfter), view{Version: 3})
+	})
+}
+
+func TestTimerTransitionRetriedAfterStoreFailure(t *testing.T) {
+	const id = 63
+	e := newEnv(t)
+	e.req(heartbeat(id))
+	e.store.failSave.Store(true)
+	checkView(t, "refused transition", e.advance(id, testOfflineAfter), view{Online: true, Version: 1})
+	e.store.failSave.Store(false)
+	checkView(t, "just before retry", e.advance(id, retryAfterFailure-time.Microsecond), view{Online: true, Version: 1})
+	checkView(t, "retried", e.advance(id, time.Microsecond), view{Version: 2})
+
+	// Recheck reports the failure instead of a count.
+	e.req(heartbeat(id))
+	e.clock.Skip(testOfflineAfter)
+	e.store.failSave.Store(true)
+	checkFailure(t, e.req(recheck(id)), 503, detailStoreUnavailable)
+	if _, err := e.host.Cleanup(context.Background(), nil); err == nil {
+		t.Fatal("Cleanup with a failing store returned no error")
+	}
+}
+
+func TestActivationLoadFailure(t *testing.T) {
+	const id = 64
+	e := newEnv(t)
+	e.put(&messages.UserState{UserId: id, IsBusy: true, LastSeen: us(t0), CreatedAt: us(t0), UpdatedAt: us(t0), Version: 3}, 0)
+	e.store.failLoad.Store(true)
+	checkFailure(t, e.req(getPresence(id)), 503, detailStoreUnavailable)
+	e.store.failLoad.Store(false)
+	e.waitInactive(id)
+	checkView(t, "after the store recovered", e.mustPresence(id), view{Busy: true, Version: 3})
+}
+
+func BenchmarkHeartbeat(b *testing.B) {
+	e := newEnv(b, withWriter(), withClock(SystemClock{}))
+	const id = 1
+	e.req(heartbeat(id))
+	ctx := context.Background()
+	msg := heartbeat(id)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		reply, err := e.host.Request(ctx, e.host.Activator(), msg)
+		if err != nil || reply.GetStateReply() == nil {
+			b.Fatalf("heartbeat: %v %v", reply, err)
+		}
+	}
+}

@@ -1,0 +1,44 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// nodeMeta is what a member advertises in its memberlist metadata.
+// memberlist refuses metadata over memberlist.MetaMaxSize (512 bytes), so
+// keys are short.
+type nodeMeta struct {
+	NodeName   string `json:"n"`
+	RemoteAddr string `json:"r"`
+	HTTPAddr   string `json:"h"`
+	Store      string `json:"s"`
+	Draining   bool   `json:"d,omitempty"`
+	// Proto is the message protocol version, for rolling upgrades.
+	Proto int `json:"p"`
+}
+
+// protoVersion rises when the Envelope gains cases older nodes must know.
+const protoVersion = 1
+
+func (m nodeMeta) encode() ([]byte, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("node metadata is %d bytes, over memberlist's %d: shorten PRESENCE_NODE_NAME or the addresses", len(b), memberlist.MetaMaxSize)
+	}
+	return b, nil
+}
+
+func decodeMeta(b []byte) (nodeMeta, error) {
+	var m nodeMeta
+	if len(b) == 0 {
+		return m, fmt.Errorf("empty metadata")
+	}
+	err := json.Unmarshal(b, &m)
+	return m, err
+}

@@ -1,0 +1,74 @@
+package cluster
+
+import (
+	"context"
+	"sort"
+	"sync"
+)
+
+// MemberStatus is one member in GET /admin/cluster.
+type MemberStatus struct {
+	Name         string `json:"name"`
+	NodeName     string `json:"node_name"`
+	Status       string `json:"status"`
+	Draining     bool   `json:"draining"`
+	Owner        bool   `json:"owns_users"`
+	Self         bool   `json:"self"`
+	HTTPAddr     string `json:"http_addr"`
+	GossipAddr   string `json:"gossip_addr"`
+	RemoteAddr   string `json:"remote_addr"`
+	ActorsHosted *int64 `json:"actors_hosted"`
+	Error        string `json:"error,omitempty"`
+}
+
+// ClusterStatus is GET /admin/cluster: the membership as the node asked
+// sees it.
+type ClusterStatus struct {
+	Node       string         `json:"node"`
+	Standalone bool           `json:"standalone"`
+	Epoch      uint64         `json:"epoch"`
+	Members    []MemberStatus `json:"members"`
+}
+
+func (n *Node) clusterStatus(ctx context.Context) (any, error) {
+	if n.members == nil {
+		stats, err := n.router.NodeStats(ctx, "")
+		ms := MemberStatus{Name: n.cfg.NodeName, NodeName: n.cfg.NodeName, Status: "alive", Owner: true, Self: true, HTTPAddr: n.HTTPAddr()}
+		if err != nil {
+			ms.Error = err.Error()
+		} else {
+			a := stats.GetActiveActors()
+			ms.ActorsHosted = &a
+		}
+		return ClusterStatus{Node: n.cfg.NodeName, Standalone: true, Members: []MemberStatus{ms}}, nil
+	}
+	view := n.members.View()
+	self := n.members.LocalName()
+	out := ClusterStatus{Node: self, Epoch: view.Epoch, Members: make([]MemberStatus, len(view.All))}
+	var wg sync.WaitGroup
+	for i, m := range view.All {
+		_, owner := view.ownerNamed(m.Name)
+		out.Members[i] = MemberStatus{
+			Name: m.Name, NodeName: m.NodeName, Status: m.State, Draining: m.Draining, Owner: owner,
+			Self: m.Name == self, HTTPAddr: m.HTTPAddr, GossipAddr: m.GossipAddr, RemoteAddr: m.RemoteAddr,
+		}
+		wg.Add(1)
+		go func(ms *MemberStatus) {
+			defer wg.Done()
+			addr := ms.RemoteAddr
+			if ms.Self {
+				addr = ""
+			}
+			stats, err := n.router.NodeStats(ctx, addr)
+			if err != nil {
+				ms.Error = "unreachable: " + err.Error()
+				return
+			}
+			a := stats.GetActiveActors()
+			ms.ActorsHosted = &a
+		}(&out.Members[i])
+	}
+	wg.Wait()
+	sort.Slice(out.Members, func(i, j int) bool { return out.Members[i].Name < out.Members[j].Name })
+	return out, nil
+}
