@@ -17,9 +17,12 @@ build: ## build presenced and presencectl into ./bin (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/presenced ./cmd/presenced
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/presencectl ./cmd/presencectl
 
-test: ## the whole test suite, race detector on
+test: ## the whole test suite: everything under -race, then the in-process cluster tests without it
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	@# Several protoactor-go remotes in one process race inside the library
+	@# (grpclog.SetLoggerV2), so in-process multi-node tests are built !race.
+	$(GO) test -count=1 -timeout 15m ./e2e/cluster/...
 
 test-short: ## unit tests only
 	$(GO) test -race -short -count=1 $(PKGS)

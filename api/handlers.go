@@ -89,8 +89,10 @@ func writeJSON(c *fiber.Ctx, st *messages.UserState, appendFn func([]byte, *mess
 	defer bytebufferpool.Put(buf)
 	buf.B = appendFn(buf.B[:0], st)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	// Send copies into the response, so the buffer can go back to the pool.
-	return c.Send(buf.B)
+	// SetBody copies (c.Send would keep the slice, which goes back to the
+	// pool when this returns).
+	c.Response().SetBody(buf.B)
+	return nil
 }
 
 func (s *Server) getMyStatus(c *fiber.Ctx) error {
@@ -182,7 +184,8 @@ func (s *Server) getPresenceBatch(c *fiber.Ctx) error {
 	}
 	buf.B = append(b, ']')
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(buf.B)
+	c.Response().SetBody(buf.B) // copies; see writeJSON
+	return nil
 }
 
 func (s *Server) postCleanup(c *fiber.Ctx) error {

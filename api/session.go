@@ -115,18 +115,27 @@ func (s *session) send(frame []byte) {
 	}
 }
 
-// addPending marks ids as subscribed but not yet acknowledged, and returns
-// the ones that were new to the session.
-func (s *session) addPending(ids []int64) []int64 {
+// addPending marks the ids new to the session as subscribed but not yet
+// acknowledged: pushes for them are held until the answer is sent.
+func (s *session) addPending(ids []int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fresh := ids[:0:0]
 	for _, id := range ids {
-		if _, ok := s.subs[id]; ok {
-			continue
+		if _, ok := s.subs[id]; !ok {
+			s.subs[id] = &subscription{}
 		}
-		s.subs[id] = &subscription{}
-		fresh = append(fresh, id)
+	}
+}
+
+// newIDs returns the ids the session does not watch yet.
+func (s *session) newIDs(ids []int64) []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var fresh []int64
+	for _, id := range ids {
+		if _, ok := s.subs[id]; !ok {
+			fresh = append(fresh, id)
+		}
 	}
 	return fresh
 }

@@ -231,22 +231,16 @@ func (s *Server) signOfLife(user auth.Identity, env *messages.Envelope) {
 // {"type":"subscribed"} and then the current presence of each known user;
 // pushes that raced with the subscription are folded in, newest wins.
 func (s *Server) subscribe(sess *session, ids []int64, ack bool) {
-	if ack && sess.subscriptionCount()+len(ids) > s.cfg.WSMaxSubscriptions+1 {
+	if ack && len(sess.newIDs(ids))+sess.subscriptionCount() > s.cfg.WSMaxSubscriptions+1 {
 		sess.send(appendErrorFrame(nil, "subscription limit of "+strconv.Itoa(s.cfg.WSMaxSubscriptions)+" per connection reached"))
 		return
 	}
-	fresh := sess.addPending(ids)
+	sess.addPending(ids)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
-	states, err := s.hub.subscribe(ctx, sess, fresh)
+	states, err := s.hub.subscribe(ctx, sess, ids)
 	cancel()
 	if err != nil {
-		s.log.Warn("subscribe failed", slog.Int64("user_id", sess.user.UserID), slog.Any("err", err))
-	}
-	byID := make(map[int64]*messages.UserState, len(fresh))
-	for i, id := range fresh {
-		if states[i] != nil {
-			byID[id] = states[i]
-		}
+		s.log.Warn("subscribe incomplete", slog.Int64("user_id", sess.user.UserID), slog.Any("err", err))
 	}
 
 	now := time.Now()
@@ -258,25 +252,25 @@ func (s *Server) subscribe(sess *session, ids []int64, ack bool) {
 	if ack {
 		sess.enqueueLocked(appendIDsFrame(nil, "subscribed", ids))
 	}
-	for _, id := range ids {
+	for i, id := range ids {
 		sub := sess.subs[id]
 		if sub == nil {
 			continue
 		}
 		var frame []byte
 		var v uint64
-		if st := byID[id]; st != nil {
+		if st := states[i]; st != nil {
 			frame, v = appendUpdateFrame(nil, st, now), st.GetVersion()
 		}
 		if sub.pendVer > v {
 			frame, v = sub.pending, sub.pendVer
 		}
 		if !sub.ready {
-			sub.ready, sub.pending = true, nil
-			sub.version = v
-		} else if st := byID[id]; ack && st == nil && v == 0 {
-			// already subscribed: replay the newest known state below
+			sub.ready, sub.pending, sub.pendVer = true, nil, 0
+		} else if v < sub.version {
+			continue // a newer state was pushed meanwhile and already sent
 		}
+		sub.version = max(sub.version, v)
 		if ack && frame != nil {
 			sess.enqueueLocked(frame)
 		}

@@ -1,0 +1,639 @@
+// Package e2e drives whole presence nodes over real HTTP on loopback: a node
+// started in-process with cluster.Start, or the presenced binary itself.
+// Nothing of the project is mocked; only time may be faked, through the
+// Clock hook cluster.Config documents for tests.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/presence-cluster/presence/api/auth"
+	"github.com/presence-cluster/presence/cluster"
+)
+
+// testSecret is the HS256 secret of every node the tests start.
+const testSecret = "e2e-test-secret-0123456789abcdef"
+
+// adminID is the user id of the admin token; tests never use it as a
+// subject of /users/me calls.
+const adminID = 9_000_000
+
+// ---------------------------------------------------------------- nodes
+
+type testNode struct {
+	*cluster.Node
+	cfg  cluster.Config
+	base string
+	logs *logSink
+	http *http.Client
+	once sync.Once
+}
+
+// startNode starts a standalone node (no gossip, no remoting: one node
+// owning every user) on a loopback port. Zero fields of cfg get test
+// defaults: the memory store, a fresh data dir, testSecret. The node stops
+// when the test ends (or earlier with stop).
+func startNode(t *testing.T, cfg cluster.Config) *testNode {
+	t.Helper()
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.Standalone = true
+	// Single-node tests run under -race: no gossip, no remoting (two
+	// protoactor-go remotes in one process race inside the library).
+	cfg.Standalone = true
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	if cfg.Store == "" {
+		cfg.Store = "memory"
+	}
+	if cfg.JWTSecret == "" {
+		cfg.JWTSecret = testSecret
+	}
+	if cfg.NodeName == "" {
+		cfg.NodeName = "e2e"
+	}
+	sink := newLogSink()
+	cfg.Logger = slog.New(sink.handler())
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs of node %s (%s):\n%s", cfg.NodeName, cfg.DataDir, sink.dump())
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := cluster.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("cluster.Start: %v", err)
+	}
+	tn := &testNode{
+		Node: n,
+		cfg:  cfg,
+		base: "http://" + n.HTTPAddr(),
+		logs: sink,
+		http: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+	}
+	t.Cleanup(func() { tn.stop(t) })
+	return tn
+}
+
+// stop shuts the node down gracefully; later calls do nothing.
+func (n *testNode) stop(t *testing.T) {
+	t.Helper()
+	n.once.Do(func() {
+		n.http.CloseIdleConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := n.Shutdown(ctx); err != nil {
+			t.Errorf("node shutdown: %v", err)
+		}
+	})
+}
+
+// user returns a client authenticated as userID with that display name.
+func (n *testNode) user(t *testing.T, userID int64, username string) *client {
+	return newClient(t, n.base, n.http, mint(t, userID, username, false))
+}
+
+// admin returns a client with an admin token.
+func (n *testNode) admin(t *testing.T) *client {
+	return newClient(t, n.base, n.http, mint(t, adminID, "root", true))
+}
+
+// withToken returns a client that sends token as is ("" sends no header).
+func (n *testNode) withToken(t *testing.T, token string) *client {
+	return newClient(t, n.base, n.http, token)
+}
+
+// ---------------------------------------------------------------- tokens
+
+// mint issues an HS256 token for the node secret, valid for an hour.
+func mint(t *testing.T, userID int64, username string, admin bool) string {
+	t.Helper()
+	tok, err := auth.Mint([]byte(testSecret), auth.MintClaims{UserID: userID, Username: username, Admin: admin, TTL: time.Hour})
+	if err != nil {
+		t.Fatalf("mint: %v", err)
+	}
+	return tok
+}
+
+// ---------------------------------------------------------------- client
+
+type client struct {
+	t     *testing.T
+	base  string
+	http  *http.Client
+	token string
+}
+
+func newClient(t *testing.T, base string, hc *http.Client, token string) *client {
+	return &client{t: t, base: base, http: hc, token: token}
+}
+
+type response struct {
+	code   int
+	header http.Header
+	body   []byte
+}
+
+func (r *response) String() string {
+	return fmt.Sprintf("%d %s", r.code, r.body)
+}
+
+// send performs one request; it is safe from any goroutine.
+func (c *client) send(method, path string, body []byte) (*response, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &response{code: res.StatusCode, header: res.Header, body: b}, nil
+}
+
+func (c *client) do(method, path string, body []byte) *response {
+	c.t.Helper()
+	r, err := c.send(method, path, body)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+func (c *client) getStatusRaw() *response { return c.do(http.MethodGet, "/users/me/status", nil) }
+func (c *client) putStatusRaw(body string) *response {
+	return c.do(http.MethodPut, "/users/me/status", []byte(body))
+}
+func (c *client) heartbeatRaw() *response { return c.do(http.MethodPost, "/users/me/heartbeat", nil) }
+func (c *client) presenceRaw(id string) *response {
+	return c.do(http.MethodGet, "/users/"+id+"/presence", nil)
+}
+func (c *client) batchRaw(rawQuery string) *response {
+	return c.do(http.MethodGet, "/users/presence"+rawQuery, nil)
+}
+func (c *client) cleanupRaw() *response { return c.do(http.MethodPost, "/admin/cleanup-presence", nil) }
+
+// getStatus is GET /users/me/status, which must answer 200 with a status record.
+func (c *client) getStatus() Status {
+	c.t.Helper()
+	return decodeStatus(c.t, expectOK(c.t, c.getStatusRaw()))
+}
+
+// putStatus is PUT /users/me/status with body, which must answer 200.
+func (c *client) putStatus(body string) Status {
+	c.t.Helper()
+	return decodeStatus(c.t, expectOK(c.t, c.putStatusRaw(body)))
+}
+
+// heartbeat is POST /users/me/heartbeat, which must answer the seed's body.
+func (c *client) heartbeat() {
+	c.t.Helper()
+	r := expectOK(c.t, c.heartbeatRaw())
+	expectJSONEqual(c.t, r.body, `{"message":"Heartbeat received"}`)
+}
+
+// presence is GET /users/{id}/presence, which must answer 200.
+func (c *client) presence(id int64) Presence {
+	c.t.Helper()
+	return decodePresence(c.t, expectOK(c.t, c.presenceRaw(strconv.FormatInt(id, 10))))
+}
+
+// batch is GET /users/presence?user_ids=ids, which must answer 200.
+func (c *client) batch(ids string) []Presence {
+	c.t.Helper()
+	r := expectOK(c.t, c.batchRaw("?user_ids="+ids))
+	var raws []json.RawMessage
+	if err := json.Unmarshal(r.body, &raws); err != nil || raws == nil {
+		c.t.Fatalf("batch body is not a JSON array: %v: %s", err, r.body)
+	}
+	out := make([]Presence, len(raws))
+	for i, raw := range raws {
+		out[i] = decodePresenceBody(c.t, raw)
+	}
+	return out
+}
+
+// cleanup is POST /admin/cleanup-presence, which must answer 200 with the
+// seed's shape.
+func (c *client) cleanup() Cleanup {
+	c.t.Helper()
+	r := expectOK(c.t, c.cleanupRaw())
+	return decodeCleanup(c.t, r.body)
+}
+
+// ---------------------------------------------------------------- bodies
+
+// Status is the record of GET/PUT /users/me/status.
+type Status struct {
+	UserID    int64      `json:"user_id"`
+	IsOnline  bool       `json:"is_online"`
+	IsBusy    bool       `json:"is_busy"`
+	BusyUntil *time.Time `json:"busy_until"`
+	LastSeen  *time.Time `json:"last_seen"`
+	CreatedAt *time.Time `json:"created_at"`
+	UpdatedAt *time.Time `json:"updated_at"`
+	Version   uint64     `json:"version"`
+}
+
+// Presence is the record of the presence endpoints.
+type Presence struct {
+	UserID    int64      `json:"user_id"`
+	Username  string     `json:"username"`
+	IsOnline  bool       `json:"is_online"`
+	IsBusy    bool       `json:"is_busy"`
+	BusyUntil *time.Time `json:"busy_until"`
+	LastSeen  *time.Time `json:"last_seen"`
+	Version   uint64     `json:"version"`
+}
+
+// Cleanup is the body of POST /admin/cleanup-presence.
+type Cleanup struct {
+	Message            string `json:"message"`
+	UsersMarkedOffline int64  `json:"users_marked_offline"`
+	BusyStatusCleared  int64  `json:"busy_status_cleared"`
+}
+
+type kind int
+
+const (
+	kInt kind = iota + 1
+	kBool
+	kString
+	kTime       // RFC 3339 UTC string ending in Z
+	kTimeOrNull // kTime or null
+)
+
+var statusShape = map[string]kind{
+	"user_id": kInt, "is_online": kBool, "is_busy": kBool, "busy_until": kTimeOrNull,
+	"last_seen": kTimeOrNull, "created_at": kTime, "updated_at": kTime, "version": kInt,
+}
+
+var presenceShape = map[string]kind{
+	"user_id": kInt, "username": kString, "is_online": kBool, "is_busy": kBool,
+	"busy_until": kTimeOrNull, "last_seen": kTimeOrNull, "version": kInt,
+}
+
+var cleanupShape = map[string]kind{
+	"message": kString, "users_marked_offline": kInt, "busy_status_cleared": kInt,
+}
+
+// checkShape asserts that body is a JSON object with exactly the fields of
+// shape, each of its JSON type.
+func checkShape(t *testing.T, body []byte, shape map[string]kind) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil || obj == nil {
+		t.Fatalf("body is not a JSON object: %v: %s", err, body)
+	}
+	for name := range obj {
+		if _, ok := shape[name]; !ok {
+			t.Errorf("unexpected field %q in %s", name, body)
+		}
+	}
+	for name, k := range shape {
+		v, ok := obj[name]
+		if !ok {
+			t.Errorf("missing field %q in %s", name, body)
+			continue
+		}
+		if err := checkKind(v, k); err != nil {
+			t.Errorf("field %q: %v (body %s)", name, err, body)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+func checkKind(v any, k kind) error {
+	switch k {
+	case kInt:
+		n, ok := v.(json.Number)
+		if !ok {
+			return fmt.Errorf("want an integer, got %T %v", v, v)
+		}
+		if _, err := strconv.ParseInt(n.String(), 10, 64); err != nil {
+			return fmt.Errorf("want an integer, got %s", n)
+		}
+	case kBool:
+		if _, ok := v.(bool); !ok {
+			return fmt.Errorf("want a boolean, got %T %v", v, v)
+		}
+	case kString:
+		if _, ok := v.(string); !ok {
+			return fmt.Errorf("want a string, got %T %v", v, v)
+		}
+	case kTimeOrNull:
+		if v == nil {
+			return nil
+		}
+		return checkKind(v, kTime)
+	case kTime:
+		s, ok := v.(string)
+		if !ok {
+			return fmt.Errorf("want an RFC 3339 string, got %T %v", v, v)
+		}
+		return checkUTC(s)
+	}
+	return nil
+}
+
+// checkUTC asserts s is an RFC 3339 date-time in UTC written with Z.
+func checkUTC(s string) error {
+	tm, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("not RFC 3339: %q: %v", s, err)
+	}
+	if !strings.HasSuffix(s, "Z") {
+		return fmt.Errorf("not UTC with Z: %q", s)
+	}
+	if _, off := tm.Zone(); off != 0 {
+		return fmt.Errorf("not UTC: %q", s)
+	}
+	return nil
+}
+
+func decodeStatus(t *testing.T, r *response) Status {
+	t.Helper()
+	checkShape(t, r.body, statusShape)
+	var s Status
+	if err := json.Unmarshal(r.body, &s); err != nil {
+		t.Fatalf("decode status: %v: %s", err, r.body)
+	}
+	return s
+}
+
+func decodePresence(t *testing.T, r *response) Presence {
+	t.Helper()
+	return decodePresenceBody(t, r.body)
+}
+
+func decodePresenceBody(t *testing.T, body []byte) Presence {
+	t.Helper()
+	checkShape(t, body, presenceShape)
+	var p Presence
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatalf("decode presence: %v: %s", err, body)
+	}
+	return p
+}
+
+func decodeCleanup(t *testing.T, body []byte) Cleanup {
+	t.Helper()
+	checkShape(t, body, cleanupShape)
+	var c Cleanup
+	if err := json.Unmarshal(body, &c); err != nil {
+		t.Fatalf("decode cleanup: %v: %s", err, body)
+	}
+	if c.Message != "Presence cleanup completed" {
+		t.Fatalf("cleanup message = %q", c.Message)
+	}
+	return c
+}
+
+// expectJSON asserts the status code and an application/json Content-Type.
+func expectJSON(t *testing.T, r *response, code int) *response {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("status %d, want %d; body %s", r.code, code, r.body)
+	}
+	ct := r.header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		t.Fatalf("Content-Type %q, want application/json (status %d, body %s)", ct, r.code, r.body)
+	}
+	return r
+}
+
+func expectOK(t *testing.T, r *response) *response {
+	t.Helper()
+	return expectJSON(t, r, http.StatusOK)
+}
+
+// expectDetail asserts an error answer {"detail": detail} and nothing else.
+func expectDetail(t *testing.T, r *response, code int, detail string) {
+	t.Helper()
+	expectJSON(t, r, code)
+	expectJSONEqual(t, r.body, `{"detail":`+strconv.Quote(detail)+`}`)
+}
+
+// expectSomeDetail asserts an error answer whose only field, detail, is a
+// non-empty string, and returns it.
+func expectSomeDetail(t *testing.T, r *response, code int) string {
+	t.Helper()
+	expectJSON(t, r, code)
+	var body map[string]any
+	if err := json.Unmarshal(r.body, &body); err != nil {
+		t.Fatalf("error body is not a JSON object: %s", r.body)
+	}
+	d, ok := body["detail"].(string)
+	if !ok || d == "" || len(body) != 1 {
+		t.Fatalf(`want {"detail": "<non-empty>"}, got %s`, r.body)
+	}
+	return d
+}
+
+// expectJSONEqual compares two JSON documents, ignoring field order.
+func expectJSONEqual(t *testing.T, got []byte, want string) {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("body is not JSON: %v: %s", err, got)
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatalf("bad expectation %s: %v", want, err)
+	}
+	gb, _ := json.Marshal(g)
+	wb, _ := json.Marshal(w)
+	if !bytes.Equal(gb, wb) {
+		t.Fatalf("body %s, want %s", got, want)
+	}
+}
+
+// ---------------------------------------------------------------- helpers
+
+// eventually polls cond every 10ms until it holds, failing the test after
+// timeout.
+func eventually(t *testing.T, timeout time.Duration, cond func() bool, msgAndArgs ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			msg := "condition"
+			if len(msgAndArgs) > 0 {
+				msg = fmt.Sprintf(msgAndArgs[0].(string), msgAndArgs[1:]...)
+			}
+			t.Fatalf("%s not met within %v", msg, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// rfc3339 formats tm as the API expects busy_until.
+func rfc3339(tm time.Time) string { return tm.UTC().Format(time.RFC3339Nano) }
+
+// micro truncates tm to the microsecond the API keeps.
+func micro(tm time.Time) time.Time { return tm.Truncate(time.Microsecond).UTC() }
+
+func sameTime(a *time.Time, b time.Time) bool { return a != nil && a.Equal(b) }
+
+func fmtTime(p *time.Time) string {
+	if p == nil {
+		return "null"
+	}
+	return p.Format(time.RFC3339Nano)
+}
+
+// ---------------------------------------------------------------- logs
+
+// logSink keeps a node's log records, to print on failure and to read
+// what the node reported about itself.
+type logSink struct {
+	mu      sync.Mutex
+	records []logRecord
+}
+
+type logRecord struct {
+	time  time.Time
+	level slog.Level
+	msg   string
+	attrs map[string]slog.Value
+}
+
+func newLogSink() *logSink { return &logSink{} }
+
+func (s *logSink) handler() slog.Handler { return &sinkHandler{sink: s} }
+
+// find returns the records with message msg.
+func (s *logSink) find(msg string) []logRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []logRecord
+	for _, r := range s.records {
+		if r.msg == msg {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (s *logSink) dump() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	for _, r := range s.records {
+		fmt.Fprintf(&b, "  %s %s %s", r.time.Format("15:04:05.000000"), r.level, r.msg)
+		for k, v := range r.attrs {
+			fmt.Fprintf(&b, " %s=%v", k, v)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+type sinkHandler struct {
+	sink  *logSink
+	attrs []slog.Attr
+}
+
+func (h *sinkHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *sinkHandler) Handle(_ context.Context, r slog.Record) error {
+	rec := logRecord{time: r.Time, level: r.Level, msg: r.Message, attrs: map[string]slog.Value{}}
+	for _, a := range h.attrs {
+		rec.attrs[a.Key] = a.Value
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		rec.attrs[a.Key] = a.Value
+		return true
+	})
+	h.sink.mu.Lock()
+	h.sink.records = append(h.sink.records, rec)
+	h.sink.mu.Unlock()
+	return nil
+}
+
+func (h *sinkHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &sinkHandler{sink: h.sink, attrs: append(append([]slog.Attr(nil), h.attrs...), as...)}
+}
+
+func (h *sinkHandler) WithGroup(string) slog.Handler { return h }
+
+// ---------------------------------------------------------------- clock
+
+// fakeClock is a Clock whose time moves only when the test says so and
+// whose timers never fire: jumping it makes every deadline look overdue,
+// as if the timers were late, which is what an admin cleanup re-checks.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock(now time.Time) *fakeClock { return &fakeClock{now: now} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) AfterFunc(time.Duration, func()) func() bool {
+	return func() bool { return true }
+}
+
+func (c *fakeClock) jump(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// readResponse reads and closes res.
+func readResponse(t *testing.T, res *http.Response) *response {
+	t.Helper()
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return &response{code: res.StatusCode, header: res.Header, body: b}
+}
+
+// on returns a copy of c that reports to t (a subtest's t).
+func (c *client) on(t *testing.T) *client {
+	cp := *c
+	cp.t = t
+	return &cp
+}
