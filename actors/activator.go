@@ -13,15 +13,35 @@ import (
 // nodes can address it as actor.NewPID(remoteAddress, ActivatorName).
 const ActivatorName = "presence-activator"
 
+// Passivation is a handshake, so that no message is lost in the mailbox of
+// an actor that stops:
+//  1. an idle user actor sends passivate to the activator;
+//  2. the activator stops forwarding to it (new messages for the user wait
+//     in a buffer) and answers stopNow, which queues behind every message
+//     already forwarded;
+//  3. the actor gets stopNow after all of them: still idle, it stops; busy
+//     again (one of them armed a timer, say), it sends resume and the
+//     activator forwards the buffer to it and carries on;
+//  4. on Terminated the activator activates the user again if messages
+//     are waiting for it.
+// An ownership move uses the same path, with handOff=true: the actor stops
+// whatever it holds and, if it had timers running, asks the new owner to
+// activate the user.
+
 // passivate is a user actor asking its activator to stop it.
 type passivate struct {
 	userID int64
 	pid    *actor.PID
 }
 
-// reactivate is a stopping user actor asking for a fresh activation because
-// messages delivered before its stop made it hold state again.
-type reactivate struct{ userID int64 }
+// stopNow tells a user actor that nothing more will be forwarded to it.
+type stopNow struct{ handOff bool }
+
+// resume is a user actor that got stopNow while no longer idle.
+type resume struct {
+	userID int64
+	pid    *actor.PID
+}
 
 // listActive asks the activator for the ids of the users it holds.
 type listActive struct{}
@@ -47,10 +67,11 @@ type OwnerFunc func(userID int64) bool
 
 // pendingStop is a user actor between its passivation and its Terminated:
 // messages for the user wait here so they are not lost in a stopping
-// mailbox, then go to a fresh activation.
+// mailbox, then go to a fresh activation (or back to the same actor when
+// it resumes).
 type pendingStop struct {
-	buffered   []actor.MessageEnvelope
-	reactivate bool
+	pid      *actor.PID
+	buffered []actor.MessageEnvelope
 }
 
 // activator is the per-node actor that owns the user actors: it spawns them
@@ -99,14 +120,21 @@ func (x *activator) Receive(ctx actor.Context) {
 	case *passivate:
 		if pid, ok := x.children[m.userID]; ok && pid.Equal(m.pid) {
 			delete(x.children, m.userID)
-			x.stopping[m.userID] = &pendingStop{}
-			// A poison pill queues behind the messages already forwarded,
-			// so the actor handles every one of them before it stops.
-			ctx.Poison(pid)
+			x.stopping[m.userID] = &pendingStop{pid: pid}
+			ctx.Send(pid, &stopNow{})
 		}
-	case *reactivate:
-		if p, ok := x.stopping[m.userID]; ok {
-			p.reactivate = true
+	case *resume:
+		if p, ok := x.stopping[m.userID]; ok && p.pid.Equal(m.pid) {
+			if x.owns != nil && !x.owns(m.userID) {
+				// Moved away during the handshake: hand it off instead.
+				ctx.Send(m.pid, &stopNow{handOff: true})
+				return
+			}
+			delete(x.stopping, m.userID)
+			x.children[m.userID] = m.pid
+			for _, env := range p.buffered {
+				ctx.RequestWithCustomSender(m.pid, env.Message, env.Sender)
+			}
 		}
 	case *actor.Terminated:
 		id, ok := x.byPID[m.Who.Id]
@@ -116,29 +144,24 @@ func (x *activator) Receive(ctx actor.Context) {
 		delete(x.byPID, m.Who.Id)
 		p, ok := x.stopping[id]
 		if !ok {
-			// Stopped without passivation (a crash the supervisor gave up
-			// on): forget it; the next message activates it again.
+			// Stopped without the handshake (a crash the supervisor gave
+			// up on): forget it; the next message activates it again.
 			if pid, ok := x.children[id]; ok && pid.Equal(m.Who) {
 				delete(x.children, id)
 			}
 			return
 		}
 		delete(x.stopping, id)
+		if len(p.buffered) == 0 {
+			return
+		}
 		if x.owns != nil && !x.owns(id) {
-			// The user moved to another node while its actor stopped:
-			// senders re-route, and a user that still had timers running is
-			// activated on its new owner.
+			// The user moved to another node meanwhile: senders re-route.
 			for _, env := range p.buffered {
 				if env.Sender != nil {
 					ctx.Send(env.Sender, notOwner(id))
 				}
 			}
-			if p.reactivate && x.cfg.Handoff != nil {
-				x.cfg.Handoff(id)
-			}
-			return
-		}
-		if !p.reactivate && len(p.buffered) == 0 {
 			return
 		}
 		pid := x.child(ctx, id)
@@ -149,8 +172,8 @@ func (x *activator) Receive(ctx actor.Context) {
 		for id, pid := range x.children {
 			if x.owns != nil && !x.owns(id) {
 				delete(x.children, id)
-				x.stopping[id] = &pendingStop{}
-				ctx.Poison(pid)
+				x.stopping[id] = &pendingStop{pid: pid}
+				ctx.Send(pid, &stopNow{handOff: true})
 				continue
 			}
 			ctx.Send(pid, &forgetHubs{alive: m.hubAlive})

@@ -67,6 +67,9 @@ type Observer interface {
 	// FlapSuppressed reports a session re-attaching inside the disconnect
 	// grace period, so no offline/online pair was pushed.
 	FlapSuppressed()
+	// CleanupFound reports what a cleanup or re-arm had to fix: deadlines
+	// that had passed without their timer acting (ghosts).
+	CleanupFound(offline, busy int64)
 }
 
 func (c *Config) withDefaults() *Config {
@@ -101,6 +104,7 @@ func (nopObserver) ActorActivated()           {}
 func (nopObserver) ActorPassivated()          {}
 func (nopObserver) WentOffline(time.Duration) {}
 func (nopObserver) FlapSuppressed()           {}
+func (nopObserver) CleanupFound(int64, int64) {}
 
 // Clock is the source of time for user actors.
 type Clock interface {

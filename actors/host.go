@@ -165,6 +165,7 @@ func (h *Host) Cleanup(ctx context.Context, owns OwnerFunc) (*messages.CleanupCo
 	if firstErr == nil {
 		firstErr = ctx.Err()
 	}
+	h.cfg.Observer.CleanupFound(offline.Load(), busy.Load())
 	return &messages.CleanupCount{UsersMarkedOffline: offline.Load(), BusyStatusCleared: busy.Load()}, firstErr
 }
 

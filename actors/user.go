@@ -95,6 +95,7 @@ type userActor struct {
 	watcherCount int
 
 	receiveTimeoutSet bool
+	passivationAsked  bool
 }
 
 func newUserActor(cfg *Config, id int64) *userActor {
@@ -119,19 +120,16 @@ func (a *userActor) Receive(ctx actor.Context) {
 		a.activate(ctx)
 	case *actor.ReceiveTimeout:
 		if a.idle() {
-			ctx.Send(ctx.Parent(), &passivate{userID: a.id, pid: ctx.Self()})
+			a.askPassivation(ctx)
 		}
+		return
+	case *stopNow:
+		a.stopRequested(ctx, m.handOff)
 		return
 	case *actor.Stopping:
 		a.stopTimer(&a.offline)
 		a.stopTimer(&a.busy)
 		a.stopTimer(&a.retry)
-		if !a.idle() && a.loadErr == nil {
-			// Messages that reached us after the activator decided to
-			// passivate us made us hold something again (a timer, a
-			// session, a watcher): ask for a fresh activation.
-			ctx.Send(ctx.Parent(), &reactivate{userID: a.id})
-		}
 		return
 	case *actor.Stopped:
 		a.cfg.Observer.ActorPassivated()
@@ -153,7 +151,7 @@ func (a *userActor) activate(ctx actor.Context) {
 	if err := a.reload(); err != nil {
 		a.loadErr = err
 		a.cfg.Logger.Warn("user actor activation failed", slog.Int64("user_id", a.id), slog.Any("err", err))
-		ctx.Send(ctx.Parent(), &passivate{userID: a.id, pid: ctx.Self()})
+		a.askPassivation(ctx)
 		return
 	}
 	if !a.exists {
@@ -572,9 +570,38 @@ func (a *userActor) onTimer(ctx actor.Context, m *timerFired) {
 	_, _, _ = a.expire(ctx, a.now())
 }
 
+// stopRequested ends the passivation handshake (see activator.go): every
+// message forwarded to this actor has been handled by now.
+func (a *userActor) stopRequested(ctx actor.Context, handOff bool) {
+	switch {
+	case handOff:
+		// Another node owns the user now. Its state is stored; if timers
+		// were running, the new owner must activate the user to run them.
+		if a.exists && (a.offline.at != 0 || a.busy.at != 0 || a.retry.at != 0) && a.cfg.Handoff != nil {
+			a.cfg.Handoff(a.id)
+		}
+	case !a.idle() && a.loadErr == nil:
+		// A message that arrived before the handshake made this actor
+		// hold something again (a timer, a session, a watcher).
+		a.passivationAsked = false
+		ctx.Send(ctx.Parent(), &resume{userID: a.id, pid: ctx.Self()})
+		return
+	}
+	ctx.Stop(ctx.Self())
+}
+
 // idle reports whether the actor holds nothing that needs it in memory.
 func (a *userActor) idle() bool {
 	return a.offline.at == 0 && a.busy.at == 0 && a.retry.at == 0 && a.sessionTotal == 0 && a.watcherCount == 0
+}
+
+// askPassivation starts the handshake once.
+func (a *userActor) askPassivation(ctx actor.Context) {
+	if a.passivationAsked {
+		return
+	}
+	a.passivationAsked = true
+	ctx.Send(ctx.Parent(), &passivate{userID: a.id, pid: ctx.Self()})
 }
 
 func (a *userActor) updatePassivation(ctx actor.Context) {
@@ -582,7 +609,7 @@ func (a *userActor) updatePassivation(ctx actor.Context) {
 	if idle && !a.exists && a.loadErr == nil {
 		// Nothing stored and nobody interested (a lookup of an unknown
 		// user): do not keep an actor for it.
-		ctx.Send(ctx.Parent(), &passivate{userID: a.id, pid: ctx.Self()})
+		a.askPassivation(ctx)
 		return
 	}
 	if idle == a.receiveTimeoutSet {

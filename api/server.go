@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -17,7 +18,9 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	fiberrecover "github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/presence-cluster/presence/api/auth"
 	"github.com/presence-cluster/presence/messages"
@@ -69,6 +72,11 @@ type Config struct {
 	// Now is the clock used to judge busy_until; nil is time.Now.
 	Now func() time.Time
 
+	// Metrics, when set, receives the API's Prometheus collectors, and
+	// MetricsHandler serves GET /metrics.
+	Metrics        prometheus.Registerer
+	MetricsHandler http.Handler
+
 	// ClusterStatus answers GET /admin/cluster with a JSON-encodable value;
 	// nil leaves the route out.
 	ClusterStatus func(ctx context.Context) (any, error)
@@ -98,6 +106,7 @@ type Server struct {
 	cfg      Config
 	app      *fiber.App
 	hub      *Hub
+	metrics  *httpMetrics
 	log      *slog.Logger
 	draining atomic.Bool
 }
@@ -153,6 +162,10 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout:           cfg.IdleTimeout,
 		ErrorHandler:          s.handleError,
 	})
+	if cfg.Metrics != nil {
+		s.registerMetrics(cfg.Metrics)
+		s.app.Use(s.observe)
+	}
 	s.app.Use(fiberrecover.New(fiberrecover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
 	s.routes()
 	return s, nil
@@ -161,6 +174,9 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) routes() {
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
+	if s.cfg.MetricsHandler != nil {
+		s.app.Get("/metrics", adaptor.HTTPHandler(s.cfg.MetricsHandler))
+	}
 
 	authed := s.authenticate
 	s.app.Get("/users/me/status", authed, s.getMyStatus)

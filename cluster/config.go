@@ -105,6 +105,10 @@ type Config struct {
 	// start: tests use it for faster failure detection and fault injection.
 	TuneGossip func(*memberlist.Config)
 
+	// PprofAddr, when set, serves net/http/pprof there; keep it on a local
+	// interface (default: off).
+	PprofAddr string
+
 	// SharedStore, when set, is used instead of opening Store: in-process
 	// nodes of a test cluster share one instance, as processes share a
 	// database. The node does not close it.

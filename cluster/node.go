@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/presence-cluster/presence/actors"
 	"github.com/presence-cluster/presence/api"
@@ -47,6 +50,8 @@ type Node struct {
 	api      *api.Server
 	ln       net.Listener
 	served   chan error
+	metrics  *nodeMetrics
+	pprof    *http.Server
 	resync   chan struct{}
 	stopped  chan struct{}
 	stopOnce sync.Once
@@ -86,6 +91,8 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	} else if n.store, err = openStore(cfg); err != nil {
 		return nil, err
 	}
+	n.metrics = newNodeMetrics()
+	n.store = instrumentedStore{Store: n.store, m: n.metrics}
 	n.lastSeen = store.NewLastSeenWriter(n.store, cfg.LastSeenFlush, n.log)
 
 	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
@@ -111,13 +118,16 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		PassivateAfter:  cfg.PassivateAfter,
 		Clock:           cfg.Clock,
 		Logger:          n.log,
+		Observer:        n.metrics,
 		Handoff:         func(id int64) { router.handoff(id) },
 	}, func(id int64) bool { return router.Owns(id) })
 	if err != nil {
 		return nil, err
 	}
 	router = newRouter(n.host, "", nil, n.log)
+	router.latency = n.metrics.requestLatency
 	n.router = router
+	n.metrics.registerNode(n)
 
 	n.api, err = api.New(api.Config{
 		Router:         router,
@@ -127,6 +137,8 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		Logger:         n.log,
 		System:         n.system,
 		ClusterStatus:  n.clusterStatus,
+		Metrics:        n.metrics.reg,
+		MetricsHandler: promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}),
 
 		WSMaxFrame:           cfg.WSMaxFrame,
 		WSMaxSubscriptions:   cfg.WSMaxSubscriptions,
@@ -169,6 +181,11 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		go n.resyncLoop()
 	}
 	go func() { n.served <- n.api.Serve(n.ln) }()
+	if cfg.PprofAddr != "" {
+		if err = n.startPprof(cfg.PprofAddr); err != nil {
+			return nil, err
+		}
+	}
 
 	// Records left online or busy by a previous run have no actor to expire
 	// them: activate them now so their timers run again.
@@ -347,6 +364,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if err := n.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}
+	if n.pprof != nil {
+		_ = n.pprof.Close()
+	}
 	n.log.Info("node stopped")
 	return errors.Join(errs...)
 }
@@ -384,6 +404,28 @@ func (n *Node) abort() {
 	if n.ln != nil {
 		_ = n.ln.Close()
 	}
+	if n.pprof != nil {
+		_ = n.pprof.Close()
+	}
+}
+
+// startPprof serves net/http/pprof on its own listener, which operators
+// keep local (the default address is empty: off).
+func (n *Node) startPprof(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("pprof listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	n.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = n.pprof.Serve(ln) }()
+	n.log.Info("pprof serving", slog.String("addr", ln.Addr().String()))
+	return nil
 }
 
 // nopCloser keeps a node from closing a store it shares with others.

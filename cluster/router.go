@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/presence-cluster/presence/actors"
 	"github.com/presence-cluster/presence/messages"
@@ -42,6 +43,9 @@ type Router struct {
 
 	mu   sync.Mutex
 	pids map[string]*actor.PID // remote address -> activator PID
+
+	// latency, when set, observes each successful round trip.
+	latency *prometheus.HistogramVec
 }
 
 func newRouter(host *actors.Host, self string, view func() *View, logger *slog.Logger) *Router {
@@ -102,6 +106,7 @@ func (r *Router) Request(ctx context.Context, userID int64, env *messages.Envelo
 		defer cancel()
 	}
 	backoff := retryFirst
+	start := time.Now()
 	for {
 		pid, local, err := r.target(userID)
 		var reply *messages.Envelope
@@ -113,6 +118,9 @@ func (r *Router) Request(ctx context.Context, userID int64, env *messages.Envelo
 			reply, err = r.host.Request(actx, pid, env)
 			cancel()
 			if err == nil && reply.GetNotOwner() == nil {
+				if r.latency != nil {
+					r.latency.WithLabelValues(ownerLabel(local)).Observe(time.Since(start).Seconds())
+				}
 				return reply, nil
 			}
 			if err != nil && local {
@@ -130,6 +138,13 @@ func (r *Router) Request(ctx context.Context, userID int64, env *messages.Envelo
 		}
 		backoff = min(2*backoff, retryMax)
 	}
+}
+
+func ownerLabel(local bool) string {
+	if local {
+		return "local"
+	}
+	return "remote"
 }
 
 // RequestAll sends every envelope before waiting for any answer; answers

@@ -134,6 +134,7 @@ func settings(c *cluster.Config) []setting {
 		{"body-limit", "PRESENCE_BODY_LIMIT", "largest HTTP request body", false, sizeValue{&c.BodyLimit}},
 		{"request-timeout", "PRESENCE_REQUEST_TIMEOUT", "bound on one request to a user actor", false, durationValue{&c.RequestTimeout}},
 		{"shutdown-timeout", "PRESENCE_SHUTDOWN_TIMEOUT", "bound on a graceful shutdown", false, durationValue{&c.ShutdownTimeout}},
+		{"pprof-addr", "PRESENCE_PPROF_ADDR", "serve net/http/pprof here, e.g. 127.0.0.1:6060 (default: off)", false, stringValue{&c.PprofAddr}},
 		{"node-name", "PRESENCE_NODE_NAME", "this member's name", false, stringValue{&c.NodeName}},
 		{"standalone", "PRESENCE_STANDALONE", "true: no gossip and no remoting, a single node nobody can join", false, boolValue{&c.Standalone}},
 		{"gossip-addr", "PRESENCE_GOSSIP_ADDR", "memberlist bind address", false, stringValue{&c.GossipAddr}},

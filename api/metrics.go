@@ -1,0 +1,72 @@
+package api
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// httpMetrics are the request metrics of the HTTP front.
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// registerMetrics registers the API's and the hub's metrics with reg.
+func (s *Server) registerMetrics(reg prometheus.Registerer) {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "presence_http_requests_total",
+			Help: "HTTP requests by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "presence_http_request_duration_seconds",
+			Help:    "HTTP request latency by route pattern and method.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route", "method"}),
+	}
+	st := &s.hub.stats
+	counter := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+	}
+	reg.MustRegister(m.requests, m.latency,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "presence_ws_sessions_open", Help: "WebSocket sessions open on this node.",
+		}, func() float64 { return float64(st.SessionsOpen.Load()) }),
+		counter("presence_ws_pushes_total", "Presence changes received by this node's hub from user actors.",
+			func() float64 { return float64(st.Pushes.Load()) }),
+		counter("presence_ws_frames_queued_total", "Frames queued to WebSocket sessions.",
+			func() float64 { return float64(st.FramesQueued.Load()) }),
+		counter("presence_ws_slow_consumer_disconnects_total", "Sessions closed because their outbound queue was full.",
+			func() float64 { return float64(st.SlowDisconnects.Load()) }),
+		counter("presence_ws_stale_updates_dropped_total", "Updates not sent because the session already had that version or a newer one.",
+			func() float64 { return float64(st.StaleDropped.Load()) }),
+		counter("presence_ws_watches_total", "Watches this node's hub placed on user actors.",
+			func() float64 { return float64(st.WatchesPerformed.Load()) }),
+	)
+	s.metrics = m
+}
+
+// observe is the middleware that records every request; the route label
+// is the route pattern, so cardinality stays fixed.
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	err := c.Next()
+	if err != nil {
+		// Let the error handler set the status before it is recorded.
+		if herr := s.handleError(c, err); herr != nil {
+			return herr
+		}
+	}
+	route := c.Route().Path
+	code := c.Response().StatusCode()
+	if code == fiber.StatusNotFound && route == "/" {
+		route = "unmatched"
+	}
+	method := c.Method()
+	s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	s.metrics.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+	return nil
+}
