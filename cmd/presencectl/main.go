@@ -28,6 +28,7 @@ var commands []command
 func init() {
 	commands = []command{
 		{name: "token", summary: "mint a JWT the local presenced accepts", run: runToken},
+		{name: "cluster", summary: "list the cluster's members as one node sees them (GET /admin/cluster)", run: runCluster},
 	}
 }
 

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presence-cluster/presence/cluster"
+)
+
+func TestClusterCommandListsTheNode(t *testing.T) {
+	const secret = "cluster-cmd-secret"
+	node, err := cluster.Start(context.Background(), cluster.Config{
+		Standalone: true, HTTPAddr: "127.0.0.1:0", Store: "memory", DataDir: t.TempDir(),
+		JWTSecret: secret, NodeName: "node-under-test",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = node.Shutdown(ctx)
+	})
+
+	var out, errOut bytes.Buffer
+	code := run([]string{"cluster", "--url", "http://" + node.HTTPAddr(), "--secret", secret}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr: %s", code, errOut.String())
+	}
+	for _, want := range []string{"standalone", "node-under-test *", "alive", node.HTTPAddr()} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	// A wrong secret mints a token the node refuses: the command says so.
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"cluster", "--url", "http://" + node.HTTPAddr(), "--secret", "wrong"}, &out, &errOut); code != 1 {
+		t.Fatalf("exit %d with a wrong secret, want 1", code)
+	}
+	if !strings.Contains(errOut.String(), "401") {
+		t.Errorf("stderr lacks the 401: %s", errOut.String())
+	}
+}
