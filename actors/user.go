@@ -96,6 +96,14 @@ type userActor struct {
 
 	receiveTimeoutSet bool
 	passivationAsked  bool
+
+	// settled counts the transitions applied at activation, until a
+	// Recheck reports them.
+	settled settledCounts
+}
+
+type settledCounts struct {
+	UsersMarkedOffline, BusyStatusCleared int64
 }
 
 func newUserActor(cfg *Config, id int64) *userActor {
@@ -165,7 +173,11 @@ func (a *userActor) activate(ctx actor.Context) {
 		// re-attach here (hubs re-send their counts on a move).
 		a.graceUntil = now + a.cfg.DisconnectGrace.Microseconds()
 	}
-	a.expire(ctx, now)
+	// Deadlines that passed while no actor held the user are applied now;
+	// a cleanup's Recheck (often what activated us) reports them.
+	off, busy, _ := a.expire(ctx, now)
+	a.settled.UsersMarkedOffline += b2i(off)
+	a.settled.BusyStatusCleared += b2i(busy)
 }
 
 func (a *userActor) reload() error {
@@ -237,9 +249,12 @@ func (a *userActor) handle(ctx actor.Context, env *messages.Envelope) *messages.
 		if rerr != nil {
 			return failureFor(rerr)
 		}
-		return &messages.Envelope{Body: &messages.Envelope_CleanupCount{CleanupCount: &messages.CleanupCount{
-			UsersMarkedOffline: b2i(offline), BusyStatusCleared: b2i(busy),
-		}}}
+		count := &messages.CleanupCount{
+			UsersMarkedOffline: b2i(offline) + a.settled.UsersMarkedOffline,
+			BusyStatusCleared:  b2i(busy) + a.settled.BusyStatusCleared,
+		}
+		a.settled = settledCounts{}
+		return &messages.Envelope{Body: &messages.Envelope_CleanupCount{CleanupCount: count}}
 
 	case *messages.Envelope_Watch:
 		m := b.Watch

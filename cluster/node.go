@@ -60,9 +60,9 @@ type Node struct {
 // Start opens the store, starts the actors, joins the cluster (unless
 // Standalone) and serves HTTP on cfg.HTTPAddr. It returns once the node is
 // listening; seeds that do not answer yet are retried in the background.
-func Start(ctx context.Context, cfg Config) (n *Node, err error) {
+func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	cfg = cfg.withDefaults()
-	n = &Node{
+	n := &Node{
 		cfg:     cfg,
 		log:     cfg.Logger.With(slog.String("node", cfg.NodeName)),
 		served:  make(chan error, 1),

@@ -1,0 +1,71 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presence-cluster/presence/cluster"
+)
+
+// TestRegression_StartFailurePanics is a regression test (fixed; cluster/node.go, Start): Start
+// has named results and a deferred cleanup `if err != nil {
+// n.closeStore() }`, but every error path returns `nil, err`, which sets n
+// to nil before the deferred call runs, so closeStore (node.go:209, reading
+// n.lastSeen) dereferences a nil *Node. Any start failure (data dir in use,
+// HTTP address taken, unknown store) panics instead of returning the
+// error; presenced then dies with a goroutine dump and exit status 2
+// instead of logging "start failed" and exiting 1. Expected: Start returns
+// a non-nil error and releases what it opened.
+func TestRegression_StartFailurePanics(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	lockedDir := t.TempDir()
+	startNode(t, cluster.Config{Store: "bolt", DataDir: lockedDir})
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+
+	for _, tc := range []struct {
+		name string
+		cfg  cluster.Config
+		want string // in the error
+	}{
+		{"data dir in use", cluster.Config{Store: "bolt", DataDir: lockedDir, HTTPAddr: "127.0.0.1:0"}, filepath.Base(cluster.BoltFileName)},
+		{"HTTP address taken", cluster.Config{Store: "memory", DataDir: t.TempDir(), HTTPAddr: busy.Addr().String()}, busy.Addr().String()},
+		{"unknown store", cluster.Config{Store: "cassandra", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0"}, "cassandra"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.JWTSecret, tc.cfg.Logger, tc.cfg.Standalone = testSecret, quiet, true
+			n, err, panicked := startRecovering(tc.cfg)
+			if panicked != nil {
+				t.Fatalf("cluster.Start panicked instead of returning an error: %v", panicked)
+			}
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_ = n.Shutdown(ctx)
+				t.Fatal("cluster.Start succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func startRecovering(cfg cluster.Config) (n *cluster.Node, err error, panicked any) {
+	defer func() { panicked = recover() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err = cluster.Start(ctx, cfg)
+	return n, err, nil
+}
