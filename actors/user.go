@@ -384,33 +384,48 @@ func (a *userActor) sessionsChanged(ctx actor.Context, now int64, m *messages.Se
 	if a.sessions == nil {
 		a.sessions = make(map[string]sessionCount)
 	}
-	if last, ok := a.sessions[m.GetHub()]; ok && m.GetSeq() < last.seq {
+	hub := m.GetHub()
+	last, known := a.sessions[hub]
+	if known && m.GetSeq() < last.seq {
 		return nil // an older report overtaken by a newer one
 	}
-	prev := a.sessionTotal
+	prevTotal, prevGrace := a.sessionTotal, a.graceUntil
 	// A zero count is kept (not deleted) so its seq still fences older
 	// reports; it is dropped with the actor.
-	a.sessions[m.GetHub()] = sessionCount{count: max(m.GetCount(), 0), seq: m.GetSeq()}
+	a.sessions[hub] = sessionCount{count: max(m.GetCount(), 0), seq: m.GetSeq()}
 	a.sessionTotal = 0
 	for _, n := range a.sessions {
 		a.sessionTotal += n.count
 	}
+	var err error
 	switch {
-	case prev == 0 && a.sessionTotal > 0:
-		if a.exists && a.rec.online && a.graceUntil != 0 && a.graceUntil > now {
+	case a.sessionTotal > prevTotal:
+		// A new connection makes the user online, even one who chose to
+		// appear offline ("until the next heartbeat or connection").
+		if prevTotal == 0 && a.exists && a.rec.online && a.graceUntil > now {
 			a.cfg.Observer.FlapSuppressed()
 		}
 		a.graceUntil = 0
-		return a.change(ctx, now, func(r *record) {
+		err = a.change(ctx, now, func(r *record) {
 			setName(r, m.GetUsername())
 			r.online = true
 			r.lastSeen = now
 		})
-	case prev > 0 && a.sessionTotal == 0 && a.exists:
+	case prevTotal > 0 && a.sessionTotal == 0 && a.exists:
 		a.graceUntil = now + a.cfg.DisconnectGrace.Microseconds()
-		return a.change(ctx, now, func(r *record) { r.lastSeen = now })
+		err = a.change(ctx, now, func(r *record) { r.lastSeen = now })
 	}
-	return nil
+	if err != nil {
+		// Refused: the report did not happen, so the hub's retry (same or
+		// higher seq) is judged against the old counts.
+		if known {
+			a.sessions[hub] = last
+		} else {
+			delete(a.sessions, hub)
+		}
+		a.sessionTotal, a.graceUntil = prevTotal, prevGrace
+	}
+	return err
 }
 
 // change applies mutate to the record and persists the result. A change
@@ -517,8 +532,12 @@ func (a *userActor) expire(ctx actor.Context, now int64) (wentOffline, busyClear
 		})
 		if err != nil {
 			a.cfg.Logger.Warn("timer transition not persisted, will retry", slog.Int64("user_id", a.id), slog.Any("err", err))
+			// Only the retry timer runs until it fires: the deadlines that
+			// failed have passed, and re-arming them would fire at once.
+			a.stopTimer(&a.offline)
+			a.stopTimer(&a.busy)
 			a.armTimer(&a.retry, retryTimer, now+retryAfterFailure.Microseconds(), now)
-			wentOffline, busyCleared = false, false
+			return false, false, err
 		} else if wentOffline {
 			a.graceUntil = 0
 			a.cfg.Observer.WentOffline(time.Duration(now-a.rec.lastSeen) * time.Microsecond)
@@ -533,6 +552,9 @@ func (a *userActor) expire(ctx actor.Context, now int64) (wentOffline, busyClear
 // (the usual effect of a heartbeat) is picked up when the old timer fires,
 // so heartbeats do not churn timers.
 func (a *userActor) rearm(now int64) {
+	if a.retry.at != 0 {
+		return // a failed transition is retried first; it re-arms after
+	}
 	if d := a.offlineDeadline(); d == 0 {
 		a.stopTimer(&a.offline)
 	} else if a.offline.at == 0 || a.offline.at > d {

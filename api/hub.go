@@ -153,12 +153,25 @@ func (h *Hub) attach(ctx context.Context, s *session) error {
 	count, seq := len(own.sessions), h.seq.Add(1)
 	h.mu.Unlock()
 	h.stats.SessionsOpen.Add(1)
-	return h.reportSessions(ctx, s, count, seq)
+	if err := h.reportSessions(ctx, s, count, seq); err != nil {
+		// The session will be closed: take it back out, and tell the actor
+		// the count without it (its answer may have been lost, not the
+		// report).
+		h.detachOwn(ctx, s)
+		return err
+	}
+	return nil
 }
 
 // detach removes a closed session: its subscriptions, and its count.
 func (h *Hub) detach(ctx context.Context, s *session) {
 	h.unsubscribe(ctx, s, s.subscribedIDs())
+	h.detachOwn(ctx, s)
+}
+
+// detachOwn removes the session from its user's count and reports the new
+// count.
+func (h *Hub) detachOwn(ctx context.Context, s *session) {
 	uid := s.user.UserID
 	h.mu.Lock()
 	own := h.sessions[uid]

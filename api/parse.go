@@ -59,12 +59,12 @@ func parseStatusUpdate(body []byte, now time.Time) (*messages.UpdateStatus, erro
 		u.SetBusy, u.IsBusy = true, v
 	}
 	if raw, ok := fields["busy_until"]; ok {
-		t, err := parseTime(raw, "busy_until")
+		t, null, err := parseTime(raw, "busy_until")
 		if err != nil {
 			return nil, err
 		}
 		u.SetBusyUntil = true
-		if !t.IsZero() {
+		if !null {
 			// is_busy false clears the expiry anyway, so the value is not
 			// judged then (the seed's own example sends a past one).
 			if !(u.SetBusy && !u.IsBusy) && !t.After(now) {
@@ -91,23 +91,23 @@ func parseBool(raw json.RawMessage, name string) (bool, error) {
 	return false, errValidation(name + " must be a boolean")
 }
 
-// parseTime parses an RFC 3339 date-time string, or null (zero time). A
-// date-time without a zone is taken as UTC, as Python clients send
+// parseTime parses an RFC 3339 date-time string, or null. A date-time
+// without a zone is taken as UTC, as Python clients send
 // datetime.isoformat() of a naive UTC time.
-func parseTime(raw json.RawMessage, name string) (time.Time, error) {
+func parseTime(raw json.RawMessage, name string) (t time.Time, null bool, err error) {
 	if string(bytes.TrimSpace(raw)) == "null" {
-		return time.Time{}, nil
+		return time.Time{}, true, nil
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return time.Time{}, errValidation(name + " must be an RFC 3339 date-time string or null")
+		return time.Time{}, false, errValidation(name + " must be an RFC 3339 date-time string or null")
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"} {
 		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC(), nil
+			return t.UTC(), false, nil
 		}
 	}
-	return time.Time{}, errValidation(name + " must be an RFC 3339 date-time string or null")
+	return time.Time{}, false, errValidation(name + " must be an RFC 3339 date-time string or null")
 }
 
 // parseUserID parses a path id: a positive decimal integer.
