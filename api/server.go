@@ -99,16 +99,30 @@ type Config struct {
 	WSPingInterval time.Duration
 	// WSWriteTimeout bounds writing one frame to a client.
 	WSWriteTimeout time.Duration
+
+	// WriteRate and WriteBurst limit each user's writes (PUT status,
+	// heartbeat) on this node; beyond them the answer is 429 with
+	// Retry-After. A negative WriteRate disables the limit.
+	WriteRate  float64
+	WriteBurst int
+	// WSFrameRate and WSFrameBurst limit the frames one session sends;
+	// frames beyond get an error frame and are dropped.
+	WSFrameRate  float64
+	WSFrameBurst int
 }
 
 // Server is the Fiber application of one node.
 type Server struct {
-	cfg      Config
-	app      *fiber.App
-	hub      *Hub
-	metrics  *httpMetrics
-	log      *slog.Logger
-	draining atomic.Bool
+	cfg     Config
+	app     *fiber.App
+	hub     *Hub
+	metrics *httpMetrics
+	writes  *userLimiter
+	// stopSweep ends the limiter sweeper.
+	stopSweep chan struct{}
+	sweepOnce sync.Once
+	log       *slog.Logger
+	draining  atomic.Bool
 }
 
 // New builds the server and its routes.
@@ -122,6 +136,12 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.WSSendQueue, DefaultWSSendQueue)
 	setDefault(&cfg.WSPingInterval, DefaultWSPingInterval)
 	setDefault(&cfg.WSWriteTimeout, DefaultWSWriteTimeout)
+	if cfg.WriteRate == 0 {
+		cfg.WriteRate = DefaultWriteRate
+	}
+	setDefault(&cfg.WriteBurst, DefaultWriteBurst)
+	setDefault(&cfg.WSFrameRate, DefaultWSFrameRate)
+	setDefault(&cfg.WSFrameBurst, DefaultWSFrameBurst)
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
@@ -152,6 +172,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("start hub: %w", err)
 	}
 	s.hub = hub
+	if cfg.WriteRate > 0 {
+		s.writes = newUserLimiter(cfg.WriteRate, cfg.WriteBurst)
+		s.stopSweep = make(chan struct{})
+		go s.sweepLimiters()
+	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "presenced",
 		DisableStartupMessage: true,
@@ -180,8 +205,8 @@ func (s *Server) routes() {
 
 	authed := s.authenticate
 	s.app.Get("/users/me/status", authed, s.getMyStatus)
-	s.app.Put("/users/me/status", authed, s.putMyStatus)
-	s.app.Post("/users/me/heartbeat", authed, s.postHeartbeat)
+	s.app.Put("/users/me/status", authed, s.limitWrites, s.putMyStatus)
+	s.app.Post("/users/me/heartbeat", authed, s.limitWrites, s.postHeartbeat)
 	s.app.Get("/users/presence", authed, s.getPresenceBatch)
 	s.app.Get("/users/:user_id/presence", authed, s.getPresence)
 	s.app.Post("/admin/cleanup-presence", authed, s.requireAdmin, s.postCleanup)
@@ -207,7 +232,7 @@ func (s *Server) recoverSession(c *websocket.Conn) {
 	}
 }
 
-func setDefault[T int | time.Duration](p *T, v T) {
+func setDefault[T int | float64 | time.Duration](p *T, v T) {
 	if *p <= 0 {
 		*p = v
 	}
@@ -227,10 +252,27 @@ func (s *Server) Drain() { s.draining.Store(true) }
 // until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.Drain()
+	if s.stopSweep != nil {
+		s.sweepOnce.Do(func() { close(s.stopSweep) })
+	}
 	s.hub.CloseAll(CloseDraining, "server draining")
 	err := s.app.ShutdownWithContext(ctx)
 	if werr := s.hub.Wait(ctx); werr != nil && err == nil {
 		err = fmt.Errorf("sessions still open: %w", werr)
 	}
 	return err
+}
+
+// sweepLimiters forgets idle rate-limit buckets every minute.
+func (s *Server) sweepLimiters() {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopSweep:
+			return
+		case now := <-t.C:
+			s.writes.sweep(now)
+		}
+	}
 }

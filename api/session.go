@@ -21,6 +21,9 @@ const (
 	CloseDraining = websocket.CloseServiceRestart
 	// CloseFrameTooLarge: a frame exceeded the size limit.
 	CloseFrameTooLarge = websocket.CloseMessageTooBig
+	// ClosePolicyViolation: the client kept sending over its frame rate
+	// limit.
+	ClosePolicyViolation = websocket.ClosePolicyViolation
 )
 
 var errDraining = errors.New("node is draining")

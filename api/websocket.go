@@ -27,6 +27,10 @@ const (
 	DefaultWSWriteTimeout       = 10 * time.Second
 )
 
+// maxDroppedFrames is how many frames in a row a session may send over its
+// rate limit before it is closed.
+const maxDroppedFrames = 100
+
 const (
 	localsIdentity = "presence.identity"
 	localsIDs      = "presence.user_ids"
@@ -147,6 +151,8 @@ func (s *Server) serveSession(c *websocket.Conn) {
 	conn.SetPongHandler(func(string) error {
 		return conn.SetReadDeadline(time.Now().Add(pongWait))
 	})
+	limiter := newFrameLimiter(s.cfg.WSFrameRate, s.cfg.WSFrameBurst)
+	dropped := 0
 	for {
 		mt, data, err := conn.ReadMessage()
 		if err != nil {
@@ -156,6 +162,16 @@ func (s *Server) serveSession(c *websocket.Conn) {
 			return
 		}
 		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+		if !limiter.Allow() {
+			// A client that keeps flooding after being told is cut off.
+			if dropped++; dropped > maxDroppedFrames {
+				sess.close(ClosePolicyViolation, "frame rate limit exceeded")
+				return
+			}
+			sess.send(appendErrorFrame(nil, "rate limit exceeded: frame dropped"))
+			continue
+		}
+		dropped = 0
 		s.handleFrame(sess, mt, data)
 	}
 }

@@ -67,6 +67,16 @@ type Config struct {
 	// twice this long is dropped (default 30s).
 	WSPingInterval time.Duration
 
+	// WriteRate and WriteBurst limit each user's writes (PUT status,
+	// heartbeat) per node: 429 with Retry-After beyond (default 5/s, burst
+	// 20). A negative WriteRate disables the limit.
+	WriteRate  float64
+	WriteBurst int
+	// WSFrameRate and WSFrameBurst limit each session's frames (default
+	// 20/s, burst 60).
+	WSFrameRate  float64
+	WSFrameBurst int
+
 	// BodyLimit is the largest HTTP request body (default 16 KiB).
 	BodyLimit int
 	// RequestTimeout bounds one request to a user actor (default 5s).
@@ -151,6 +161,10 @@ func Defaults() Config {
 		WSMaxSessionsPerUser: api.DefaultWSMaxSessionsPerUser,
 		WSSendQueue:          api.DefaultWSSendQueue,
 		WSPingInterval:       api.DefaultWSPingInterval,
+		WriteRate:            api.DefaultWriteRate,
+		WriteBurst:           api.DefaultWriteBurst,
+		WSFrameRate:          api.DefaultWSFrameRate,
+		WSFrameBurst:         api.DefaultWSFrameBurst,
 		RequestTimeout:       api.DefaultRequestTimeout,
 		ShutdownTimeout:      DefaultShutdownTimeout,
 	}

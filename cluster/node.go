@@ -145,6 +145,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		WSMaxSessionsPerUser: cfg.WSMaxSessionsPerUser,
 		WSSendQueue:          cfg.WSSendQueue,
 		WSPingInterval:       cfg.WSPingInterval,
+		WriteRate:            cfg.WriteRate,
+		WriteBurst:           cfg.WriteBurst,
+		WSFrameRate:          cfg.WSFrameRate,
+		WSFrameBurst:         cfg.WSFrameBurst,
 	})
 	if err != nil {
 		return nil, err

@@ -52,6 +52,14 @@ func startNode(t *testing.T, cfg cluster.Config) *testNode {
 	// Single-node tests run under -race: no gossip, no remoting (two
 	// protoactor-go remotes in one process race inside the library).
 	cfg.Standalone = true
+	if cfg.WriteRate == 0 {
+		// Tests write in bursts; the rate limit has its own tests.
+		cfg.WriteRate = -1
+	}
+	if cfg.WSFrameRate == 0 {
+		cfg.WSFrameRate = 1e6
+		cfg.WSFrameBurst = 1e6
+	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}

@@ -65,6 +65,23 @@ func (v boolValue) Set(s string) error {
 }
 func (v boolValue) IsBoolFlag() bool { return true }
 
+type floatValue struct{ p *float64 }
+
+func (v floatValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*v.p, 'g', -1, 64)
+}
+func (v floatValue) Set(s string) error {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("want a number")
+	}
+	*v.p = f
+	return nil
+}
+
 type listValue struct{ p *[]string }
 
 func (v listValue) String() string {
@@ -131,6 +148,10 @@ func settings(c *cluster.Config) []setting {
 		{"ws-max-sessions-per-user", "PRESENCE_WS_MAX_SESSIONS_PER_USER", "WebSocket sessions one user may hold on a node", false, sizeValue{&c.WSMaxSessionsPerUser}},
 		{"ws-send-queue", "PRESENCE_WS_SEND_QUEUE", "frames queued per session before it is dropped as a slow consumer", false, sizeValue{&c.WSSendQueue}},
 		{"ws-ping-interval", "PRESENCE_WS_PING_INTERVAL", "WebSocket ping period; silent for twice this: dropped", false, durationValue{&c.WSPingInterval}},
+		{"write-rate", "PRESENCE_WRITE_RATE", "writes (PUT, heartbeat) per second per user per node; negative: no limit", false, floatValue{&c.WriteRate}},
+		{"write-burst", "PRESENCE_WRITE_BURST", "writes a user may make at once above the rate", false, sizeValue{&c.WriteBurst}},
+		{"ws-frame-rate", "PRESENCE_WS_FRAME_RATE", "frames per second a WebSocket session may send", false, floatValue{&c.WSFrameRate}},
+		{"ws-frame-burst", "PRESENCE_WS_FRAME_BURST", "frames a session may send at once above the rate", false, sizeValue{&c.WSFrameBurst}},
 		{"body-limit", "PRESENCE_BODY_LIMIT", "largest HTTP request body", false, sizeValue{&c.BodyLimit}},
 		{"request-timeout", "PRESENCE_REQUEST_TIMEOUT", "bound on one request to a user actor", false, durationValue{&c.RequestTimeout}},
 		{"shutdown-timeout", "PRESENCE_SHUTDOWN_TIMEOUT", "bound on a graceful shutdown", false, durationValue{&c.ShutdownTimeout}},
