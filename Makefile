@@ -18,6 +18,7 @@ build: ## build presenced and presencectl into ./bin (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/presencectl ./cmd/presencectl
 
 test: ## the whole test suite: everything under -race, then the in-process cluster tests without it
+	@if [ -z "$$PRESENCE_TEST_POSTGRES" ]; then echo "NOTE: PRESENCE_TEST_POSTGRES is not set: the PostgreSQL store and cluster-on-PostgreSQL tests are SKIPPED (eval \"\$$(sudo bash .ci/postgres.sh)\" starts a local server and sets it)"; fi
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 	@# Several protoactor-go remotes in one process race inside the library

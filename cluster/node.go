@@ -92,6 +92,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.metrics = newNodeMetrics()
+	backend := n.store
 	n.store = instrumentedStore{Store: n.store, m: n.metrics}
 	n.lastSeen = store.NewLastSeenWriter(n.store, cfg.LastSeenFlush, n.log)
 
@@ -137,6 +138,16 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Logger:         n.log,
 		System:         n.system,
 		ClusterStatus:  n.clusterStatus,
+		Ready: func() error {
+			if p, ok := backend.(pinger); ok {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				if err := p.Ping(ctx); err != nil {
+					return fmt.Errorf("store: %w", err)
+				}
+			}
+			return nil
+		},
 		Metrics:        n.metrics.reg,
 		MetricsHandler: promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}),
 
@@ -290,8 +301,12 @@ func openStore(cfg Config) (store.Store, error) {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 		return s, nil
+	case "postgres":
+		return openLazy(func(ctx context.Context) (store.Store, error) {
+			return store.OpenPostgres(ctx, cfg.Store, store.PostgresOptions{Logger: cfg.Logger})
+		}, cfg.Logger)
 	default:
-		return nil, fmt.Errorf("PRESENCE_STORE=%q: want bolt, memory (postgres:// is not built yet)", cfg.Store)
+		return nil, fmt.Errorf("PRESENCE_STORE=%q: want bolt, memory or a postgres:// URL", cfg.Store)
 	}
 }
 
