@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,9 @@ type Hub struct {
 	closed   bool
 
 	stats HubStats
+
+	// resetConn, when set, makes the close of a client connection a reset.
+	resetConn func(remote net.Addr)
 }
 
 // HubStats counts hub events for metrics; read with the atomic loads.

@@ -100,6 +100,10 @@ type Config struct {
 	// WSWriteTimeout bounds writing one frame to a client.
 	WSWriteTimeout time.Duration
 
+	// SocketSendBuffer is each client connection's kernel send buffer
+	// (default 64 KiB); it bounds what a client that does not read pins.
+	SocketSendBuffer int
+
 	// WriteRate and WriteBurst limit each user's writes (PUT status,
 	// heartbeat) on this node; beyond them the answer is 429 with
 	// Retry-After. A negative WriteRate disables the limit.
@@ -113,11 +117,12 @@ type Config struct {
 
 // Server is the Fiber application of one node.
 type Server struct {
-	cfg     Config
-	app     *fiber.App
-	hub     *Hub
-	metrics *httpMetrics
-	writes  *userLimiter
+	cfg      Config
+	app      *fiber.App
+	hub      *Hub
+	metrics  *httpMetrics
+	listener *connListener
+	writes   *userLimiter
 	// stopSweep ends the limiter sweeper.
 	stopSweep chan struct{}
 	sweepOnce sync.Once
@@ -142,6 +147,7 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&cfg.WriteBurst, DefaultWriteBurst)
 	setDefault(&cfg.WSFrameRate, DefaultWSFrameRate)
 	setDefault(&cfg.WSFrameBurst, DefaultWSFrameBurst)
+	setDefault(&cfg.SocketSendBuffer, DefaultSocketSendBuffer)
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
@@ -172,6 +178,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("start hub: %w", err)
 	}
 	s.hub = hub
+	hub.resetConn = func(remote net.Addr) {
+		if s.listener != nil {
+			s.listener.reset(remote)
+		}
+	}
 	if cfg.WriteRate > 0 {
 		s.writes = newUserLimiter(cfg.WriteRate, cfg.WriteBurst)
 		s.stopSweep = make(chan struct{})
@@ -242,7 +253,10 @@ func setDefault[T int | float64 | time.Duration](p *T, v T) {
 func (s *Server) App() *fiber.App { return s.app }
 
 // Serve serves HTTP on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+func (s *Server) Serve(ln net.Listener) error {
+	s.listener = &connListener{Listener: ln, sendBuffer: s.cfg.SocketSendBuffer}
+	return s.app.Listener(s.listener)
+}
 
 // Drain makes /readyz fail so load balancers stop sending new work.
 func (s *Server) Drain() { s.draining.Store(true) }

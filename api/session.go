@@ -47,10 +47,13 @@ type session struct {
 	out  chan []byte
 	done chan struct{}
 
-	mu        sync.Mutex
-	subs      map[int64]*subscription
-	closing   bool
-	closeOnce sync.Once
+	mu          sync.Mutex
+	subs        map[int64]*subscription
+	closing     bool
+	closeCode   int
+	closeReason string
+	abrupt      bool
+	closeOnce   sync.Once
 }
 
 func newSession(h *Hub, conn *websocket.Conn, user auth.Identity, queue int) *session {
@@ -91,7 +94,7 @@ func (s *session) push(id int64, v uint64, frame []byte) {
 	s.mu.Unlock()
 	if full {
 		s.hub.stats.SlowDisconnects.Add(1)
-		s.close(CloseSlowConsumer, "slow consumer: outbound queue full")
+		s.abort(CloseSlowConsumer, "slow consumer: outbound queue full")
 	}
 }
 
@@ -114,7 +117,30 @@ func (s *session) send(frame []byte) {
 	s.mu.Unlock()
 	if full {
 		s.hub.stats.SlowDisconnects.Add(1)
-		s.close(CloseSlowConsumer, "slow consumer: outbound queue full")
+		s.abort(CloseSlowConsumer, "slow consumer: outbound queue full")
+	}
+}
+
+// sendPaced queues a frame from the session's own reader goroutine (a
+// subscribe answer), waiting while the queue is more than half full so
+// that pushes from the hub, which never wait, keep room. It gives up when
+// the session closes.
+func (s *session) sendPaced(frame []byte) bool {
+	for {
+		if len(s.out) < cap(s.out)/2 {
+			select {
+			case s.out <- frame:
+				s.hub.stats.FramesQueued.Add(1)
+				return true
+			case <-s.done:
+				return false
+			}
+		}
+		select {
+		case <-s.done:
+			return false
+		case <-time.After(time.Millisecond):
+		}
 	}
 }
 
@@ -160,16 +186,36 @@ func (s *session) subscriptionCount() int {
 	return len(s.subs)
 }
 
-// close ends the session with a close frame; safe to call many times and
-// from any goroutine. Closing the network connection unblocks the reader.
-func (s *session) close(code int, reason string) {
+// close ends the session: the writer sends a close frame with code and
+// reason, and the reader is unblocked so the connection is released. It does
+// no network I/O itself, so it is safe under the hub's lock, and it is safe
+// to call many times and from any goroutine.
+func (s *session) close(code int, reason string) { s.shutdown(code, reason, false) }
+
+// abort ends the session of a client that does not read: the writer may be
+// blocked on its full socket, so both directions are cut at once, no close
+// frame is attempted, and the connection is reset (unsent data dropped)
+// rather than closed.
+func (s *session) abort(code int, reason string) { s.shutdown(code, reason, true) }
+
+func (s *session) shutdown(code int, reason string, abrupt bool) {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closing = true
+		s.closeCode, s.closeReason, s.abrupt = code, reason, abrupt
 		s.mu.Unlock()
 		close(s.done)
-		_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
-		_ = s.conn.NetConn().Close()
+		// fasthttp ignores Close on a hijacked connection until the handler
+		// returns, so deadlines are what unblock the reader (and, for an
+		// abort, the writer).
+		now := time.Now()
+		_ = s.conn.NetConn().SetReadDeadline(now)
+		if abrupt {
+			if s.hub.resetConn != nil {
+				s.hub.resetConn(s.conn.NetConn().RemoteAddr())
+			}
+			_ = s.conn.NetConn().SetWriteDeadline(now)
+		}
 	})
 }
 
@@ -180,6 +226,12 @@ func (s *session) writeLoop(pingEvery, writeTimeout time.Duration) {
 	for {
 		select {
 		case frame := <-s.out:
+			select {
+			case <-s.done:
+				s.sendClose()
+				return
+			default:
+			}
 			_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
 				s.close(websocket.CloseGoingAway, "write failed")
@@ -191,7 +243,44 @@ func (s *session) writeLoop(pingEvery, writeTimeout time.Duration) {
 				return
 			}
 		case <-s.done:
+			s.sendClose()
 			return
 		}
+	}
+}
+
+// sendClose writes the close frame of a session closed with close (not
+// abort), from the writer goroutine.
+func (s *session) sendClose() {
+	s.mu.Lock()
+	code, reason, abrupt := s.closeCode, s.closeReason, s.abrupt
+	s.mu.Unlock()
+	if abrupt {
+		return
+	}
+	_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+}
+
+// markReady ends the hold on id's pushes after its snapshot (version v) was
+// queued: a push that arrived meanwhile and is newer goes out now.
+func (s *session) markReady(id int64, v uint64) {
+	s.mu.Lock()
+	sub := s.subs[id]
+	if sub == nil || sub.ready {
+		s.mu.Unlock()
+		return
+	}
+	sub.ready = true
+	sub.version = v
+	var full bool
+	if sub.pendVer > v && !s.closing {
+		sub.version = sub.pendVer
+		full = !s.enqueueLocked(sub.pending)
+	}
+	sub.pending, sub.pendVer = nil, 0
+	s.mu.Unlock()
+	if full {
+		s.hub.stats.SlowDisconnects.Add(1)
+		s.abort(CloseSlowConsumer, "slow consumer: outbound queue full")
 	}
 }

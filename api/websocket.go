@@ -209,22 +209,31 @@ func (s *Server) handleFrame(sess *session, mt int, data []byte) {
 	}
 }
 
+// parseFrameIDs parses a frame's user_ids: an array of bare JSON numbers
+// that are positive integers.
 func parseFrameIDs(raw json.RawMessage) ([]int64, error) {
-	if len(raw) == 0 {
-		return nil, errors.New("user_ids is required: an array of positive integers")
+	errBad := errors.New("user_ids must be an array of positive integers")
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 || trimmed[0] != '[' {
+		if len(trimmed) == 0 {
+			return nil, errors.New("user_ids is required: an array of positive integers")
+		}
+		return nil, errBad
 	}
-	var nums []json.Number
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&nums); err != nil {
-		return nil, errors.New("user_ids must be an array of positive integers")
+	var elems []json.RawMessage
+	if err := json.Unmarshal(trimmed, &elems); err != nil {
+		return nil, errBad
 	}
-	ids := make([]int64, 0, len(nums))
-	seen := make(map[int64]struct{}, len(nums))
-	for _, n := range nums {
-		id, err := parseUserID(n.String())
+	ids := make([]int64, 0, len(elems))
+	seen := make(map[int64]struct{}, len(elems))
+	for _, e := range elems {
+		text := string(bytes.TrimSpace(e))
+		if text == "" || text[0] < '0' || text[0] > '9' {
+			return nil, errBad // a string, null, an object...
+		}
+		id, err := parseUserID(text)
 		if err != nil {
-			return nil, errors.New("user_ids must be an array of positive integers")
+			return nil, errBad
 		}
 		if _, dup := seen[id]; !dup {
 			seen[id] = struct{}{}
@@ -244,8 +253,11 @@ func (s *Server) signOfLife(user auth.Identity, env *messages.Envelope) {
 }
 
 // subscribe adds ids to the session. With ack, the client gets
-// {"type":"subscribed"} and then the current presence of each known user;
-// pushes that raced with the subscription are folded in, newest wins.
+// {"type":"subscribed"} and then the current presence of each known user.
+// Until a user's snapshot is queued, pushes for that user are held (newest
+// wins) and queued right after it, so the client never sees an older
+// version after a newer one. Answers are paced (sendPaced): a subscribe to
+// a thousand users is not a reason to drop a slow reader.
 func (s *Server) subscribe(sess *session, ids []int64, ack bool) {
 	if ack && len(sess.newIDs(ids))+sess.subscriptionCount() > s.cfg.WSMaxSubscriptions+1 {
 		sess.send(appendErrorFrame(nil, "subscription limit of "+strconv.Itoa(s.cfg.WSMaxSubscriptions)+" per connection reached"))
@@ -258,37 +270,36 @@ func (s *Server) subscribe(sess *session, ids []int64, ack bool) {
 	if err != nil {
 		s.log.Warn("subscribe incomplete", slog.Int64("user_id", sess.user.UserID), slog.Any("err", err))
 	}
-
-	now := time.Now()
-	sess.mu.Lock()
-	defer sess.mu.Unlock()
-	if sess.closing {
+	if ack && !sess.sendPaced(appendIDsFrame(nil, "subscribed", ids)) {
 		return
 	}
-	if ack {
-		sess.enqueueLocked(appendIDsFrame(nil, "subscribed", ids))
-	}
+	now := time.Now()
 	for i, id := range ids {
-		sub := sess.subs[id]
-		if sub == nil {
-			continue
-		}
-		var frame []byte
+		var snap []byte
 		var v uint64
 		if st := states[i]; st != nil {
-			frame, v = appendUpdateFrame(nil, st, now), st.GetVersion()
+			snap, v = appendUpdateFrame(nil, st, now), st.GetVersion()
 		}
-		if sub.pendVer > v {
-			frame, v = sub.pending, sub.pendVer
+		sess.mu.Lock()
+		sub := sess.subs[id]
+		if sub == nil || sess.closing {
+			sess.mu.Unlock()
+			continue
 		}
-		if !sub.ready {
-			sub.ready, sub.pending, sub.pendVer = true, nil, 0
-		} else if v < sub.version {
-			continue // a newer state was pushed meanwhile and already sent
+		if sub.ready && v < sub.version {
+			snap = nil // a newer state was pushed meanwhile and already sent
 		}
-		sub.version = max(sub.version, v)
-		if ack && frame != nil {
-			sess.enqueueLocked(frame)
+		if sub.ready {
+			sub.version = max(sub.version, v)
+		}
+		wasReady := sub.ready
+		sess.mu.Unlock()
+
+		if ack && snap != nil && !sess.sendPaced(snap) {
+			return
+		}
+		if !wasReady {
+			sess.markReady(id, v)
 		}
 	}
 }

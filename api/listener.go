@@ -1,0 +1,59 @@
+package api
+
+import (
+	"net"
+	"sync"
+)
+
+// DefaultSocketSendBuffer is the kernel send buffer of each client
+// connection. The kernel would otherwise grow it to megabytes for a client
+// that does not read, before the session's own bounded queue ever fills:
+// with a small buffer a slow consumer is detected after a few dozen frames,
+// and the memory it pins stays small.
+const DefaultSocketSendBuffer = 64 << 10
+
+// connListener tunes every accepted TCP connection and remembers it by
+// remote address, so a session can reset a connection that fasthttp hides
+// behind its hijacked wrapper.
+type connListener struct {
+	net.Listener
+	sendBuffer int
+	conns      sync.Map // remote address -> *trackedConn
+}
+
+type trackedConn struct {
+	*net.TCPConn
+	owner *connListener
+	once  sync.Once
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c, nil
+	}
+	if l.sendBuffer > 0 {
+		_ = tc.SetWriteBuffer(l.sendBuffer)
+	}
+	t := &trackedConn{TCPConn: tc, owner: l}
+	l.conns.Store(tc.RemoteAddr().String(), t)
+	return t, nil
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.owner.conns.Delete(c.RemoteAddr().String()) })
+	return c.TCPConn.Close()
+}
+
+// reset makes the next close of the connection to remote a TCP reset that
+// discards unsent data, freeing the kernel buffers of a client that does
+// not read at once.
+func (l *connListener) reset(remote net.Addr) {
+	if v, ok := l.conns.Load(remote.String()); ok {
+		_ = v.(*trackedConn).SetLinger(0)
+	}
+}
