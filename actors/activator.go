@@ -49,11 +49,20 @@ type listActive struct{}
 // viewChanged tells the activator that the membership changed: it stops
 // the users it no longer owns and makes the others forget hubs on nodes
 // that are gone.
-type viewChanged struct{ hubAlive func(address string) bool }
+type viewChanged struct {
+	hubAlive func(address string) bool
+	joined   bool
+}
 
 // forgetHubs tells a user actor to drop the watches and session counts of
 // hubs whose node left.
-type forgetHubs struct{ alive func(address string) bool }
+type forgetHubs struct {
+	alive func(address string) bool
+	// refresh asks the actor to adopt a newer stored record: after a
+	// member joined (a partition healed, say) another activation of the
+	// user may have written.
+	refresh bool
+}
 
 // activeUsers answers listActive.
 type activeUsers struct{ ids []int64 }
@@ -176,7 +185,7 @@ func (x *activator) Receive(ctx actor.Context) {
 				ctx.Send(pid, &stopNow{handOff: true})
 				continue
 			}
-			ctx.Send(pid, &forgetHubs{alive: m.hubAlive})
+			ctx.Send(pid, &forgetHubs{alive: m.hubAlive, refresh: m.joined})
 		}
 	case *listActive:
 		ids := make([]int64, 0, len(x.children))

@@ -87,9 +87,11 @@ func Await(f *actor.Future, pid *actor.PID) (*messages.Envelope, error) {
 
 // ViewChanged tells the activator that ownership may have moved: users
 // this node no longer owns are stopped (their state is already stored), and
-// every user actor forgets the hubs for which hubAlive is false.
-func (h *Host) ViewChanged(hubAlive func(address string) bool) {
-	h.system.Root.Send(h.activator, &viewChanged{hubAlive: hubAlive})
+// every user actor forgets the hubs for which hubAlive is false. When a
+// member joined, actors also re-read their record, in case another
+// activation wrote it while views disagreed.
+func (h *Host) ViewChanged(hubAlive func(address string) bool, joined bool) {
+	h.system.Root.Send(h.activator, &viewChanged{hubAlive: hubAlive, joined: joined})
 }
 
 // ActiveUsers lists the users whose actors are alive on this node.

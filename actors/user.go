@@ -122,6 +122,9 @@ func (a *userActor) Receive(ctx actor.Context) {
 		a.onTimer(ctx, m)
 	case *forgetHubs:
 		a.forgetHubs(ctx, m.alive)
+		if m.refresh {
+			a.refreshIfStale(ctx, a.now())
+		}
 	case *actor.Started:
 		a.self, a.root = ctx.Self(), ctx.ActorSystem().Root
 		a.cfg.Observer.ActorActivated()
@@ -197,6 +200,9 @@ func (a *userActor) reload() error {
 			a.rec.lastSeen = pending
 		}
 	}
+	// Activity another activation recorded counts for the inactivity rule
+	// here too.
+	a.lastRest = max(a.lastRest, a.rec.lastSeen)
 	return nil
 }
 
@@ -239,6 +245,11 @@ func (a *userActor) handle(ctx actor.Context, env *messages.Envelope) *messages.
 		})
 
 	case *messages.Envelope_UpdateStatus:
+		// A write that changes nothing in this actor's copy is answered
+		// from the copy without a store write, so the copy must be current:
+		// another activation (the other side of a partition) may have
+		// written meanwhile.
+		a.refreshIfStale(ctx, now)
 		err = a.update(ctx, now, b.UpdateStatus)
 
 	case *messages.Envelope_Sessions:
@@ -306,6 +317,31 @@ func (a *userActor) setWatch(address, id string, seq uint64, active bool) {
 		}
 	}
 	w.seq, w.active = seq, active
+}
+
+// refreshIfStale adopts the stored record when another activation of the
+// user stored a newer version than this actor's copy (views of the
+// membership disagreed for a while: a partition, a join), and pushes it to
+// this actor's watchers. A failed read changes nothing: writes are
+// compare-and-set anyway.
+func (a *userActor) refreshIfStale(ctx actor.Context, now int64) {
+	if a.loadErr != nil {
+		return
+	}
+	sctx, cancel := a.storeCtx()
+	st, err := a.cfg.Store.Load(sctx, a.id)
+	cancel()
+	if err != nil || (a.exists && st.GetVersion() <= a.rec.version) {
+		return
+	}
+	before := a.rec
+	a.exists, a.rec = true, recordFromProto(st)
+	a.rec.lastSeen = max(a.rec.lastSeen, before.lastSeen)
+	a.lastRest = max(a.lastRest, a.rec.lastSeen)
+	a.cfg.Logger.Info("adopted a newer stored record", slog.Int64("user_id", a.id),
+		slog.Uint64("had", before.version), slog.Uint64("stored", a.rec.version))
+	a.push(ctx)
+	a.rearm(now)
 }
 
 // forgetHubs drops the watches and session counts of hubs whose node is
@@ -516,13 +552,20 @@ func (a *userActor) offlineDeadline() int64 {
 }
 
 // expire applies the transitions whose deadlines have passed. It is what a
-// timer firing and an admin cleanup both do.
+// timer firing and an admin cleanup both do. Whether a transition is due is
+// judged inside the change, so that after a version conflict it is judged
+// again on the reloaded record (another activation may have extended the
+// busy status or seen a heartbeat meanwhile).
 func (a *userActor) expire(ctx actor.Context, now int64) (wentOffline, busyCleared bool, err error) {
-	deadline := a.offlineDeadline()
-	wentOffline = deadline != 0 && now >= deadline
-	busyCleared = a.exists && a.rec.busy && a.rec.busyUntil != 0 && now >= a.rec.busyUntil
-	if wentOffline || busyCleared {
+	due := func() (off, busy bool) {
+		d := a.offlineDeadline()
+		off = d != 0 && now >= d
+		busy = a.exists && a.rec.busy && a.rec.busyUntil != 0 && now >= a.rec.busyUntil
+		return off, busy
+	}
+	if off, busy := due(); off || busy {
 		err = a.change(ctx, now, func(r *record) {
+			wentOffline, busyCleared = due()
 			if wentOffline {
 				r.online = false
 			}
@@ -538,13 +581,14 @@ func (a *userActor) expire(ctx actor.Context, now int64) (wentOffline, busyClear
 			a.stopTimer(&a.busy)
 			a.armTimer(&a.retry, retryTimer, now+retryAfterFailure.Microseconds(), now)
 			return false, false, err
-		} else if wentOffline {
+		}
+		if wentOffline {
 			a.graceUntil = 0
 			a.cfg.Observer.WentOffline(time.Duration(now-a.rec.lastSeen) * time.Microsecond)
 		}
 	}
 	a.rearm(now)
-	return wentOffline, busyCleared, err
+	return wentOffline, busyCleared, nil
 }
 
 // rearm makes the armed timers match the record's deadlines. The offline

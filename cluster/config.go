@@ -167,6 +167,10 @@ func Defaults() Config {
 		WSFrameBurst:         api.DefaultWSFrameBurst,
 		RequestTimeout:       api.DefaultRequestTimeout,
 		ShutdownTimeout:      DefaultShutdownTimeout,
+		GossipAddr:           DefaultGossipAddr,
+		RemoteAddr:           DefaultRemoteAddr,
+		RejoinInterval:       DefaultRejoinInterval,
+		DrainWait:            DefaultDrainWait,
 	}
 }
 

@@ -217,7 +217,14 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 // owns so their timers run again.
 func (n *Node) onView(old, cur *View) {
 	self := n.system.Address()
-	n.host.ViewChanged(func(addr string) bool { return addr == self || cur.hasRemote(addr) })
+	joined := false
+	for _, m := range cur.Owners {
+		if _, ok := old.ownerNamed(m.Name); !ok && m.Name != n.members.LocalName() {
+			joined = true
+			break
+		}
+	}
+	n.host.ViewChanged(func(addr string) bool { return addr == self || cur.hasRemote(addr) }, joined)
 	select {
 	case n.resync <- struct{}{}:
 	default:
@@ -396,6 +403,10 @@ func (n *Node) Shutdown(ctx context.Context) error {
 func (n *Node) Kill() {
 	n.stopOnce.Do(func() { close(n.stopped) })
 	_ = n.ln.Close()
+	// A dead process runs no timers, writes nothing and pushes nothing:
+	// stop the actors (stopping writes nothing) and cut the clients off.
+	_ = n.host.Stop()
+	n.api.Hub().CloseAll(api.CloseDraining, "node killed")
 	_ = n.api.App().Shutdown()
 	if n.members != nil {
 		_ = n.members.kill()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"sync"
+	"time"
 )
 
 // MemberStatus is one member in GET /admin/cluster.
@@ -59,7 +60,10 @@ func (n *Node) clusterStatus(ctx context.Context) (any, error) {
 			if ms.Self {
 				addr = ""
 			}
-			stats, err := n.router.NodeStats(ctx, addr)
+			// A dead member still in the view must not hold the answer.
+			mctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			stats, err := n.router.NodeStats(mctx, addr)
 			if err != nil {
 				ms.Error = "unreachable: " + err.Error()
 				return

@@ -1,0 +1,184 @@
+//go:build !race
+
+package clustere2e
+
+// Gossip encryption (issue 8): nodes started in-process with cluster.Start
+// (not standalone), each with its own memberlist on a loopback port.
+// Two protoactor-go remotes in one process trip the race detector inside
+// the library, hence the build tag.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/presence-cluster/presence/cluster"
+)
+
+// secGossipNode is one node of the gossip-key test.
+type secGossipNode struct {
+	*cluster.Node
+	label  string
+	gossip string
+	api    *rest
+	logs   *logRing
+}
+
+// secGossipKey returns a fresh base64 AES key of size bytes.
+func secGossipKey(t *testing.T, size int) string {
+	t.Helper()
+	b := make([]byte, size)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// secGossipConfig is the configuration of node label gossiping on a free
+// loopback port with key, joining seeds.
+func secGossipConfig(t *testing.T, label, key string, seeds ...string) (cluster.Config, *logRing) {
+	logs := &logRing{}
+	return cluster.Config{
+		NodeName:       label,
+		HTTPAddr:       "127.0.0.1:0",
+		GossipAddr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))),
+		RemoteAddr:     "127.0.0.1:0",
+		DataDir:        t.TempDir(),
+		Store:          "memory",
+		JWTSecret:      testSecret,
+		GossipKey:      key,
+		Seeds:          seeds,
+		RejoinInterval: time.Second,
+		DrainWait:      100 * time.Millisecond,
+		TuneGossip:     func(mc *memberlist.Config) { fastGossip(mc) },
+		Logger:         slog.New(logs).With(slog.String("node", label)),
+	}, logs
+}
+
+func secStartGossipNode(t *testing.T, tok *tokens, label, key string, seeds ...string) *secGossipNode {
+	t.Helper()
+	cfg, logs := secGossipConfig(t, label, key, seeds...)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n, err := cluster.Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("node %s: cluster.Start: %v", label, err)
+	}
+	sn := &secGossipNode{Node: n, label: label, gossip: cfg.GossipAddr, api: newREST(n.HTTPAddr(), tok), logs: logs}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last logs of node %s:\n    %s", label, logs.dump())
+		}
+		n.Kill()
+	})
+	return sn
+}
+
+// secMembers returns the node names of the alive members n sees.
+func secMembers(t *testing.T, n *secGossipNode) []string {
+	t.Helper()
+	st, err := n.api.cluster()
+	if err != nil {
+		t.Fatalf("node %s: GET /admin/cluster: %v", n.label, err)
+	}
+	if st.Standalone {
+		t.Fatalf("node %s is standalone", n.label)
+	}
+	var names []string
+	for _, m := range st.Members {
+		if m.Status == "alive" {
+			names = append(names, m.NodeName)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// TestSecurityGossipKey: with PRESENCE_GOSSIP_KEY set, a node with the same
+// key joins (both see two members through GET /admin/cluster, admin
+// token), while a node with another key and a node with no key, seeded
+// with the same address, never do: over several re-join rounds each of
+// them sees only itself and the keyed node sees only its peer.
+func TestSecurityGossipKey(t *testing.T) {
+	tok := newTokens(t)
+	key := secGossipKey(t, 32)
+	a := secStartGossipNode(t, tok, "A", key)
+	b := secStartGossipNode(t, tok, "B", secGossipKey(t, 16), a.gossip) // another key
+	c := secStartGossipNode(t, tok, "C", "", a.gossip)                  // no key
+	d := secStartGossipNode(t, tok, "D", key, a.gossip)                 // the same key
+
+	want := func(n *secGossipNode, names ...string) bool {
+		return strings.Join(secMembers(t, n), ",") == strings.Join(names, ",")
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !(want(a, "A", "D") && want(d, "A", "D")) {
+		if time.Now().After(deadline) {
+			t.Fatalf("same key: A sees %v, D sees %v after 15s, want [A D]", secMembers(t, a), secMembers(t, d))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	joined := time.Now()
+	// B and C retry their seed every second: watch several rounds.
+	for time.Since(joined) < 4*time.Second {
+		for _, n := range []*secGossipNode{b, c} {
+			if got := secMembers(t, n); strings.Join(got, ",") != n.label {
+				t.Fatalf("node %s (wrong or no gossip key) sees %v, want only itself", n.label, got)
+			}
+		}
+		if got := secMembers(t, a); strings.Join(got, ",") != "A,D" {
+			t.Fatalf("node A sees %v, want [A D]", got)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// A refused them for the right reason.
+	for _, why := range []string{"no installed keys could decrypt the message", "encryption is configured but remote state is not encrypted"} {
+		if !strings.Contains(a.logs.dump(), why) {
+			t.Errorf("node A never logged %q", why)
+		}
+	}
+	// The others' user requests still work on their own (a one-node
+	// cluster each), and nothing of A's cluster is visible to them.
+	for _, n := range []*secGossipNode{b, c} {
+		n.api.on(t).heartbeat(77)
+		if got := n.Router().Owner(77); !strings.HasPrefix(got, n.label+"-") {
+			t.Fatalf("node %s: user 77 owned by %q", n.label, got)
+		}
+	}
+}
+
+// TestSecurityGossipKeyConfig: a gossip key that is not base64 or not an
+// AES size stops the node at start, and the error does not repeat the key.
+func TestSecurityGossipKeyConfig(t *testing.T) {
+	for name, key := range map[string]string{
+		"not base64":    "this is not base64!!",
+		"10 bytes":      base64.StdEncoding.EncodeToString([]byte("0123456789")),
+		"33 bytes":      base64.StdEncoding.EncodeToString(make([]byte, 33)),
+		"URL alphabet":  strings.NewReplacer("+", "-", "/", "_").Replace(secGossipKey(t, 32)) + "-_",
+		"raw (no pads)": strings.TrimRight(base64.StdEncoding.EncodeToString(make([]byte, 31)), "="),
+	} {
+		cfg, _ := secGossipConfig(t, "bad-"+strings.ReplaceAll(name, " ", "-"), key)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		n, err := cluster.Start(ctx, cfg)
+		cancel()
+		if err == nil {
+			n.Kill()
+			t.Errorf("%s: node started with gossip key %q", name, key)
+			continue
+		}
+		if !strings.Contains(err.Error(), "PRESENCE_GOSSIP_KEY") {
+			t.Errorf("%s: error does not name the setting: %v", name, err)
+		}
+		if strings.Contains(err.Error(), key) {
+			t.Errorf("%s: error repeats the key: %v", name, err)
+		}
+	}
+}
