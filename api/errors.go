@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"log/slog"
+	"net/http"
 	"runtime/debug"
 
 	"github.com/gofiber/fiber/v2"
@@ -50,7 +51,9 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 			s.log.Error("request failed", slog.String("path", c.Path()), slog.Any("err", err))
 			return writeDetail(c, fe.Code, detailInternal)
 		}
-		return writeDetail(c, fe.Code, fe.Message)
+		// fe.Message may carry the parser's text and a dump of the raw
+		// request (tokens included): answer the status text only.
+		return writeDetail(c, fe.Code, statusText(fe.Code))
 	}
 	s.log.Error("request failed", slog.String("path", c.Path()), slog.Any("err", err))
 	return writeDetail(c, fiber.StatusInternalServerError, detailInternal)
@@ -58,4 +61,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 
 func (s *Server) logPanic(c *fiber.Ctx, e any) {
 	s.log.Error("handler panic", slog.String("path", c.Path()), slog.Any("panic", e), slog.String("stack", string(debug.Stack())))
+}
+
+func statusText(code int) string {
+	if t := http.StatusText(code); t != "" {
+		return t
+	}
+	return "Request refused"
 }

@@ -108,7 +108,12 @@ func (s *Server) getMyStatus(c *fiber.Ctx) error {
 
 func (s *Server) putMyStatus(c *fiber.Ctx) error {
 	me := identity(c)
-	u, err := parseStatusUpdate(c.Body(), s.cfg.Now())
+	// c.Body() would decompress a gzip/deflate/br body without any bound
+	// (a few KB can expand to gigabytes): only identity bodies are taken.
+	if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
+		return writeDetail(c, fiber.StatusUnsupportedMediaType, "Content-Encoding is not supported; send the JSON body uncompressed")
+	}
+	u, err := parseStatusUpdate(c.Request().Body(), s.cfg.Now())
 	if err != nil {
 		return err
 	}

@@ -65,8 +65,30 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	if code == fiber.StatusNotFound && route == "/" {
 		route = "unmatched"
 	}
-	method := c.Method()
+	// c.Method() points into a request buffer fasthttp reuses: label
+	// values must be stable strings.
+	method := methodLabel(c.Method())
 	s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
 	s.metrics.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 	return nil
+}
+
+func methodLabel(m string) string {
+	switch m {
+	case fiber.MethodGet:
+		return fiber.MethodGet
+	case fiber.MethodHead:
+		return fiber.MethodHead
+	case fiber.MethodPost:
+		return fiber.MethodPost
+	case fiber.MethodPut:
+		return fiber.MethodPut
+	case fiber.MethodPatch:
+		return fiber.MethodPatch
+	case fiber.MethodDelete:
+		return fiber.MethodDelete
+	case fiber.MethodOptions:
+		return fiber.MethodOptions
+	}
+	return "OTHER"
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	fiberrecover "github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/presence-cluster/presence/api/auth"
 	"github.com/presence-cluster/presence/messages"
@@ -198,6 +199,18 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout:           cfg.IdleTimeout,
 		ErrorHandler:          s.handleError,
 	})
+	// Fiber answers a method it does not know with plain text before any
+	// middleware runs; answer it as the API answers everything else.
+	inner := s.app.Server().Handler
+	s.app.Server().Handler = func(ctx *fasthttp.RequestCtx) {
+		if !knownMethod(ctx.Method()) {
+			ctx.SetStatusCode(fiber.StatusNotImplemented)
+			ctx.SetContentType(fiber.MIMEApplicationJSON)
+			ctx.SetBody(AppendDetail(nil, "Method not implemented"))
+			return
+		}
+		inner(ctx)
+	}
 	if cfg.Metrics != nil {
 		s.registerMetrics(cfg.Metrics)
 		s.app.Use(s.observe)
@@ -289,4 +302,13 @@ func (s *Server) sweepLimiters() {
 			s.writes.sweep(now)
 		}
 	}
+}
+
+func knownMethod(m []byte) bool {
+	switch string(m) {
+	case fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch,
+		fiber.MethodDelete, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace:
+		return true
+	}
+	return false
 }

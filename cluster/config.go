@@ -77,6 +77,18 @@ type Config struct {
 	WSFrameRate  float64
 	WSFrameBurst int
 
+	// HeaderLimit is the largest HTTP request head (431 beyond; default
+	// 8 KiB). ReadTimeout, WriteTimeout and IdleTimeout bound reading a
+	// request, writing a response and an idle keep-alive connection
+	// (defaults 10s, 10s, 120s), so slow clients cannot hold a node.
+	HeaderLimit  int
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	// JWTReloadInterval, when set, re-reads JWTPublicKeys this often, so
+	// rotated keys are picked up without a restart (SIGHUP does it at once).
+	JWTReloadInterval time.Duration
+
 	// BodyLimit is the largest HTTP request body (default 16 KiB).
 	BodyLimit int
 	// RequestTimeout bounds one request to a user actor (default 5s).
@@ -167,6 +179,10 @@ func Defaults() Config {
 		WSFrameBurst:         api.DefaultWSFrameBurst,
 		RequestTimeout:       api.DefaultRequestTimeout,
 		ShutdownTimeout:      DefaultShutdownTimeout,
+		HeaderLimit:          api.DefaultHeaderLimit,
+		ReadTimeout:          api.DefaultReadTimeout,
+		WriteTimeout:         api.DefaultWriteTimeout,
+		IdleTimeout:          api.DefaultIdleTimeout,
 		GossipAddr:           DefaultGossipAddr,
 		RemoteAddr:           DefaultRemoteAddr,
 		RejoinInterval:       DefaultRejoinInterval,

@@ -51,6 +51,7 @@ type Node struct {
 	ln       net.Listener
 	served   chan error
 	metrics  *nodeMetrics
+	verifier *auth.Verifier
 	pprof    *http.Server
 	resync   chan struct{}
 	stopped  chan struct{}
@@ -86,6 +87,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.verifier = verifier
 	if cfg.SharedStore != nil {
 		n.store = nopCloser{cfg.SharedStore}
 	} else if n.store, err = openStore(cfg); err != nil {
@@ -134,6 +136,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Router:         router,
 		Verifier:       verifier,
 		BodyLimit:      cfg.BodyLimit,
+		HeaderLimit:    cfg.HeaderLimit,
+		ReadTimeout:    cfg.ReadTimeout,
+		WriteTimeout:   cfg.WriteTimeout,
+		IdleTimeout:    cfg.IdleTimeout,
 		RequestTimeout: cfg.RequestTimeout,
 		Logger:         n.log,
 		System:         n.system,
@@ -196,6 +202,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		go n.resyncLoop()
 	}
 	go func() { n.served <- n.api.Serve(n.ln) }()
+	if cfg.JWTReloadInterval > 0 && cfg.JWTPublicKeys != "" {
+		go n.reloadKeysEvery(cfg.JWTReloadInterval)
+	}
 	if cfg.PprofAddr != "" {
 		if err = n.startPprof(cfg.PprofAddr); err != nil {
 			return nil, err
@@ -335,6 +344,34 @@ func (n *Node) rearm() {
 	n.log.Info("stored timers re-armed",
 		slog.Int64("users_marked_offline", counts.GetUsersMarkedOffline()),
 		slog.Int64("busy_status_cleared", counts.GetBusyStatusCleared()))
+}
+
+// ReloadKeys re-reads the JWT public key file (PRESENCE_JWT_PUBLIC_KEYS),
+// so rotated keys take effect without a restart. On error the keys in use
+// stay. presenced calls it on SIGHUP.
+func (n *Node) ReloadKeys() error {
+	if n.cfg.JWTPublicKeys == "" {
+		return nil
+	}
+	if err := n.verifier.Reload(); err != nil {
+		n.log.Warn("JWT keys not reloaded; the previous keys stay in use", slog.Any("err", err))
+		return fmt.Errorf("reload JWT keys: %w", err)
+	}
+	n.log.Info("JWT keys reloaded", slog.String("file", n.cfg.JWTPublicKeys))
+	return nil
+}
+
+func (n *Node) reloadKeysEvery(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stopped:
+			return
+		case <-t.C:
+			_ = n.ReloadKeys()
+		}
+	}
 }
 
 // HTTPAddr returns the address the node serves HTTP on.

@@ -2,7 +2,10 @@ package auth
 
 // Fuzz targets of the verifier (issue 8). Run one with
 //
-//	go test ./api/auth -run '^$' -fuzz '^FuzzVerifyToken$' -fuzztime 20s
+//	go test ./api/auth -run '^$' -fuzz '^FuzzVerifyToken$' -fuzztime 20s -fuzzminimizetime 100x
+//
+// (signatures use crypto/rand, so coverage is not quite deterministic and
+// the default minimization budget, 60 s per new input, stalls the run).
 //
 // Helpers here start with fz so they do not collide with auth_test.go.
 
@@ -188,12 +191,6 @@ func FuzzVerifyToken(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, raw string, alg uint8, sub string, uidKind uint8, uidNum int64, uidStr, username, pref string,
 		flags uint8, expOff, nbfOff, iatOff int64, issKind, audKind, admKind uint8, extra string) {
-		st := time.Now()
-		defer func() {
-			if d := time.Since(st); d > time.Second {
-				t.Fatalf("SLOW %v alg=%d raw=%d sub=%d uidStr=%d user=%d pref=%d extra=%d", d, alg, len(raw), len(sub), len(uidStr), len(username), len(pref), len(extra))
-			}
-		}()
 		// 1. Anything at all.
 		if id, err := v.Verify(raw); err != nil {
 			if !errors.Is(err, ErrInvalidToken) {
@@ -362,11 +359,27 @@ func FuzzVerifyToken(f *testing.F) {
 
 // FuzzParsePublicKeys: the key-file parsers (JWKS and PEM) never panic on
 // any input, and every key they return is a usable public key of the
-// algorithm its type pins (RSA of at least MinRSABits for RS256, P-256 for
-// ES256, Ed25519 for EdDSA).
+// algorithm its type pins (RSA of at least MinRSABits with an odd exponent
+// of at least 3 for RS256, as the JWKS path demands; P-256 for ES256;
+// Ed25519 for EdDSA).
+//
+// OPEN BUG, found by this target: the PEM path (parsePEM -> classify in
+// keys.go) checks only the RSA modulus size, so a PEM key with e=1 or an
+// even e is loaded without complaint, while the same key in a JWKS file is
+// refused ("bad RSA exponent"). crypto/rsa refuses such keys when
+// verifying, so no token can be forged with one, but a node starts with a
+// key that can never verify anything. The two seeds below fail until
+// classify checks the exponent too.
 func FuzzParsePublicKeys(f *testing.F) {
 	k := fzFixtures(f)
 	f.Add(k.pemFile)
+	for _, e := range []int{1, 65536} {
+		der, err := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: k.rsa.N, E: e})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	}
 	f.Add([]byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA"}]}`))
 	f.Add([]byte(`{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}`))
 	f.Add([]byte(`{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"},{"kty":"oct","k":"c2VjcmV0"}]}`))
@@ -389,7 +402,7 @@ func FuzzParsePublicKeys(f *testing.F) {
 		for _, pk := range keys {
 			switch key := pk.key.(type) {
 			case *rsa.PublicKey:
-				if pk.alg != algRS256 || key.N.BitLen() < MinRSABits || key.E < 3 {
+				if pk.alg != algRS256 || key.N.BitLen() < MinRSABits || key.E < 3 || key.E%2 == 0 {
 					t.Fatalf("RSA key accepted as %s with %d bits, e=%d", pk.alg, key.N.BitLen(), key.E)
 				}
 			case *ecdsa.PublicKey:

@@ -231,6 +231,9 @@ func classify(key any) (publicKey, error) {
 		if k.N.BitLen() < MinRSABits {
 			return publicKey{}, fmt.Errorf("RSA key of %d bits, need at least %d", k.N.BitLen(), MinRSABits)
 		}
+		if k.E < 3 || k.E%2 == 0 {
+			return publicKey{}, fmt.Errorf("RSA public exponent %d is not valid (want an odd exponent of at least 3)", k.E)
+		}
 		return publicKey{alg: algRS256, key: k}, nil
 	case *ecdsa.PublicKey:
 		if k.Curve != elliptic.P256() {

@@ -297,6 +297,9 @@ func parseProm(r io.Reader) (promSamples, error) {
 			rest = line[end+1:]
 		}
 		fields := strings.Fields(rest)
+		if end < 0 && len(fields) > 0 {
+			fields = fields[1:] // the name
+		}
 		if len(fields) == 0 {
 			continue
 		}

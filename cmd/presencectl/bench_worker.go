@@ -132,6 +132,8 @@ type workerReport struct {
 	RSSBytes   int64            `json:"rss_bytes,omitempty"`
 	HeapBytes  int64            `json:"heap_inuse_bytes,omitempty"`
 	StackBytes int64            `json:"stack_inuse_bytes,omitempty"`
+	HeapDelta  int64            `json:"heap_stack_delta_bytes,omitempty"`
+	CPUSeconds float64          `json:"cpu_s,omitempty"`
 	Goroutines int              `json:"goroutines,omitempty"`
 }
 
@@ -334,6 +336,9 @@ func runWorker(ctx context.Context, in io.Reader, out io.Writer) error {
 	defer cancel()
 
 	w := &wsWorker{cfg: cfg, sess: make([]wsSess, cfg.Count)}
+	runtime.GC()
+	var ms0 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
 	w.match = newMatcher(cfg.Topo, cfg.First, cfg.Count, w.sess)
 	ips := cfg.SourceIPs
 	if len(ips) == 0 {
@@ -424,12 +429,15 @@ read:
 	<-progressDone
 	w.match.finish()
 	res := w.report("result")
+	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	res.HeapDelta = int64(ms.HeapInuse+ms.StackInuse) - int64(ms0.HeapInuse+ms0.StackInuse)
 	res.RSSBytes = selfRSS()
 	res.HeapBytes = int64(ms.HeapInuse)
 	res.StackBytes = int64(ms.StackInuse)
 	res.Goroutines = runtime.NumGoroutine()
+	res.CPUSeconds = pidCPU(os.Getpid())
 	w.closeAll()
 	emit(res)
 	return nil

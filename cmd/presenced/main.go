@@ -43,11 +43,21 @@ func run() int {
 		logger.Error("start failed", slog.Any("err", err))
 		return 1
 	}
-	select {
-	case <-ctx.Done():
-		logger.Info("signal received, shutting down")
-	case err := <-node.Served():
-		logger.Error("http server stopped", slog.Any("err", err))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case <-hup:
+			_ = node.ReloadKeys() // logs the outcome
+		case <-ctx.Done():
+			logger.Info("signal received, shutting down")
+			break wait
+		case err := <-node.Served():
+			logger.Error("http server stopped", slog.Any("err", err))
+			break wait
+		}
 	}
 	if err := node.Shutdown(context.Background()); err != nil {
 		logger.Error("shutdown", slog.Any("err", err))
