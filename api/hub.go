@@ -42,6 +42,9 @@ type Hub struct {
 
 	stats HubStats
 
+	// handlers counts session handlers still running.
+	handlers atomic.Int64
+
 	// resetConn, when set, makes the close of a client connection a reset.
 	resetConn func(remote net.Addr)
 }
@@ -305,9 +308,10 @@ func (h *Hub) CloseAll(code int, reason string) {
 	}
 }
 
-// Wait blocks until every session has detached or ctx ends.
+// Wait blocks until every session handler has finished (detached, told
+// the actors, released its connection) or ctx ends.
 func (h *Hub) Wait(ctx context.Context) error {
-	for h.stats.SessionsOpen.Load() > 0 {
+	for h.handlers.Load() > 0 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -28,6 +28,9 @@ const (
 
 var errDraining = errors.New("node is draining")
 
+// closeGrace bounds the writes of a session being closed.
+const closeGrace = time.Second
+
 // subscription is one user a session watches. Until the subscribe answer
 // is sent (ready), pushes are held in pending so the client always gets the
 // "subscribed" acknowledgement first and then the newest state once.
@@ -215,6 +218,11 @@ func (s *session) shutdown(code int, reason string, abrupt bool) {
 				s.hub.resetConn(s.conn.NetConn().RemoteAddr())
 			}
 			_ = s.conn.NetConn().SetWriteDeadline(now)
+		} else {
+			// A write blocked on a client that stopped reading gets a
+			// short while to finish (and the close frame after it), not
+			// the full write timeout.
+			_ = s.conn.NetConn().SetWriteDeadline(now.Add(closeGrace))
 		}
 	})
 }
@@ -258,7 +266,7 @@ func (s *session) sendClose() {
 	if abrupt {
 		return
 	}
-	_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+	_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(closeGrace))
 }
 
 // markReady ends the hold on id's pushes after its snapshot (version v) was

@@ -101,6 +101,8 @@ func parseUserIDList(q string, limit int) ([]int64, error) {
 // holds the user online), answers the URL's subscriptions, then reads
 // client frames until the connection ends.
 func (s *Server) serveSession(c *websocket.Conn) {
+	s.hub.handlers.Add(1)
+	defer s.hub.handlers.Add(-1)
 	user, _ := c.Locals(localsIdentity).(auth.Identity)
 	ids, _ := c.Locals(localsIDs).([]int64)
 	conn := c.Conn
@@ -147,10 +149,20 @@ func (s *Server) serveSession(c *websocket.Conn) {
 
 	pongWait := 2 * s.cfg.WSPingInterval
 	conn.SetReadLimit(int64(s.cfg.WSMaxFrame))
-	_ = conn.SetReadDeadline(time.Now().Add(pongWait))
-	conn.SetPongHandler(func(string) error {
-		return conn.SetReadDeadline(time.Now().Add(pongWait))
-	})
+	// extendRead pushes the read deadline out, unless the session is
+	// closing: close() ends the reader with a deadline in the past, which
+	// must not be overwritten (checking after setting closes the race).
+	extendRead := func() error {
+		err := conn.SetReadDeadline(time.Now().Add(pongWait))
+		select {
+		case <-sess.done:
+			return conn.SetReadDeadline(time.Now())
+		default:
+			return err
+		}
+	}
+	_ = extendRead()
+	conn.SetPongHandler(func(string) error { return extendRead() })
 	limiter := newFrameLimiter(s.cfg.WSFrameRate, s.cfg.WSFrameBurst)
 	dropped := 0
 	for {
@@ -161,7 +173,7 @@ func (s *Server) serveSession(c *websocket.Conn) {
 			}
 			return
 		}
-		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+		_ = extendRead()
 		if !limiter.Allow() {
 			// A client that keeps flooding after being told is cut off.
 			if dropped++; dropped > maxDroppedFrames {
