@@ -71,6 +71,7 @@ type Config struct {
 type Verifier struct {
 	cfg    Config
 	keys   atomic.Pointer[keySet]
+	cache  *tokenCache
 	reload sync.Mutex // serialises Reload; Verify never takes it
 }
 
@@ -82,7 +83,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		return nil, errors.New("auth: no key configured: need a secret or a public keys file")
 	}
 	cfg.Secret = bytes.Clone(cfg.Secret)
-	v := &Verifier{cfg: cfg}
+	v := &Verifier{cfg: cfg, cache: newTokenCache()}
 	ks, err := v.load()
 	if err != nil {
 		return nil, err
@@ -132,6 +133,10 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 		return Identity{}, fmt.Errorf("%w: token longer than %d bytes", ErrInvalidToken, MaxTokenLength)
 	}
 	ks := v.keys.Load()
+	now := time.Now()
+	if id, ok := v.cache.get(token, ks, now); ok {
+		return id, nil
+	}
 	var c claims
 	if _, err := ks.parser.ParseWithClaims(token, &c, ks.keyfunc); err != nil {
 		return Identity{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
@@ -140,7 +145,25 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 	if err != nil {
 		return Identity{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
+	if c.ExpiresAt != nil {
+		// The parser accepts the token until exp plus the leeway.
+		expires := c.ExpiresAt.Add(v.leeway())
+		if limit := now.Add(cacheTTL); limit.Before(expires) {
+			expires = limit
+		}
+		v.cache.put(token, cacheEntry{id: id, expires: expires, keys: ks})
+	}
 	return id, nil
+}
+
+func (v *Verifier) leeway() time.Duration {
+	switch {
+	case v.cfg.Leeway > 0:
+		return v.cfg.Leeway
+	case v.cfg.Leeway < 0:
+		return 0
+	}
+	return DefaultLeeway
 }
 
 // claims is decoded into a struct rather than jwt.MapClaims: fewer
