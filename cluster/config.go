@@ -110,6 +110,9 @@ type Config struct {
 	GossipKey string
 	// RemoteAddr is the actor remoting bind address (default ":8090").
 	RemoteAddr string
+	// RemoteTLS turns on mutual TLS for actor remoting (default: off, plain
+	// gRPC: keep the port on a private network then).
+	RemoteTLS RemoteTLS
 	// RemoteAdvertise is the address other members send actor messages to
 	// (default: the gossip advertise host with RemoteAddr's port).
 	RemoteAdvertise string

@@ -107,7 +107,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		// Remoting must run before any actor is spawned: a PID takes the
 		// system's address at spawn time, and hubs hand theirs to other
 		// nodes.
-		if n.remote, remoteAddr, err = startRemote(n.system, cfg.RemoteAddr, cfg.RemoteAdvertise, advertiseHost); err != nil {
+		if n.remote, remoteAddr, err = startRemote(n.system, cfg.RemoteAddr, cfg.RemoteAdvertise, advertiseHost, cfg.RemoteTLS); err != nil {
 			return nil, err
 		}
 	}

@@ -13,7 +13,15 @@ import (
 // startRemote starts protoactor-go remoting on bind and returns the address
 // other members reach this node's actors at. The pinned library panics when
 // it cannot listen; that becomes an error here.
-func startRemote(system *actor.ActorSystem, bind, advertise, advertiseHost string) (r *remote.Remote, addr string, err error) {
+func startRemote(system *actor.ActorSystem, bind, advertise, advertiseHost string, tlsCfg RemoteTLS) (r *remote.Remote, addr string, err error) {
+	opts := []remote.ConfigOption{}
+	if tlsCfg.enabled() {
+		topts, err := tlsCfg.options()
+		if err != nil {
+			return nil, "", err
+		}
+		opts = append(opts, topts...)
+	}
 	host, port, err := splitHostPort(bind, 8090)
 	if err != nil {
 		return nil, "", fmt.Errorf("PRESENCE_REMOTE_ADDR=%q: %w", bind, err)
@@ -36,7 +44,8 @@ func startRemote(system *actor.ActorSystem, bind, advertise, advertiseHost strin
 			err = fmt.Errorf("start actor remoting on %s: %v", bind, p)
 		}
 	}()
-	r = remote.NewRemote(system, remote.Configure(host, port, remote.WithAdvertisedHost(advertise)))
+	opts = append(opts, remote.WithAdvertisedHost(advertise))
+	r = remote.NewRemote(system, remote.Configure(host, port, opts...))
 	r.Start()
 	return r, advertise, nil
 }

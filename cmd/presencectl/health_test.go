@@ -44,10 +44,14 @@ func TestHealth(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "Draining") {
 		t.Errorf("draining node: err %v, want the 503 and its body", err)
 	}
-	if code := run([]string{"health", "--url", srv.URL + "/readyz"}, &out, &errb); code != 1 && code != 2 {
-		// 2 until the dispatch table names the command; 1 once it does.
-		t.Errorf("exit code %d", code)
+	if code := run([]string{"health", "--url", srv.URL + "/readyz"}, &out, &errb); code != 1 {
+		t.Errorf("presencectl health on a draining node: exit code %d, want 1 (unhealthy)", code)
 	}
+	ready.Store(true)
+	if code := run([]string{"health", "-q", "--url", srv.URL + "/readyz"}, &out, &errb); code != 0 {
+		t.Errorf("presencectl health on a ready node: exit code %d, want 0", code)
+	}
+	ready.Store(false)
 
 	start := time.Now()
 	if err := runHealth([]string{"--timeout", "200ms", "--url", srv.URL + "/slow"}, &out, &errb); err == nil {

@@ -1,0 +1,69 @@
+package cluster
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// DefaultRemoteTLSServerName is the name every node's remoting certificate
+// must carry (as a DNS SAN) when remoting TLS is on: nodes dial each other
+// by IP, so they check this fixed name rather than the address.
+const DefaultRemoteTLSServerName = "presence-remote"
+
+// RemoteTLS configures mutual TLS on the actor-remoting port: each node
+// presents CertFile/KeyFile and accepts only peers whose certificate is
+// signed by the CA in CAFile.
+type RemoteTLS struct {
+	CertFile, KeyFile, CAFile string
+	// ServerName is checked in peers' certificates (default
+	// DefaultRemoteTLSServerName).
+	ServerName string
+}
+
+func (t RemoteTLS) enabled() bool { return t.CertFile != "" || t.KeyFile != "" || t.CAFile != "" }
+
+// options returns the protoactor-go remote options for mutual TLS.
+func (t RemoteTLS) options() ([]remote.ConfigOption, error) {
+	if t.CertFile == "" || t.KeyFile == "" || t.CAFile == "" {
+		return nil, errors.New("remoting TLS needs PRESENCE_REMOTE_TLS_CERT, PRESENCE_REMOTE_TLS_KEY and PRESENCE_REMOTE_TLS_CA together")
+	}
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("remoting TLS key pair: %w", err)
+	}
+	caPEM, err := os.ReadFile(t.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("remoting TLS CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("remoting TLS CA %s: no PEM certificate found", t.CAFile)
+	}
+	name := t.ServerName
+	if name == "" {
+		name = DefaultRemoteTLSServerName
+	}
+	server := &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+	}
+	client := &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      pool,
+		ServerName:   name,
+	}
+	return []remote.ConfigOption{
+		remote.WithServerOptions(grpc.Creds(credentials.NewTLS(server))),
+		remote.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(client))),
+	}, nil
+}
