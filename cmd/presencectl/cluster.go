@@ -11,29 +11,8 @@ import (
 	"time"
 
 	"github.com/presence-cluster/presence/api/auth"
+	"github.com/presence-cluster/presence/cluster"
 )
-
-// clusterMember mirrors one member of GET /admin/cluster.
-type clusterMember struct {
-	Name         string `json:"name"`
-	NodeName     string `json:"node_name"`
-	Status       string `json:"status"`
-	Draining     bool   `json:"draining"`
-	Owner        bool   `json:"owns_users"`
-	Self         bool   `json:"self"`
-	HTTPAddr     string `json:"http_addr"`
-	GossipAddr   string `json:"gossip_addr"`
-	RemoteAddr   string `json:"remote_addr"`
-	ActorsHosted *int64 `json:"actors_hosted"`
-	Error        string `json:"error"`
-}
-
-type clusterReply struct {
-	Node       string          `json:"node"`
-	Standalone bool            `json:"standalone"`
-	Epoch      uint64          `json:"epoch"`
-	Members    []clusterMember `json:"members"`
-}
 
 // runCluster prints the membership as one node sees it.
 func runCluster(args []string, stdout, stderr io.Writer) error {
@@ -82,14 +61,14 @@ func runCluster(args []string, stdout, stderr io.Writer) error {
 		_, err = fmt.Fprintln(stdout, string(body))
 		return err
 	}
-	var cr clusterReply
+	var cr cluster.ClusterStatus
 	if err := json.Unmarshal(body, &cr); err != nil {
 		return fmt.Errorf("decode answer: %w", err)
 	}
 	return printCluster(stdout, &cr)
 }
 
-func printCluster(w io.Writer, cr *clusterReply) error {
+func printCluster(w io.Writer, cr *cluster.ClusterStatus) error {
 	mode := fmt.Sprintf("view epoch %d", cr.Epoch)
 	if cr.Standalone {
 		mode = "standalone"
