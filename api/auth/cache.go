@@ -2,6 +2,7 @@ package auth
 
 import (
 	"hash/maphash"
+	"strings"
 	"sync"
 	"time"
 )
@@ -65,6 +66,10 @@ func (c *tokenCache) put(token string, e cacheEntry) {
 	if len(token) > cacheMaxTokenLen {
 		return
 	}
+	// The caller's string may alias a request buffer the HTTP server
+	// reuses (Fiber hands out zero-copy strings): a map key must own its
+	// bytes.
+	token = strings.Clone(token)
 	sh := c.shard(token)
 	sh.mu.Lock()
 	if len(sh.m) >= cacheShardSize {

@@ -81,3 +81,25 @@ func TestCacheBounded(t *testing.T) {
 		t.Fatalf("cache holds %d entries, bound is %d", total, cacheShards*cacheShardSize)
 	}
 }
+
+// TestCacheKeyOwnsItsBytes: callers hand Verify strings that alias reused
+// request buffers; the cache must not keep the caller's bytes as its key,
+// or the entry changes under it when the buffer is reused.
+func TestCacheKeyOwnsItsBytes(t *testing.T) {
+	secret := []byte("cache-test-secret")
+	v, err := NewVerifier(Config{Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokA, _ := Mint(secret, MintClaims{UserID: 1, Username: "a", TTL: time.Hour})
+	buf := []byte(tokA)
+	if id, err := v.Verify(unsafeString(buf)); err != nil || id.UserID != 1 {
+		t.Fatalf("verify A: %+v %v", id, err)
+	}
+	for i := range buf { // the server reuses its buffer for the next request
+		buf[i] = 'x'
+	}
+	if _, ok := v.cache.get(tokA, v.keys.Load(), time.Now()); !ok {
+		t.Fatal("the cached entry changed when the caller's buffer was reused")
+	}
+}
