@@ -180,3 +180,70 @@ func (h *Host) Stop() error {
 	}
 	return nil
 }
+
+// replyOf returns the user an answer is about, for correlating the answers
+// of AskAll; 0 for a kind that names none (a failure).
+func replyOf(env *messages.Envelope) int64 {
+	switch b := env.Body.(type) {
+	case *messages.Envelope_StateReply:
+		return b.StateReply.GetState().GetUserId()
+	case *messages.Envelope_NotFound:
+		return b.NotFound.GetUserId()
+	case *messages.Envelope_NotOwner:
+		return b.NotOwner.GetUserId()
+	case *messages.Envelope_Failure:
+		return b.Failure.GetUserId()
+	case *messages.Envelope_Ack:
+		return b.Ack.GetUserId()
+	}
+	return 0
+}
+
+// replyCollector is a process that only buffers the answers sent to it: one
+// per AskAll, instead of a future (a registration and a timer) per
+// request.
+type replyCollector struct{ ch chan *messages.Envelope }
+
+func (c *replyCollector) SendUserMessage(_ *actor.PID, message interface{}) {
+	_, msg, _ := actor.UnwrapEnvelope(message)
+	if env, ok := msg.(*messages.Envelope); ok {
+		select {
+		case c.ch <- env:
+		default: // more answers than requests: a duplicate, dropped
+		}
+	}
+}
+func (c *replyCollector) SendSystemMessage(*actor.PID, interface{}) {}
+func (c *replyCollector) Stop(*actor.PID)                           {}
+
+// AskAll sends envs[i] to targets[i] and waits, until ctx ends, for the
+// answers, correlated by user id (the ids must be distinct). Requests
+// without an answer by then are nil in the result; the caller retries them
+// one by one.
+func (h *Host) AskAll(ctx context.Context, targets []*actor.PID, envs []*messages.Envelope) []*messages.Envelope {
+	c := &replyCollector{ch: make(chan *messages.Envelope, len(envs))}
+	reg := h.system.ProcessRegistry
+	pid, ok := reg.Add(c, "batch$"+reg.NextId())
+	if !ok {
+		return make([]*messages.Envelope, len(envs))
+	}
+	defer reg.Remove(pid)
+	index := make(map[int64]int, len(envs))
+	for i, env := range envs {
+		index[UserID(env)] = i
+		h.system.Root.RequestWithCustomSender(targets[i], env, pid)
+	}
+	out := make([]*messages.Envelope, len(envs))
+	for pending := len(envs); pending > 0; {
+		select {
+		case <-ctx.Done():
+			return out
+		case env := <-c.ch:
+			if i, ok := index[replyOf(env)]; ok && out[i] == nil {
+				out[i] = env
+				pending--
+			}
+		}
+	}
+	return out
+}

@@ -208,21 +208,21 @@ func (a *userActor) reload() error {
 
 func (a *userActor) handle(ctx actor.Context, env *messages.Envelope) *messages.Envelope {
 	if a.loadErr != nil {
-		return failure(503, detailStoreUnavailable)
+		return a.failed(failure(503, detailStoreUnavailable))
 	}
 	now := a.now()
 	var err error
 	switch b := env.Body.(type) {
 	case *messages.Envelope_GetPresence:
 		if !a.exists {
-			return notFound
+			return a.notFound()
 		}
 		return a.status()
 
 	case *messages.Envelope_GetStatus:
 		m := b.GetStatus
 		if !a.exists && !m.GetCreate() {
-			return notFound
+			return a.notFound()
 		}
 		if m.GetCreate() {
 			err = a.change(ctx, now, func(r *record) { setName(r, m.GetUsername()) })
@@ -258,7 +258,7 @@ func (a *userActor) handle(ctx actor.Context, env *messages.Envelope) *messages.
 	case *messages.Envelope_Recheck:
 		offline, busy, rerr := a.expire(ctx, now)
 		if rerr != nil {
-			return failureFor(rerr)
+			return a.failed(failureFor(rerr))
 		}
 		count := &messages.CleanupCount{
 			UsersMarkedOffline: b2i(offline) + a.settled.UsersMarkedOffline,
@@ -271,25 +271,25 @@ func (a *userActor) handle(ctx actor.Context, env *messages.Envelope) *messages.
 		m := b.Watch
 		a.setWatch(m.GetHubAddress(), m.GetHubId(), m.GetSeq(), true)
 		if !a.exists {
-			return notFound
+			return a.notFound()
 		}
 		return a.status()
 
 	case *messages.Envelope_Unwatch:
 		m := b.Unwatch
 		a.setWatch(m.GetHubAddress(), m.GetHubId(), m.GetSeq(), false)
-		return ack
+		return &messages.Envelope{Body: &messages.Envelope_Ack{Ack: &messages.Ack{UserId: a.id}}}
 
 	default:
 		// A kind this version does not know (a newer node sent it): ignore.
 		return nil
 	}
 	if err != nil {
-		return failureFor(err)
+		return a.failed(failureFor(err))
 	}
 	a.rearm(now)
 	if !a.exists {
-		return notFound
+		return a.notFound()
 	}
 	return a.status()
 }
@@ -704,14 +704,19 @@ func (a *userActor) updatePassivation(ctx actor.Context) {
 	}
 }
 
+// failed stamps a failure with the user it is about.
+func (a *userActor) failed(env *messages.Envelope) *messages.Envelope {
+	env.GetFailure().UserId = a.id
+	return env
+}
+
+func (a *userActor) notFound() *messages.Envelope {
+	return &messages.Envelope{Body: &messages.Envelope_NotFound{NotFound: &messages.NotFound{UserId: a.id}}}
+}
+
 func (a *userActor) status() *messages.Envelope {
 	return &messages.Envelope{Body: &messages.Envelope_StateReply{StateReply: &messages.StateReply{State: a.rec.proto()}}}
 }
-
-var (
-	notFound = &messages.Envelope{Body: &messages.Envelope_NotFound{NotFound: &messages.NotFound{}}}
-	ack      = &messages.Envelope{Body: &messages.Envelope_Ack{Ack: &messages.Ack{}}}
-)
 
 func failure(code int32, detail string) *messages.Envelope {
 	return &messages.Envelope{Body: &messages.Envelope_Failure{Failure: &messages.Failure{Code: code, Detail: detail}}}

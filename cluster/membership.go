@@ -156,31 +156,40 @@ func (m *membership) join() bool {
 	return true
 }
 
+// loop keeps the view fresh and re-joins the seeds. A join can block for
+// seconds per unreachable seed, so it runs on its own goroutine (one at a
+// time): the view must follow memberlist's failure detection meanwhile.
 func (m *membership) loop() {
 	defer close(m.done)
 	refresh := time.NewTicker(viewRefresh)
 	defer refresh.Stop()
-	joined := m.join()
+	joined := make(chan bool, 1)
+	join := func() { joined <- m.join() }
+	joining := true
+	go join()
 	backoff := 500 * time.Millisecond
-	nextJoin := time.Now().Add(m.rejoin)
-	if !joined {
-		nextJoin = time.Now().Add(backoff)
-	}
+	var nextJoin time.Time
 	for {
 		select {
 		case <-m.stop:
 			return
 		case <-m.kick:
 			m.refresh()
+		case ok := <-joined:
+			joining = false
+			now := time.Now()
+			if ok {
+				backoff = 500 * time.Millisecond
+				nextJoin = now.Add(m.rejoin)
+			} else {
+				nextJoin = now.Add(backoff)
+				backoff = min(2*backoff, m.rejoin)
+			}
+			m.refresh()
 		case now := <-refresh.C:
-			if now.After(nextJoin) {
-				if m.join() {
-					backoff = 500 * time.Millisecond
-					nextJoin = now.Add(m.rejoin)
-				} else {
-					backoff = min(2*backoff, m.rejoin)
-					nextJoin = now.Add(backoff)
-				}
+			if !joining && now.After(nextJoin) {
+				joining = true
+				go join()
 			}
 			m.refresh()
 		}

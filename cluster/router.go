@@ -147,34 +147,28 @@ func ownerLabel(local bool) string {
 	return "remote"
 }
 
-// RequestAll sends every envelope before waiting for any answer; answers
-// that need re-routing are retried one by one.
+// RequestAll sends every envelope before waiting for any answer, with one
+// reply collector for the lot; answers that need re-routing, and requests
+// whose answer did not come in the first round, are retried one by one.
+// The envelopes must name distinct users.
 func (r *Router) RequestAll(ctx context.Context, envs []*messages.Envelope) ([]*messages.Envelope, []error) {
-	timeout := actors.DefaultRequestTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-	}
-	futures := make([]*actor.Future, len(envs))
-	pids := make([]*actor.PID, len(envs))
+	targets := make([]*actor.PID, len(envs))
 	for i, env := range envs {
-		pid, local, err := r.target(actors.UserID(env))
+		pid, _, err := r.target(actors.UserID(env))
 		if err != nil {
-			continue
+			pid = r.host.Activator() // answered NotOwner or failed, then retried
 		}
-		t := timeout
-		if !local {
-			t = min(timeout, remoteAttempt)
-		}
-		pids[i], futures[i] = pid, r.host.Ask(pid, env, t)
+		targets[i] = pid
 	}
-	replies := make([]*messages.Envelope, len(envs))
+	// The first round waits at most remoteAttempt, leaving time for
+	// retries within the caller's deadline.
+	first, cancel := context.WithTimeout(ctx, remoteAttempt)
+	replies := r.host.AskAll(first, targets, envs)
+	cancel()
 	errs := make([]error, len(envs))
-	for i, f := range futures {
-		if f != nil {
-			replies[i], errs[i] = actors.Await(f, pids[i])
-			if errs[i] == nil && replies[i].GetNotOwner() == nil {
-				continue
-			}
+	for i, reply := range replies {
+		if reply != nil && reply.GetNotOwner() == nil {
+			continue
 		}
 		replies[i], errs[i] = r.Request(ctx, actors.UserID(envs[i]), envs[i])
 	}

@@ -780,8 +780,10 @@ func (x *StateReply) GetState() *UserState {
 	return nil
 }
 
+// NotFound answers a request about a user who has no record.
 type NotFound struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -816,11 +818,20 @@ func (*NotFound) Descriptor() ([]byte, []int) {
 	return file_presence_proto_rawDescGZIP(), []int{11}
 }
 
+func (x *NotFound) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
 // Failure answers a request that was refused; code is the HTTP status.
 type Failure struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
-	Detail        string                 `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Code   int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Detail string                 `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
+	// user_id names the user the refused request was about (0: none).
+	UserId        int64 `protobuf:"varint,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -867,6 +878,13 @@ func (x *Failure) GetDetail() string {
 		return x.Detail
 	}
 	return ""
+}
+
+func (x *Failure) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
 }
 
 type CleanupCount struct {
@@ -921,8 +939,10 @@ func (x *CleanupCount) GetBusyStatusCleared() int64 {
 	return 0
 }
 
+// Ack answers a request that has nothing else to say.
 type Ack struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -955,6 +975,13 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
 	return file_presence_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Ack) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
 }
 
 // PresenceUpdate is pushed by a user actor to every hub watching it.
@@ -1587,16 +1614,18 @@ const file_presence_proto_rawDesc = "" +
 	"\x03seq\x18\x05 \x01(\x04R\x03seq\":\n" +
 	"\n" +
 	"StateReply\x12,\n" +
-	"\x05state\x18\x01 \x01(\v2\x16.presence.v1.UserStateR\x05state\"\n" +
-	"\n" +
-	"\bNotFound\"5\n" +
+	"\x05state\x18\x01 \x01(\v2\x16.presence.v1.UserStateR\x05state\"#\n" +
+	"\bNotFound\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\"N\n" +
 	"\aFailure\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
-	"\x06detail\x18\x02 \x01(\tR\x06detail\"p\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\x03R\x06userId\"p\n" +
 	"\fCleanupCount\x120\n" +
 	"\x14users_marked_offline\x18\x01 \x01(\x03R\x12usersMarkedOffline\x12.\n" +
-	"\x13busy_status_cleared\x18\x02 \x01(\x03R\x11busyStatusCleared\"\x05\n" +
-	"\x03Ack\">\n" +
+	"\x13busy_status_cleared\x18\x02 \x01(\x03R\x11busyStatusCleared\"\x1e\n" +
+	"\x03Ack\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\">\n" +
 	"\x0ePresenceUpdate\x12,\n" +
 	"\x05state\x18\x01 \x01(\v2\x16.presence.v1.UserStateR\x05state\"#\n" +
 	"\bNotOwner\x12\x17\n" +

@@ -1,0 +1,795 @@
+//go:build containers
+
+package containers
+
+// The harness: Docker Compose around the deploy files, and clients that
+// reach the nodes only through their published loopback ports.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/presence-cluster/presence/api/auth"
+)
+
+// nodes are the compose services, in order.
+var nodes = []string{"node1", "node2", "node3"}
+
+// adminID is the subject of admin tokens; never a traffic user.
+const adminID = 9_000_000
+
+const project = "presencect"
+
+// cluster is one running compose project.
+type cluster struct {
+	t       *testing.T
+	root    string   // repository root
+	compose []string // docker-compose or docker compose, with -p and -f flags
+	env     []string
+	netPfx  string         // gossip network /24 prefix, e.g. 172.29.240
+	ports   map[string]int // node -> published HTTP port
+	secret  []byte
+	tok     *tokens
+	http    *http.Client
+}
+
+// startCluster brings up a fresh three-node cluster and waits until every
+// node is ready and sees the other two.
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := os.Getenv("PRESENCE_STORE")
+	hostStore := os.Getenv("PRESENCE_CT_HOST_STORE")
+	if !strings.HasPrefix(store, "postgres") || !strings.HasPrefix(hostStore, "postgres") {
+		t.Fatal(`PRESENCE_STORE and PRESENCE_CT_HOST_STORE must name the host's PostgreSQL: run "make test-containers", or eval "$(bash deploy/host-postgres.sh)" first`)
+	}
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Fatal("docker is not installed")
+	}
+	image := envOr("PRESENCE_CT_IMAGE", "presence:dev")
+	if out, err := exec.Command("docker", "image", "inspect", image).CombinedOutput(); err != nil {
+		t.Fatalf("image %s: %v: %s (make image builds it)", image, err, firstLine(out))
+	}
+
+	c := &cluster{
+		t:      t,
+		root:   root,
+		ports:  map[string]int{},
+		secret: []byte("containers-e2e-secret-" + randomB64(12)),
+		http:   &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64, Proxy: nil}},
+	}
+	c.tok = newTokens(c.secret)
+	c.compose = composeCommand(t)
+	for _, f := range []string{"deploy/docker-compose.yml", "deploy/docker-compose.host-postgres.yml", "e2e/containers/testdata/compose.test.yml"} {
+		c.compose = append(c.compose, "-f", filepath.Join(root, f))
+	}
+	c.compose = append(c.compose, "-p", project)
+
+	// Leftovers of an interrupted run go first (they hold the network).
+	c.env = c.baseEnv(image, store, "0.0.0")
+	_, _ = c.run(2*time.Minute, "down", "-v", "--remove-orphans", "-t", "1")
+	c.netPfx = pickNet(t)
+	for _, n := range nodes {
+		c.ports[n] = freePort(t)
+	}
+	c.env = c.baseEnv(image, store, c.netPfx)
+	for i, n := range nodes {
+		c.env = append(c.env, fmt.Sprintf("PRESENCE_NODE%d_PORT=%d", i+1, c.ports[n]))
+	}
+	resetDatabase(t, hostStore)
+
+	t.Cleanup(func() {
+		c.saveLogs()
+		if os.Getenv("PRESENCE_CT_KEEP") == "1" {
+			t.Logf("PRESENCE_CT_KEEP=1: cluster %s left running, ports %v", project, c.ports)
+			return
+		}
+		if out, err := c.run(2*time.Minute, "down", "-v", "--remove-orphans", "-t", "5"); err != nil {
+			t.Logf("compose down: %v\n%s", err, out)
+		}
+	})
+	start := time.Now()
+	if out, err := c.run(3*time.Minute, "up", "-d"); err != nil {
+		t.Fatalf("compose up: %v\n%s", err, out)
+	}
+	c.waitSettled(90*time.Second, nodes)
+	t.Logf("cluster up in %v: gossip net %s.0/24, HTTP ports %v", time.Since(start).Round(10*time.Millisecond), c.netPfx, c.ports)
+	return c
+}
+
+func (c *cluster) baseEnv(image, store, net string) []string {
+	env := os.Environ()
+	return append(env,
+		"PRESENCE_IMAGE="+image,
+		"PRESENCE_STORE="+store,
+		"PRESENCE_JWT_SECRET="+string(c.secret),
+		"PRESENCE_GOSSIP_KEY="+randomB64(32),
+		"PRESENCE_CT_NET="+net,
+		"COMPOSE_INTERACTIVE_NO_CLI=1",
+	)
+}
+
+// composeCommand prefers docker-compose (v1, Debian's package) and falls
+// back to the `docker compose` plugin.
+func composeCommand(t *testing.T) []string {
+	if p, err := exec.LookPath("docker-compose"); err == nil {
+		return []string{p}
+	}
+	if err := exec.Command("docker", "compose", "version").Run(); err == nil {
+		return []string{"docker", "compose"}
+	}
+	t.Fatal("neither docker-compose nor the docker compose plugin is installed")
+	return nil
+}
+
+// run runs compose with args; it returns the combined output.
+func (c *cluster) run(timeout time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	argv := append(append([]string{}, c.compose...), args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = c.root
+	cmd.Env = c.env
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// docker runs a docker command and fails the test on error.
+func (c *cluster) docker(args ...string) string {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
+	if err != nil {
+		c.t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// container is the id of a node's container.
+func (c *cluster) container(node string) string {
+	c.t.Helper()
+	out, err := c.run(time.Minute, "ps", "-q", node)
+	id := strings.TrimSpace(lastLine(out))
+	if err != nil || id == "" {
+		c.t.Fatalf("container of %s: %v: %s", node, err, out)
+	}
+	return id
+}
+
+// gossipNet is the name of the test's gossip network.
+func (c *cluster) gossipNet() string { return project + "_gossip" }
+
+// gossipIP is a node's fixed address on the gossip network.
+func (c *cluster) gossipIP(node string) string {
+	for i, n := range nodes {
+		if n == node {
+			return fmt.Sprintf("%s.%d", c.netPfx, 11+i)
+		}
+	}
+	c.t.Fatalf("no node %s", node)
+	return ""
+}
+
+// addr is a node's published HTTP address.
+func (c *cluster) addr(node string) string { return "127.0.0.1:" + strconv.Itoa(c.ports[node]) }
+
+// logs returns the last n lines of the nodes' logs.
+func (c *cluster) logs(n int) string {
+	out, _ := c.run(time.Minute, "logs", "--no-color", "--tail", strconv.Itoa(n), "node1", "node2", "node3")
+	return out
+}
+
+func (c *cluster) saveLogs() {
+	out, _ := c.run(time.Minute, "logs", "--no-color", "-t", "node1", "node2", "node3")
+	dir := filepath.Join(c.root, "deploy", ".build")
+	if err := os.MkdirAll(dir, 0o755); err == nil {
+		p := filepath.Join(dir, "containers-logs.txt")
+		if err := os.WriteFile(p, []byte(out), 0o644); err == nil {
+			c.t.Logf("node logs: %s", p)
+		}
+	}
+	if c.t.Failed() {
+		lines := strings.Split(out, "\n")
+		var keep []string
+		for _, l := range lines {
+			if !strings.Contains(l, "lib=protoactor") {
+				keep = append(keep, l)
+			}
+		}
+		if len(keep) > 150 {
+			keep = keep[len(keep)-150:]
+		}
+		c.t.Logf("last node log lines (protoactor lines left out):\n%s", strings.Join(keep, "\n"))
+	}
+}
+
+// ready reports whether a node answers /readyz with 200.
+func (c *cluster) ready(node string) bool {
+	cl := &http.Client{Timeout: 2 * time.Second}
+	res, err := cl.Get("http://" + c.addr(node) + "/readyz")
+	if err != nil {
+		return false
+	}
+	res.Body.Close()
+	return res.StatusCode == http.StatusOK
+}
+
+// view is the set of alive, owning, not draining members a node sees, by
+// node name, sorted.
+func (c *cluster) view(node string) ([]string, error) {
+	var cs clusterStatus
+	if err := c.call(node, adminID, http.MethodGet, "/admin/cluster", "", &cs); err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, m := range cs.Members {
+		if m.Status == "alive" && m.Owner && !m.Draining {
+			names = append(names, m.NodeName)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// waitView waits until each of askers sees exactly want; it returns how long
+// that took.
+func (c *cluster) waitView(timeout time.Duration, askers, want []string) time.Duration {
+	c.t.Helper()
+	w := append([]string(nil), want...)
+	sort.Strings(w)
+	d, err := poll(timeout, 200*time.Millisecond, func() error {
+		for _, n := range askers {
+			v, err := c.view(n)
+			if err != nil {
+				return fmt.Errorf("%s: %w", n, err)
+			}
+			if strings.Join(v, ",") != strings.Join(w, ",") {
+				return fmt.Errorf("%s sees %v, want %v", n, v, w)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.t.Fatalf("membership: %v (after %v)", err, d)
+	}
+	return d
+}
+
+// waitSettled waits until every node in want is ready and sees exactly want.
+func (c *cluster) waitSettled(timeout time.Duration, want []string) time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	if d, err := poll(timeout, 200*time.Millisecond, func() error {
+		for _, n := range want {
+			if !c.ready(n) {
+				return fmt.Errorf("%s not ready", n)
+			}
+		}
+		return nil
+	}); err != nil {
+		c.t.Fatalf("readiness: %v after %v\n%s", err, d, c.logs(40))
+	}
+	c.waitView(timeout-time.Since(start), want, want)
+	return time.Since(start)
+}
+
+// health is the Docker health status of a node's container.
+func (c *cluster) health(node string) string {
+	return c.docker("inspect", "-f", "{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}", c.container(node))
+}
+
+// ---------------------------------------------------------------- tokens
+
+type tokens struct {
+	secret []byte
+	mu     sync.Mutex
+	m      map[int64]string
+}
+
+func newTokens(secret []byte) *tokens { return &tokens{secret: secret, m: map[int64]string{}} }
+
+func (k *tokens) of(id int64) string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	tok, ok := k.m[id]
+	if !ok {
+		var err error
+		tok, err = auth.Mint(k.secret, auth.MintClaims{UserID: id, Username: "user" + strconv.FormatInt(id, 10), Admin: id == adminID, TTL: 2 * time.Hour})
+		if err != nil {
+			panic(err)
+		}
+		k.m[id] = tok
+	}
+	return tok
+}
+
+// ---------------------------------------------------------------- REST
+
+// Status is the body of GET/PUT /users/me/status.
+type Status struct {
+	UserID    int64      `json:"user_id"`
+	IsOnline  bool       `json:"is_online"`
+	IsBusy    bool       `json:"is_busy"`
+	BusyUntil *time.Time `json:"busy_until"`
+	Version   uint64     `json:"version"`
+}
+
+// Presence is the body of the presence endpoints and of pushed updates.
+type Presence struct {
+	UserID    int64      `json:"user_id"`
+	Username  string     `json:"username"`
+	IsOnline  bool       `json:"is_online"`
+	IsBusy    bool       `json:"is_busy"`
+	BusyUntil *time.Time `json:"busy_until"`
+	Version   uint64     `json:"version"`
+}
+
+func (p Presence) String() string {
+	bu := "null"
+	if p.BusyUntil != nil {
+		bu = p.BusyUntil.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("{user %d online=%v busy=%v until=%s v%d}", p.UserID, p.IsOnline, p.IsBusy, bu, p.Version)
+}
+
+func (s Status) presence() Presence {
+	return Presence{UserID: s.UserID, IsOnline: s.IsOnline, IsBusy: s.IsBusy, BusyUntil: s.BusyUntil, Version: s.Version}
+}
+
+// sameState compares what a client sees, version included.
+func sameState(a, b Presence) bool {
+	return a.UserID == b.UserID && a.IsOnline == b.IsOnline && a.IsBusy == b.IsBusy &&
+		a.Version == b.Version && sameTime(a.BusyUntil, b.BusyUntil)
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return a.Equal(*b)
+}
+
+type clusterStatus struct {
+	Node    string `json:"node"`
+	Epoch   uint64 `json:"epoch"`
+	Members []struct {
+		Name     string `json:"name"`
+		NodeName string `json:"node_name"`
+		Status   string `json:"status"`
+		Draining bool   `json:"draining"`
+		Owner    bool   `json:"owns_users"`
+	} `json:"members"`
+}
+
+// httpError is a non-2xx answer.
+type httpError struct {
+	code int
+	body string
+}
+
+func (e *httpError) Error() string { return fmt.Sprintf("HTTP %d %s", e.code, e.body) }
+
+// call sends one request to a node as user uid and decodes a 2xx body.
+func (c *cluster) call(node string, uid int64, method, path, body string, out any) error {
+	return c.callTimeout(node, uid, method, path, body, out, 0)
+}
+
+func (c *cluster) callTimeout(node string, uid int64, method, path, body string, out any, timeout time.Duration) error {
+	ctx := context.Background()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.addr(node)+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.tok.of(uid))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode/100 != 2 {
+		return &httpError{code: res.StatusCode, body: strings.TrimSpace(string(b))}
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("decode %s: %w", b, err)
+		}
+	}
+	return nil
+}
+
+// errWrongUser is an answer about another user than the one asked for
+// (the token's user for /users/me, the path's for presence).
+var errWrongUser = errors.New("answer about the wrong user")
+
+func (c *cluster) putStatus(node string, uid int64, body string) (Status, error) {
+	var s Status
+	if err := c.call(node, uid, http.MethodPut, "/users/me/status", body, &s); err != nil {
+		return s, err
+	}
+	if s.UserID != uid {
+		return s, fmt.Errorf("%w: PUT /users/me/status as user %d via %s answered with the record of user %d", errWrongUser, uid, node, s.UserID)
+	}
+	return s, nil
+}
+
+func (c *cluster) heartbeat(node string, uid int64) error {
+	return c.call(node, uid, http.MethodPost, "/users/me/heartbeat", "", nil)
+}
+
+func (c *cluster) presence(node string, asker, id int64) (Presence, error) {
+	return c.presenceTimeout(node, asker, id, 0)
+}
+
+func (c *cluster) presenceTimeout(node string, asker, id int64, timeout time.Duration) (Presence, error) {
+	var p Presence
+	if err := c.callTimeout(node, asker, http.MethodGet, "/users/"+strconv.FormatInt(id, 10)+"/presence", "", &p, timeout); err != nil {
+		return p, err
+	}
+	if p.UserID != id {
+		return p, fmt.Errorf("%w: GET /users/%d/presence via %s answered with user %d", errWrongUser, id, node, p.UserID)
+	}
+	return p, nil
+}
+
+// mustPut is putStatus that fails the test.
+func (c *cluster) mustPut(node string, uid int64, body string) Status {
+	c.t.Helper()
+	s, err := c.putStatus(node, uid, body)
+	if err != nil {
+		c.t.Fatalf("PUT status of %d via %s (%s): %v", uid, node, body, err)
+	}
+	return s
+}
+
+// errKind classifies a client error for the counts the tests report.
+func errKind(err error) string {
+	var he *httpError
+	var ne net.Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, errWrongUser):
+		return "wrong_user"
+	case errors.As(err, &he):
+		return "http_" + strconv.Itoa(he.code)
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case strings.Contains(err.Error(), "connection refused"):
+		return "refused"
+	case strings.Contains(err.Error(), "connection reset"), strings.Contains(err.Error(), "EOF"), strings.Contains(err.Error(), "broken pipe"):
+		return "reset"
+	}
+	return "other"
+}
+
+// ---------------------------------------------------------------- WebSocket
+
+// wsConn is one WebSocket session; every presence_update goes to onUpdate,
+// and the reader's final error to done.
+type wsConn struct {
+	conn     *websocket.Conn
+	node     string
+	mu       sync.Mutex // guards writes
+	done     chan struct{}
+	err      error
+	closeOne sync.Once
+}
+
+var wsDialer = &websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+
+type wsFrame struct {
+	Type    string          `json:"type"`
+	Data    json.RawMessage `json:"data"`
+	UserIDs []int64         `json:"user_ids"`
+	Detail  string          `json:"detail"`
+}
+
+// dialWS connects to node as uid, subscribed to ids at connect.
+func (c *cluster) dialWS(node string, uid int64, ids []int64, onUpdate func(Presence)) (*wsConn, error) {
+	q := url.Values{"token": {c.tok.of(uid)}}
+	if len(ids) > 0 {
+		parts := make([]string, len(ids))
+		for i, id := range ids {
+			parts[i] = strconv.FormatInt(id, 10)
+		}
+		q.Set("user_ids", strings.Join(parts, ","))
+	}
+	conn, res, err := wsDialer.Dial("ws://"+c.addr(node)+"/ws/presence?"+q.Encode(), nil)
+	if err != nil {
+		if res != nil {
+			b, _ := io.ReadAll(res.Body)
+			return nil, fmt.Errorf("dial ws %s as %d: %w: HTTP %d %s", node, uid, err, res.StatusCode, b)
+		}
+		return nil, fmt.Errorf("dial ws %s as %d: %w", node, uid, err)
+	}
+	w := &wsConn{conn: conn, node: node, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for {
+			_, data, err := conn.ReadMessage()
+			if err != nil {
+				w.err = err
+				return
+			}
+			var f wsFrame
+			if json.Unmarshal(data, &f) != nil || f.Type != "presence_update" {
+				continue
+			}
+			var p Presence
+			if json.Unmarshal(f.Data, &p) == nil && onUpdate != nil {
+				onUpdate(p)
+			}
+		}
+	}()
+	return w, nil
+}
+
+// closeCode is the WebSocket close code that ended the session, or -1.
+func (w *wsConn) closeCode() int {
+	var ce *websocket.CloseError
+	if errors.As(w.err, &ce) {
+		return ce.Code
+	}
+	return -1
+}
+
+func (w *wsConn) close() {
+	w.closeOne.Do(func() {
+		w.mu.Lock()
+		_ = w.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		w.mu.Unlock()
+		_ = w.conn.Close()
+		<-w.done
+	})
+}
+
+// watcher keeps the newest pushed state per user, across reconnects.
+type watcher struct {
+	mu      sync.Mutex
+	latest  map[int64]Presence
+	history map[int64][]Presence
+	changed chan struct{}
+}
+
+func newWatcher() *watcher {
+	return &watcher{latest: map[int64]Presence{}, history: map[int64][]Presence{}, changed: make(chan struct{}, 1)}
+}
+
+func (w *watcher) add(p Presence) {
+	w.mu.Lock()
+	w.history[p.UserID] = append(w.history[p.UserID], p)
+	if p.Version >= w.latest[p.UserID].Version {
+		w.latest[p.UserID] = p
+	}
+	w.mu.Unlock()
+	select {
+	case w.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (w *watcher) last(id int64) (Presence, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p, ok := w.latest[id]
+	return p, ok
+}
+
+func (w *watcher) updates(id int64) []Presence {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Presence(nil), w.history[id]...)
+}
+
+// ---------------------------------------------------------------- helpers
+
+// poll calls cond every interval until it returns nil or timeout passes; it
+// returns the time taken and cond's last error.
+func poll(timeout, interval time.Duration, cond func() error) (time.Duration, error) {
+	start := time.Now()
+	for {
+		err := cond()
+		if err == nil {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > timeout {
+			return time.Since(start), err
+		}
+		time.Sleep(interval)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func randomB64(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// pickNet chooses the /24 of the gossip network: PRESENCE_CT_NET, or the
+// first of 172.29.240-249 that overlaps no existing Docker network.
+func pickNet(t *testing.T) string {
+	if v := os.Getenv("PRESENCE_CT_NET"); v != "" {
+		return v
+	}
+	out, err := exec.Command("docker", "network", "ls", "-q").Output()
+	if err != nil {
+		t.Fatalf("docker network ls: %v", err)
+	}
+	var used []*net.IPNet
+	for _, id := range strings.Fields(string(out)) {
+		sub, _ := exec.Command("docker", "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", id).Output()
+		for _, s := range strings.Fields(string(sub)) {
+			if _, n, err := net.ParseCIDR(s); err == nil {
+				used = append(used, n)
+			}
+		}
+	}
+	for i := 240; i < 250; i++ {
+		pfx := fmt.Sprintf("172.29.%d", i)
+		_, mine, _ := net.ParseCIDR(pfx + ".0/24")
+		free := true
+		for _, n := range used {
+			if n.Contains(mine.IP) || mine.Contains(n.IP) {
+				free = false
+				break
+			}
+		}
+		if free {
+			return pfx
+		}
+	}
+	t.Fatal("no free /24 in 172.29.240-249 for the gossip network; set PRESENCE_CT_NET")
+	return ""
+}
+
+// resetDatabase empties the presence table so every run starts clean.
+func resetDatabase(t *testing.T, url string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connect to %s from the host: %v", redact(url), err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "TRUNCATE presence_users"); err != nil && !strings.Contains(err.Error(), "42P01") {
+		t.Fatalf("empty presence_users: %v", err)
+	}
+}
+
+func redact(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		return p.Redacted()
+	}
+	return "(url)"
+}
+
+func firstLine(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// pct returns the p-th percentile of ds (p in 0..100).
+func pct(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }
+
+// counts is a concurrency-safe counter by kind.
+type counts struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (c *counts) add(kind string) {
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]int{}
+	}
+	c.m[kind]++
+	c.mu.Unlock()
+}
+
+func (c *counts) total() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.m {
+		n += v
+	}
+	return n
+}
+
+func (c *counts) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(c.m))
+	for k := range c.m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b bytes.Buffer
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s=%d", k, c.m[k])
+	}
+	return b.String()
+}
