@@ -333,17 +333,30 @@ func storeKind(s string) string {
 	return s
 }
 
+// rearm activates the stored live users this node owns that no actor
+// holds, so their timers run again. The store may be unreachable (a node
+// starting while the database is down): it retries with backoff until it
+// succeeds or the node stops.
 func (n *Node) rearm() {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	counts, err := n.host.Cleanup(ctx, n.router.Owns)
-	if err != nil {
-		n.log.Warn("re-arming stored timers failed", slog.Any("err", err))
-		return
+	backoff := time.Second
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		counts, err := n.host.Cleanup(ctx, n.router.Owns)
+		cancel()
+		if err == nil {
+			n.log.Info("stored timers re-armed",
+				slog.Int64("users_marked_offline", counts.GetUsersMarkedOffline()),
+				slog.Int64("busy_status_cleared", counts.GetBusyStatusCleared()))
+			return
+		}
+		n.log.Warn("re-arming stored timers failed; will retry", slog.Any("err", err), slog.Duration("in", backoff))
+		select {
+		case <-n.stopped:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
 	}
-	n.log.Info("stored timers re-armed",
-		slog.Int64("users_marked_offline", counts.GetUsersMarkedOffline()),
-		slog.Int64("busy_status_cleared", counts.GetBusyStatusCleared()))
 }
 
 // ReloadKeys re-reads the JWT public key file (PRESENCE_JWT_PUBLIC_KEYS),
@@ -416,8 +429,10 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	n.stopOnce.Do(func() { close(n.stopped) })
 	if n.members != nil {
+		// A leave nobody hears (the last members stopping together) times
+		// out; the node still stopped cleanly, so this is only a warning.
 		if err := n.members.leave(n.cfg.DrainWait); err != nil {
-			errs = append(errs, fmt.Errorf("leave gossip: %w", err))
+			n.log.Warn("gossip leave not acknowledged", slog.Any("err", err))
 		}
 	}
 	if n.remote != nil {

@@ -214,14 +214,29 @@ func (r *Router) Cleanup(ctx context.Context) (*messages.CleanupCount, error) {
 	return total, errors.Join(errs...)
 }
 
-// handoff activates userID on its owner, without blocking the caller.
+// handoff activates userID on its owner, without blocking the caller. An
+// owner that cannot load the user (its store failing) answers a failure:
+// that is retried too, until handoffDeadline.
 func (r *Router) handoff(userID int64) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), handoffDeadline)
 		defer cancel()
-		_, err := r.Request(ctx, userID, &messages.Envelope{Body: &messages.Envelope_Recheck{Recheck: &messages.Recheck{UserId: userID}}})
-		if err != nil {
-			r.log.Warn("handoff to new owner failed", slog.Int64("user_id", userID), slog.Any("err", err))
+		env := &messages.Envelope{Body: &messages.Envelope_Recheck{Recheck: &messages.Recheck{UserId: userID}}}
+		for {
+			reply, err := r.Request(ctx, userID, env)
+			if err == nil && reply.GetFailure() != nil {
+				err = errors.New(reply.GetFailure().GetDetail())
+			}
+			if err == nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				r.log.Warn("handoff to new owner failed; the user's timers run again at its next activation",
+					slog.Int64("user_id", userID), slog.Any("err", err))
+				return
+			case <-time.After(retryMax):
+			}
 		}
 	}()
 }
