@@ -48,7 +48,6 @@ type testNode struct {
 func startNode(t *testing.T, cfg cluster.Config) *testNode {
 	t.Helper()
 	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.Standalone = true
 	// Single-node tests run under -race: no gossip, no remoting (two
 	// protoactor-go remotes in one process race inside the library).
 	cfg.Standalone = true
@@ -66,7 +65,9 @@ func startNode(t *testing.T, cfg cluster.Config) *testNode {
 	if cfg.Store == "" {
 		cfg.Store = "memory"
 	}
-	if cfg.JWTSecret == "" {
+	if cfg.JWTSecret == "" && cfg.JWTPublicKeys == "" {
+		// A node configured with public keys only trusts RS256/ES256/EdDSA,
+		// as production nodes behind an identity provider do.
 		cfg.JWTSecret = testSecret
 	}
 	if cfg.NodeName == "" {

@@ -41,56 +41,11 @@ const secInvalidToken = `{"detail":"Invalid or expired token"}`
 
 // ---------------------------------------------------------------- nodes
 
-// secStartNode is startNode without the HS256 test secret when the
-// configuration names public keys: a node that trusts RS256 only, as
-// production nodes behind an identity provider do. The rest of the set-up
-// (memory store, loopback, standalone, no write limit unless configured,
-// log capture) is startNode's.
+// secStartNode starts a node as startNode does; with JWTPublicKeys set
+// the node gets no HS256 test secret (startNode leaves it out then).
 func secStartNode(t *testing.T, cfg cluster.Config) *testNode {
 	t.Helper()
-	if cfg.JWTPublicKeys == "" {
-		return startNode(t, cfg)
-	}
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.Standalone = true
-	if cfg.WriteRate == 0 {
-		cfg.WriteRate = -1
-	}
-	if cfg.WSFrameRate == 0 {
-		cfg.WSFrameRate = 1e6
-		cfg.WSFrameBurst = 1e6
-	}
-	if cfg.DataDir == "" {
-		cfg.DataDir = t.TempDir()
-	}
-	if cfg.Store == "" {
-		cfg.Store = "memory"
-	}
-	if cfg.NodeName == "" {
-		cfg.NodeName = "e2e-sec"
-	}
-	sink := newLogSink()
-	cfg.Logger = slog.New(sink.handler())
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("logs of node %s:\n%s", cfg.NodeName, sink.dump())
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	n, err := cluster.Start(ctx, cfg)
-	if err != nil {
-		t.Fatalf("cluster.Start: %v", err)
-	}
-	tn := &testNode{
-		Node: n,
-		cfg:  cfg,
-		base: "http://" + n.HTTPAddr(),
-		logs: sink,
-		http: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
-	}
-	t.Cleanup(func() { tn.stop(t) })
-	return tn
+	return startNode(t, cfg)
 }
 
 // secServer is an api.Server of our own on loopback, in front of the user
