@@ -129,6 +129,7 @@ func (c *cluster) baseEnv(image, store, net string) []string {
 		"PRESENCE_JWT_SECRET="+string(c.secret),
 		"PRESENCE_GOSSIP_KEY="+randomB64(32),
 		"PRESENCE_CT_NET="+net,
+		"PRESENCE_CT_DEFAULT_NET="+pickDefaultNet(c.t),
 		"COMPOSE_INTERACTIVE_NO_CLI=1",
 	)
 }
@@ -669,6 +670,21 @@ func pickNet(t *testing.T) string {
 	if v := os.Getenv("PRESENCE_CT_NET"); v != "" {
 		return v
 	}
+	return freeNet(t, "172.29", usedNets(t))
+}
+
+// pickDefaultNet chooses the /24 of the compose project's default network
+// the same way, from 172.28.240-249. It is pinned too: left to Docker, it
+// takes the next free /16 of Docker's pool, which can be 172.29.0.0/16 and
+// then overlaps the gossip network ("Pool overlaps with other one").
+func pickDefaultNet(t *testing.T) string {
+	if v := os.Getenv("PRESENCE_CT_DEFAULT_NET"); v != "" {
+		return v
+	}
+	return freeNet(t, "172.28", usedNets(t))
+}
+
+func usedNets(t *testing.T) []*net.IPNet {
 	out, err := exec.Command("docker", "network", "ls", "-q").Output()
 	if err != nil {
 		t.Fatalf("docker network ls: %v", err)
@@ -682,8 +698,12 @@ func pickNet(t *testing.T) string {
 			}
 		}
 	}
+	return used
+}
+
+func freeNet(t *testing.T, base string, used []*net.IPNet) string {
 	for i := 240; i < 250; i++ {
-		pfx := fmt.Sprintf("172.29.%d", i)
+		pfx := fmt.Sprintf("%s.%d", base, i)
 		_, mine, _ := net.ParseCIDR(pfx + ".0/24")
 		free := true
 		for _, n := range used {
@@ -696,7 +716,7 @@ func pickNet(t *testing.T) string {
 			return pfx
 		}
 	}
-	t.Fatal("no free /24 in 172.29.240-249 for the gossip network; set PRESENCE_CT_NET")
+	t.Fatalf("no free /24 in %s.240-249 for a test network; set PRESENCE_CT_NET / PRESENCE_CT_DEFAULT_NET", base)
 	return ""
 }
 
