@@ -248,8 +248,15 @@ func (a *userActor) handle(ctx actor.Context, env *messages.Envelope) *messages.
 		// A write that changes nothing in this actor's copy is answered
 		// from the copy without a store write, so the copy must be current:
 		// another activation (the other side of a partition) may have
-		// written meanwhile.
-		a.refreshIfStale(ctx, now)
+		// written meanwhile. A write that changes something needs no such
+		// read: its compare-and-set save finds a stale copy by itself.
+		if a.exists {
+			next := a.rec
+			applyUpdate(&next, now, b.UpdateStatus)
+			if !next.visible(&a.rec) {
+				a.refreshIfStale(ctx, now)
+			}
+		}
 		err = a.update(ctx, now, b.UpdateStatus)
 
 	case *messages.Envelope_Sessions:
@@ -394,26 +401,29 @@ func (a *userActor) restActivity(now int64) {
 
 func (a *userActor) update(ctx actor.Context, now int64, m *messages.UpdateStatus) error {
 	a.restActivity(now)
-	return a.change(ctx, now, func(r *record) {
-		setName(r, m.GetUsername())
-		r.lastSeen = now
-		if m.GetSetOnline() {
-			r.online = m.GetIsOnline()
+	return a.change(ctx, now, func(r *record) { applyUpdate(r, now, m) })
+}
+
+// applyUpdate applies PUT /users/me/status to r.
+func applyUpdate(r *record, now int64, m *messages.UpdateStatus) {
+	setName(r, m.GetUsername())
+	r.lastSeen = now
+	if m.GetSetOnline() {
+		r.online = m.GetIsOnline()
+	}
+	switch {
+	case m.GetSetBusy() && !m.GetIsBusy():
+		r.busy, r.busyUntil = false, 0
+	case m.GetSetBusy():
+		r.busy, r.busyUntil = true, 0
+		if m.GetSetBusyUntil() {
+			r.busyUntil = m.GetBusyUntil()
 		}
-		switch {
-		case m.GetSetBusy() && !m.GetIsBusy():
-			r.busy, r.busyUntil = false, 0
-		case m.GetSetBusy():
-			r.busy, r.busyUntil = true, 0
-			if m.GetSetBusyUntil() {
-				r.busyUntil = m.GetBusyUntil()
-			}
-		case m.GetSetBusyUntil() && m.GetBusyUntil() != 0:
-			r.busy, r.busyUntil = true, m.GetBusyUntil()
-		case m.GetSetBusyUntil():
-			r.busyUntil = 0
-		}
-	})
+	case m.GetSetBusyUntil() && m.GetBusyUntil() != 0:
+		r.busy, r.busyUntil = true, m.GetBusyUntil()
+	case m.GetSetBusyUntil():
+		r.busyUntil = 0
+	}
 }
 
 func (a *userActor) sessionsChanged(ctx actor.Context, now int64, m *messages.Sessions) error {
