@@ -39,6 +39,8 @@ type Hub struct {
 	watches  map[int64]*watchEntry
 	sessions map[int64]*ownEntry // by the session's own user
 	closed   bool
+	// stopPinger ends the pinger; closed by CloseAll.
+	stopPinger chan struct{}
 
 	stats HubStats
 
@@ -85,6 +87,7 @@ func NewHub(system *actor.ActorSystem, router Router, maxSessionsPerUser int, lo
 		maxSessionsPerUser: maxSessionsPerUser,
 		watches:            make(map[int64]*watchEntry),
 		sessions:           make(map[int64]*ownEntry),
+		stopPinger:         make(chan struct{}),
 	}
 	pid, err := system.Root.SpawnNamed(actor.PropsFromFunc(h.receive), HubName)
 	if err != nil {
@@ -295,6 +298,9 @@ func (h *Hub) unsubscribe(ctx context.Context, s *session, ids []int64) {
 // it is how a draining node sends its clients elsewhere.
 func (h *Hub) CloseAll(code int, reason string) {
 	h.mu.Lock()
+	if !h.closed {
+		close(h.stopPinger)
+	}
 	h.closed = true
 	var all []*session
 	for _, own := range h.sessions {
@@ -305,6 +311,41 @@ func (h *Hub) CloseAll(code int, reason string) {
 	h.mu.Unlock()
 	for _, s := range all {
 		s.close(code, reason)
+	}
+}
+
+// runPinger pings every session once per interval until CloseAll. One
+// goroutine for the node instead of a ticker per session: it looks at the
+// sessions a few times per interval and pings those whose last ping is an
+// interval old, so pings stay spread over the interval by connect time.
+func (h *Hub) runPinger(every time.Duration) {
+	tick := min(max(every/8, 10*time.Millisecond), time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var due []*session
+	for {
+		select {
+		case <-h.stopPinger:
+			return
+		case now := <-t.C:
+			due = due[:0]
+			h.mu.RLock()
+			for _, own := range h.sessions {
+				for s := range own.sessions {
+					if s.lastPing.IsZero() {
+						s.lastPing = now // first seen: its first ping is an interval away
+					} else if now.Sub(s.lastPing) >= every {
+						s.lastPing = now
+						due = append(due, s)
+					}
+				}
+			}
+			h.mu.RUnlock()
+			for _, s := range due {
+				s.ping()
+			}
+			clear(due)
+		}
 	}
 }
 

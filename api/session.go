@@ -42,31 +42,50 @@ type subscription struct {
 }
 
 // session is one WebSocket connection of an authenticated user.
+//
+// An idle session costs as little as we can make it, because a node holds
+// tens of thousands: its outbound queue is a slice that exists only while
+// frames wait, and its writer goroutine runs only while there is something
+// to write (frames, a ping from the hub's pinger, or the close frame). The
+// reader goroutine is the only one an idle session keeps.
 type session struct {
-	hub  *Hub
-	conn *websocket.Conn
-	user auth.Identity
+	hub          *Hub
+	conn         *websocket.Conn
+	user         auth.Identity
+	maxQueue     int
+	writeTimeout time.Duration
 
-	out  chan []byte
 	done chan struct{}
+	// writers counts the writer goroutine; the handler waits for it
+	// before the library recycles the connection.
+	writers sync.WaitGroup
 
 	mu          sync.Mutex
+	queue       [][]byte // frames waiting for the writer, at most maxQueue
+	pingDue     bool     // the pinger asked for a ping
+	writing     bool     // a writer goroutine is running
+	closeSent   bool     // the writer is done with the connection
 	subs        map[int64]*subscription
 	closing     bool
 	closeCode   int
 	closeReason string
 	abrupt      bool
 	closeOnce   sync.Once
+
+	// lastPing is when the hub's pinger last pinged the session; only the
+	// pinger's goroutine touches it.
+	lastPing time.Time
 }
 
-func newSession(h *Hub, conn *websocket.Conn, user auth.Identity, queue int) *session {
+func newSession(h *Hub, conn *websocket.Conn, user auth.Identity, queue int, writeTimeout time.Duration) *session {
 	return &session{
-		hub:  h,
-		conn: conn,
-		user: user,
-		out:  make(chan []byte, queue),
-		done: make(chan struct{}),
-		subs: make(map[int64]*subscription),
+		hub:          h,
+		conn:         conn,
+		user:         user,
+		maxQueue:     queue,
+		writeTimeout: writeTimeout,
+		done:         make(chan struct{}),
+		subs:         make(map[int64]*subscription),
 	}
 }
 
@@ -101,16 +120,27 @@ func (s *session) push(id int64, v uint64, frame []byte) {
 	}
 }
 
-// enqueueLocked queues a frame without blocking; false means the queue is
-// full. s.mu must be held.
+// enqueueLocked queues a frame without blocking and makes sure a writer
+// runs; false means the queue is full. s.mu must be held.
 func (s *session) enqueueLocked(frame []byte) bool {
-	select {
-	case s.out <- frame:
-		s.hub.stats.FramesQueued.Add(1)
-		return true
-	default:
+	if len(s.queue) >= s.maxQueue {
 		return false
 	}
+	s.queue = append(s.queue, frame)
+	s.hub.stats.FramesQueued.Add(1)
+	s.wakeWriterLocked()
+	return true
+}
+
+// wakeWriterLocked starts the writer goroutine unless it runs already.
+// s.mu must be held.
+func (s *session) wakeWriterLocked() {
+	if s.writing || s.closeSent {
+		return
+	}
+	s.writing = true
+	s.writers.Add(1)
+	go s.writeLoop()
 }
 
 // send queues a control frame of the protocol (ack, error).
@@ -130,21 +160,33 @@ func (s *session) send(frame []byte) {
 // the session closes.
 func (s *session) sendPaced(frame []byte) bool {
 	for {
-		if len(s.out) < cap(s.out)/2 {
-			select {
-			case s.out <- frame:
-				s.hub.stats.FramesQueued.Add(1)
-				return true
-			case <-s.done:
-				return false
-			}
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			return false
 		}
+		if len(s.queue) < s.maxQueue/2 || len(s.queue) == 0 {
+			s.enqueueLocked(frame)
+			s.mu.Unlock()
+			return true
+		}
+		s.mu.Unlock()
 		select {
 		case <-s.done:
 			return false
 		case <-time.After(time.Millisecond):
 		}
 	}
+}
+
+// ping asks the writer for a ping frame; the hub's pinger calls it.
+func (s *session) ping() {
+	s.mu.Lock()
+	if !s.closing {
+		s.pingDue = true
+		s.wakeWriterLocked()
+	}
+	s.mu.Unlock()
 }
 
 // addPending marks the ids new to the session as subscribed but not yet
@@ -206,6 +248,9 @@ func (s *session) shutdown(code int, reason string, abrupt bool) {
 		s.mu.Lock()
 		s.closing = true
 		s.closeCode, s.closeReason, s.abrupt = code, reason, abrupt
+		if !abrupt {
+			s.wakeWriterLocked() // to write the close frame
+		}
 		s.mu.Unlock()
 		close(s.done)
 		// fasthttp ignores Close on a hijacked connection until the handler
@@ -227,34 +272,70 @@ func (s *session) shutdown(code int, reason string, abrupt bool) {
 	})
 }
 
-// writeLoop writes queued frames and pings until the session closes.
-func (s *session) writeLoop(pingEvery, writeTimeout time.Duration) {
-	ping := time.NewTicker(pingEvery)
-	defer ping.Stop()
+// writeLoop writes what is queued (a ping, then frames in order) until
+// nothing is left, and exits; the next frame starts a new one. Once the
+// session closes it writes the close frame and stops for good.
+func (s *session) writeLoop() {
+	defer s.writers.Done()
 	for {
-		select {
-		case frame := <-s.out:
-			select {
-			case <-s.done:
-				s.sendClose()
-				return
-			default:
-			}
-			_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
-				s.close(websocket.CloseGoingAway, "write failed")
-				return
-			}
-		case <-ping.C:
-			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
-				s.close(websocket.CloseGoingAway, "ping failed")
-				return
-			}
-		case <-s.done:
+		s.mu.Lock()
+		if s.closing {
+			s.closeSent = true
+			s.writing = false
+			s.queue = nil
+			s.mu.Unlock()
 			s.sendClose()
 			return
 		}
+		frames, ping := s.queue, s.pingDue
+		s.queue, s.pingDue = nil, false
+		if len(frames) == 0 && !ping {
+			s.writing = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+
+		// One deadline for the whole batch: a client that cannot take
+		// it within the write timeout is too slow anyway.
+		deadline := time.Now().Add(s.writeTimeout)
+		_ = s.conn.SetWriteDeadline(deadline)
+		if ping {
+			if err := s.conn.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
+				s.writeFailed("ping failed")
+				return
+			}
+		}
+		for _, frame := range frames {
+			if s.isClosing() {
+				break // the loop's next turn writes the close frame
+			}
+			if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
+				s.writeFailed("write failed")
+				return
+			}
+		}
 	}
+}
+
+func (s *session) isClosing() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// writeFailed ends a session whose connection broke under the writer: no
+// close frame can follow.
+func (s *session) writeFailed(reason string) {
+	s.mu.Lock()
+	s.closeSent = true
+	s.writing = false
+	s.queue = nil
+	s.mu.Unlock()
+	s.close(websocket.CloseGoingAway, reason)
 }
 
 // sendClose writes the close frame of a session closed with close (not

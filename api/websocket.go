@@ -106,18 +106,11 @@ func (s *Server) serveSession(c *websocket.Conn) {
 	user, _ := c.Locals(localsIdentity).(auth.Identity)
 	ids, _ := c.Locals(localsIDs).([]int64)
 	conn := c.Conn
-	sess := newSession(s.hub, conn, user, s.cfg.WSSendQueue)
-
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		sess.writeLoop(s.cfg.WSPingInterval, s.cfg.WSWriteTimeout)
-	}()
+	sess := newSession(s.hub, conn, user, s.cfg.WSSendQueue, s.cfg.WSWriteTimeout)
 	// The library recycles the connection when this function returns, so
-	// the writer must be gone by then.
-	defer func() {
-		<-writerDone
-	}()
+	// the writer must be gone by then (close, deferred below, runs first
+	// and starts no writer after the close frame's).
+	defer sess.writers.Wait()
 	defer sess.close(fws.CloseNormalClosure, "")
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)

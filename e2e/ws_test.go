@@ -1142,3 +1142,60 @@ func TestWSDrainUnresponsiveClient(t *testing.T) {
 		t.Errorf("after the close frame the server sent %d more bytes", k)
 	}
 }
+
+// TestWSPings: the node's pinger pings every session once per interval
+// (one scheduler for all sessions, no ticker per session), a client that
+// answers stays connected across many intervals, and a client that never
+// answers is dropped after twice the interval.
+func TestWSPings(t *testing.T) {
+	const every = 150 * time.Millisecond
+	n := startNode(t, cluster.Config{WSPingInterval: every})
+
+	var pings atomic.Int64
+	live, _, err := wsTryDial(n, wsQuery(mint(t, 9101, "live", false), ""), nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { _ = live.Close() })
+	live.SetPingHandler(func(data string) error {
+		pings.Add(1)
+		return live.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	liveDone := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := live.ReadMessage(); err != nil {
+				liveDone <- err
+				return
+			}
+		}
+	}()
+
+	// The silent client completes the handshake and then never reads, so
+	// it never answers a ping.
+	silent, _, err := wsTryDial(n, wsQuery(mint(t, 9102, "silent", false), ""), nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { _ = silent.Close() })
+	wsWaitSessions(t, n, 9101, 1)
+	wsWaitSessions(t, n, 9102, 1)
+
+	// 10 intervals: the silent session is gone after 2, the live one
+	// got a ping in (nearly) every interval and is still open.
+	time.Sleep(10 * every)
+	if got := n.API().Hub().SessionCount(9102); got != 0 {
+		t.Fatalf("silent client still has %d session(s) after 10 ping intervals", got)
+	}
+	if got := pings.Load(); got < 5 {
+		t.Fatalf("live client got %d pings in 10 intervals, want at least 5", got)
+	}
+	select {
+	case err := <-liveDone:
+		t.Fatalf("live client was disconnected: %v", err)
+	default:
+	}
+	if got := n.API().Hub().SessionCount(9101); got != 1 {
+		t.Fatalf("live client has %d sessions, want 1", got)
+	}
+}
