@@ -956,6 +956,11 @@ func (r *loadRun) scrapeAll() []scrape {
 			if err == nil {
 				s.samples, err = parseProm(strings.NewReader(string(body)))
 			}
+			if _, ok := s.samples.Get("go_memstats_heap_inuse_bytes"); err == nil && !ok {
+				// A 200 that is not Prometheus text (a catch-all answer)
+				// would otherwise read as zero memory.
+				err = fmt.Errorf("GET /metrics: no go_memstats_heap_inuse_bytes in the answer: %q", body[:min(len(body), 100)])
+			}
 			s.err = err
 			if err == nil {
 				get := func(name string) float64 { v, _ := s.samples.Get(name); return v }

@@ -27,7 +27,8 @@ var baselineBody = []byte(`{"message":"Heartbeat received"}`)
 // the server settings presenced uses (buffer sizes, limits, timeouts), no
 // middleware, no authentication, no actor; every method and path gets the
 // same small JSON body, so the same wrk script drives it and presenced.
-func newBaselineApp() *fiber.App {
+// routes (the WebSocket baseline's) are registered before that catch-all.
+func newBaselineApp(routes ...func(*fiber.App)) *fiber.App {
 	app := fiber.New(fiber.Config{
 		AppName:               "baseline",
 		DisableStartupMessage: true,
@@ -37,6 +38,9 @@ func newBaselineApp() *fiber.App {
 		WriteTimeout:          10 * time.Second,
 		IdleTimeout:           120 * time.Second,
 	})
+	for _, r := range routes {
+		r(app)
+	}
 	app.Use(func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 		return c.Send(baselineBody)
@@ -44,25 +48,30 @@ func newBaselineApp() *fiber.App {
 	return app
 }
 
-// serveBaseline serves the baseline app on addr until a signal or for at
-// most d.
+// serveBaseline serves the baseline app, with the WebSocket fan-out
+// baseline (bench_baseline.go), on addr until a signal or for at most d.
 func serveBaseline(addr string, d time.Duration, log io.Writer) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	app := newBaselineApp()
+	hub := newBaselineHub()
+	app := newBaselineApp(hub.routes)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- app.Listener(ln) }()
-	fmt.Fprintf(log, "bench: baseline Fiber app on http://%s (for at most %s)\n", ln.Addr(), d)
+	fmt.Fprintf(log, "bench: baseline Fiber app on http://%s (for at most %s): fixed body for everything but "+
+		"GET /ws/presence, PUT /users/me/status (WebSocket fan-out baseline), /metrics and /debug/pprof/\n", ln.Addr(), d)
 	select {
 	case err := <-served:
+		hub.close(5 * time.Second)
 		return err
 	case <-ctx.Done():
 	case <-time.After(d):
 	}
+	hub.close(5 * time.Second)
+	fmt.Fprintf(log, "bench: baseline stopped: %s\n", hub)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return app.ShutdownWithContext(sctx)
