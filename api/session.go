@@ -297,7 +297,9 @@ func (s *session) writeLoop() {
 		s.mu.Unlock()
 
 		// One deadline for the whole batch: a client that cannot take
-		// it within the write timeout is too slow anyway.
+		// it within the write timeout is too slow anyway. (The library
+		// applies it to the socket before every write, so it costs the
+		// same per frame whichever way it is set.)
 		deadline := time.Now().Add(s.writeTimeout)
 		_ = s.conn.SetWriteDeadline(deadline)
 		if ping {
