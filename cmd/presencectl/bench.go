@@ -61,6 +61,7 @@ type benchOptions struct {
 	PprofURLs     []string
 	PIDs          []int
 	DialConc      int
+	NoReconnect   bool
 	// Prewarm heartbeats every session user once before the first memory
 	// reading, so the per-session figure excludes the user's actor.
 	Prewarm bool
@@ -98,6 +99,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		pprofURLs  = flags.String("pprof-url", "", "comma-separated pprof base `URLs` of the nodes (PRESENCE_PPROF_ADDR), in --url order: memory is read from runtime.MemStats after a forced GC")
 		pids       = flags.String("pid", "", "comma-separated process `IDs` of the nodes, in --url order: RSS is read from /proc/PID/status")
 		dialConc   = flags.Int("dial-concurrency", 64, "WebSocket handshakes in flight per worker")
+		noReconn   = flags.Bool("no-reconnect", false, "sessions the server closes with 1012 or 1013 stay closed (default: reconnect after 0.25-1.25 s, like a client; counted as ws_reconnect)")
 		prewarm    = flags.Bool("prewarm", false, "heartbeat every session user once before the first memory reading: per-session memory then excludes the user's actor and record")
 		worker     = flags.Bool("worker", false, "internal: run as a worker fed on stdin")
 		serveBase  = flags.String("serve-baseline", "", "serve the bare Fiber baseline app on `ADDR` (loopback) instead of generating load")
@@ -127,7 +129,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		Issuer: *issuer, Audience: *audience,
 		HeartbeatRate: *hbRate, ChangeRate: *chRate, ReadRate: *readRate, BatchRate: *batchRate, BatchSize: *batchSize,
 		Duration: *duration, Ramp: *ramp, Grace: *grace, Progress: *progress,
-		Conns: *conns, HTTPTimeout: *httpTO, JSONFile: *jsonFile, DialConc: *dialConc, Prewarm: *prewarm,
+		Conns: *conns, HTTPTimeout: *httpTO, JSONFile: *jsonFile, DialConc: *dialConc, Prewarm: *prewarm, NoReconnect: *noReconn,
 	}
 	for u := range strings.SplitSeq(*urls, ",") {
 		if u = strings.TrimRight(strings.TrimSpace(u), "/"); u != "" {
@@ -1101,7 +1103,7 @@ func (r *loadRun) startWorkers(ctx context.Context) error {
 		cfg := workerConfig{
 			Index: w, URLs: o.URLs, Secret: string(o.Secret), Issuer: o.Issuer, Audience: o.Audience,
 			Topo: o.Topo, First: first, Count: count, SourceIPs: o.SourceIPs, RampNS: int64(o.Ramp),
-			DialConcurrency: o.DialConc, ReadBuffer: 512, WriteBuffer: 256,
+			DialConcurrency: o.DialConc, ReadBuffer: 512, WriteBuffer: 256, NoReconnect: o.NoReconnect,
 			TokenTTLNS:    int64(time.Hour + benchMaxDuration),
 			MaxLifetimeNS: int64(o.Ramp + benchSettleTimeout + o.Duration + o.Grace + 2*time.Minute),
 		}

@@ -306,3 +306,70 @@ func TestBenchSmoke(t *testing.T) {
 		t.Errorf("memory: %+v", sum.Memory)
 	}
 }
+
+// TestBenchReconnects: sessions the server closes with 1012 (a draining
+// node) reconnect to the next node, as clients are told to, so the run
+// ends with every session open again and the reconnects counted.
+func TestBenchReconnects(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two nodes")
+	}
+	clearEnv(t)
+	const secret = "bench-reconnect-secret-0123456789abcdef"
+	start := func(name string) *cluster.Node {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n, err := cluster.Start(ctx, cluster.Config{
+			HTTPAddr: "127.0.0.1:0", Standalone: true, Store: "memory", DataDir: t.TempDir(),
+			JWTSecret: secret, NodeName: name, WriteRate: 1e6,
+			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_ = n.Shutdown(sctx)
+		})
+		return n
+	}
+	a, b := start("bench-a"), start("bench-b")
+
+	// Half the sessions land on a (round-robin over the URLs); once the
+	// ramp is over, a closes them all with 1012 and refuses new ones.
+	go func() {
+		time.Sleep(1200 * time.Millisecond)
+		a.API().Drain()
+		a.API().Hub().CloseAll(1012, "draining")
+	}()
+	jsonFile := filepath.Join(t.TempDir(), "bench.json")
+	var out, errb bytes.Buffer
+	code := run([]string{"bench", "--url", "http://" + a.HTTPAddr() + ",http://" + b.HTTPAddr(), "--secret", secret,
+		"--users", "20", "--contacts", "0", "--workers", "0", "--source-ips", "2",
+		"--heartbeat-rate", "0", "--change-rate", "0",
+		"--ramp", "500ms", "--duration", "3s", "--grace", "200ms", "--progress", "1s", "--json", jsonFile}, &out, &errb)
+	t.Logf("stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	raw, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum benchSummary
+	if err := json.Unmarshal(raw, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Errors["ws_closed_1012"] != 10 || sum.Errors["ws_reconnect"] != 10 {
+		t.Errorf("want 10 sessions closed with 1012 and 10 reconnects, got errors %v", sum.Errors)
+	}
+	if sum.Sessions.OpenAtEnd != 20 || sum.Sessions.Acked != 20 || sum.Sessions.Opened != 30 {
+		t.Errorf("want 20 sessions open and subscribed at the end over 30 connections: %+v", sum.Sessions)
+	}
+	// a refuses handshakes while draining, so a reconnect that went back
+	// to a would have failed.
+	if sum.Sessions.Failed != 0 {
+		t.Errorf("%d handshakes failed: reconnects did not move to the next node", sum.Sessions.Failed)
+	}
+}

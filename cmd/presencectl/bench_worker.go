@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -109,6 +110,8 @@ type workerConfig struct {
 	TokenTTLNS      int64 `json:"token_ttl_ns"`
 	// MaxLifetimeNS ends the worker even if the coordinator never says so.
 	MaxLifetimeNS int64 `json:"max_lifetime_ns"`
+	// NoReconnect keeps sessions closed by the server (1012, 1013) closed.
+	NoReconnect bool `json:"no_reconnect,omitempty"`
 }
 
 // workerReport is what a worker writes on stdout, one JSON object a line:
@@ -501,10 +504,12 @@ func (w *wsWorker) dialAll(ctx context.Context) {
 }
 
 // session dials session i (local index) and reads its frames until the
-// connection ends. sem is released once the handshake is over.
+// connection ends. sem is released once the first handshake is over. A
+// session the server closes with 1012 (draining) or 1013 (try again later)
+// reconnects after a short random pause, as the protocol asks of clients:
+// to the next node for 1012, to the same one for 1013.
 func (w *wsWorker) session(ctx context.Context, i int, sem chan struct{}) {
 	s := w.cfg.First + i
-	ws := &w.sess[i]
 	released := false
 	release := func() {
 		if !released {
@@ -522,7 +527,43 @@ func (w *wsWorker) session(ctx context.Context, i int, sem chan struct{}) {
 		w.fail("ws_mint")
 		return
 	}
-	u := wsURL(w.cfg.URLs[s%len(w.cfg.URLs)], tok, t, s)
+	node := s % len(w.cfg.URLs)
+	for {
+		code := w.connect(ctx, i, tok, node, release)
+		if w.cfg.NoReconnect || w.ending.Load() || ctx.Err() != nil {
+			return
+		}
+		switch code {
+		case websocket.CloseServiceRestart:
+			node = (node + 1) % len(w.cfg.URLs)
+		case websocket.CloseTryAgainLater:
+		default:
+			return
+		}
+		w.errs.Add("ws_reconnect", 1)
+		if w.sess[i].ackAt.Load() != 0 {
+			w.acked.Add(-1) // "subscribed" counts sessions, not connections
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(reconnectPause()):
+		}
+	}
+}
+
+// reconnectPause spreads the reconnects of sessions closed together.
+func reconnectPause() time.Duration {
+	return 250*time.Millisecond + time.Duration(rand.Int64N(int64(time.Second)))
+}
+
+// connect runs one connection of session i to the node at index node and
+// returns the close code the server ended it with (0 for anything else).
+func (w *wsWorker) connect(ctx context.Context, i int, tok string, node int, release func()) int {
+	s := w.cfg.First + i
+	ws := &w.sess[i]
+	t := w.cfg.Topo
+	u := wsURL(w.cfg.URLs[node], tok, t, s)
 	d := w.dialer[s%len(w.dialer)]
 	begin := time.Now()
 	conn, resp, err := d.DialContext(ctx, u, nil)
@@ -535,10 +576,12 @@ func (w *wsWorker) session(ctx context.Context, i int, sem chan struct{}) {
 		default:
 			w.fail(dialErrKind(err))
 		}
-		return
+		return 0
 	}
 	w.hs.Record(time.Since(begin))
 	release()
+	ws.ackAt.Store(0)
+	ws.closedAt.Store(0)
 	ws.conn.Store(conn)
 	w.open.Add(1)
 	defer func() {
@@ -556,15 +599,17 @@ func (w *wsWorker) session(ctx context.Context, i int, sem chan struct{}) {
 	for {
 		_, r, err := conn.NextReader()
 		if err != nil {
+			code := 0
 			if !w.ending.Load() {
 				var ce *websocket.CloseError
 				if errors.As(err, &ce) {
+					code = ce.Code
 					w.errs.Add("ws_closed_"+strconv.Itoa(ce.Code), 1)
 				} else {
 					w.errs.Add("ws_read_error", 1)
 				}
 			}
-			return
+			return code
 		}
 		n, err := io.ReadFull(r, buf)
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
@@ -576,7 +621,7 @@ func (w *wsWorker) session(ctx context.Context, i int, sem chan struct{}) {
 			if !w.ending.Load() {
 				w.errs.Add("ws_read_error", 1)
 			}
-			return
+			return 0
 		}
 		now := time.Now().UnixNano()
 		w.frames.Add(1)
