@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -27,6 +28,14 @@ const ActivatorName = "presence-activator"
 // An ownership move uses the same path, with handOff=true: the actor stops
 // whatever it holds and, if it had timers running, asks the new owner to
 // activate the user.
+//
+// Presence reads: every user actor publishes an immutable snapshot of its
+// state into a cell the activator made for it at spawn (see
+// userActor.publish). GetPresenceBatch is answered from the cells of the
+// children the activator forwards to, in one reply, without a message to
+// any user actor. A child between passivate and resume or Terminated is
+// not in children, so its cell is not read: reads of it go the per-user
+// way and wait in the buffer like any other message.
 
 // passivate is a user actor asking its activator to stop it.
 type passivate struct {
@@ -79,8 +88,14 @@ type OwnerFunc func(userID int64) bool
 // mailbox, then go to a fresh activation (or back to the same actor when
 // it resumes).
 type pendingStop struct {
-	pid      *actor.PID
+	child
 	buffered []actor.MessageEnvelope
+}
+
+// child is an active user actor and the cell it publishes its presence in.
+type child struct {
+	pid  *actor.PID
+	snap *atomic.Pointer[snapshot]
 }
 
 // activator is the per-node actor that owns the user actors: it spawns them
@@ -90,7 +105,7 @@ type activator struct {
 	cfg      *Config
 	host     *Host
 	owns     OwnerFunc
-	children map[int64]*actor.PID
+	children map[int64]child
 	byPID    map[string]int64
 	stopping map[int64]*pendingStop
 }
@@ -100,7 +115,7 @@ func newActivator(cfg *Config, host *Host, owns OwnerFunc) *activator {
 		cfg:      cfg,
 		host:     host,
 		owns:     owns,
-		children: make(map[int64]*actor.PID),
+		children: make(map[int64]child),
 		byPID:    make(map[string]int64),
 		stopping: make(map[int64]*pendingStop),
 	}
@@ -127,10 +142,10 @@ func (x *activator) Receive(ctx actor.Context) {
 		}
 		ctx.Forward(x.child(ctx, id))
 	case *passivate:
-		if pid, ok := x.children[m.userID]; ok && pid.Equal(m.pid) {
+		if c, ok := x.children[m.userID]; ok && c.pid.Equal(m.pid) {
 			delete(x.children, m.userID)
-			x.stopping[m.userID] = &pendingStop{pid: pid}
-			ctx.Send(pid, &stopNow{})
+			x.stopping[m.userID] = &pendingStop{child: c}
+			ctx.Send(c.pid, &stopNow{})
 		}
 	case *resume:
 		if p, ok := x.stopping[m.userID]; ok && p.pid.Equal(m.pid) {
@@ -140,7 +155,7 @@ func (x *activator) Receive(ctx actor.Context) {
 				return
 			}
 			delete(x.stopping, m.userID)
-			x.children[m.userID] = m.pid
+			x.children[m.userID] = p.child
 			for _, env := range p.buffered {
 				ctx.RequestWithCustomSender(m.pid, env.Message, env.Sender)
 			}
@@ -155,7 +170,7 @@ func (x *activator) Receive(ctx actor.Context) {
 		if !ok {
 			// Stopped without the handshake (a crash the supervisor gave
 			// up on): forget it; the next message activates it again.
-			if pid, ok := x.children[id]; ok && pid.Equal(m.Who) {
+			if c, ok := x.children[id]; ok && c.pid.Equal(m.Who) {
 				delete(x.children, id)
 			}
 			return
@@ -178,14 +193,14 @@ func (x *activator) Receive(ctx actor.Context) {
 			ctx.RequestWithCustomSender(pid, env.Message, env.Sender)
 		}
 	case *viewChanged:
-		for id, pid := range x.children {
+		for id, c := range x.children {
 			if x.owns != nil && !x.owns(id) {
 				delete(x.children, id)
-				x.stopping[id] = &pendingStop{pid: pid}
-				ctx.Send(pid, &stopNow{handOff: true})
+				x.stopping[id] = &pendingStop{child: c}
+				ctx.Send(c.pid, &stopNow{handOff: true})
 				continue
 			}
-			ctx.Send(pid, &forgetHubs{alive: m.hubAlive, refresh: m.joined})
+			ctx.Send(c.pid, &forgetHubs{alive: m.hubAlive, refresh: m.joined})
 		}
 	case *listActive:
 		ids := make([]int64, 0, len(x.children))
@@ -203,7 +218,9 @@ func (x *activator) nodeRequest(ctx actor.Context, env *messages.Envelope) {
 	if sender == nil {
 		return
 	}
-	switch env.Body.(type) {
+	switch b := env.Body.(type) {
+	case *messages.Envelope_GetPresenceBatch:
+		ctx.Respond(x.presenceBatch(b.GetPresenceBatch.GetUserIds()))
 	case *messages.Envelope_NodeInfo:
 		ctx.Respond(&messages.Envelope{Body: &messages.Envelope_NodeStats{NodeStats: &messages.NodeStats{
 			ActiveActors: int64(len(x.children)),
@@ -225,17 +242,58 @@ func (x *activator) nodeRequest(ctx actor.Context, env *messages.Envelope) {
 	}
 }
 
+// presenceBatch answers GetPresenceBatch from the snapshots of the active
+// children. It never activates anyone: what it cannot answer is a miss, for
+// the sender to ask the user actor.
+func (x *activator) presenceBatch(ids []int64) *messages.Envelope {
+	out := &messages.PresenceBatchReply{Outcomes: make([]messages.PresenceOutcome, len(ids))}
+	now := micros(x.cfg.Clock.Now())
+	for i, id := range ids {
+		switch {
+		case id <= 0:
+			// No user has such an id (the API refuses it before this).
+			out.Outcomes[i] = messages.PresenceOutcome_PRESENCE_OUTCOME_NOT_FOUND
+			continue
+		case x.owns != nil && !x.owns(id):
+			out.Outcomes[i] = messages.PresenceOutcome_PRESENCE_OUTCOME_NOT_OWNER
+			continue
+		}
+		c, ok := x.children[id]
+		if !ok {
+			continue // a miss (the zero outcome): not active here
+		}
+		s := c.snap.Load()
+		switch {
+		case s == nil || now >= s.freshUntil:
+			// Not loaded yet, failed, or a timer is due: the actor's
+			// mailbox has the answer (behind the timer's message).
+		case !s.exists:
+			out.Outcomes[i] = messages.PresenceOutcome_PRESENCE_OUTCOME_NOT_FOUND
+		default:
+			out.Outcomes[i] = messages.PresenceOutcome_PRESENCE_OUTCOME_FOUND
+			if out.States == nil {
+				out.States = make([]*messages.UserState, 0, len(ids)-i)
+			}
+			out.States = append(out.States, &s.state)
+		}
+	}
+	return &messages.Envelope{Body: &messages.Envelope_PresenceBatchReply{PresenceBatchReply: out}}
+}
+
 func notOwner(id int64) *messages.Envelope {
 	return &messages.Envelope{Body: &messages.Envelope_NotOwner{NotOwner: &messages.NotOwner{UserId: id}}}
 }
 
 func (x *activator) child(ctx actor.Context, id int64) *actor.PID {
-	if pid, ok := x.children[id]; ok {
-		return pid
+	if c, ok := x.children[id]; ok {
+		return c.pid
 	}
 	cfg := x.cfg
-	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return newUserActor(cfg, id) }))
-	x.children[id] = pid
+	// A fresh cell per activation: nothing a former activation published
+	// can be read once it is gone.
+	snap := new(atomic.Pointer[snapshot])
+	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return newUserActor(cfg, id, snap) }))
+	x.children[id] = child{pid: pid, snap: snap}
 	x.byPID[pid.Id] = id
 	return pid
 }

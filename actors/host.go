@@ -28,6 +28,8 @@ type Host struct {
 	cfg       *Config
 	system    *actor.ActorSystem
 	activator *actor.PID
+	// batchTimeout is BatchTimeout; tests shorten it.
+	batchTimeout time.Duration
 }
 
 // NewHost spawns the node's activator in system under ActivatorName. owns
@@ -37,7 +39,7 @@ func NewHost(system *actor.ActorSystem, cfg Config, owns OwnerFunc) (*Host, erro
 	if c.Store == nil {
 		return nil, errors.New("actors: Config.Store is required")
 	}
-	h := &Host{cfg: c, system: system}
+	h := &Host{cfg: c, system: system, batchTimeout: BatchTimeout}
 	props := actor.PropsFromProducer(func() actor.Actor { return newActivator(c, h, owns) })
 	pid, err := system.Root.SpawnNamed(props, ActivatorName)
 	if err != nil {
@@ -246,4 +248,185 @@ func (h *Host) AskAll(ctx context.Context, targets []*actor.PID, envs []*message
 		}
 	}
 	return out
+}
+
+// BatchTimeout bounds the wait for one node's answer to a batch presence
+// read. A node older than GetPresenceBatch ignores it, so this is what such
+// a node costs before its users are read the per-user way (and the route
+// is told, so it can stop sending it batches for a while).
+const BatchTimeout = time.Second
+
+// PresenceRoute is how Host.ReadPresence reaches the owners of users; the
+// cluster router implements it over its view of the membership.
+type PresenceRoute interface {
+	// BatchTarget returns the activator that a batch read of userID goes
+	// to, or nil when the user must be read the per-user way (no owner
+	// known, or an owner that ignores batch reads).
+	BatchTarget(userID int64) *actor.PID
+	// BatchUnanswered tells that the activator at pid did not answer a
+	// batch read in time.
+	BatchUnanswered(pid *actor.PID)
+	// RequestAll reads users the per-user way: it sends each envelope (a
+	// GetPresence) to the actor of its user, activating it and
+	// re-routing while views of the membership disagree, and returns the
+	// answers in order (nil, with an error, where none came).
+	RequestAll(ctx context.Context, envs []*messages.Envelope) ([]*messages.Envelope, []error)
+}
+
+// Refusal is a user actor's Failure answer as an error: the actor refused
+// the request (its store is unavailable, say). Code is the HTTP status the
+// API answers with, Detail its message.
+type Refusal struct {
+	UserID int64
+	Code   int32
+	Detail string
+}
+
+func (e *Refusal) Error() string {
+	return fmt.Sprintf("user %d: request refused (%d): %s", e.UserID, e.Code, e.Detail)
+}
+
+// batchGroup is the part of a ReadPresence sent to one activator, and its
+// answer.
+type batchGroup struct {
+	pid      *actor.PID
+	ids      []int64
+	f        *actor.Future
+	answered bool
+	outcomes []messages.PresenceOutcome
+	states   []*messages.UserState
+	// next and nextState walk ids and states while the answer is merged.
+	next, nextState int
+}
+
+// settle puts the answer about the group's next user, ids[g.next], into
+// *st; it reports false when the answer does not settle that user (a miss,
+// not the owner, an outcome this version does not know, no answer).
+func (g *batchGroup) settle(st **messages.UserState) bool {
+	j := g.next
+	g.next++
+	if !g.answered || len(g.outcomes) != len(g.ids) {
+		return false
+	}
+	switch g.outcomes[j] {
+	case messages.PresenceOutcome_PRESENCE_OUTCOME_FOUND:
+		if g.nextState < len(g.states) && g.states[g.nextState].GetUserId() == g.ids[j] {
+			*st = g.states[g.nextState]
+			g.nextState++
+			return true
+		}
+	case messages.PresenceOutcome_PRESENCE_OUTCOME_NOT_FOUND:
+		return true // nil: the user has no record
+	}
+	return false
+}
+
+// ReadPresence returns the presence of each user of ids, in the same
+// order: nil for a user without a record. It sends one GetPresenceBatch
+// per owner node (the activator answers from its actors' snapshots) and
+// waits for all of them; the users they could not answer (not active, not
+// owned in the owner's view, a node that did not answer) are then read
+// through route.RequestAll, which activates and re-routes. An id may
+// appear more than once. The error is that of the first user, in order,
+// whose read failed: a *Refusal for an actor's refusal, ErrTimeout when
+// nothing answered in time.
+func (h *Host) ReadPresence(ctx context.Context, ids []int64, route PresenceRoute) ([]*messages.UserState, error) {
+	timeout := DefaultRequestTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+		if timeout <= 0 {
+			return nil, ErrTimeout
+		}
+	}
+	timeout = min(timeout, h.batchTimeout)
+
+	// groupOf[i] is the index in groups of the batch that reads ids[i], or
+	// -1 when ids[i] is read the per-user way. The buffers keep the usual
+	// request (up to 64 ids, a few nodes) off the heap.
+	var (
+		groupBuf [8]batchGroup
+		indexBuf [64]int
+		groups   = groupBuf[:0]
+		groupOf  = indexBuf[:0]
+	)
+	for i, id := range ids {
+		pid := route.BatchTarget(id)
+		k := -1
+		if pid != nil {
+			for c := range groups {
+				// Targets are cached PIDs: the pointer comparison is the
+				// usual hit.
+				if groups[c].pid == pid || groups[c].pid.Equal(pid) {
+					k = c
+					break
+				}
+			}
+			if k < 0 {
+				k = len(groups)
+				groups = append(groups, batchGroup{pid: pid, ids: make([]int64, 0, len(ids)-i)})
+			}
+			groups[k].ids = append(groups[k].ids, id)
+		}
+		groupOf = append(groupOf, k)
+	}
+	for k := range groups {
+		g := &groups[k]
+		env := &messages.Envelope{Body: &messages.Envelope_GetPresenceBatch{GetPresenceBatch: &messages.GetPresenceBatch{UserIds: g.ids}}}
+		g.f = h.system.Root.RequestFuture(g.pid, env, timeout)
+	}
+	for k := range groups {
+		g := &groups[k]
+		reply, err := Await(g.f, g.pid)
+		if err != nil {
+			route.BatchUnanswered(g.pid)
+			continue
+		}
+		// A reply of another kind (a failure, say) settles nothing.
+		b := reply.GetPresenceBatchReply()
+		g.answered, g.outcomes, g.states = b != nil, b.GetOutcomes(), b.GetStates()
+	}
+
+	out := make([]*messages.UserState, len(ids))
+	var rest []int // positions read the per-user way
+	for i, k := range groupOf {
+		if k < 0 || !groups[k].settle(&out[i]) {
+			rest = append(rest, i)
+		}
+	}
+	if len(rest) == 0 {
+		return out, nil
+	}
+	return out, h.readEach(ctx, ids, out, rest, route)
+}
+
+// readEach reads the users at positions rest of ids the per-user way and
+// fills out; it returns the error of the first failed position in order.
+func (h *Host) readEach(ctx context.Context, ids []int64, out []*messages.UserState, rest []int, route PresenceRoute) error {
+	// RequestAll wants distinct users: a duplicate is read once.
+	envs := make([]*messages.Envelope, 0, len(rest))
+	first := make(map[int64]int, len(rest)) // user id -> index in envs
+	for _, i := range rest {
+		if _, ok := first[ids[i]]; !ok {
+			first[ids[i]] = len(envs)
+			envs = append(envs, &messages.Envelope{Body: &messages.Envelope_GetPresence{GetPresence: &messages.GetPresence{UserId: ids[i]}}})
+		}
+	}
+	replies, errs := route.RequestAll(ctx, envs)
+	for _, i := range rest {
+		k := first[ids[i]]
+		if errs[k] != nil {
+			return fmt.Errorf("read presence of user %d: %w", ids[i], errs[k])
+		}
+		switch b := replies[k].GetBody().(type) {
+		case *messages.Envelope_StateReply:
+			out[i] = b.StateReply.GetState()
+		case *messages.Envelope_NotFound:
+			// nil: the user has no record
+		case *messages.Envelope_Failure:
+			return &Refusal{UserID: ids[i], Code: b.Failure.GetCode(), Detail: b.Failure.GetDetail()}
+		default:
+			return fmt.Errorf("read presence of user %d: unexpected reply %T", ids[i], b)
+		}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"math"
 	"time"
 
 	"github.com/presence-cluster/presence/messages"
@@ -38,18 +39,24 @@ func recordFromProto(s *messages.UserState) record {
 }
 
 func (r *record) proto() *messages.UserState {
-	return &messages.UserState{
-		UserId:       r.userID,
-		Username:     r.username,
-		IsOnline:     r.online,
-		IsBusy:       r.busy,
-		BusyUntil:    r.busyUntil,
-		LastSeen:     r.lastSeen,
-		CreatedAt:    r.createdAt,
-		UpdatedAt:    r.updatedAt,
-		Version:      r.version,
-		SessionsHeld: r.sessionsHeld,
-	}
+	st := &messages.UserState{}
+	r.fill(st)
+	return st
+}
+
+// fill sets every field of st from r. st must be fresh (zero): a proto
+// message is filled field by field, never copied.
+func (r *record) fill(st *messages.UserState) {
+	st.UserId = r.userID
+	st.Username = r.username
+	st.IsOnline = r.online
+	st.IsBusy = r.busy
+	st.BusyUntil = r.busyUntil
+	st.LastSeen = r.lastSeen
+	st.CreatedAt = r.createdAt
+	st.UpdatedAt = r.updatedAt
+	st.Version = r.version
+	st.SessionsHeld = r.sessionsHeld
 }
 
 // visible reports whether what watchers see differs between r and o.
@@ -58,3 +65,37 @@ func (r *record) visible(o *record) bool {
 }
 
 func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// noDeadline is a snapshot's freshUntil when no timer of the actor can
+// change what a read returns.
+const noDeadline = math.MaxInt64
+
+// snapshot is what a user actor publishes for presence reads that do not go
+// through its mailbox (GetPresenceBatch, answered by the activator). It is
+// never modified after publishing: the actor publishes a new one instead,
+// so readers on other goroutines need no lock, and the state can be handed
+// out (in a reply, in a push) to readers that only read it.
+type snapshot struct {
+	// state is the user's record; meaningful only when exists.
+	state messages.UserState
+	// exists is false for a user the actor knows has no record.
+	exists bool
+	// freshUntil (Unix µs) is the earliest deadline of the actor's timers
+	// (inactivity, disconnect grace, busy expiry): from then on a timer may
+	// be about to change the state, so a read goes through the actor's
+	// mailbox, behind the timer's message, as it did before snapshots.
+	freshUntil int64
+}
+
+// newSnapshot makes the snapshot of r (of a user without record unless
+// exists).
+func newSnapshot(r *record, exists bool, freshUntil int64) *snapshot {
+	s := &snapshot{exists: exists, freshUntil: freshUntil}
+	r.fill(&s.state)
+	return s
+}
+
+// current reports whether s shows r, exists and freshUntil.
+func (s *snapshot) current(r *record, exists bool, freshUntil int64) bool {
+	return s != nil && s.exists == exists && s.freshUntil == freshUntil && recordFromProto(&s.state) == *r
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -77,6 +78,12 @@ type userActor struct {
 	rec     record
 	loadErr error
 
+	// snap is the cell the activator reads this user's presence from
+	// without a message to this actor (see publish); pub is what this
+	// actor last stored there.
+	snap *atomic.Pointer[snapshot]
+	pub  *snapshot
+
 	// sessions holds the open WebSocket sessions reported by each hub.
 	sessions     map[string]sessionCount
 	sessionTotal int32
@@ -106,8 +113,10 @@ type settledCounts struct {
 	UsersMarkedOffline, BusyStatusCleared int64
 }
 
-func newUserActor(cfg *Config, id int64) *userActor {
-	return &userActor{cfg: cfg, id: id}
+// newUserActor makes the actor of user id. snap is the cell, created and
+// held by the activator, where the actor publishes its presence.
+func newUserActor(cfg *Config, id int64, snap *atomic.Pointer[snapshot]) *userActor {
+	return &userActor{cfg: cfg, id: id, snap: snap}
 }
 
 // Receive implements actor.Actor.
@@ -115,6 +124,10 @@ func (a *userActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *messages.Envelope:
 		reply := a.handle(ctx, m)
+		// Published before the answer leaves: a client that got the
+		// answer to its write must see the write in its next read, which
+		// may be served from the snapshot.
+		a.publish()
 		if reply != nil && ctx.Sender() != nil {
 			ctx.Respond(reply)
 		}
@@ -145,10 +158,63 @@ func (a *userActor) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		a.cfg.Observer.ActorPassivated()
 		return
+	case *actor.Restarting:
+		// The supervisor replaces this instance after a crash; the new one
+		// reloads and publishes. Until then reads go to its mailbox.
+		a.snap.Store(nil)
+		a.pub = nil
+		return
 	default:
 		return
 	}
+	// Timers, a view change and the activation change state without a
+	// request: publish what they did.
+	a.publish()
 	a.updatePassivation(ctx)
+}
+
+// publish makes the snapshot the activator serves reads from match the
+// actor's state, and returns it. It runs after every message that may have
+// changed what a presence read returns (online, busy, busy_until,
+// last_seen, username, version, and the timer deadlines that bound the
+// snapshot's freshness), before any answer to that message, and before a
+// change is pushed. It compares values, so calling it when nothing changed
+// costs nothing. An actor without a usable record (its load failed) clears
+// the cell: reads then come to it and get its failure.
+func (a *userActor) publish() *snapshot {
+	if a.loadErr != nil {
+		if a.pub != nil {
+			a.snap.Store(nil)
+			a.pub = nil
+		}
+		return nil
+	}
+	fresh := a.freshUntil()
+	if a.pub.current(&a.rec, a.exists, fresh) {
+		return a.pub
+	}
+	a.pub = newSnapshot(&a.rec, a.exists, fresh)
+	a.snap.Store(a.pub)
+	return a.pub
+}
+
+// freshUntil is when a timer of this actor may next change what a read
+// returns (noDeadline: never). A snapshot read after it goes through the
+// mailbox instead, so it cannot overtake the timer's transition.
+func (a *userActor) freshUntil() int64 {
+	until := int64(noDeadline)
+	if d := a.offlineDeadline(); d != 0 {
+		until = d
+	}
+	if a.exists && a.rec.busy && a.rec.busyUntil != 0 {
+		until = min(until, a.rec.busyUntil)
+	}
+	if a.retry.at != 0 {
+		// A transition the store refused is pending: its deadline has
+		// passed, so this is no later than the bounds above.
+		until = min(until, a.retry.at)
+	}
+	return until
 }
 
 func (a *userActor) now() int64 { return micros(a.cfg.Clock.Now()) }
@@ -534,10 +600,17 @@ func (a *userActor) touchLastSeen() {
 }
 
 func (a *userActor) push(ctx actor.Context) {
+	// Published before the push: a watcher that reads after it got the
+	// change must see it too.
+	snap := a.publish()
 	if a.watcherCount == 0 {
 		return
 	}
-	env := &messages.Envelope{Body: &messages.Envelope_PresenceUpdate{PresenceUpdate: &messages.PresenceUpdate{State: a.rec.proto()}}}
+	st := a.rec.proto()
+	if snap != nil {
+		st = &snap.state // immutable, so every hub can share it
+	}
+	env := &messages.Envelope{Body: &messages.Envelope_PresenceUpdate{PresenceUpdate: &messages.PresenceUpdate{State: st}}}
 	for _, w := range a.watchers {
 		if w.active {
 			ctx.Send(w.pid, env)
@@ -724,8 +797,17 @@ func (a *userActor) notFound() *messages.Envelope {
 	return &messages.Envelope{Body: &messages.Envelope_NotFound{NotFound: &messages.NotFound{UserId: a.id}}}
 }
 
+// status answers with the user's record: the published snapshot's state,
+// which is immutable, so the answer needs no copy of its own (receivers only
+// read states).
 func (a *userActor) status() *messages.Envelope {
-	return &messages.Envelope{Body: &messages.Envelope_StateReply{StateReply: &messages.StateReply{State: a.rec.proto()}}}
+	var st *messages.UserState
+	if snap := a.publish(); snap != nil && snap.exists {
+		st = &snap.state
+	} else {
+		st = a.rec.proto()
+	}
+	return &messages.Envelope{Body: &messages.Envelope_StateReply{StateReply: &messages.StateReply{State: st}}}
 }
 
 func failure(code int32, detail string) *messages.Envelope {

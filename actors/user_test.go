@@ -104,6 +104,7 @@ type env struct {
 	obs      *countingObserver
 	system   *actor.ActorSystem
 	host     *Host
+	owns     OwnerFunc
 }
 
 type envOption func(*env, *Config)
@@ -123,6 +124,11 @@ func withPassivateAfter(d time.Duration) envOption {
 
 func withClock(clk Clock) envOption {
 	return func(_ *env, c *Config) { c.Clock = clk }
+}
+
+// withOwner makes the activator own only the users owns says.
+func withOwner(owns OwnerFunc) envOption {
+	return func(e *env, _ *Config) { e.owns = owns }
 }
 
 func newEnv(tb testing.TB, opts ...envOption) *env {
@@ -149,7 +155,7 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	for _, o := range opts {
 		o(e, &cfg)
 	}
-	h, err := NewHost(e.system, cfg, nil)
+	h, err := NewHost(e.system, cfg, e.owns)
 	if err != nil {
 		tb.Fatalf("NewHost: %v", err)
 	}

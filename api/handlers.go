@@ -2,12 +2,14 @@ package api
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/bytebufferpool"
 
+	"github.com/presence-cluster/presence/actors"
 	"github.com/presence-cluster/presence/api/auth"
 	"github.com/presence-cluster/presence/messages"
 )
@@ -137,16 +139,68 @@ func (s *Server) postHeartbeat(c *fiber.Ctx) error {
 	return c.Send(heartbeatBody)
 }
 
+// presenceReader is a Router that reads presence with one message per
+// owner node, answered from the user actors' published snapshots
+// (cluster.Router). The read handlers use it when the Router has it, and
+// one request per user otherwise.
+type presenceReader interface {
+	// ReadPresence returns the presence of each user of ids, in order:
+	// nil for a user without a record. A user actor's refusal is an
+	// *actors.Refusal.
+	ReadPresence(ctx context.Context, ids []int64) ([]*messages.UserState, error)
+}
+
+// readPresence reads the presence of ids, in order, nil for a user without
+// a record.
+func (s *Server) readPresence(c *fiber.Ctx, ids []int64) ([]*messages.UserState, error) {
+	ctx, cancel := s.requestCtx(c)
+	defer cancel()
+	if r, ok := s.cfg.Router.(presenceReader); ok {
+		return r.ReadPresence(ctx, ids)
+	}
+	envs := make([]*messages.Envelope, len(ids))
+	for i, id := range ids {
+		envs[i] = getPresence(id)
+	}
+	replies, errs := s.cfg.Router.RequestAll(ctx, envs)
+	states := make([]*messages.UserState, len(ids))
+	for i, reply := range replies {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		switch body := reply.GetBody().(type) {
+		case *messages.Envelope_StateReply:
+			states[i] = body.StateReply.GetState()
+		case *messages.Envelope_Failure:
+			return nil, &actors.Refusal{UserID: ids[i], Code: body.Failure.GetCode(), Detail: body.Failure.GetDetail()}
+		}
+	}
+	return states, nil
+}
+
+// readFailed answers a failed read: an actor's refusal with its status and
+// detail, anything else through the error handler.
+func readFailed(c *fiber.Ctx, err error) error {
+	var refused *actors.Refusal
+	if errors.As(err, &refused) {
+		return writeDetail(c, int(refused.Code), refused.Detail)
+	}
+	return err
+}
+
 func (s *Server) getPresence(c *fiber.Ctx) error {
 	id, err := parseUserID(c.Params("user_id"))
 	if err != nil {
 		return err
 	}
-	st, err := s.ask(c, id, getPresence(id))
-	if st == nil {
-		return err
+	states, err := s.readPresence(c, []int64{id})
+	if err != nil {
+		return readFailed(c, err)
 	}
-	return writeJSON(c, st, AppendPresence)
+	if states[0] == nil {
+		return writeDetail(c, fiber.StatusNotFound, detailNotFound)
+	}
+	return writeJSON(c, states[0], AppendPresence)
 }
 
 func getPresence(id int64) *messages.Envelope {
@@ -158,34 +212,24 @@ func (s *Server) getPresenceBatch(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	envs := make([]*messages.Envelope, len(ids))
-	for i, id := range ids {
-		envs[i] = getPresence(id)
+	states, err := s.readPresence(c, ids)
+	if err != nil {
+		return readFailed(c, err)
 	}
-	ctx, cancel := s.requestCtx(c)
-	defer cancel()
-	replies, errs := s.cfg.Router.RequestAll(ctx, envs)
 
 	buf := bytebufferpool.Get()
 	defer bytebufferpool.Put(buf)
 	b := append(buf.B[:0], '[')
 	first := true
-	for i, reply := range replies {
-		if errs[i] != nil {
-			return errs[i]
+	for _, st := range states {
+		if st == nil {
+			continue // unknown users are left out, as in the seed's example
 		}
-		switch body := reply.GetBody().(type) {
-		case *messages.Envelope_StateReply:
-			if !first {
-				b = append(b, ',')
-			}
-			first = false
-			b = AppendPresence(b, body.StateReply.GetState())
-		case *messages.Envelope_NotFound:
-			// Unknown users are left out, as in the seed's example.
-		case *messages.Envelope_Failure:
-			return writeDetail(c, int(body.Failure.GetCode()), body.Failure.GetDetail())
+		if !first {
+			b = append(b, ',')
 		}
+		first = false
+		b = AppendPresence(b, st)
 	}
 	buf.B = append(b, ']')
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)

@@ -24,6 +24,12 @@ const (
 	retryMax        = 500 * time.Millisecond
 	remoteAttempt   = 2 * time.Second
 	handoffDeadline = 10 * time.Second
+	// noBatchFor is how long a member that did not answer a batch read is
+	// read the per-user way only. Such a member is usually an older
+	// version during a rolling upgrade (it ignores GetPresenceBatch), or
+	// one that is failing; either way the per-user path is right, and
+	// asking again later finds the upgraded or recovered member.
+	noBatchFor = 15 * time.Second
 )
 
 // ErrNoOwner reports that no member can own users (every member drains).
@@ -43,6 +49,9 @@ type Router struct {
 
 	mu   sync.Mutex
 	pids map[string]*actor.PID // remote address -> activator PID
+	// noBatch holds the remote addresses that did not answer a batch
+	// read, until when they are read the per-user way.
+	noBatch map[string]time.Time
 
 	// latency, when set, observes each successful round trip.
 	latency *prometheus.HistogramVec
@@ -173,6 +182,96 @@ func (r *Router) RequestAll(ctx context.Context, envs []*messages.Envelope) ([]*
 		replies[i], errs[i] = r.Request(ctx, actors.UserID(envs[i]), envs[i])
 	}
 	return replies, errs
+}
+
+// ReadPresence returns the presence of each user of ids, in order, nil for
+// a user without a record: one GetPresenceBatch per owner node, answered
+// from its actors' snapshots, then the per-user path (RequestAll) for the
+// users a batch could not answer. See actors.Host.ReadPresence.
+func (r *Router) ReadPresence(ctx context.Context, ids []int64) ([]*messages.UserState, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, actors.DefaultRequestTimeout)
+		defer cancel()
+	}
+	start := time.Now()
+	route := &presenceRoute{r: r, now: start}
+	states, err := r.host.ReadPresence(ctx, ids, route)
+	if err == nil && r.latency != nil {
+		r.latency.WithLabelValues(ownerLabel(!route.remote)).Observe(time.Since(start).Seconds())
+	}
+	return states, err
+}
+
+// presenceRoute is the router as one ReadPresence call sees it.
+type presenceRoute struct {
+	r      *Router
+	now    time.Time
+	remote bool // some user lives on another node
+	// last and lastOK remember the latest remote target and whether it
+	// takes batches: a batch has a few owners for many users.
+	last   *actor.PID
+	lastOK bool
+}
+
+// BatchTarget implements actors.PresenceRoute.
+func (p *presenceRoute) BatchTarget(userID int64) *actor.PID {
+	pid, local, err := p.r.target(userID)
+	if err != nil {
+		return nil // the per-user path waits for an owner
+	}
+	if local {
+		return pid
+	}
+	p.remote = true
+	if pid != p.last {
+		p.last, p.lastOK = pid, p.r.takesBatches(pid.Address, p.now)
+	}
+	if !p.lastOK {
+		return nil
+	}
+	return pid
+}
+
+// takesBatches reports whether the member at addr is sent batch reads: it
+// is not, for noBatchFor after it failed to answer one.
+func (r *Router) takesBatches(addr string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	until, ok := r.noBatch[addr]
+	if !ok {
+		return true
+	}
+	if now.Before(until) {
+		return false
+	}
+	delete(r.noBatch, addr)
+	return true
+}
+
+// BatchUnanswered implements actors.PresenceRoute.
+func (p *presenceRoute) BatchUnanswered(pid *actor.PID) {
+	if pid.Address == p.r.host.Activator().Address {
+		return // this node answers batches; it was only slow
+	}
+	p.r.log.Info("member did not answer a batch presence read; reading its users one by one for a while",
+		slog.String("address", pid.Address), slog.Duration("for", noBatchFor))
+	p.r.mu.Lock()
+	if p.r.noBatch == nil {
+		p.r.noBatch = make(map[string]time.Time)
+	}
+	p.r.noBatch[pid.Address] = time.Now().Add(noBatchFor)
+	p.r.mu.Unlock()
+}
+
+// RequestAll implements actors.PresenceRoute. One user (a single read that
+// missed) takes the single request path: no reply collector to set up.
+func (p *presenceRoute) RequestAll(ctx context.Context, envs []*messages.Envelope) ([]*messages.Envelope, []error) {
+	if len(envs) == 1 {
+		reply, err := p.r.Request(ctx, actors.UserID(envs[0]), envs[0])
+		return []*messages.Envelope{reply}, []error{err}
+	}
+	return p.r.RequestAll(ctx, envs)
 }
 
 // Cleanup asks every owning member to re-check its users' timers and sweep

@@ -29,9 +29,71 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PresenceOutcome is what a node's activator could say about one user of a
+// GetPresenceBatch. The zero value is MISS, the safe default: a reader that
+// meets an outcome it does not know asks the user actor.
+type PresenceOutcome int32
+
+const (
+	// The activator has no current snapshot of the user (no active actor,
+	// the actor is stopping or failed to load, or a timer of the actor is
+	// due): ask the user actor.
+	PresenceOutcome_PRESENCE_OUTCOME_MISS PresenceOutcome = 0
+	// The user's state is the next entry of PresenceBatchReply.states.
+	PresenceOutcome_PRESENCE_OUTCOME_FOUND PresenceOutcome = 1
+	// The user has no record (the active actor knows it).
+	PresenceOutcome_PRESENCE_OUTCOME_NOT_FOUND PresenceOutcome = 2
+	// This node does not own the user in its view: re-route.
+	PresenceOutcome_PRESENCE_OUTCOME_NOT_OWNER PresenceOutcome = 3
+)
+
+// Enum value maps for PresenceOutcome.
+var (
+	PresenceOutcome_name = map[int32]string{
+		0: "PRESENCE_OUTCOME_MISS",
+		1: "PRESENCE_OUTCOME_FOUND",
+		2: "PRESENCE_OUTCOME_NOT_FOUND",
+		3: "PRESENCE_OUTCOME_NOT_OWNER",
+	}
+	PresenceOutcome_value = map[string]int32{
+		"PRESENCE_OUTCOME_MISS":      0,
+		"PRESENCE_OUTCOME_FOUND":     1,
+		"PRESENCE_OUTCOME_NOT_FOUND": 2,
+		"PRESENCE_OUTCOME_NOT_OWNER": 3,
+	}
+)
+
+func (x PresenceOutcome) Enum() *PresenceOutcome {
+	p := new(PresenceOutcome)
+	*p = x
+	return p
+}
+
+func (x PresenceOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PresenceOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_presence_proto_enumTypes[0].Descriptor()
+}
+
+func (PresenceOutcome) Type() protoreflect.EnumType {
+	return &file_presence_proto_enumTypes[0]
+}
+
+func (x PresenceOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PresenceOutcome.Descriptor instead.
+func (PresenceOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_presence_proto_rawDescGZIP(), []int{0}
+}
+
 // UserState is a user's presence record: what the actor owns, what the store
 // persists and what watchers receive. Times are Unix microseconds in UTC;
-// 0 means "none".
+// 0 means "none". A UserState received from an actor is read-only: on the
+// same node it is the actor's published snapshot, shared by every reader.
 type UserState struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	UserId    int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -469,6 +531,112 @@ func (x *GetPresence) GetUserId() int64 {
 	return 0
 }
 
+// GetPresenceBatch reads the presence of several users from one node's
+// activator in one message (it names no user: it is addressed to the node).
+// The activator answers from the snapshots its active user actors publish,
+// with one PresenceBatchReply, and never activates a user: the sender reads
+// the users it could not answer the per-user way (GetPresence), which
+// activates and re-routes. A node older than this message ignores it, so
+// the sender must not wait for the answer longer than it can afford.
+type GetPresenceBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserIds       []int64                `protobuf:"varint,1,rep,packed,name=user_ids,json=userIds,proto3" json:"user_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPresenceBatch) Reset() {
+	*x = GetPresenceBatch{}
+	mi := &file_presence_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPresenceBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPresenceBatch) ProtoMessage() {}
+
+func (x *GetPresenceBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPresenceBatch.ProtoReflect.Descriptor instead.
+func (*GetPresenceBatch) Descriptor() ([]byte, []int) {
+	return file_presence_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetPresenceBatch) GetUserIds() []int64 {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
+}
+
+// PresenceBatchReply answers GetPresenceBatch: outcomes[i] is the outcome for
+// user_ids[i], and states holds, in the same order, one state for each
+// FOUND outcome.
+type PresenceBatchReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Outcomes      []PresenceOutcome      `protobuf:"varint,1,rep,packed,name=outcomes,proto3,enum=presence.v1.PresenceOutcome" json:"outcomes,omitempty"`
+	States        []*UserState           `protobuf:"bytes,2,rep,name=states,proto3" json:"states,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresenceBatchReply) Reset() {
+	*x = PresenceBatchReply{}
+	mi := &file_presence_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresenceBatchReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresenceBatchReply) ProtoMessage() {}
+
+func (x *PresenceBatchReply) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresenceBatchReply.ProtoReflect.Descriptor instead.
+func (*PresenceBatchReply) Descriptor() ([]byte, []int) {
+	return file_presence_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PresenceBatchReply) GetOutcomes() []PresenceOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+func (x *PresenceBatchReply) GetStates() []*UserState {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
 // Recheck makes the actor re-evaluate its timers now (admin cleanup).
 type Recheck struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -479,7 +647,7 @@ type Recheck struct {
 
 func (x *Recheck) Reset() {
 	*x = Recheck{}
-	mi := &file_presence_proto_msgTypes[6]
+	mi := &file_presence_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +659,7 @@ func (x *Recheck) String() string {
 func (*Recheck) ProtoMessage() {}
 
 func (x *Recheck) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[6]
+	mi := &file_presence_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +672,7 @@ func (x *Recheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Recheck.ProtoReflect.Descriptor instead.
 func (*Recheck) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{6}
+	return file_presence_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Recheck) GetUserId() int64 {
@@ -531,7 +699,7 @@ type Watch struct {
 
 func (x *Watch) Reset() {
 	*x = Watch{}
-	mi := &file_presence_proto_msgTypes[7]
+	mi := &file_presence_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -543,7 +711,7 @@ func (x *Watch) String() string {
 func (*Watch) ProtoMessage() {}
 
 func (x *Watch) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[7]
+	mi := &file_presence_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -556,7 +724,7 @@ func (x *Watch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Watch.ProtoReflect.Descriptor instead.
 func (*Watch) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{7}
+	return file_presence_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Watch) GetUserId() int64 {
@@ -599,7 +767,7 @@ type Unwatch struct {
 
 func (x *Unwatch) Reset() {
 	*x = Unwatch{}
-	mi := &file_presence_proto_msgTypes[8]
+	mi := &file_presence_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -611,7 +779,7 @@ func (x *Unwatch) String() string {
 func (*Unwatch) ProtoMessage() {}
 
 func (x *Unwatch) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[8]
+	mi := &file_presence_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -624,7 +792,7 @@ func (x *Unwatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unwatch.ProtoReflect.Descriptor instead.
 func (*Unwatch) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{8}
+	return file_presence_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Unwatch) GetUserId() int64 {
@@ -672,7 +840,7 @@ type Sessions struct {
 
 func (x *Sessions) Reset() {
 	*x = Sessions{}
-	mi := &file_presence_proto_msgTypes[9]
+	mi := &file_presence_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -684,7 +852,7 @@ func (x *Sessions) String() string {
 func (*Sessions) ProtoMessage() {}
 
 func (x *Sessions) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[9]
+	mi := &file_presence_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -697,7 +865,7 @@ func (x *Sessions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sessions.ProtoReflect.Descriptor instead.
 func (*Sessions) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{9}
+	return file_presence_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Sessions) GetUserId() int64 {
@@ -745,7 +913,7 @@ type StateReply struct {
 
 func (x *StateReply) Reset() {
 	*x = StateReply{}
-	mi := &file_presence_proto_msgTypes[10]
+	mi := &file_presence_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +925,7 @@ func (x *StateReply) String() string {
 func (*StateReply) ProtoMessage() {}
 
 func (x *StateReply) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[10]
+	mi := &file_presence_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,7 +938,7 @@ func (x *StateReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateReply.ProtoReflect.Descriptor instead.
 func (*StateReply) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{10}
+	return file_presence_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StateReply) GetState() *UserState {
@@ -790,7 +958,7 @@ type NotFound struct {
 
 func (x *NotFound) Reset() {
 	*x = NotFound{}
-	mi := &file_presence_proto_msgTypes[11]
+	mi := &file_presence_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -802,7 +970,7 @@ func (x *NotFound) String() string {
 func (*NotFound) ProtoMessage() {}
 
 func (x *NotFound) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[11]
+	mi := &file_presence_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -815,7 +983,7 @@ func (x *NotFound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotFound.ProtoReflect.Descriptor instead.
 func (*NotFound) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{11}
+	return file_presence_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *NotFound) GetUserId() int64 {
@@ -838,7 +1006,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_presence_proto_msgTypes[12]
+	mi := &file_presence_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -850,7 +1018,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[12]
+	mi := &file_presence_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -863,7 +1031,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{12}
+	return file_presence_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Failure) GetCode() int32 {
@@ -897,7 +1065,7 @@ type CleanupCount struct {
 
 func (x *CleanupCount) Reset() {
 	*x = CleanupCount{}
-	mi := &file_presence_proto_msgTypes[13]
+	mi := &file_presence_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -909,7 +1077,7 @@ func (x *CleanupCount) String() string {
 func (*CleanupCount) ProtoMessage() {}
 
 func (x *CleanupCount) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[13]
+	mi := &file_presence_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -922,7 +1090,7 @@ func (x *CleanupCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanupCount.ProtoReflect.Descriptor instead.
 func (*CleanupCount) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{13}
+	return file_presence_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CleanupCount) GetUsersMarkedOffline() int64 {
@@ -949,7 +1117,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_presence_proto_msgTypes[14]
+	mi := &file_presence_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -961,7 +1129,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[14]
+	mi := &file_presence_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -974,7 +1142,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{14}
+	return file_presence_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Ack) GetUserId() int64 {
@@ -994,7 +1162,7 @@ type PresenceUpdate struct {
 
 func (x *PresenceUpdate) Reset() {
 	*x = PresenceUpdate{}
-	mi := &file_presence_proto_msgTypes[15]
+	mi := &file_presence_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1174,7 @@ func (x *PresenceUpdate) String() string {
 func (*PresenceUpdate) ProtoMessage() {}
 
 func (x *PresenceUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[15]
+	mi := &file_presence_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1187,7 @@ func (x *PresenceUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceUpdate.ProtoReflect.Descriptor instead.
 func (*PresenceUpdate) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{15}
+	return file_presence_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PresenceUpdate) GetState() *UserState {
@@ -1040,7 +1208,7 @@ type NotOwner struct {
 
 func (x *NotOwner) Reset() {
 	*x = NotOwner{}
-	mi := &file_presence_proto_msgTypes[16]
+	mi := &file_presence_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1220,7 @@ func (x *NotOwner) String() string {
 func (*NotOwner) ProtoMessage() {}
 
 func (x *NotOwner) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[16]
+	mi := &file_presence_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1233,7 @@ func (x *NotOwner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotOwner.ProtoReflect.Descriptor instead.
 func (*NotOwner) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{16}
+	return file_presence_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *NotOwner) GetUserId() int64 {
@@ -1085,7 +1253,7 @@ type CleanupNode struct {
 
 func (x *CleanupNode) Reset() {
 	*x = CleanupNode{}
-	mi := &file_presence_proto_msgTypes[17]
+	mi := &file_presence_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1097,7 +1265,7 @@ func (x *CleanupNode) String() string {
 func (*CleanupNode) ProtoMessage() {}
 
 func (x *CleanupNode) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[17]
+	mi := &file_presence_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1110,7 +1278,7 @@ func (x *CleanupNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanupNode.ProtoReflect.Descriptor instead.
 func (*CleanupNode) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{17}
+	return file_presence_proto_rawDescGZIP(), []int{19}
 }
 
 // NodeInfo asks a node's activator for its NodeStats.
@@ -1122,7 +1290,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_presence_proto_msgTypes[18]
+	mi := &file_presence_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1302,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[18]
+	mi := &file_presence_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1315,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{18}
+	return file_presence_proto_rawDescGZIP(), []int{20}
 }
 
 type NodeStats struct {
@@ -1159,7 +1327,7 @@ type NodeStats struct {
 
 func (x *NodeStats) Reset() {
 	*x = NodeStats{}
-	mi := &file_presence_proto_msgTypes[19]
+	mi := &file_presence_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1339,7 @@ func (x *NodeStats) String() string {
 func (*NodeStats) ProtoMessage() {}
 
 func (x *NodeStats) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[19]
+	mi := &file_presence_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1352,7 @@ func (x *NodeStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStats.ProtoReflect.Descriptor instead.
 func (*NodeStats) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{19}
+	return file_presence_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *NodeStats) GetActiveActors() int64 {
@@ -1208,6 +1376,7 @@ type Envelope struct {
 	//	*Envelope_Watch
 	//	*Envelope_Unwatch
 	//	*Envelope_Sessions
+	//	*Envelope_GetPresenceBatch
 	//	*Envelope_StateReply
 	//	*Envelope_NotFound
 	//	*Envelope_Failure
@@ -1218,6 +1387,7 @@ type Envelope struct {
 	//	*Envelope_CleanupNode
 	//	*Envelope_NodeInfo
 	//	*Envelope_NodeStats
+	//	*Envelope_PresenceBatchReply
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1225,7 +1395,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_presence_proto_msgTypes[20]
+	mi := &file_presence_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1407,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[20]
+	mi := &file_presence_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1420,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{20}
+	return file_presence_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Envelope) GetBody() isEnvelope_Body {
@@ -1336,6 +1506,15 @@ func (x *Envelope) GetSessions() *Sessions {
 	if x != nil {
 		if x, ok := x.Body.(*Envelope_Sessions); ok {
 			return x.Sessions
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetGetPresenceBatch() *GetPresenceBatch {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_GetPresenceBatch); ok {
+			return x.GetPresenceBatch
 		}
 	}
 	return nil
@@ -1431,6 +1610,15 @@ func (x *Envelope) GetNodeStats() *NodeStats {
 	return nil
 }
 
+func (x *Envelope) GetPresenceBatchReply() *PresenceBatchReply {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_PresenceBatchReply); ok {
+			return x.PresenceBatchReply
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -1469,6 +1657,10 @@ type Envelope_Unwatch struct {
 
 type Envelope_Sessions struct {
 	Sessions *Sessions `protobuf:"bytes,9,opt,name=sessions,proto3,oneof"`
+}
+
+type Envelope_GetPresenceBatch struct {
+	GetPresenceBatch *GetPresenceBatch `protobuf:"bytes,10,opt,name=get_presence_batch,json=getPresenceBatch,proto3,oneof"`
 }
 
 type Envelope_StateReply struct {
@@ -1511,6 +1703,10 @@ type Envelope_NodeStats struct {
 	NodeStats *NodeStats `protobuf:"bytes,29,opt,name=node_stats,json=nodeStats,proto3,oneof"`
 }
 
+type Envelope_PresenceBatchReply struct {
+	PresenceBatchReply *PresenceBatchReply `protobuf:"bytes,30,opt,name=presence_batch_reply,json=presenceBatchReply,proto3,oneof"`
+}
+
 func (*Envelope_GetStatus) isEnvelope_Body() {}
 
 func (*Envelope_Heartbeat) isEnvelope_Body() {}
@@ -1528,6 +1724,8 @@ func (*Envelope_Watch) isEnvelope_Body() {}
 func (*Envelope_Unwatch) isEnvelope_Body() {}
 
 func (*Envelope_Sessions) isEnvelope_Body() {}
+
+func (*Envelope_GetPresenceBatch) isEnvelope_Body() {}
 
 func (*Envelope_StateReply) isEnvelope_Body() {}
 
@@ -1548,6 +1746,8 @@ func (*Envelope_CleanupNode) isEnvelope_Body() {}
 func (*Envelope_NodeInfo) isEnvelope_Body() {}
 
 func (*Envelope_NodeStats) isEnvelope_Body() {}
+
+func (*Envelope_PresenceBatchReply) isEnvelope_Body() {}
 
 var File_presence_proto protoreflect.FileDescriptor
 
@@ -1591,7 +1791,12 @@ const file_presence_proto_rawDesc = "" +
 	"\n" +
 	"busy_until\x18\b \x01(\x03R\tbusyUntil\"&\n" +
 	"\vGetPresence\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\x03R\x06userId\"\"\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\"-\n" +
+	"\x10GetPresenceBatch\x12\x19\n" +
+	"\buser_ids\x18\x01 \x03(\x03R\auserIds\"~\n" +
+	"\x12PresenceBatchReply\x128\n" +
+	"\boutcomes\x18\x01 \x03(\x0e2\x1c.presence.v1.PresenceOutcomeR\boutcomes\x12.\n" +
+	"\x06states\x18\x02 \x03(\v2\x16.presence.v1.UserStateR\x06states\"\"\n" +
 	"\aRecheck\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\"j\n" +
 	"\x05Watch\x12\x17\n" +
@@ -1634,7 +1839,7 @@ const file_presence_proto_rawDesc = "" +
 	"\n" +
 	"\bNodeInfo\"0\n" +
 	"\tNodeStats\x12#\n" +
-	"\ractive_actors\x18\x01 \x01(\x03R\factiveActors\"\xb6\b\n" +
+	"\ractive_actors\x18\x01 \x01(\x03R\factiveActors\"\xda\t\n" +
 	"\bEnvelope\x127\n" +
 	"\n" +
 	"get_status\x18\x01 \x01(\v2\x16.presence.v1.GetStatusH\x00R\tgetStatus\x126\n" +
@@ -1645,7 +1850,9 @@ const file_presence_proto_rawDesc = "" +
 	"\arecheck\x18\x06 \x01(\v2\x14.presence.v1.RecheckH\x00R\arecheck\x12*\n" +
 	"\x05watch\x18\a \x01(\v2\x12.presence.v1.WatchH\x00R\x05watch\x120\n" +
 	"\aunwatch\x18\b \x01(\v2\x14.presence.v1.UnwatchH\x00R\aunwatch\x123\n" +
-	"\bsessions\x18\t \x01(\v2\x15.presence.v1.SessionsH\x00R\bsessions\x12:\n" +
+	"\bsessions\x18\t \x01(\v2\x15.presence.v1.SessionsH\x00R\bsessions\x12M\n" +
+	"\x12get_presence_batch\x18\n" +
+	" \x01(\v2\x1d.presence.v1.GetPresenceBatchH\x00R\x10getPresenceBatch\x12:\n" +
 	"\vstate_reply\x18\x14 \x01(\v2\x17.presence.v1.StateReplyH\x00R\n" +
 	"stateReply\x124\n" +
 	"\tnot_found\x18\x15 \x01(\v2\x15.presence.v1.NotFoundH\x00R\bnotFound\x120\n" +
@@ -1657,8 +1864,14 @@ const file_presence_proto_rawDesc = "" +
 	"\fcleanup_node\x18\x1b \x01(\v2\x18.presence.v1.CleanupNodeH\x00R\vcleanupNode\x124\n" +
 	"\tnode_info\x18\x1c \x01(\v2\x15.presence.v1.NodeInfoH\x00R\bnodeInfo\x127\n" +
 	"\n" +
-	"node_stats\x18\x1d \x01(\v2\x16.presence.v1.NodeStatsH\x00R\tnodeStatsB\x06\n" +
-	"\x04bodyB/Z-github.com/presence-cluster/presence/messagesb\x06proto3"
+	"node_stats\x18\x1d \x01(\v2\x16.presence.v1.NodeStatsH\x00R\tnodeStats\x12S\n" +
+	"\x14presence_batch_reply\x18\x1e \x01(\v2\x1f.presence.v1.PresenceBatchReplyH\x00R\x12presenceBatchReplyB\x06\n" +
+	"\x04body*\x88\x01\n" +
+	"\x0fPresenceOutcome\x12\x19\n" +
+	"\x15PRESENCE_OUTCOME_MISS\x10\x00\x12\x1a\n" +
+	"\x16PRESENCE_OUTCOME_FOUND\x10\x01\x12\x1e\n" +
+	"\x1aPRESENCE_OUTCOME_NOT_FOUND\x10\x02\x12\x1e\n" +
+	"\x1aPRESENCE_OUTCOME_NOT_OWNER\x10\x03B/Z-github.com/presence-cluster/presence/messagesb\x06proto3"
 
 var (
 	file_presence_proto_rawDescOnce sync.Once
@@ -1672,57 +1885,65 @@ func file_presence_proto_rawDescGZIP() []byte {
 	return file_presence_proto_rawDescData
 }
 
-var file_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_presence_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_presence_proto_goTypes = []any{
-	(*UserState)(nil),      // 0: presence.v1.UserState
-	(*GetStatus)(nil),      // 1: presence.v1.GetStatus
-	(*Heartbeat)(nil),      // 2: presence.v1.Heartbeat
-	(*Activity)(nil),       // 3: presence.v1.Activity
-	(*UpdateStatus)(nil),   // 4: presence.v1.UpdateStatus
-	(*GetPresence)(nil),    // 5: presence.v1.GetPresence
-	(*Recheck)(nil),        // 6: presence.v1.Recheck
-	(*Watch)(nil),          // 7: presence.v1.Watch
-	(*Unwatch)(nil),        // 8: presence.v1.Unwatch
-	(*Sessions)(nil),       // 9: presence.v1.Sessions
-	(*StateReply)(nil),     // 10: presence.v1.StateReply
-	(*NotFound)(nil),       // 11: presence.v1.NotFound
-	(*Failure)(nil),        // 12: presence.v1.Failure
-	(*CleanupCount)(nil),   // 13: presence.v1.CleanupCount
-	(*Ack)(nil),            // 14: presence.v1.Ack
-	(*PresenceUpdate)(nil), // 15: presence.v1.PresenceUpdate
-	(*NotOwner)(nil),       // 16: presence.v1.NotOwner
-	(*CleanupNode)(nil),    // 17: presence.v1.CleanupNode
-	(*NodeInfo)(nil),       // 18: presence.v1.NodeInfo
-	(*NodeStats)(nil),      // 19: presence.v1.NodeStats
-	(*Envelope)(nil),       // 20: presence.v1.Envelope
+	(PresenceOutcome)(0),       // 0: presence.v1.PresenceOutcome
+	(*UserState)(nil),          // 1: presence.v1.UserState
+	(*GetStatus)(nil),          // 2: presence.v1.GetStatus
+	(*Heartbeat)(nil),          // 3: presence.v1.Heartbeat
+	(*Activity)(nil),           // 4: presence.v1.Activity
+	(*UpdateStatus)(nil),       // 5: presence.v1.UpdateStatus
+	(*GetPresence)(nil),        // 6: presence.v1.GetPresence
+	(*GetPresenceBatch)(nil),   // 7: presence.v1.GetPresenceBatch
+	(*PresenceBatchReply)(nil), // 8: presence.v1.PresenceBatchReply
+	(*Recheck)(nil),            // 9: presence.v1.Recheck
+	(*Watch)(nil),              // 10: presence.v1.Watch
+	(*Unwatch)(nil),            // 11: presence.v1.Unwatch
+	(*Sessions)(nil),           // 12: presence.v1.Sessions
+	(*StateReply)(nil),         // 13: presence.v1.StateReply
+	(*NotFound)(nil),           // 14: presence.v1.NotFound
+	(*Failure)(nil),            // 15: presence.v1.Failure
+	(*CleanupCount)(nil),       // 16: presence.v1.CleanupCount
+	(*Ack)(nil),                // 17: presence.v1.Ack
+	(*PresenceUpdate)(nil),     // 18: presence.v1.PresenceUpdate
+	(*NotOwner)(nil),           // 19: presence.v1.NotOwner
+	(*CleanupNode)(nil),        // 20: presence.v1.CleanupNode
+	(*NodeInfo)(nil),           // 21: presence.v1.NodeInfo
+	(*NodeStats)(nil),          // 22: presence.v1.NodeStats
+	(*Envelope)(nil),           // 23: presence.v1.Envelope
 }
 var file_presence_proto_depIdxs = []int32{
-	0,  // 0: presence.v1.StateReply.state:type_name -> presence.v1.UserState
-	0,  // 1: presence.v1.PresenceUpdate.state:type_name -> presence.v1.UserState
-	1,  // 2: presence.v1.Envelope.get_status:type_name -> presence.v1.GetStatus
-	2,  // 3: presence.v1.Envelope.heartbeat:type_name -> presence.v1.Heartbeat
-	3,  // 4: presence.v1.Envelope.activity:type_name -> presence.v1.Activity
-	4,  // 5: presence.v1.Envelope.update_status:type_name -> presence.v1.UpdateStatus
-	5,  // 6: presence.v1.Envelope.get_presence:type_name -> presence.v1.GetPresence
-	6,  // 7: presence.v1.Envelope.recheck:type_name -> presence.v1.Recheck
-	7,  // 8: presence.v1.Envelope.watch:type_name -> presence.v1.Watch
-	8,  // 9: presence.v1.Envelope.unwatch:type_name -> presence.v1.Unwatch
-	9,  // 10: presence.v1.Envelope.sessions:type_name -> presence.v1.Sessions
-	10, // 11: presence.v1.Envelope.state_reply:type_name -> presence.v1.StateReply
-	11, // 12: presence.v1.Envelope.not_found:type_name -> presence.v1.NotFound
-	12, // 13: presence.v1.Envelope.failure:type_name -> presence.v1.Failure
-	13, // 14: presence.v1.Envelope.cleanup_count:type_name -> presence.v1.CleanupCount
-	14, // 15: presence.v1.Envelope.ack:type_name -> presence.v1.Ack
-	15, // 16: presence.v1.Envelope.presence_update:type_name -> presence.v1.PresenceUpdate
-	16, // 17: presence.v1.Envelope.not_owner:type_name -> presence.v1.NotOwner
-	17, // 18: presence.v1.Envelope.cleanup_node:type_name -> presence.v1.CleanupNode
-	18, // 19: presence.v1.Envelope.node_info:type_name -> presence.v1.NodeInfo
-	19, // 20: presence.v1.Envelope.node_stats:type_name -> presence.v1.NodeStats
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	0,  // 0: presence.v1.PresenceBatchReply.outcomes:type_name -> presence.v1.PresenceOutcome
+	1,  // 1: presence.v1.PresenceBatchReply.states:type_name -> presence.v1.UserState
+	1,  // 2: presence.v1.StateReply.state:type_name -> presence.v1.UserState
+	1,  // 3: presence.v1.PresenceUpdate.state:type_name -> presence.v1.UserState
+	2,  // 4: presence.v1.Envelope.get_status:type_name -> presence.v1.GetStatus
+	3,  // 5: presence.v1.Envelope.heartbeat:type_name -> presence.v1.Heartbeat
+	4,  // 6: presence.v1.Envelope.activity:type_name -> presence.v1.Activity
+	5,  // 7: presence.v1.Envelope.update_status:type_name -> presence.v1.UpdateStatus
+	6,  // 8: presence.v1.Envelope.get_presence:type_name -> presence.v1.GetPresence
+	9,  // 9: presence.v1.Envelope.recheck:type_name -> presence.v1.Recheck
+	10, // 10: presence.v1.Envelope.watch:type_name -> presence.v1.Watch
+	11, // 11: presence.v1.Envelope.unwatch:type_name -> presence.v1.Unwatch
+	12, // 12: presence.v1.Envelope.sessions:type_name -> presence.v1.Sessions
+	7,  // 13: presence.v1.Envelope.get_presence_batch:type_name -> presence.v1.GetPresenceBatch
+	13, // 14: presence.v1.Envelope.state_reply:type_name -> presence.v1.StateReply
+	14, // 15: presence.v1.Envelope.not_found:type_name -> presence.v1.NotFound
+	15, // 16: presence.v1.Envelope.failure:type_name -> presence.v1.Failure
+	16, // 17: presence.v1.Envelope.cleanup_count:type_name -> presence.v1.CleanupCount
+	17, // 18: presence.v1.Envelope.ack:type_name -> presence.v1.Ack
+	18, // 19: presence.v1.Envelope.presence_update:type_name -> presence.v1.PresenceUpdate
+	19, // 20: presence.v1.Envelope.not_owner:type_name -> presence.v1.NotOwner
+	20, // 21: presence.v1.Envelope.cleanup_node:type_name -> presence.v1.CleanupNode
+	21, // 22: presence.v1.Envelope.node_info:type_name -> presence.v1.NodeInfo
+	22, // 23: presence.v1.Envelope.node_stats:type_name -> presence.v1.NodeStats
+	8,  // 24: presence.v1.Envelope.presence_batch_reply:type_name -> presence.v1.PresenceBatchReply
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_presence_proto_init() }
@@ -1730,7 +1951,7 @@ func file_presence_proto_init() {
 	if File_presence_proto != nil {
 		return
 	}
-	file_presence_proto_msgTypes[20].OneofWrappers = []any{
+	file_presence_proto_msgTypes[22].OneofWrappers = []any{
 		(*Envelope_GetStatus)(nil),
 		(*Envelope_Heartbeat)(nil),
 		(*Envelope_Activity)(nil),
@@ -1740,6 +1961,7 @@ func file_presence_proto_init() {
 		(*Envelope_Watch)(nil),
 		(*Envelope_Unwatch)(nil),
 		(*Envelope_Sessions)(nil),
+		(*Envelope_GetPresenceBatch)(nil),
 		(*Envelope_StateReply)(nil),
 		(*Envelope_NotFound)(nil),
 		(*Envelope_Failure)(nil),
@@ -1750,19 +1972,21 @@ func file_presence_proto_init() {
 		(*Envelope_CleanupNode)(nil),
 		(*Envelope_NodeInfo)(nil),
 		(*Envelope_NodeStats)(nil),
+		(*Envelope_PresenceBatchReply)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_presence_proto_rawDesc), len(file_presence_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   21,
+			NumEnums:      1,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_presence_proto_goTypes,
 		DependencyIndexes: file_presence_proto_depIdxs,
+		EnumInfos:         file_presence_proto_enumTypes,
 		MessageInfos:      file_presence_proto_msgTypes,
 	}.Build()
 	File_presence_proto = out.File
