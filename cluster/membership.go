@@ -216,6 +216,7 @@ func (m *membership) refresh() {
 			GossipAddr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
 			Draining:   meta.Draining,
 			State:      stateName(n.State),
+			Proto:      meta.Proto,
 		})
 	}
 	old := m.view.Load()
@@ -244,7 +245,7 @@ func sameMembers(a, b []Member) bool {
 	}
 	for _, m := range b {
 		o, ok := idx[m.Name]
-		if !ok || o.State != m.State || o.Draining != m.Draining || o.RemoteAddr != m.RemoteAddr || o.HTTPAddr != m.HTTPAddr {
+		if !ok || o.State != m.State || o.Draining != m.Draining || o.Proto != m.Proto || o.RemoteAddr != m.RemoteAddr || o.HTTPAddr != m.HTTPAddr {
 			return false
 		}
 	}

@@ -21,7 +21,15 @@ type nodeMeta struct {
 }
 
 // protoVersion rises when the Envelope gains cases older nodes must know.
-const protoVersion = 1
+// A node sends a member a newer kind only if the member's advertised
+// version knows it, so a rolling upgrade never waits on an ignored message.
+//
+//	1: the first release
+//	2: GetPresenceBatch / PresenceBatchReply (batch presence reads)
+const protoVersion = 2
+
+// protoBatchReads is the first version that answers GetPresenceBatch.
+const protoBatchReads = 2
 
 func (m nodeMeta) encode() ([]byte, error) {
 	b, err := json.Marshal(m)

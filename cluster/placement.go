@@ -21,6 +21,9 @@ type Member struct {
 	Draining bool
 	// State is memberlist's view: alive, suspect, dead or left.
 	State string
+	// Proto is the message protocol version the member speaks
+	// (protoVersion of its build).
+	Proto int
 
 	seed uint64
 }

@@ -25,10 +25,11 @@ const (
 	remoteAttempt   = 2 * time.Second
 	handoffDeadline = 10 * time.Second
 	// noBatchFor is how long a member that did not answer a batch read is
-	// read the per-user way only. Such a member is usually an older
-	// version during a rolling upgrade (it ignores GetPresenceBatch), or
-	// one that is failing; either way the per-user path is right, and
-	// asking again later finds the upgraded or recovered member.
+	// read the per-user way only. Members of an older version are not
+	// sent batches at all (their advertised protocol version says so), so
+	// such a member is overloaded or failing: the per-user path, with its
+	// retries and re-routing, is right for it, and asking again later
+	// finds it recovered.
 	noBatchFor = 15 * time.Second
 )
 
@@ -82,17 +83,24 @@ func (r *Router) Owns(userID int64) bool {
 
 // target returns the activator of userID's owner.
 func (r *Router) target(userID int64) (*actor.PID, bool, error) {
+	pid, _, local, err := r.targetMember(userID)
+	return pid, local, err
+}
+
+// targetMember is target with the owning member (zero for this node in
+// standalone mode).
+func (r *Router) targetMember(userID int64) (*actor.PID, Member, bool, error) {
 	if r.view == nil {
-		return r.host.Activator(), true, nil
+		return r.host.Activator(), Member{}, true, nil
 	}
 	m, ok := r.view().Owner(userID)
 	if !ok {
-		return nil, false, ErrNoOwner
+		return nil, Member{}, false, ErrNoOwner
 	}
 	if m.Name == r.self {
-		return r.host.Activator(), true, nil
+		return r.host.Activator(), m, true, nil
 	}
-	return r.activatorAt(m.RemoteAddr), false, nil
+	return r.activatorAt(m.RemoteAddr), m, false, nil
 }
 
 func (r *Router) activatorAt(addr string) *actor.PID {
@@ -216,7 +224,7 @@ type presenceRoute struct {
 
 // BatchTarget implements actors.PresenceRoute.
 func (p *presenceRoute) BatchTarget(userID int64) *actor.PID {
-	pid, local, err := p.r.target(userID)
+	pid, m, local, err := p.r.targetMember(userID)
 	if err != nil {
 		return nil // the per-user path waits for an owner
 	}
@@ -225,7 +233,9 @@ func (p *presenceRoute) BatchTarget(userID int64) *actor.PID {
 	}
 	p.remote = true
 	if pid != p.last {
-		p.last, p.lastOK = pid, p.r.takesBatches(pid.Address, p.now)
+		// A member of an older version ignores the kind: its users are
+		// read one by one without asking it first.
+		p.last, p.lastOK = pid, m.Proto >= protoBatchReads && p.r.takesBatches(pid.Address, p.now)
 	}
 	if !p.lastOK {
 		return nil

@@ -77,42 +77,56 @@ func TestRouterReadPresence(t *testing.T) {
 	}
 }
 
-// A member that does not answer a batch (an older version ignores the
-// kind) is read the per-user way for noBatchFor.
-func TestRouterStopsBatchingToSilentMember(t *testing.T) {
-	const silentAddr = "192.0.2.1:8090" // no remote here: dead letters
-	var view *View
-	r, st := newTestRouter(t, nil, "a", func() *View { return view })
-	view = newView([]Member{
-		{Name: "a", RemoteAddr: r.host.Activator().Address, State: "alive"},
-		{Name: "b", RemoteAddr: silentAddr, State: "alive"},
-	}, 1)
-	var mine, theirs int64
-	for id := int64(1); mine == 0 || theirs == 0; id++ {
-		if m, _ := view.Owner(id); m.Name == "a" {
-			mine = id
-		} else {
-			theirs = id
-		}
-	}
-	putUser(t, st, mine, false)
+// A member that does not answer a batch (overloaded, failing) is read the
+// per-user way for noBatchFor; a member of an older version, which would
+// ignore the kind, is never sent one.
+func TestRouterBatchTargets(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		proto int
+		// batched: the member was sent a batch (and, silent, is then
+		// left out for noBatchFor).
+		batched bool
+	}{
+		{"current version, silent", protoVersion, true},
+		{"older version", protoBatchReads - 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const silentAddr = "192.0.2.1:8090" // no remote here: dead letters
+			var view *View
+			r, st := newTestRouter(t, nil, "a", func() *View { return view })
+			view = newView([]Member{
+				{Name: "a", RemoteAddr: r.host.Activator().Address, State: "alive", Proto: protoVersion},
+				{Name: "b", RemoteAddr: silentAddr, State: "alive", Proto: tc.proto},
+			}, 1)
+			var mine, theirs int64
+			for id := int64(1); mine == 0 || theirs == 0; id++ {
+				if m, _ := view.Owner(id); m.Name == "a" {
+					mine = id
+				} else {
+					theirs = id
+				}
+			}
+			putUser(t, st, mine, false)
 
-	if !r.takesBatches(silentAddr, time.Now()) {
-		t.Fatal("a member is batched to before it failed to answer")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	if _, err := r.ReadPresence(ctx, []int64{mine, theirs}); !errors.Is(err, actors.ErrTimeout) {
-		t.Fatalf("ReadPresence with an unreachable owner: err = %v, want ErrTimeout", err)
-	}
-	if r.takesBatches(silentAddr, time.Now()) {
-		t.Fatal("a member that did not answer a batch is still sent batches")
-	}
-	if !r.takesBatches(silentAddr, time.Now().Add(noBatchFor)) {
-		t.Fatalf("a member is not sent batches again after %v", noBatchFor)
-	}
-	got, err := r.ReadPresence(context.Background(), []int64{mine})
-	if err != nil || got[0].GetUserId() != mine {
-		t.Fatalf("ReadPresence of a local user = %v, %v", got, err)
+			if !r.takesBatches(silentAddr, time.Now()) {
+				t.Fatal("a member is left out before it failed to answer")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			if _, err := r.ReadPresence(ctx, []int64{mine, theirs}); !errors.Is(err, actors.ErrTimeout) {
+				t.Fatalf("ReadPresence with an unreachable owner: err = %v, want ErrTimeout", err)
+			}
+			if got := !r.takesBatches(silentAddr, time.Now()); got != tc.batched {
+				t.Fatalf("member sent a batch that went unanswered: %v, want %v", got, tc.batched)
+			}
+			if !r.takesBatches(silentAddr, time.Now().Add(noBatchFor)) {
+				t.Fatalf("a member is not sent batches again after %v", noBatchFor)
+			}
+			got, err := r.ReadPresence(context.Background(), []int64{mine})
+			if err != nil || got[0].GetUserId() != mine {
+				t.Fatalf("ReadPresence of a local user = %v, %v", got, err)
+			}
+		})
 	}
 }
