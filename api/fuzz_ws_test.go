@@ -49,6 +49,16 @@ func (r fuzzWSRouter) RequestAll(ctx context.Context, envs []*messages.Envelope)
 	return out, errs
 }
 
+func (r fuzzWSRouter) ReadPresence(ctx context.Context, ids []int64) ([]*messages.UserState, error) {
+	return r.host.ReadPresence(ctx, ids, r)
+}
+
+// BatchTarget implements actors.PresenceRoute: every user is local.
+func (r fuzzWSRouter) BatchTarget(int64) *actor.PID { return r.host.Activator() }
+
+// BatchUnanswered implements actors.PresenceRoute.
+func (r fuzzWSRouter) BatchUnanswered(*actor.PID) {}
+
 func (r fuzzWSRouter) Cleanup(ctx context.Context) (*messages.CleanupCount, error) {
 	return r.host.Cleanup(ctx, func(int64) bool { return true })
 }

@@ -139,43 +139,12 @@ func (s *Server) postHeartbeat(c *fiber.Ctx) error {
 	return c.Send(heartbeatBody)
 }
 
-// presenceReader is a Router that reads presence with one message per
-// owner node, answered from the user actors' published snapshots
-// (cluster.Router). The read handlers use it when the Router has it, and
-// one request per user otherwise.
-type presenceReader interface {
-	// ReadPresence returns the presence of each user of ids, in order:
-	// nil for a user without a record. A user actor's refusal is an
-	// *actors.Refusal.
-	ReadPresence(ctx context.Context, ids []int64) ([]*messages.UserState, error)
-}
-
 // readPresence reads the presence of ids, in order, nil for a user without
 // a record.
 func (s *Server) readPresence(c *fiber.Ctx, ids []int64) ([]*messages.UserState, error) {
 	ctx, cancel := s.requestCtx(c)
 	defer cancel()
-	if r, ok := s.cfg.Router.(presenceReader); ok {
-		return r.ReadPresence(ctx, ids)
-	}
-	envs := make([]*messages.Envelope, len(ids))
-	for i, id := range ids {
-		envs[i] = getPresence(id)
-	}
-	replies, errs := s.cfg.Router.RequestAll(ctx, envs)
-	states := make([]*messages.UserState, len(ids))
-	for i, reply := range replies {
-		if errs[i] != nil {
-			return nil, errs[i]
-		}
-		switch body := reply.GetBody().(type) {
-		case *messages.Envelope_StateReply:
-			states[i] = body.StateReply.GetState()
-		case *messages.Envelope_Failure:
-			return nil, &actors.Refusal{UserID: ids[i], Code: body.Failure.GetCode(), Detail: body.Failure.GetDetail()}
-		}
-	}
-	return states, nil
+	return s.cfg.Router.ReadPresence(ctx, ids)
 }
 
 // readFailed answers a failed read: an actor's refusal with its status and
@@ -201,10 +170,6 @@ func (s *Server) getPresence(c *fiber.Ctx) error {
 		return writeDetail(c, fiber.StatusNotFound, detailNotFound)
 	}
 	return writeJSON(c, states[0], AppendPresence)
-}
-
-func getPresence(id int64) *messages.Envelope {
-	return &messages.Envelope{Body: &messages.Envelope_GetPresence{GetPresence: &messages.GetPresence{UserId: id}}}
 }
 
 func (s *Server) getPresenceBatch(c *fiber.Ctx) error {

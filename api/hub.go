@@ -228,35 +228,53 @@ func (h *Hub) hubKey() string { return h.pid.Address + "/" + h.pid.Id }
 // current state of each (nil for unknown users), in order. The first local
 // subscriber of a user makes the hub watch it; later ones only read it.
 func (h *Hub) subscribe(ctx context.Context, s *session, ids []int64) ([]*messages.UserState, error) {
-	envs := make([]*messages.Envelope, len(ids))
+	// Users this hub starts watching get a Watch (answered with their
+	// state); users it watches already are only read, which the owners
+	// answer from their actors' snapshots, one message per node.
+	var watches []*messages.Envelope
+	var watchAt, readAt []int
+	var reads []int64
 	h.mu.Lock()
 	for i, id := range ids {
 		w := h.watches[id]
 		if w == nil {
 			w = &watchEntry{sessions: make(map[*session]struct{}), owner: h.router.Owner(id)}
 			h.watches[id] = w
-			envs[i] = h.watchEnv(id)
+			watches = append(watches, h.watchEnv(id))
+			watchAt = append(watchAt, i)
 			h.stats.WatchesPerformed.Add(1)
 		} else {
-			envs[i] = getPresence(id)
+			reads = append(reads, id)
+			readAt = append(readAt, i)
 		}
 		w.sessions[s] = struct{}{}
 	}
 	h.mu.Unlock()
 
-	replies, errs := h.router.RequestAll(ctx, envs)
 	states := make([]*messages.UserState, len(ids))
 	var firstErr error
-	for i, reply := range replies {
-		if errs[i] != nil {
-			firstErr = errs[i]
-			continue
+	if len(watches) > 0 {
+		replies, errs := h.router.RequestAll(ctx, watches)
+		for k, reply := range replies {
+			if errs[k] != nil {
+				firstErr = errs[k]
+				continue
+			}
+			if f := reply.GetFailure(); f != nil {
+				firstErr = errors.New(f.GetDetail())
+				continue
+			}
+			states[watchAt[k]] = reply.GetStateReply().GetState()
 		}
-		if f := reply.GetFailure(); f != nil {
-			firstErr = errors.New(f.GetDetail())
-			continue
+	}
+	if len(reads) > 0 {
+		got, err := h.router.ReadPresence(ctx, reads)
+		if err != nil {
+			firstErr = err
 		}
-		states[i] = reply.GetStateReply().GetState()
+		for k, st := range got {
+			states[readAt[k]] = st
+		}
 	}
 	return states, firstErr
 }

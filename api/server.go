@@ -46,6 +46,11 @@ type Router interface {
 	// at once, and returns the answers in the same order (nil where that
 	// request failed, with its error).
 	RequestAll(ctx context.Context, envs []*messages.Envelope) ([]*messages.Envelope, []error)
+	// ReadPresence returns the presence of each user of ids, in order (nil
+	// for a user without a record), with one message per owner node
+	// answered from the user actors' published snapshots where it can. A
+	// user actor's refusal is an *actors.Refusal.
+	ReadPresence(ctx context.Context, ids []int64) ([]*messages.UserState, error)
 	// Cleanup makes every user actor of the cluster re-check its timers and
 	// returns the summed counts.
 	Cleanup(ctx context.Context) (*messages.CleanupCount, error)
