@@ -12,11 +12,11 @@ import (
 const logBurst = 10
 
 // throttleHandler passes at most logBurst records per message per second
-// and says how many it held back (with the next record in a later
-// second). A failure that touches every
-// request (every member draining at once, the database gone, a mass
-// disconnect under overload) then costs a few lines a second instead of
-// hundreds of thousands, while the first ones still carry their details.
+// and says how many it held back (with the next record in a later second).
+// A failure that touches every request (every member draining at once, the
+// database gone, a mass disconnect under overload) then costs a few lines
+// a second instead of hundreds of thousands, while the first ones still
+// carry their details.
 type throttleHandler struct {
 	slog.Handler
 	st *throttleState
