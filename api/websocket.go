@@ -135,10 +135,12 @@ func (s *Server) serveSession(c *websocket.Conn) {
 	}()
 
 	// A session always receives its own user's changes (other devices).
-	s.subscribe(sess, []int64{user.UserID}, false)
-	if len(ids) > 0 {
-		s.subscribe(sess, ids, true)
-	}
+	offStack(func() {
+		s.subscribe(sess, []int64{user.UserID}, false)
+		if len(ids) > 0 {
+			s.subscribe(sess, ids, true)
+		}
+	})
 
 	pongWait := 2 * s.cfg.WSPingInterval
 	conn.SetReadLimit(int64(s.cfg.WSMaxFrame))
@@ -177,7 +179,29 @@ func (s *Server) serveSession(c *websocket.Conn) {
 			continue
 		}
 		dropped = 0
-		s.handleFrame(sess, mt, data)
+		offStack(func() { s.handleFrame(sess, mt, data) })
+	}
+}
+
+// offStack runs f on a goroutine of its own and waits for it. A session's
+// reader goroutine lives as long as its connection, and Go gives back at
+// most half of a grown stack per garbage collection: work that needs a
+// deep stack (a subscribe's reads, an actor request) would leave each idle
+// session holding 8-16 KiB of stack. Run elsewhere, it leaves the reader at
+// the few KiB its blocking read needs. Frames are rare enough (a heartbeat
+// every tens of seconds) for a goroutine each. A panic in f is raised
+// again here, where the session's recover handler sees it.
+func offStack(f func()) {
+	var panicked any
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() { panicked = recover() }()
+		f()
+	}()
+	<-done
+	if panicked != nil {
+		panic(panicked)
 	}
 }
 
