@@ -292,7 +292,7 @@ func BenchmarkEncode(b *testing.B) {
 			buf = api.AppendPresence(buf[:0], st)
 		}
 	})
-	b.Run("appendUpdateFrame", func(b *testing.B) {
+	b.Run("AppendUpdateFrame", func(b *testing.B) {
 		buf := api.BenchAppendUpdateFrame(nil, st, now)
 		b.SetBytes(int64(len(buf)))
 		b.ReportAllocs()
@@ -303,7 +303,7 @@ func BenchmarkEncode(b *testing.B) {
 	})
 	// What the hub does per change: a fresh 256-byte buffer (the frame is
 	// shared by every session's queue, so it cannot be pooled).
-	b.Run("appendUpdateFrame/hub", func(b *testing.B) {
+	b.Run("AppendUpdateFrame/hub", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			_ = api.BenchAppendUpdateFrame(make([]byte, 0, 256), st, now)

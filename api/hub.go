@@ -124,7 +124,7 @@ func (h *Hub) deliver(st *messages.UserState) {
 	if w == nil || len(w.sessions) == 0 {
 		return
 	}
-	frame := appendUpdateFrame(make([]byte, 0, 256), st, time.Now())
+	frame := AppendUpdateFrame(make([]byte, 0, 256), st, time.Now())
 	v := st.GetVersion()
 	for s := range w.sessions {
 		s.push(id, v, frame)

@@ -299,7 +299,7 @@ func (s *Server) subscribe(sess *session, ids []int64, ack bool) {
 	if err != nil {
 		s.log.Warn("subscribe incomplete", slog.Int64("user_id", sess.user.UserID), slog.Any("err", err))
 	}
-	if ack && !sess.sendPaced(appendIDsFrame(nil, "subscribed", ids)) {
+	if ack && !sess.sendPaced(AppendIDsFrame(nil, "subscribed", ids)) {
 		return
 	}
 	now := time.Now()
@@ -307,7 +307,7 @@ func (s *Server) subscribe(sess *session, ids []int64, ack bool) {
 		var snap []byte
 		var v uint64
 		if st := states[i]; st != nil {
-			snap, v = appendUpdateFrame(nil, st, now), st.GetVersion()
+			snap, v = AppendUpdateFrame(nil, st, now), st.GetVersion()
 		}
 		sess.mu.Lock()
 		sub := sess.subs[id]
@@ -350,11 +350,11 @@ func (s *Server) unsubscribe(sess *session, ids []int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	s.hub.unsubscribe(ctx, sess, drop)
 	cancel()
-	sess.send(appendIDsFrame(nil, "unsubscribed", ids))
+	sess.send(AppendIDsFrame(nil, "unsubscribed", ids))
 }
 
-// appendUpdateFrame writes a presence_update frame.
-func appendUpdateFrame(b []byte, st *messages.UserState, now time.Time) []byte {
+// AppendUpdateFrame appends a presence_update frame of st, stamped now.
+func AppendUpdateFrame(b []byte, st *messages.UserState, now time.Time) []byte {
 	b = append(b, `{"type":"presence_update","data":`...)
 	b = AppendPresence(b, st)
 	b = append(b, `,"timestamp":"`...)
@@ -362,7 +362,9 @@ func appendUpdateFrame(b []byte, st *messages.UserState, now time.Time) []byte {
 	return append(b, `"}`...)
 }
 
-func appendIDsFrame(b []byte, typ string, ids []int64) []byte {
+// AppendIDsFrame appends a {"type": typ, "user_ids": ids} frame (the
+// subscribed and unsubscribed answers).
+func AppendIDsFrame(b []byte, typ string, ids []int64) []byte {
 	b = append(b, `{"type":"`...)
 	b = append(b, typ...)
 	b = append(b, `","user_ids":[`...)

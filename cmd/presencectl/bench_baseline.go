@@ -232,7 +232,7 @@ func (h *baselineHub) register(conn *baselineConn, s baselineSession) bool {
 		h.user(id).conns[conn] = struct{}{}
 	}
 	if len(s.ids) > 0 {
-		conn.out <- appendIDsAnswer(nil, "subscribed", s.ids) // the queue is empty
+		conn.out <- api.AppendIDsFrame(nil, "subscribed", s.ids) // the queue is empty
 	}
 	return true
 }
@@ -311,7 +311,7 @@ func (h *baselineHub) putStatus(c *fiber.Ctx) error {
 	st.Version++
 	resp := api.AppendStatus(make([]byte, 0, 256), st)
 	// One frame for all subscribers; nobody writes to it after this.
-	frame := appendBaselineUpdate(make([]byte, 0, 256), st, now)
+	frame := api.AppendUpdateFrame(make([]byte, 0, 256), st, now)
 	for conn := range u.conns {
 		select {
 		case conn.out <- frame:
@@ -328,30 +328,6 @@ func (h *baselineHub) putStatus(c *fiber.Ctx) error {
 	h.changes.Add(1)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Send(resp)
-}
-
-// appendBaselineUpdate is presenced's presence_update frame
-// (api.appendUpdateFrame): the same AppendPresence inside the same
-// envelope.
-func appendBaselineUpdate(b []byte, st *messages.UserState, now time.Time) []byte {
-	b = append(b, `{"type":"presence_update","data":`...)
-	b = api.AppendPresence(b, st)
-	b = append(b, `,"timestamp":"`...)
-	b = now.UTC().AppendFormat(b, time.RFC3339Nano)
-	return append(b, `"}`...)
-}
-
-func appendIDsAnswer(b []byte, typ string, ids []int64) []byte {
-	b = append(b, `{"type":"`...)
-	b = append(b, typ...)
-	b = append(b, `","user_ids":[`...)
-	for i, id := range ids {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendInt(b, id, 10)
-	}
-	return append(b, "]}"...)
 }
 
 // unverifiedSub reads sub (a positive integer) and username from a JWT's

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,7 +19,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/presence-cluster/presence/api/auth"
-	"github.com/presence-cluster/presence/cluster"
 )
 
 // startBaselineApp serves the baseline app, WebSocket part included, on a
@@ -279,21 +277,7 @@ func TestBaselineShapeMatchesServer(t *testing.T) {
 	}
 	clearEnv(t)
 	const secret = "baseline-shape-secret-0123456789abcdef"
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	n, err := cluster.Start(ctx, cluster.Config{
-		HTTPAddr: "127.0.0.1:0", Standalone: true, Store: "memory", DataDir: t.TempDir(),
-		JWTSecret: secret, NodeName: "baseline-shape", WriteRate: 1e6,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = n.Shutdown(sctx)
-	}()
+	n := startTestNode(t, "baseline-shape", secret)
 	mint := func(id int64) string {
 		tok, err := auth.Mint([]byte(secret), auth.MintClaims{UserID: id, Username: "u" + strconv.FormatInt(id, 10), TTL: time.Hour})
 		if err != nil {

@@ -239,21 +239,7 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	clearEnv(t)
 	const secret = "bench-smoke-secret-0123456789abcdef"
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	n, err := cluster.Start(ctx, cluster.Config{
-		HTTPAddr: "127.0.0.1:0", Standalone: true, Store: "memory", DataDir: t.TempDir(),
-		JWTSecret: secret, NodeName: "bench-smoke", WriteRate: 1e6,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = n.Shutdown(sctx)
-	}()
+	n := startTestNode(t, "bench-smoke", secret)
 
 	jsonFile := filepath.Join(t.TempDir(), "bench.json")
 	var out, errb bytes.Buffer
@@ -316,25 +302,7 @@ func TestBenchReconnects(t *testing.T) {
 	}
 	clearEnv(t)
 	const secret = "bench-reconnect-secret-0123456789abcdef"
-	start := func(name string) *cluster.Node {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		n, err := cluster.Start(ctx, cluster.Config{
-			HTTPAddr: "127.0.0.1:0", Standalone: true, Store: "memory", DataDir: t.TempDir(),
-			JWTSecret: secret, NodeName: name, WriteRate: 1e6,
-			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			_ = n.Shutdown(sctx)
-		})
-		return n
-	}
-	a, b := start("bench-a"), start("bench-b")
+	a, b := startTestNode(t, "bench-a", secret), startTestNode(t, "bench-b", secret)
 
 	// Half the sessions land on a (round-robin over the URLs); once the
 	// ramp is over, a closes them all with 1012 and refuses new ones.
@@ -372,4 +340,26 @@ func TestBenchReconnects(t *testing.T) {
 	if sum.Sessions.Failed != 0 {
 		t.Errorf("%d handshakes failed: reconnects did not move to the next node", sum.Sessions.Failed)
 	}
+}
+
+// startTestNode starts a standalone node on loopback with the memory store
+// and HS256 secret, stopped when the test ends.
+func startTestNode(t *testing.T, name, secret string) *cluster.Node {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := cluster.Start(ctx, cluster.Config{
+		HTTPAddr: "127.0.0.1:0", Standalone: true, Store: "memory", DataDir: t.TempDir(),
+		JWTSecret: secret, NodeName: name, WriteRate: 1e6,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_ = n.Shutdown(sctx)
+	})
+	return n
 }
