@@ -73,6 +73,17 @@ func (s *Server) wsUpgrade(c *fiber.Ctx) error {
 	}
 	c.Locals(localsIdentity, id)
 	c.Locals(localsIDs, ids)
+	// gofiber/contrib/websocket copies every query argument, header and
+	// cookie of the handshake into the connection, for the connection's
+	// whole life. What the session needs is parsed above; dropping the
+	// rest first keeps credentials out of long-lived memory and a long
+	// user_ids list (up to ~8 KiB) out of every session's footprint.
+	args := c.Context().QueryArgs()
+	args.Del("token")
+	args.Del("user_ids")
+	c.Request().Header.Del(fiber.HeaderAuthorization)
+	c.Request().Header.Del(fiber.HeaderCookie)
+	c.Request().Header.DelAllCookies()
 	return c.Next()
 }
 
