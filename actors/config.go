@@ -70,6 +70,10 @@ type Observer interface {
 	// CleanupFound reports what a cleanup or re-arm had to fix: deadlines
 	// that had passed without their timer acting (ghosts).
 	CleanupFound(offline, busy int64)
+	// PresenceRead reports how the users of one presence read were
+	// answered: from the owners' published snapshots, or by their actors
+	// (inactive users, a timer due, an owner that did not take the batch).
+	PresenceRead(fromSnapshot, fromActor int)
 }
 
 func (c *Config) withDefaults() *Config {
@@ -105,6 +109,7 @@ func (nopObserver) ActorPassivated()          {}
 func (nopObserver) WentOffline(time.Duration) {}
 func (nopObserver) FlapSuppressed()           {}
 func (nopObserver) CleanupFound(int64, int64) {}
+func (nopObserver) PresenceRead(int, int)     {}
 
 // Clock is the source of time for user actors.
 type Clock interface {

@@ -393,6 +393,7 @@ func (h *Host) ReadPresence(ctx context.Context, ids []int64, route PresenceRout
 			rest = append(rest, i)
 		}
 	}
+	h.cfg.Observer.PresenceRead(len(ids)-len(rest), len(rest))
 	if len(rest) == 0 {
 		return out, nil
 	}

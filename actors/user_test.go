@@ -71,6 +71,7 @@ func (s *faultyStore) TouchLastSeen(ctx context.Context, touches []store.Touch) 
 type countingObserver struct {
 	activated, passivated, flaps atomic.Int64
 	cleanupOffline, cleanupBusy  atomic.Int64
+	readSnapshot, readActor      atomic.Int64
 	mu                           sync.Mutex
 	offline                      []time.Duration
 }
@@ -78,6 +79,10 @@ type countingObserver struct {
 func (o *countingObserver) ActorActivated()  { o.activated.Add(1) }
 func (o *countingObserver) ActorPassivated() { o.passivated.Add(1) }
 func (o *countingObserver) FlapSuppressed()  { o.flaps.Add(1) }
+func (o *countingObserver) PresenceRead(snapshot, actor int) {
+	o.readSnapshot.Add(int64(snapshot))
+	o.readActor.Add(int64(actor))
+}
 func (o *countingObserver) CleanupFound(offline, busy int64) {
 	o.cleanupOffline.Add(offline)
 	o.cleanupBusy.Add(busy)

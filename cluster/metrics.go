@@ -25,6 +25,7 @@ type nodeMetrics struct {
 	requestLatency  *prometheus.HistogramVec
 	storeLatency    *prometheus.HistogramVec
 	storeErrors     *prometheus.CounterVec
+	reads           *prometheus.CounterVec
 }
 
 func newNodeMetrics() *nodeMetrics {
@@ -59,12 +60,19 @@ func newNodeMetrics() *nodeMetrics {
 			Help:    "Store call latency by operation.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1, 5},
 		}, []string{"op"}),
+		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "presence_reads_total",
+			Help: "Users read by presence reads through this node, by how they were answered: from the owners' published snapshots, or by the user actors (inactive users, a timer due).",
+		}, []string{"path"}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "presence_store_errors_total", Help: "Failed store calls by operation (version conflicts excluded).",
 		}, []string{"op"}),
 	}
+	// Both paths show from the start, at zero, for dashboards.
+	m.reads.WithLabelValues("snapshot")
+	m.reads.WithLabelValues("actor")
 	m.reg.MustRegister(m.actorsActive, m.activations, m.offlineAfter, m.flapsSuppressed, m.ghosts,
-		m.requestLatency, m.storeLatency, m.storeErrors,
+		m.requestLatency, m.storeLatency, m.storeErrors, m.reads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -111,6 +119,15 @@ func (m *nodeMetrics) WentOffline(since time.Duration) {
 	m.offlineAfter.Observe(since.Seconds())
 }
 func (m *nodeMetrics) FlapSuppressed() { m.flapsSuppressed.Inc() }
+
+func (m *nodeMetrics) PresenceRead(fromSnapshot, fromActor int) {
+	if fromSnapshot > 0 {
+		m.reads.WithLabelValues("snapshot").Add(float64(fromSnapshot))
+	}
+	if fromActor > 0 {
+		m.reads.WithLabelValues("actor").Add(float64(fromActor))
+	}
+}
 
 func (m *nodeMetrics) CleanupFound(offline, busy int64) {
 	m.ghosts.Add(float64(offline + busy))

@@ -295,3 +295,55 @@ func TestAdminCleanupAuthorization(t *testing.T) {
 	// A non-admin's own endpoints still work.
 	n.user(t, 42, "x").heartbeat()
 }
+
+// TestReadPathMetric: /metrics counts how the users of presence reads were
+// answered: from an active actor's published snapshot, or by the actor
+// itself (a user with no active actor here).
+func TestReadPathMetric(t *testing.T) {
+	n := startNode(t, cluster.Config{})
+	alice := n.user(t, 1701, "alice")
+	alice.heartbeat() // her actor is active and has published
+	bob := n.user(t, 1702, "bob")
+
+	if p := bob.presence(1701); !p.IsOnline {
+		t.Fatalf("alice: %+v", p)
+	}
+	if r := bob.presenceRaw("1703"); r.code != http.StatusNotFound { // no record, no actor yet
+		t.Fatalf("GET /users/1703/presence: %d %s", r.code, r.body)
+	}
+	if got := bob.batch("1701,1703"); len(got) != 1 {
+		t.Fatalf("batch: %+v", got)
+	}
+	// Alice's two reads come from her snapshot; 1703's first read is the
+	// actor's (it had none). Its actor, with nothing stored, passivates
+	// right after answering, so its second read may go either way.
+	body := string(n.withToken(t, "").do(http.MethodGet, "/metrics", nil).body)
+	snap, byActor := metricValue(body, `presence_reads_total{path="snapshot"}`), metricValue(body, `presence_reads_total{path="actor"}`)
+	if snap < 2 || byActor < 1 || snap+byActor != 4 {
+		t.Errorf("reads by snapshot %v, by actor %v; want at least 2 and 1, 4 in all:\n%s", snap, byActor, grepLines(body, "presence_reads_total"))
+	}
+}
+
+// metricValue returns the value of the sample line starting with series
+// in a Prometheus text body, or -1.
+func metricValue(body, series string) float64 {
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
+func grepLines(s, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
