@@ -277,6 +277,10 @@ func (s *session) shutdown(code int, reason string, abrupt bool) {
 // session closes it writes the close frame and stops for good.
 func (s *session) writeLoop() {
 	defer s.writers.Done()
+	// spare is a written batch's emptied slice, handed back to the queue
+	// so that a frame to an idle session (a fan-out) needs no allocation;
+	// only small ones are kept, so an idle session holds a few words.
+	var spare [][]byte
 	for {
 		s.mu.Lock()
 		if s.closing {
@@ -288,12 +292,15 @@ func (s *session) writeLoop() {
 			return
 		}
 		frames, ping := s.queue, s.pingDue
-		s.queue, s.pingDue = nil, false
 		if len(frames) == 0 && !ping {
+			if frames == nil {
+				s.queue = spare
+			}
 			s.writing = false
 			s.mu.Unlock()
 			return
 		}
+		s.queue, s.pingDue, spare = spare, false, nil
 		s.mu.Unlock()
 
 		// One deadline for the whole batch: a client that cannot take
@@ -317,8 +324,16 @@ func (s *session) writeLoop() {
 				return
 			}
 		}
+		if cap(frames) <= spareQueue {
+			clear(frames)
+			spare = frames[:0]
+		}
 	}
 }
+
+// spareQueue is the largest emptied queue a session keeps for its next
+// frames.
+const spareQueue = 4
 
 func (s *session) isClosing() bool {
 	select {
