@@ -7,8 +7,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -319,25 +317,11 @@ func TestBenchAgainstBaseline(t *testing.T) {
 	}
 	clearEnv(t)
 	addr := startBaselineApp(t)
-	jsonFile := filepath.Join(t.TempDir(), "bench.json")
-	var out, errb bytes.Buffer
-	code := run([]string{"bench", "--url", "http://" + addr, "--secret", "any-secret-0123456789abcdef", "--user-base", "5000000",
+	sum := benchJSON(t, "--url", "http://"+addr, "--secret", "any-secret-0123456789abcdef", "--user-base", "5000000",
 		"--users", "8", "--contacts", "0", "--hot", "1", "--workers", "0", "--source-ips", "2", "--prewarm",
-		"--pprof-url", "http://" + addr,
+		"--pprof-url", "http://"+addr,
 		"--heartbeat-rate", "20", "--change-rate", "10", "--read-rate", "10", "--batch-rate", "2", "--batch-size", "5",
-		"--ramp", "300ms", "--duration", "1500ms", "--grace", "500ms", "--progress", "500ms", "--json", jsonFile}, &out, &errb)
-	t.Logf("stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
-	if code != 0 {
-		t.Fatalf("exit %d", code)
-	}
-	b, err := os.ReadFile(jsonFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum benchSummary
-	if err := json.Unmarshal(b, &sum); err != nil {
-		t.Fatal(err)
-	}
+		"--ramp", "300ms", "--duration", "1500ms", "--grace", "500ms", "--progress", "500ms")
 	if sum.Sessions.Acked != 8 || sum.Sessions.Failed != 0 {
 		t.Errorf("sessions: %+v", sum.Sessions)
 	}

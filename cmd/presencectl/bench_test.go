@@ -241,24 +241,10 @@ func TestBenchSmoke(t *testing.T) {
 	const secret = "bench-smoke-secret-0123456789abcdef"
 	n := startTestNode(t, "bench-smoke", secret)
 
-	jsonFile := filepath.Join(t.TempDir(), "bench.json")
-	var out, errb bytes.Buffer
-	code := run([]string{"bench", "--url", "http://" + n.HTTPAddr(), "--secret", secret,
+	sum := benchJSON(t, "--url", "http://"+n.HTTPAddr(), "--secret", secret,
 		"--users", "20", "--contacts", "3", "--workers", "0", "--source-ips", "2",
 		"--heartbeat-rate", "50", "--change-rate", "20", "--read-rate", "20", "--batch-rate", "5", "--batch-size", "10",
-		"--ramp", "500ms", "--duration", "1500ms", "--grace", "500ms", "--progress", "500ms", "--json", jsonFile}, &out, &errb)
-	t.Logf("stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
-	if code != 0 {
-		t.Fatalf("exit %d", code)
-	}
-	b, err := os.ReadFile(jsonFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum benchSummary
-	if err := json.Unmarshal(b, &sum); err != nil {
-		t.Fatal(err)
-	}
+		"--ramp", "500ms", "--duration", "1500ms", "--grace", "500ms", "--progress", "500ms")
 	if sum.Sessions.Acked != 20 || sum.Sessions.Failed != 0 {
 		t.Errorf("sessions: %+v", sum.Sessions)
 	}
@@ -311,24 +297,10 @@ func TestBenchReconnects(t *testing.T) {
 		a.API().Drain()
 		a.API().Hub().CloseAll(1012, "draining")
 	}()
-	jsonFile := filepath.Join(t.TempDir(), "bench.json")
-	var out, errb bytes.Buffer
-	code := run([]string{"bench", "--url", "http://" + a.HTTPAddr() + ",http://" + b.HTTPAddr(), "--secret", secret,
+	sum := benchJSON(t, "--url", "http://"+a.HTTPAddr()+",http://"+b.HTTPAddr(), "--secret", secret,
 		"--users", "20", "--contacts", "0", "--workers", "0", "--source-ips", "2",
 		"--heartbeat-rate", "0", "--change-rate", "0",
-		"--ramp", "500ms", "--duration", "3s", "--grace", "200ms", "--progress", "1s", "--json", jsonFile}, &out, &errb)
-	t.Logf("stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
-	if code != 0 {
-		t.Fatalf("exit %d", code)
-	}
-	raw, err := os.ReadFile(jsonFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum benchSummary
-	if err := json.Unmarshal(raw, &sum); err != nil {
-		t.Fatal(err)
-	}
+		"--ramp", "500ms", "--duration", "3s", "--grace", "200ms", "--progress", "1s")
 	if sum.Errors["ws_closed_1012"] != 10 || sum.Errors["ws_reconnect"] != 10 {
 		t.Errorf("want 10 sessions closed with 1012 and 10 reconnects, got errors %v", sum.Errors)
 	}
@@ -362,4 +334,26 @@ func startTestNode(t *testing.T, name, secret string) *cluster.Node {
 		_ = n.Shutdown(sctx)
 	})
 	return n
+}
+
+// benchJSON runs presencectl bench with args and --json, fails the test on
+// a non-zero exit, and returns the summary it wrote.
+func benchJSON(t *testing.T, args ...string) benchSummary {
+	t.Helper()
+	jsonFile := filepath.Join(t.TempDir(), "bench.json")
+	var out, errb bytes.Buffer
+	code := run(append(append([]string{"bench"}, args...), "--json", jsonFile), &out, &errb)
+	t.Logf("stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	b, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum benchSummary
+	if err := json.Unmarshal(b, &sum); err != nil {
+		t.Fatal(err)
+	}
+	return sum
 }
