@@ -117,6 +117,11 @@ func (h *Hub) receive(ctx actor.Context) {
 // The frame is encoded once, and only if someone is there to get it.
 func (h *Hub) deliver(st *messages.UserState) {
 	h.stats.Pushes.Add(1)
+	h.fanOut(st)
+}
+
+// fanOut queues st to every local session watching its user.
+func (h *Hub) fanOut(st *messages.UserState) {
 	id := st.GetUserId()
 	h.mu.RLock()
 	defer h.mu.RUnlock()
@@ -264,7 +269,16 @@ func (h *Hub) subscribe(ctx context.Context, s *session, ids []int64) ([]*messag
 				firstErr = errors.New(f.GetDetail())
 				continue
 			}
-			states[watchAt[k]] = reply.GetStateReply().GetState()
+			st := reply.GetStateReply().GetState()
+			states[watchAt[k]] = st
+			if st != nil {
+				// Sessions that subscribed while this Watch was on its
+				// way read the user's snapshot, which may predate a
+				// change the actor made before it took the Watch (and
+				// so pushed to nobody here): give them the state the
+				// Watch established. Versions drop what they have.
+				h.fanOut(st)
+			}
 		}
 	}
 	if len(reads) > 0 {

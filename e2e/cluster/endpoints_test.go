@@ -4,6 +4,7 @@ package clustere2e
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -328,4 +329,64 @@ func TestWholeClusterRestart(t *testing.T) {
 				len(users), len(users), offline, busy)
 		}
 	})
+}
+
+// TestConcurrentSubscribersSeeEveryone: users come online by connecting
+// their WebSockets, all at once, each subscribing to all of them through
+// the node it connected to. Every session must see every user online.
+// Regression: a session that subscribed while its hub's first Watch of a
+// user was on its way read the user's snapshot, which could predate the
+// change the actor made before it took the Watch (so pushed to nobody on
+// that node); such a session never saw the user online.
+func TestConcurrentSubscribersSeeEveryone(t *testing.T) {
+	c := newCluster(t, cluster.Config{})
+	nodes := []*tnode{c.start("A"), c.start("B"), c.start("C")}
+	c.waitConverged(nodes, nil, 15*time.Second)
+
+	const users, rounds = 12, 5
+	for round := range rounds {
+		ids := make([]int64, users)
+		for i := range ids {
+			ids[i] = int64(70000 + 100*round + i)
+		}
+		subs := make([]*subscriber, users)
+		var wg sync.WaitGroup
+		for i, id := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s, err := dialWS(nodes[i%3].HTTPAddr(), c.tok, id, ids)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				subs[i] = s
+			}()
+		}
+		wg.Wait()
+		for _, s := range subs {
+			if s != nil {
+				t.Cleanup(s.close)
+			}
+		}
+		if t.Failed() {
+			return
+		}
+		for i, s := range subs {
+			missing := func() []int64 {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				var out []int64
+				for _, id := range ids {
+					if !s.latest[id].IsOnline {
+						out = append(out, id)
+					}
+				}
+				return out
+			}
+			if !s.waitFor(10*time.Second, func() bool { return len(missing()) == 0 }) {
+				t.Fatalf("round %d: session of %d (node %s) never saw %v online\n%s", round, ids[i], nodes[i%3].label, missing(), s.dump(40))
+			}
+		}
+	}
 }
