@@ -68,6 +68,11 @@ type watchEntry struct {
 	owner    string
 }
 
+// ownerUnknown marks a watch or a session count that did not reach the
+// user's actor: no member has that name (a standalone node's is ""), so
+// the next Resync sends it again.
+const ownerUnknown = "\x00unknown"
+
 // ownEntry is one user's sessions on this node, and the member whose actor
 // was last told their count.
 type ownEntry struct {
@@ -261,12 +266,17 @@ func (h *Hub) subscribe(ctx context.Context, s *session, ids []int64) ([]*messag
 	if len(watches) > 0 {
 		replies, errs := h.router.RequestAll(ctx, watches)
 		for k, reply := range replies {
+			// A Watch that did not take (a timeout, the store down) is
+			// sent again by the next Resync, like a failed re-watch;
+			// otherwise the node would never hear of the user's changes.
 			if errs[k] != nil {
 				firstErr = errs[k]
+				h.forgetOwner(ids[watchAt[k]])
 				continue
 			}
 			if f := reply.GetFailure(); f != nil {
 				firstErr = errors.New(f.GetDetail())
+				h.forgetOwner(ids[watchAt[k]])
 				continue
 			}
 			st := reply.GetStateReply().GetState()
@@ -442,7 +452,7 @@ func (h *Hub) Resync(ctx context.Context) {
 			h.log.Warn("session count not re-sent; will retry", slog.Int64("user_id", c.uid), slog.Any("err", err))
 			h.mu.Lock()
 			if own := h.sessions[c.uid]; own != nil {
-				own.owner = ""
+				own.owner = ownerUnknown
 			}
 			h.mu.Unlock()
 		}
@@ -468,7 +478,7 @@ func (h *Hub) Resync(ctx context.Context) {
 func (h *Hub) forgetOwner(userID int64) {
 	h.mu.Lock()
 	if w := h.watches[userID]; w != nil {
-		w.owner = ""
+		w.owner = ownerUnknown
 	}
 	h.mu.Unlock()
 }

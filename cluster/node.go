@@ -199,8 +199,10 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 		router.self, router.view = n.members.LocalName(), n.members.View
 		n.members.onView(n.onView)
-		go n.resyncLoop()
 	}
+	// Standalone too: a Watch or session count that did not reach its
+	// actor (the store down, say) is sent again from here.
+	go n.resyncLoop()
 	go func() { n.served <- n.api.Serve(n.ln) }()
 	if cfg.JWTReloadInterval > 0 && cfg.JWTPublicKeys != "" {
 		go n.reloadKeysEvery(cfg.JWTReloadInterval)

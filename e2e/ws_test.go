@@ -8,6 +8,7 @@ package e2e
 // unexpected frame, and a short quiet window catches late stragglers.
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -23,6 +24,8 @@ import (
 
 	"github.com/presence-cluster/presence/api/auth"
 	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/messages"
+	"github.com/presence-cluster/presence/store"
 )
 
 // TestWSTriggersPushToSubscribersOnly walks one user through every trigger
@@ -1198,4 +1201,37 @@ func TestWSPings(t *testing.T) {
 	if got := n.API().Hub().SessionCount(9101); got != 1 {
 		t.Fatalf("live client has %d sessions, want 1", got)
 	}
+}
+
+// outageStore fails the loads of one user while set, as a database that is
+// down for that user's row would.
+type outageStore struct {
+	store.Store
+	failID atomic.Int64
+}
+
+func (s *outageStore) Load(ctx context.Context, id int64) (*messages.UserState, error) {
+	if id == s.failID.Load() {
+		return nil, store.ErrUnavailable
+	}
+	return s.Store.Load(ctx, id)
+}
+
+// TestWSWatchRetriedAfterStoreOutage: a subscribe whose Watch the user's
+// actor could not take (its record could not be loaded) is sent again once
+// the store answers, so the subscriber does get the user's changes.
+func TestWSWatchRetriedAfterStoreOutage(t *testing.T) {
+	st := &outageStore{Store: store.NewMemory()}
+	st.failID.Store(9202)
+	n := startNode(t, cluster.Config{SharedStore: st})
+
+	w := wsDialUser(t, n, 9201, "watcher", "9202")
+	w.expectSubscribed(9202)
+	w.sync() // no snapshot of 9202: its actor refused the Watch
+
+	st.failID.Store(0)
+	n.user(t, 9202, "late").heartbeat()
+	// The hub sends the Watch again within its resync period (5 s); the
+	// answer carries 9202 online.
+	w.expectUpdate(9202, true, false)
 }
