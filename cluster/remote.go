@@ -41,7 +41,9 @@ func startRemote(system *actor.ActorSystem, bind, advertise, advertiseHost strin
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("start actor remoting on %s: %v", bind, p)
+			// Start panics before its gRPC server exists (a port in use):
+			// such a Remote cannot even be shut down, so none is returned.
+			r, err = nil, fmt.Errorf("start actor remoting on %s: %v", bind, p)
 		}
 	}()
 	opts = append(opts, remote.WithAdvertisedHost(advertise))

@@ -42,9 +42,14 @@ func TestRegression_StartFailurePanics(t *testing.T) {
 		{"data dir in use", cluster.Config{Store: "bolt", DataDir: lockedDir, HTTPAddr: "127.0.0.1:0"}, filepath.Base(cluster.BoltFileName)},
 		{"HTTP address taken", cluster.Config{Store: "memory", DataDir: t.TempDir(), HTTPAddr: busy.Addr().String()}, busy.Addr().String()},
 		{"unknown store", cluster.Config{Store: "cassandra", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0"}, "cassandra"},
+		// Not standalone: the remoting port is taken (the library panics
+		// on it; the node must return that as its error).
+		{"remoting address taken", cluster.Config{Store: "memory", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0",
+			GossipAddr: "127.0.0.1:0", RemoteAddr: busy.Addr().String()}, "remoting"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.cfg.JWTSecret, tc.cfg.Logger, tc.cfg.Standalone = testSecret, quiet, true
+			tc.cfg.JWTSecret, tc.cfg.Logger = testSecret, quiet
+			tc.cfg.Standalone = tc.cfg.RemoteAddr == ""
 			n, err, panicked := startRecovering(tc.cfg)
 			if panicked != nil {
 				t.Fatalf("cluster.Start panicked instead of returning an error: %v", panicked)
