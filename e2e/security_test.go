@@ -698,8 +698,8 @@ func TestSecTokensHS(t *testing.T) {
 // of the retired key are 401 and tokens of the new key are served; a file
 // with both keys accepts both (overlap during a rotation); a broken file
 // makes Reload fail and leaves the previous keys in force. This is the
-// verifier behind a node's HTTP front, driven over real HTTP; the daemon
-// itself has no way to call Reload yet (SECURITY.md, "Known gaps").
+// verifier behind a node's HTTP front, driven over real HTTP (a node calls
+// Reload on SIGHUP: TestSecTokenJWKSFileChangeNeedsReload).
 func TestSecTokenJWKSRotationReload(t *testing.T) {
 	t.Parallel()
 	keyA, keyB := secRSA(t, 0), secRSA(t, 1)
@@ -758,11 +758,12 @@ func TestSecTokenJWKSRotationReload(t *testing.T) {
 	}
 }
 
-// TestSecTokenJWKSFileChangeNeedsRestart documents today's rotation path
-// for a node: it reads PRESENCE_JWT_PUBLIC_KEYS at start only (no SIGHUP,
-// no periodic reload, no admin endpoint), so a replaced file takes effect
-// at the next start.
-func TestSecTokenJWKSFileChangeNeedsRestart(t *testing.T) {
+// TestSecTokenJWKSFileChangeNeedsReload: a node reads
+// PRESENCE_JWT_PUBLIC_KEYS at start and again only when told to (SIGHUP,
+// which presenced turns into Node.ReloadKeys, or the periodic
+// PRESENCE_JWT_RELOAD_INTERVAL). A replaced file changes nothing until
+// then; after the reload the new key is served and the retired one is 401.
+func TestSecTokenJWKSFileChangeNeedsReload(t *testing.T) {
 	t.Parallel()
 	keyA, keyB := secRSA(t, 0), secRSA(t, 1)
 	path := secWriteFile(t, t.TempDir(), "jwks.json", secJWKS(t, map[string]*rsa.PublicKey{"a": &keyA.PublicKey}))
@@ -775,11 +776,12 @@ func TestSecTokenJWKSFileChangeNeedsRestart(t *testing.T) {
 	secReplaceFile(t, path, secJWKS(t, map[string]*rsa.PublicKey{"b": &keyB.PublicKey}))
 	time.Sleep(200 * time.Millisecond)
 	expectOK(t, n.withToken(t, tokA).getStatusRaw())
-	secExpectInvalidToken(t, "new key before a restart", n.withToken(t, tokB).getStatusRaw())
-	n.stop(t)
-	m := secStartNode(t, cfg)
-	expectOK(t, m.withToken(t, tokB).getStatusRaw())
-	secExpectInvalidToken(t, "retired key after a restart", m.withToken(t, tokA).getStatusRaw())
+	secExpectInvalidToken(t, "new key before a reload", n.withToken(t, tokB).getStatusRaw())
+	if err := n.ReloadKeys(); err != nil {
+		t.Fatalf("ReloadKeys: %v", err)
+	}
+	expectOK(t, n.withToken(t, tokB).getStatusRaw())
+	secExpectInvalidToken(t, "retired key after the reload", n.withToken(t, tokA).getStatusRaw())
 }
 
 // ================================================================ no internal text

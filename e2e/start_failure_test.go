@@ -13,15 +13,11 @@ import (
 	"github.com/presence-cluster/presence/cluster"
 )
 
-// TestRegression_StartFailurePanics is a regression test (fixed; cluster/node.go, Start): Start
-// has named results and a deferred cleanup `if err != nil {
-// n.closeStore() }`, but every error path returns `nil, err`, which sets n
-// to nil before the deferred call runs, so closeStore (node.go:209, reading
-// n.lastSeen) dereferences a nil *Node. Any start failure (data dir in use,
-// HTTP address taken, unknown store) panics instead of returning the
-// error; presenced then dies with a goroutine dump and exit status 2
-// instead of logging "start failed" and exiting 1. Expected: Start returns
-// a non-nil error and releases what it opened.
+// TestRegression_StartFailurePanics: any start failure (data dir in use,
+// HTTP address taken, remoting port taken, unknown store) makes Start return
+// an error and release what it had opened. It used to panic in the deferred
+// cleanup (it read a nil *Node), so presenced died with a goroutine dump and
+// exit status 2 instead of logging "start failed" and exiting 1.
 func TestRegression_StartFailurePanics(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 
