@@ -100,7 +100,7 @@ type fakeConn struct {
 	nc     net.Conn
 }
 
-func newFakeConn(t *testing.T) *fakeConn {
+func newFakeConn(t testing.TB) *fakeConn {
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
 	return &fakeConn{frames: make(chan string, 1024), closes: make(chan int, 1), nc: a}
@@ -157,7 +157,7 @@ type testEnv struct {
 	hub    *Hub
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
