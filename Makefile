@@ -37,8 +37,8 @@ proto: ## regenerate messages/*.pb.go (needs protoc and protoc-gen-go v1.36.12)
 fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test ./api -run '^$$' -fuzz '^FuzzParseStatusUpdate$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./api -run '^$$' -fuzz '^FuzzParseUserIDs$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./api -run '^$$' -fuzz '^FuzzAppendString$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./api -run '^$$' -fuzz '^FuzzWebSocketFrame$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./wire -run '^$$' -fuzz '^FuzzAppendString$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./api/ws -run '^$$' -fuzz '^FuzzWebSocketFrame$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./api/auth -run '^$$' -fuzz '^FuzzVerifyToken$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x
 	$(GO) test ./api/auth -run '^$$' -fuzz '^FuzzParsePublicKeys$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x
 

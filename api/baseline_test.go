@@ -6,9 +6,6 @@ import "github.com/gofiber/fiber/v2"
 // external package api_test because they start real nodes, and cluster
 // imports api: an internal test importing cluster would be an import cycle.
 
-// BenchAppendUpdateFrame is AppendUpdateFrame, the WebSocket push encoder.
-var BenchAppendUpdateFrame = AppendUpdateFrame
-
 // benchBaselineBody is the baseline's answer: fixed, the size of the
 // heartbeat answer.
 var benchBaselineBody = []byte(`{"message":"Heartbeat received"}`)

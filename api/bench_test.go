@@ -38,8 +38,10 @@ import (
 
 	"github.com/presence-cluster/presence/api"
 	"github.com/presence-cluster/presence/api/auth"
+	"github.com/presence-cluster/presence/api/ws"
 	"github.com/presence-cluster/presence/cluster"
 	"github.com/presence-cluster/presence/messages"
+	"github.com/presence-cluster/presence/wire"
 )
 
 const benchSecret = "bench-secret-0123456789abcdef0123"
@@ -284,21 +286,21 @@ func BenchmarkEncode(b *testing.B) {
 	st := benchState()
 	now := time.Now()
 	b.Run("AppendPresence", func(b *testing.B) {
-		buf := api.AppendPresence(nil, st)
+		buf := wire.AppendPresence(nil, st)
 		b.SetBytes(int64(len(buf)))
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			buf = api.AppendPresence(buf[:0], st)
+			buf = wire.AppendPresence(buf[:0], st)
 		}
 	})
 	b.Run("AppendUpdateFrame", func(b *testing.B) {
-		buf := api.BenchAppendUpdateFrame(nil, st, now)
+		buf := ws.AppendUpdateFrame(nil, st, now)
 		b.SetBytes(int64(len(buf)))
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			buf = api.BenchAppendUpdateFrame(buf[:0], st, now)
+			buf = ws.AppendUpdateFrame(buf[:0], st, now)
 		}
 	})
 	// What the hub does per change: a fresh 256-byte buffer (the frame is
@@ -306,7 +308,7 @@ func BenchmarkEncode(b *testing.B) {
 	b.Run("AppendUpdateFrame/hub", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			_ = api.BenchAppendUpdateFrame(make([]byte, 0, 256), st, now)
+			_ = ws.AppendUpdateFrame(make([]byte, 0, 256), st, now)
 		}
 	})
 }

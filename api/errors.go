@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/presence-cluster/presence/actors"
+	"github.com/presence-cluster/presence/wire"
 )
 
 const (
@@ -20,7 +21,7 @@ const (
 func writeDetail(c *fiber.Ctx, status int, detail string) error {
 	c.Status(status)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(AppendDetail(nil, detail))
+	return c.Send(wire.AppendDetail(nil, detail))
 }
 
 // handleError is Fiber's error handler: every error leaves as a

@@ -12,6 +12,7 @@ import (
 	"github.com/presence-cluster/presence/actors"
 	"github.com/presence-cluster/presence/api/auth"
 	"github.com/presence-cluster/presence/messages"
+	"github.com/presence-cluster/presence/wire"
 )
 
 const identityKey = "presence.identity"
@@ -105,7 +106,7 @@ func (s *Server) getMyStatus(c *fiber.Ctx) error {
 	if st == nil {
 		return err
 	}
-	return writeJSON(c, st, AppendStatus)
+	return writeJSON(c, st, wire.AppendStatus)
 }
 
 func (s *Server) putMyStatus(c *fiber.Ctx) error {
@@ -124,7 +125,7 @@ func (s *Server) putMyStatus(c *fiber.Ctx) error {
 	if st == nil {
 		return err
 	}
-	return writeJSON(c, st, AppendStatus)
+	return writeJSON(c, st, wire.AppendStatus)
 }
 
 func (s *Server) postHeartbeat(c *fiber.Ctx) error {
@@ -169,7 +170,7 @@ func (s *Server) getPresence(c *fiber.Ctx) error {
 	if states[0] == nil {
 		return writeDetail(c, fiber.StatusNotFound, detailNotFound)
 	}
-	return writeJSON(c, states[0], AppendPresence)
+	return writeJSON(c, states[0], wire.AppendPresence)
 }
 
 func (s *Server) getPresenceBatch(c *fiber.Ctx) error {
@@ -194,7 +195,7 @@ func (s *Server) getPresenceBatch(c *fiber.Ctx) error {
 			b = append(b, ',')
 		}
 		first = false
-		b = AppendPresence(b, st)
+		b = wire.AppendPresence(b, st)
 	}
 	buf.B = append(b, ']')
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)

@@ -27,25 +27,8 @@ func (s *Server) registerMetrics(reg prometheus.Registerer) {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route", "method"}),
 	}
-	st := &s.hub.stats
-	counter := func(name, help string, f func() float64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
-	}
-	reg.MustRegister(m.requests, m.latency,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "presence_ws_sessions_open", Help: "WebSocket sessions open on this node.",
-		}, func() float64 { return float64(st.SessionsOpen.Load()) }),
-		counter("presence_ws_pushes_total", "Presence changes received by this node's hub from user actors.",
-			func() float64 { return float64(st.Pushes.Load()) }),
-		counter("presence_ws_frames_queued_total", "Frames queued to WebSocket sessions.",
-			func() float64 { return float64(st.FramesQueued.Load()) }),
-		counter("presence_ws_slow_consumer_disconnects_total", "Sessions closed because their outbound queue was full.",
-			func() float64 { return float64(st.SlowDisconnects.Load()) }),
-		counter("presence_ws_stale_updates_dropped_total", "Updates not sent because the session already had that version or a newer one.",
-			func() float64 { return float64(st.StaleDropped.Load()) }),
-		counter("presence_ws_watches_total", "Watches this node's hub placed on user actors.",
-			func() float64 { return float64(st.WatchesPerformed.Load()) }),
-	)
+	reg.MustRegister(m.requests, m.latency)
+	reg.MustRegister(s.ws.Collectors()...)
 	s.metrics = m
 }
 

@@ -17,10 +17,6 @@ const (
 	// above it. Clients heartbeat every 30-60 s, so this only stops abuse.
 	DefaultWriteRate  = 5.0
 	DefaultWriteBurst = 20
-	// DefaultWSFrameRate and DefaultWSFrameBurst limit the frames one
-	// WebSocket session sends.
-	DefaultWSFrameRate  = 20.0
-	DefaultWSFrameBurst = 60
 )
 
 const limiterShards = 64
@@ -91,12 +87,4 @@ func (s *Server) limitWrites(c *fiber.Ctx) error {
 		return writeDetail(c, fiber.StatusTooManyRequests, "Too many requests, retry later")
 	}
 	return c.Next()
-}
-
-// frameLimiter limits one session's frames; it is used by the session's
-// reader goroutine only.
-type frameLimiter struct{ *rate.Limiter }
-
-func newFrameLimiter(perSecond float64, burst int) frameLimiter {
-	return frameLimiter{rate.NewLimiter(rate.Limit(perSecond), burst)}
 }

@@ -10,13 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	fiberrecover "github.com/gofiber/fiber/v2/middleware/recover"
@@ -24,7 +22,9 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/presence-cluster/presence/api/auth"
+	"github.com/presence-cluster/presence/api/ws"
 	"github.com/presence-cluster/presence/messages"
+	"github.com/presence-cluster/presence/wire"
 )
 
 // Defaults for Config.
@@ -38,25 +38,16 @@ const (
 )
 
 // Router delivers messages to user actors wherever they live. The cluster
-// package implements it; handlers never see a PID.
+// package implements it; handlers never see a PID. Its ReadPresence answers
+// with one message per owner node from the user actors' published
+// snapshots where it can; a user actor's refusal is an *actors.Refusal.
 type Router interface {
-	// Request sends env to the actor of userID and returns its answer.
-	Request(ctx context.Context, userID int64, env *messages.Envelope) (*messages.Envelope, error)
-	// RequestAll sends each envelope to the actor of the user it names, all
-	// at once, and returns the answers in the same order (nil where that
-	// request failed, with its error).
-	RequestAll(ctx context.Context, envs []*messages.Envelope) ([]*messages.Envelope, []error)
-	// ReadPresence returns the presence of each user of ids, in order (nil
-	// for a user without a record), with one message per owner node
-	// answered from the user actors' published snapshots where it can. A
-	// user actor's refusal is an *actors.Refusal.
-	ReadPresence(ctx context.Context, ids []int64) ([]*messages.UserState, error)
+	// ws.Router is what the WebSocket hub needs: Request, RequestAll,
+	// ReadPresence and Owner.
+	ws.Router
 	// Cleanup makes every user actor of the cluster re-check its timers and
 	// returns the summed counts.
 	Cleanup(ctx context.Context) (*messages.CleanupCount, error)
-	// Owner names the member that owns userID in this node's view ("" on
-	// a standalone node); the hub re-subscribes a user when it changes.
-	Owner(userID int64) string
 }
 
 // Config configures the HTTP front.
@@ -90,45 +81,23 @@ type Config struct {
 	// System is the node's actor system; the WebSocket hub spawns its
 	// actor there.
 	System *actor.ActorSystem
-	// WSMaxFrame is the largest client frame; a larger one closes the
-	// session with 1009.
-	WSMaxFrame int
-	// WSMaxSubscriptions caps the users one session may subscribe to.
-	WSMaxSubscriptions int
-	// WSMaxSessionsPerUser caps one user's sessions on this node.
-	WSMaxSessionsPerUser int
-	// WSSendQueue is each session's outbound queue, in frames; a client
-	// that lets it fill up is disconnected as a slow consumer.
-	WSSendQueue int
-	// WSPingInterval is how often the server pings; a client silent for
-	// twice this long is dropped.
-	WSPingInterval time.Duration
-	// WSWriteTimeout bounds writing one frame to a client.
-	WSWriteTimeout time.Duration
-
-	// SocketSendBuffer is each client connection's kernel send buffer
-	// (default 64 KiB); it bounds what a client that does not read pins.
-	SocketSendBuffer int
+	// WS holds the WebSocket settings (zero fields: ws.DefaultConfig).
+	WS ws.Config
 
 	// WriteRate and WriteBurst limit each user's writes (PUT status,
 	// heartbeat) on this node; beyond them the answer is 429 with
 	// Retry-After. A negative WriteRate disables the limit.
 	WriteRate  float64
 	WriteBurst int
-	// WSFrameRate and WSFrameBurst limit the frames one session sends;
-	// frames beyond get an error frame and are dropped.
-	WSFrameRate  float64
-	WSFrameBurst int
 }
 
 // Server is the Fiber application of one node.
 type Server struct {
-	cfg      Config
-	app      *fiber.App
-	hub      *Hub
-	metrics  *httpMetrics
-	listener *connListener
-	writes   *userLimiter
+	cfg     Config
+	app     *fiber.App
+	ws      *ws.Server
+	metrics *httpMetrics
+	writes  *userLimiter
 	// stopSweep ends the limiter sweeper.
 	stopSweep chan struct{}
 	sweepOnce sync.Once
@@ -141,19 +110,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Router == nil || cfg.Verifier == nil || cfg.System == nil {
 		return nil, errors.New("api: Router, Verifier and System are required")
 	}
-	setDefault(&cfg.WSMaxFrame, DefaultWSMaxFrame)
-	setDefault(&cfg.WSMaxSubscriptions, DefaultWSMaxSubscriptions)
-	setDefault(&cfg.WSMaxSessionsPerUser, DefaultWSMaxSessionsPerUser)
-	setDefault(&cfg.WSSendQueue, DefaultWSSendQueue)
-	setDefault(&cfg.WSPingInterval, DefaultWSPingInterval)
-	setDefault(&cfg.WSWriteTimeout, DefaultWSWriteTimeout)
 	if cfg.WriteRate == 0 {
 		cfg.WriteRate = DefaultWriteRate
 	}
 	setDefault(&cfg.WriteBurst, DefaultWriteBurst)
-	setDefault(&cfg.WSFrameRate, DefaultWSFrameRate)
-	setDefault(&cfg.WSFrameBurst, DefaultWSFrameBurst)
-	setDefault(&cfg.SocketSendBuffer, DefaultSocketSendBuffer)
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
@@ -179,17 +139,14 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
-	hub, err := NewHub(cfg.System, cfg.Router, cfg.WSMaxSessionsPerUser, cfg.Logger)
+	wsrv, err := ws.New(cfg.WS, ws.Deps{
+		Router: cfg.Router, Verifier: cfg.Verifier, System: cfg.System,
+		Logger: cfg.Logger, RequestTimeout: cfg.RequestTimeout,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("start hub: %w", err)
+		return nil, fmt.Errorf("api: %w", err)
 	}
-	s.hub = hub
-	go hub.runPinger(cfg.WSPingInterval)
-	hub.resetConn = func(remote net.Addr) {
-		if s.listener != nil {
-			s.listener.reset(remote)
-		}
-	}
+	s.ws = wsrv
 	if cfg.WriteRate > 0 {
 		s.writes = newUserLimiter(cfg.WriteRate, cfg.WriteBurst)
 		s.stopSweep = make(chan struct{})
@@ -217,7 +174,7 @@ func New(cfg Config) (*Server, error) {
 		if !knownMethod(ctx.Method()) {
 			ctx.SetStatusCode(fiber.StatusNotImplemented)
 			ctx.SetContentType(fiber.MIMEApplicationJSON)
-			ctx.SetBody(AppendDetail(nil, "Method not implemented"))
+			ctx.SetBody(wire.AppendDetail(nil, "Method not implemented"))
 			return
 		}
 		inner(ctx)
@@ -248,26 +205,14 @@ func (s *Server) routes() {
 	if s.cfg.ClusterStatus != nil {
 		s.app.Get("/admin/cluster", authed, s.requireAdmin, s.getCluster)
 	}
-	s.app.Get("/ws/presence", s.wsUpgrade, websocket.New(s.serveSession, websocket.Config{
-		// Client frames are small (a subscribe to 1,000 ids is ~10 KiB and
-		// is read past the buffer); 512 B keeps idle sessions lean.
-		ReadBufferSize:  512,
-		WriteBufferSize: 1024,
-		// Idle sessions hold no write buffer: it comes from the pool per
-		// write.
-		WriteBufferPool: &sync.Pool{},
-		RecoverHandler:  s.recoverSession,
-	}))
+	s.ws.Mount(s.app, "/ws/presence")
 }
 
 // Hub returns the WebSocket hub.
-func (s *Server) Hub() *Hub { return s.hub }
+func (s *Server) Hub() *ws.Hub { return s.ws.Hub() }
 
-func (s *Server) recoverSession(c *websocket.Conn) {
-	if e := recover(); e != nil {
-		s.log.Error("websocket session panic", slog.Any("panic", e), slog.String("stack", string(debug.Stack())))
-	}
-}
+// WS returns the WebSocket endpoint.
+func (s *Server) WS() *ws.Server { return s.ws }
 
 func setDefault[T int | float64 | time.Duration](p *T, v T) {
 	if *p <= 0 {
@@ -280,12 +225,15 @@ func (s *Server) App() *fiber.App { return s.app }
 
 // Serve serves HTTP on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.listener = &connListener{Listener: ln, sendBuffer: s.cfg.SocketSendBuffer}
-	return s.app.Listener(s.listener)
+	return s.app.Listener(s.ws.Listener(ln))
 }
 
-// Drain makes /readyz fail so load balancers stop sending new work.
-func (s *Server) Drain() { s.draining.Store(true) }
+// Drain makes /readyz fail so load balancers stop sending new work, and
+// refuses new WebSocket sessions.
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.ws.Drain()
+}
 
 // Shutdown stops accepting connections, closes WebSocket sessions with
 // 1012 so clients reconnect elsewhere, and waits for in-flight requests
@@ -295,9 +243,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.stopSweep != nil {
 		s.sweepOnce.Do(func() { close(s.stopSweep) })
 	}
-	s.hub.CloseAll(CloseDraining, "server draining")
+	s.ws.CloseAll(ws.CloseDraining, "server draining")
 	err := s.app.ShutdownWithContext(ctx)
-	if werr := s.hub.Wait(ctx); werr != nil && err == nil {
+	if werr := s.ws.Wait(ctx); werr != nil && err == nil {
 		err = fmt.Errorf("sessions still open: %w", werr)
 	}
 	return err

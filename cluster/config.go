@@ -9,6 +9,7 @@ import (
 
 	"github.com/presence-cluster/presence/actors"
 	"github.com/presence-cluster/presence/api"
+	"github.com/presence-cluster/presence/api/ws"
 	"github.com/presence-cluster/presence/store"
 )
 
@@ -159,6 +160,7 @@ const (
 // Defaults returns a Config with every default filled in.
 func Defaults() Config {
 	host, _ := os.Hostname()
+	wsd := ws.DefaultConfig()
 	return Config{
 		NodeName:        host,
 		HTTPAddr:        DefaultHTTPAddr,
@@ -171,15 +173,15 @@ func Defaults() Config {
 		LastSeenFlush:   DefaultLastSeenFlush,
 		BodyLimit:       api.DefaultBodyLimit,
 
-		WSMaxFrame:           api.DefaultWSMaxFrame,
-		WSMaxSubscriptions:   api.DefaultWSMaxSubscriptions,
-		WSMaxSessionsPerUser: api.DefaultWSMaxSessionsPerUser,
-		WSSendQueue:          api.DefaultWSSendQueue,
-		WSPingInterval:       api.DefaultWSPingInterval,
+		WSMaxFrame:           wsd.MaxFrame,
+		WSMaxSubscriptions:   wsd.MaxSubscriptions,
+		WSMaxSessionsPerUser: wsd.MaxSessionsPerUser,
+		WSSendQueue:          wsd.SendQueue,
+		WSPingInterval:       wsd.PingInterval,
 		WriteRate:            api.DefaultWriteRate,
 		WriteBurst:           api.DefaultWriteBurst,
-		WSFrameRate:          api.DefaultWSFrameRate,
-		WSFrameBurst:         api.DefaultWSFrameBurst,
+		WSFrameRate:          wsd.FrameRate,
+		WSFrameBurst:         wsd.FrameBurst,
 		RequestTimeout:       api.DefaultRequestTimeout,
 		ShutdownTimeout:      DefaultShutdownTimeout,
 		HeaderLimit:          api.DefaultHeaderLimit,

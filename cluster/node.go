@@ -27,6 +27,7 @@ import (
 	"github.com/presence-cluster/presence/actors"
 	"github.com/presence-cluster/presence/api"
 	"github.com/presence-cluster/presence/api/auth"
+	"github.com/presence-cluster/presence/api/ws"
 	"github.com/presence-cluster/presence/store"
 )
 
@@ -157,15 +158,17 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		Metrics:        n.metrics.reg,
 		MetricsHandler: promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}),
 
-		WSMaxFrame:           cfg.WSMaxFrame,
-		WSMaxSubscriptions:   cfg.WSMaxSubscriptions,
-		WSMaxSessionsPerUser: cfg.WSMaxSessionsPerUser,
-		WSSendQueue:          cfg.WSSendQueue,
-		WSPingInterval:       cfg.WSPingInterval,
-		WriteRate:            cfg.WriteRate,
-		WriteBurst:           cfg.WriteBurst,
-		WSFrameRate:          cfg.WSFrameRate,
-		WSFrameBurst:         cfg.WSFrameBurst,
+		WS: ws.Config{
+			MaxFrame:           cfg.WSMaxFrame,
+			MaxSubscriptions:   cfg.WSMaxSubscriptions,
+			MaxSessionsPerUser: cfg.WSMaxSessionsPerUser,
+			SendQueue:          cfg.WSSendQueue,
+			PingInterval:       cfg.WSPingInterval,
+			FrameRate:          cfg.WSFrameRate,
+			FrameBurst:         cfg.WSFrameBurst,
+		},
+		WriteRate:  cfg.WriteRate,
+		WriteBurst: cfg.WriteBurst,
 	})
 	if err != nil {
 		return nil, err
@@ -460,7 +463,7 @@ func (n *Node) Kill() {
 	// A dead process runs no timers, writes nothing and pushes nothing:
 	// stop the actors (stopping writes nothing) and cut the clients off.
 	_ = n.host.Stop()
-	n.api.Hub().CloseAll(api.CloseDraining, "node killed")
+	n.api.Hub().CloseAll(ws.CloseDraining, "node killed")
 	_ = n.api.App().Shutdown()
 	if n.members != nil {
 		_ = n.members.kill()

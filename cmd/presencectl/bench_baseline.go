@@ -21,8 +21,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/presence-cluster/presence/api"
+	"github.com/presence-cluster/presence/api/ws"
 	"github.com/presence-cluster/presence/messages"
+	"github.com/presence-cluster/presence/wire"
 )
 
 // The WebSocket half of the baseline: the floor of "one change to many
@@ -42,7 +43,7 @@ import (
 //	GET /metrics                   Go and process collectors, presence_ws_sessions_open
 //	GET /debug/pprof/...           net/http/pprof (heap?gc=1 for --pprof-url, profile)
 const (
-	baselineQueue         = 256 // api.DefaultWSSendQueue
+	baselineQueue         = 256 // ws.DefaultConfig().SendQueue
 	baselineMaxSubs       = 1000
 	baselineMaxFrame      = 64 << 10
 	baselinePingInterval  = 30 * time.Second
@@ -134,7 +135,7 @@ func (h *baselineHub) routes(app *fiber.App) {
 func baselineDetail(c *fiber.Ctx, code int, detail string) error {
 	c.Status(code)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(api.AppendDetail(nil, detail))
+	return c.Send(wire.AppendDetail(nil, detail))
 }
 
 // upgrade reads the subscriptions before the upgrade, as presenced does
@@ -232,7 +233,7 @@ func (h *baselineHub) register(conn *baselineConn, s baselineSession) bool {
 		h.user(id).conns[conn] = struct{}{}
 	}
 	if len(s.ids) > 0 {
-		conn.out <- api.AppendIDsFrame(nil, "subscribed", s.ids) // the queue is empty
+		conn.out <- ws.AppendIDsFrame(nil, "subscribed", s.ids) // the queue is empty
 	}
 	return true
 }
@@ -309,9 +310,9 @@ func (h *baselineHub) putStatus(c *fiber.Ctx) error {
 	}
 	st.LastSeen, st.UpdatedAt = now.UnixMicro(), now.UnixMicro()
 	st.Version++
-	resp := api.AppendStatus(make([]byte, 0, 256), st)
+	resp := wire.AppendStatus(make([]byte, 0, 256), st)
 	// One frame for all subscribers; nobody writes to it after this.
-	frame := api.AppendUpdateFrame(make([]byte, 0, 256), st, now)
+	frame := ws.AppendUpdateFrame(make([]byte, 0, 256), st, now)
 	for conn := range u.conns {
 		select {
 		case conn.out <- frame:

@@ -1,4 +1,4 @@
-package api
+package wire
 
 import (
 	"bytes"
@@ -13,7 +13,13 @@ import (
 	"github.com/presence-cluster/presence/messages"
 )
 
-func usOf(s string) int64 { return mustTime(s) }
+func usOf(s string) int64 {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		panic(err)
+	}
+	return t.UnixMicro()
+}
 
 // keysInOrder returns the top-level keys of a JSON object as they appear.
 func keysInOrder(t *testing.T, b []byte) []string {
@@ -193,12 +199,12 @@ func TestAppendPresence(t *testing.T) {
 
 func TestAppendDetail(t *testing.T) {
 	for detail, want := range map[string]string{
-		detailNoFields:            `{"detail":"No status fields to update"}`,
-		detailNotFound:            `{"detail":"User status not found"}`,
-		`field "x" \ bad`:         `{"detail":"field \"x\" \\ bad"}`,
-		"":                        `{"detail":""}`,
-		"line\nbreak\ttab\r\x7f":  `{"detail":"line\nbreak\ttab\r` + "\x7f" + `"}`,
-		"bad utf8 \xc3\x28 \xe2€": `{"detail":"bad utf8 \ufffd( \ufffd€"}`,
+		"No status fields to update": `{"detail":"No status fields to update"}`,
+		"User status not found":      `{"detail":"User status not found"}`,
+		`field "x" \ bad`:            `{"detail":"field \"x\" \\ bad"}`,
+		"":                           `{"detail":""}`,
+		"line\nbreak\ttab\r\x7f":     `{"detail":"line\nbreak\ttab\r` + "\x7f" + `"}`,
+		"bad utf8 \xc3\x28 \xe2€":    `{"detail":"bad utf8 \ufffd( \ufffd€"}`,
 	} {
 		got := AppendDetail(nil, detail)
 		if string(got) != want {
@@ -250,18 +256,18 @@ func TestAppendString(t *testing.T) {
 		{"\uFFFD", "\"\uFFFD\""}, // a real U+FFFD passes through
 	}
 	for _, tc := range tests {
-		got := appendString([]byte("x"), tc.in)
+		got := AppendString([]byte("x"), tc.in)
 		if string(got) != "x"+tc.want {
-			t.Errorf("appendString(%q) = %s, want %s", tc.in, got[1:], tc.want)
+			t.Errorf("AppendString(%q) = %s, want %s", tc.in, got[1:], tc.want)
 			continue
 		}
 		var dec string
 		if err := json.Unmarshal(got[1:], &dec); err != nil {
-			t.Errorf("appendString(%q) = %s: %v", tc.in, got[1:], err)
+			t.Errorf("AppendString(%q) = %s: %v", tc.in, got[1:], err)
 			continue
 		}
 		if want := jsonRoundTrip(t, tc.in); dec != want {
-			t.Errorf("appendString(%q) decodes to %q, want %q", tc.in, dec, want)
+			t.Errorf("AppendString(%q) decodes to %q, want %q", tc.in, dec, want)
 		}
 	}
 }
@@ -311,17 +317,17 @@ func FuzzAppendString(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		out := appendString([]byte(`{"k":`), s)
+		out := AppendString([]byte(`{"k":`), s)
 		out = append(out, '}')
 		if !json.Valid(out) {
-			t.Fatalf("appendString(%q) is not valid JSON: %s", s, out)
+			t.Fatalf("AppendString(%q) is not valid JSON: %s", s, out)
 		}
 		var dec map[string]string
 		if err := json.Unmarshal(out, &dec); err != nil {
-			t.Fatalf("appendString(%q): %v", s, err)
+			t.Fatalf("AppendString(%q): %v", s, err)
 		}
 		if want := jsonRoundTrip(t, s); dec["k"] != want {
-			t.Fatalf("appendString(%q) decodes to %q, want %q", s, dec["k"], want)
+			t.Fatalf("AppendString(%q) decodes to %q, want %q", s, dec["k"], want)
 		}
 		if utf8.ValidString(s) && dec["k"] != s {
 			t.Fatalf("valid UTF-8 %q changed to %q", s, dec["k"])

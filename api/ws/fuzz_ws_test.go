@@ -1,10 +1,10 @@
-package api
+package ws
 
 // FuzzWebSocketFrame drives a real in-process server (Fiber, hub, sessions,
 // user actors over the memory store) through one WebSocket connection that
 // is reused across iterations. Run it with
 //
-//	go test ./api -run '^$' -fuzz '^FuzzWebSocketFrame$' -fuzztime 20s
+//	go test ./api/ws -run '^$' -fuzz '^FuzzWebSocketFrame$' -fuzztime 20s
 //
 // Helpers here start with fuzzWS so they do not collide with other tests.
 
@@ -23,6 +23,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	fws "github.com/fasthttp/websocket"
+	"github.com/gofiber/fiber/v2"
 
 	"github.com/presence-cluster/presence/actors"
 	"github.com/presence-cluster/presence/api/auth"
@@ -86,15 +87,16 @@ func fuzzWSStart(f *testing.F) *fuzzWSEnv {
 		f.Fatal(err)
 	}
 	s, err := New(Config{
-		Router: fuzzWSRouter{host}, Verifier: v, System: system, Logger: quiet,
-		WSMaxFrame: fuzzWSMaxFrame, WSMaxSubscriptions: 200,
+		MaxFrame: fuzzWSMaxFrame, MaxSubscriptions: 200,
 		// The frame rate limit has its own e2e tests; here every frame
 		// must reach the parser.
-		WSFrameRate: 1e9, WSFrameBurst: 1e9,
-	})
+		FrameRate: 1e9, FrameBurst: 1e9,
+	}, Deps{Router: fuzzWSRouter{host}, Verifier: v, System: system, Logger: quiet})
 	if err != nil {
 		f.Fatal(err)
 	}
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	s.Mount(app, "/ws/presence")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		f.Fatal(err)
@@ -102,7 +104,7 @@ func fuzzWSStart(f *testing.F) *fuzzWSEnv {
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		_ = s.Serve(ln)
+		_ = app.Listener(s.Listener(ln))
 	}()
 	token, err := auth.Mint(secret, auth.MintClaims{UserID: 4242, Username: "fuzz", TTL: 24 * time.Hour})
 	if err != nil {
@@ -115,7 +117,10 @@ func fuzzWSStart(f *testing.F) *fuzzWSEnv {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = s.Shutdown(ctx)
+		s.Drain()
+		s.CloseAll(CloseDraining, "server draining")
+		_ = app.ShutdownWithContext(ctx)
+		_ = s.Wait(ctx)
 		<-served
 		_ = host.Stop()
 		system.Shutdown()

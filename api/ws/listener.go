@@ -1,16 +1,9 @@
-package api
+package ws
 
 import (
 	"net"
 	"sync"
 )
-
-// DefaultSocketSendBuffer is the kernel send buffer of each client
-// connection. The kernel would otherwise grow it to megabytes for a client
-// that does not read, before the session's own bounded queue ever fills:
-// with a small buffer a slow consumer is detected after a few dozen frames,
-// and the memory it pins stays small.
-const DefaultSocketSendBuffer = 64 << 10
 
 // connListener tunes every accepted TCP connection and remembers it by
 // remote address, so a session can reset a connection that fasthttp hides
@@ -27,6 +20,7 @@ type trackedConn struct {
 	once  sync.Once
 }
 
+// Accept tunes and tracks the next TCP connection.
 func (l *connListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
@@ -44,6 +38,7 @@ func (l *connListener) Accept() (net.Conn, error) {
 	return t, nil
 }
 
+// Close forgets the connection and closes it.
 func (c *trackedConn) Close() error {
 	c.once.Do(func() { c.owner.conns.Delete(c.RemoteAddr().String()) })
 	return c.TCPConn.Close()

@@ -1,4 +1,6 @@
-package api
+// Package wire holds the hand-written JSON encoders of the API's bodies and
+// frames.
+package wire
 
 import (
 	"strconv"
@@ -39,7 +41,7 @@ func AppendPresence(b []byte, s *messages.UserState) []byte {
 	b = append(b, `{"user_id":`...)
 	b = strconv.AppendInt(b, s.GetUserId(), 10)
 	b = append(b, `,"username":`...)
-	b = appendString(b, s.GetUsername())
+	b = AppendString(b, s.GetUsername())
 	b = append(b, `,"is_online":`...)
 	b = strconv.AppendBool(b, s.GetIsOnline())
 	b = append(b, `,"is_busy":`...)
@@ -56,7 +58,7 @@ func AppendPresence(b []byte, s *messages.UserState) []byte {
 // AppendDetail appends the error body {"detail": "..."}.
 func AppendDetail(b []byte, detail string) []byte {
 	b = append(b, `{"detail":`...)
-	b = appendString(b, detail)
+	b = AppendString(b, detail)
 	return append(b, '}')
 }
 
@@ -73,9 +75,9 @@ func appendTime(b []byte, us int64) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendString appends s as a JSON string: quotes, backslashes and control
+// AppendString appends s as a JSON string: quotes, backslashes and control
 // characters escaped, invalid UTF-8 replaced by U+FFFD.
-func appendString(b []byte, s string) []byte {
+func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {

@@ -1,0 +1,208 @@
+package ws
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/presence-cluster/presence/api/auth"
+	"github.com/presence-cluster/presence/messages"
+)
+
+// fakeRouter is an in-process Router: it records what the hub sends,
+// answers a Watch with the user's state, and reads states from a map.
+type fakeRouter struct {
+	mu        sync.Mutex
+	states    map[int64]*messages.UserState
+	owners    map[int64]string
+	failWatch map[int64]bool // a Watch of these users fails
+	watches   []int64        // users watched, in order
+	unwatches []int64
+	reads     []int64 // users read with ReadPresence
+	sessions  map[int64]int32
+}
+
+func newFakeRouter() *fakeRouter {
+	return &fakeRouter{
+		states: map[int64]*messages.UserState{}, owners: map[int64]string{},
+		failWatch: map[int64]bool{}, sessions: map[int64]int32{},
+	}
+}
+
+func (r *fakeRouter) Request(_ context.Context, userID int64, env *messages.Envelope) (*messages.Envelope, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case env.GetWatch() != nil:
+		id := env.GetWatch().GetUserId()
+		if r.failWatch[id] {
+			return nil, errors.New("watch timed out")
+		}
+		r.watches = append(r.watches, id)
+		return &messages.Envelope{Body: &messages.Envelope_StateReply{StateReply: &messages.StateReply{State: r.states[id]}}}, nil
+	case env.GetUnwatch() != nil:
+		r.unwatches = append(r.unwatches, env.GetUnwatch().GetUserId())
+	case env.GetSessions() != nil:
+		r.sessions[userID] = env.GetSessions().GetCount()
+	}
+	return &messages.Envelope{Body: &messages.Envelope_Ack{Ack: &messages.Ack{}}}, nil
+}
+
+func (r *fakeRouter) RequestAll(ctx context.Context, envs []*messages.Envelope) ([]*messages.Envelope, []error) {
+	out, errs := make([]*messages.Envelope, len(envs)), make([]error, len(envs))
+	for i, env := range envs {
+		out[i], errs[i] = r.Request(ctx, 0, env)
+	}
+	return out, errs
+}
+
+func (r *fakeRouter) ReadPresence(_ context.Context, ids []int64) ([]*messages.UserState, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*messages.UserState, len(ids))
+	for i, id := range ids {
+		r.reads = append(r.reads, id)
+		out[i] = r.states[id]
+	}
+	return out, nil
+}
+
+func (r *fakeRouter) Owner(userID int64) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.owners[userID]
+}
+
+func (r *fakeRouter) set(f func(r *fakeRouter)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f(r)
+}
+
+func (r *fakeRouter) counts() (watches, unwatches, reads []int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int64(nil), r.watches...), append([]int64(nil), r.unwatches...), append([]int64(nil), r.reads...)
+}
+
+// fakeConn records what a session writes.
+type fakeConn struct {
+	mu     sync.Mutex
+	frames chan string
+	closes chan int // close codes written
+	nc     net.Conn
+}
+
+func newFakeConn(t testing.TB) *fakeConn {
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return &fakeConn{frames: make(chan string, 1024), closes: make(chan int, 1), nc: a}
+}
+
+func (c *fakeConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *fakeConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *fakeConn) NetConn() net.Conn                { return c.nc }
+
+func (c *fakeConn) WriteControl(mt int, data []byte, _ time.Time) error {
+	if mt == 8 { // close
+		code := 1005
+		if len(data) >= 2 {
+			code = int(data[0])<<8 | int(data[1])
+		}
+		c.closes <- code
+	}
+	return nil
+}
+
+func (c *fakeConn) WriteMessage(_ int, data []byte) error {
+	c.frames <- string(data)
+	return nil
+}
+
+// next returns the next frame written, failing after a second.
+func (c *fakeConn) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case f := <-c.frames:
+		return f
+	case <-time.After(time.Second):
+		t.Fatal("no frame written")
+		return ""
+	}
+}
+
+// none checks that no frame is written for a little while.
+func (c *fakeConn) none(t *testing.T) {
+	t.Helper()
+	select {
+	case f := <-c.frames:
+		t.Fatalf("unexpected frame %s", f)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// testEnv is a hub in a real actor system, behind a Server that is not
+// serving HTTP: sessions are driven through the Server's methods.
+type testEnv struct {
+	router *fakeRouter
+	system *actor.ActorSystem
+	srv    *Server
+	hub    *Hub
+}
+
+func newTestEnv(t testing.TB) *testEnv {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
+	t.Cleanup(system.Shutdown)
+	r := newFakeRouter()
+	v, err := auth.NewVerifier(auth.Config{Secret: []byte("hub-test-secret-0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{}, Deps{Router: r, Verifier: v, System: system, Logger: quiet, RequestTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.CloseAll(CloseDraining, "test over") })
+	return &testEnv{router: r, system: system, srv: srv, hub: srv.Hub()}
+}
+
+// open attaches a session of user uid; it is detached at cleanup.
+func (e *testEnv) open(t *testing.T, uid int64) (*session, *fakeConn) {
+	t.Helper()
+	c := newFakeConn(t)
+	s := newSession(c, auth.Identity{UserID: uid, Username: "u"}, sessionOptions{
+		queue: e.srv.cfg.SendQueue, writeTimeout: time.Second, stats: e.hub.Stats(),
+	})
+	if !e.srv.attach(s) {
+		t.Fatalf("attach of user %d refused", uid)
+	}
+	t.Cleanup(s.wait)
+	t.Cleanup(func() { s.close(1000, "") })
+	return s, c
+}
+
+func state(id int64, v uint64) *messages.UserState {
+	return &messages.UserState{UserId: id, Username: "x", IsOnline: true, Version: v}
+}
+
+// update sends the hub actor a change, as a user actor does.
+func (e *testEnv) update(st *messages.UserState) {
+	e.system.Root.Send(e.hub.PID(), &messages.Envelope{Body: &messages.Envelope_PresenceUpdate{PresenceUpdate: &messages.PresenceUpdate{State: st}}})
+}
+
+func (e *testEnv) hubUser(uid int64) auth.Identity { return auth.Identity{UserID: uid, Username: "u"} }
+
+func (r *fakeRouter) sessionsOf(uid int64) int32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sessions[uid]
+}

@@ -1,0 +1,40 @@
+package ws
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/presence-cluster/presence/messages"
+	"github.com/presence-cluster/presence/wire"
+)
+
+// AppendUpdateFrame appends a presence_update frame of st, stamped now.
+func AppendUpdateFrame(b []byte, st *messages.UserState, now time.Time) []byte {
+	b = append(b, `{"type":"presence_update","data":`...)
+	b = wire.AppendPresence(b, st)
+	b = append(b, `,"timestamp":"`...)
+	b = now.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, `"}`...)
+}
+
+// AppendIDsFrame appends a {"type": typ, "user_ids": ids} frame (the
+// subscribed and unsubscribed answers).
+func AppendIDsFrame(b []byte, typ string, ids []int64) []byte {
+	b = append(b, `{"type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","user_ids":[`...)
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return append(b, "]}"...)
+}
+
+// AppendErrorFrame appends an {"type":"error","detail": detail} frame.
+func AppendErrorFrame(b []byte, detail string) []byte {
+	b = append(b, `{"type":"error","detail":`...)
+	b = wire.AppendString(b, detail)
+	return append(b, '}')
+}

@@ -1,0 +1,85 @@
+package ws
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/presence-cluster/presence/messages"
+)
+
+// resyncBatch is how many re-watches one RequestAll of Resync carries.
+const resyncBatch = 256
+
+// sessCount is a session count Resync re-sends.
+type sessCount struct {
+	uid      int64
+	username string
+	count    int
+	seq      uint64
+}
+
+// Resync re-subscribes, after a membership change, every watched user whose
+// owner changed (the new owner's actor knows nothing of this hub) and
+// delivers the fresh state it answers with, so subscribers end with the
+// true state even if the old owner died before pushing it. It also re-sends
+// the session counts of local users whose owner changed. What fails is
+// marked so that the next Resync tries it again.
+func (h *Hub) Resync(ctx context.Context) {
+	watchEnvs, counts := h.ownerChanges()
+	if len(watchEnvs) == 0 && len(counts) == 0 {
+		return
+	}
+	h.log.Info("hub re-subscribing after membership change", slog.Int("watches", len(watchEnvs)), slog.Int("session_users", len(counts)))
+	for _, c := range counts {
+		if err := h.sendSessions(ctx, c.uid, c.username, c.count, c.seq); err != nil {
+			h.log.Warn("session count not re-sent; will retry", slog.Int64("user_id", c.uid), slog.Any("err", err))
+			h.mu.Lock()
+			if own := h.sessions[c.uid]; own != nil {
+				own.owner = ownerUnknown
+			}
+			h.mu.Unlock()
+		}
+	}
+	for start := 0; start < len(watchEnvs); start += resyncBatch {
+		part := watchEnvs[start:min(start+resyncBatch, len(watchEnvs))]
+		replies, errs := h.router.RequestAll(ctx, part)
+		for i, reply := range replies {
+			if errs[i] != nil {
+				h.log.Warn("re-watch failed; will retry", slog.Any("err", errs[i]))
+				h.forgetOwner(part[i].GetWatch().GetUserId())
+				continue
+			}
+			if st := reply.GetStateReply().GetState(); st != nil {
+				h.deliver(st)
+			}
+		}
+	}
+}
+
+// ownerChanges records the current owner of every watched user and of
+// every local session's user, and returns the Watch envelopes and session
+// counts to send to those whose owner changed.
+func (h *Hub) ownerChanges() ([]*messages.Envelope, []sessCount) {
+	var watchEnvs []*messages.Envelope
+	var counts []sessCount
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, w := range h.watches {
+		if owner := h.router.Owner(id); owner != w.owner {
+			w.owner = owner
+			watchEnvs = append(watchEnvs, h.watchEnv(id))
+		}
+	}
+	for uid, own := range h.sessions {
+		if owner := h.router.Owner(uid); owner != own.owner && len(own.sessions) > 0 {
+			own.owner = owner
+			var name string
+			for s := range own.sessions {
+				name = s.identity().Username
+				break
+			}
+			counts = append(counts, sessCount{uid: uid, username: name, count: len(own.sessions), seq: h.seq.Add(1)})
+		}
+	}
+	return watchEnvs, counts
+}

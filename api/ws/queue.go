@@ -1,0 +1,92 @@
+package ws
+
+// spareQueue is the largest emptied batch a queue keeps for its next
+// frames.
+const spareQueue = 4
+
+// outQueue is a session's outbound queue: the frames waiting for the
+// writer, a ping request, and whether a writer goroutine runs.
+//
+// It is built for a node holding tens of thousands of idle sessions. The
+// slice of frames exists only while frames wait (a fan-out to an idle
+// session reuses the small slice the writer handed back, so it allocates
+// nothing), and a writer runs only while there is something to write:
+// push and ping say when the caller must start one. The writer takes the
+// whole batch at once, so up to max frames wait while up to max more are
+// being written: a client that falls 2*max frames behind is cut off.
+//
+// outQueue does no locking: its owner (the session) guards it with its
+// own mutex, together with the state that decides what to push.
+type outQueue struct {
+	frames  [][]byte
+	max     int
+	pingDue bool // a ping was asked for
+	writing bool // a writer goroutine is running
+	stopped bool // the writer is done with the connection for good
+}
+
+func newOutQueue(max int) outQueue { return outQueue{max: max} }
+
+// push appends frame unless max frames wait already (full). wake says the
+// caller must start a writer goroutine.
+func (q *outQueue) push(frame []byte) (ok, wake bool) {
+	if len(q.frames) >= q.max {
+		return false, false
+	}
+	q.frames = append(q.frames, frame)
+	return true, q.wake()
+}
+
+// ping asks the writer for a ping frame; wake as for push.
+func (q *outQueue) ping() (wake bool) {
+	q.pingDue = true
+	return q.wake()
+}
+
+// wake marks a writer as running unless one runs already or the queue is
+// stopped; true means the caller must start it.
+func (q *outQueue) wake() bool {
+	if q.writing || q.stopped {
+		return false
+	}
+	q.writing = true
+	return true
+}
+
+// len is how many frames wait for the writer.
+func (q *outQueue) len() int { return len(q.frames) }
+
+// take hands the writer everything that waits (the frames in order, and
+// whether to ping first) and puts spare, an emptied earlier batch, in
+// their place. With nothing to write it returns more false and the writer
+// must exit: the next push or ping starts a new one.
+func (q *outQueue) take(spare [][]byte) (frames [][]byte, ping, more bool) {
+	frames, ping = q.frames, q.pingDue
+	if len(frames) == 0 && !ping {
+		if frames == nil {
+			q.frames = spare
+		}
+		q.writing = false
+		return nil, false, false
+	}
+	q.frames, q.pingDue = spare, false
+	return frames, ping, true
+}
+
+// recycle returns a written batch emptied for reuse as take's spare, or nil
+// when it is too large to keep (an idle session keeps a few words).
+func recycle(frames [][]byte) [][]byte {
+	if cap(frames) > spareQueue {
+		return nil
+	}
+	clear(frames)
+	return frames[:0]
+}
+
+// stop ends the writer for good: waiting frames are dropped and no writer
+// is started again.
+func (q *outQueue) stop() {
+	q.stopped = true
+	q.writing = false
+	q.frames = nil
+}
