@@ -88,6 +88,8 @@ type session struct {
 	ids []int64
 }
 
+// NewHub returns an empty hub with its own Prometheus registry (Go and
+// process collectors, presence_ws_sessions_open), served on GET /metrics.
 func NewHub() *Hub {
 	h := &Hub{users: map[int64]*userEntry{}, conns: map[*wsConn]struct{}{}, reg: prometheus.NewRegistry()}
 	h.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -203,6 +205,7 @@ func (h *Hub) Close(d time.Duration) {
 	}
 }
 
+// String sums up what the hub did, for the log line at the end.
 func (h *Hub) String() string {
 	return fmt.Sprintf("%d changes, %d frames queued, %d slow disconnects", h.changes.Load(), h.queued.Load(), h.slow.Load())
 }
