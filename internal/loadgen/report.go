@@ -102,7 +102,7 @@ type GeneratorSummary struct {
 type Report struct {
 	Started       time.Time                `json:"started"`
 	URLs          []string                 `json:"urls"`
-	Topology      Topology                 `json:"Topology"`
+	Topology      Topology                 `json:"topology"`
 	RampSeconds   float64                  `json:"ramp_s"`
 	SteadySeconds float64                  `json:"steady_s"`
 	SettleSeconds float64                  `json:"settle_s"`

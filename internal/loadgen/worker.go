@@ -29,7 +29,7 @@ type workerConfig struct {
 	Secret    string   `json:"secret"`
 	Issuer    string   `json:"issuer,omitempty"`
 	Audience  string   `json:"audience,omitempty"`
-	Topo      Topology `json:"Topology"`
+	Topo      Topology `json:"topology"`
 	First     int      `json:"first"`
 	Count     int      `json:"count"`
 	SourceIPs []string `json:"source_ips"`
