@@ -43,57 +43,76 @@ type scrape struct {
 // collected; RSS comes from /proc with --pid.
 func (r *loadRun) scrapeAll() []scrape {
 	out := make([]scrape, len(r.p.URLs))
-	open := float64(r.workerTotals().Open)
+	// Sessions go to nodes round-robin by user index.
+	perNode := math.Round(float64(r.workerTotals().Open) / float64(len(r.p.URLs)))
 	var wg sync.WaitGroup
 	for i, u := range r.p.URLs {
 		wg.Add(1)
 		go func(i int, u string) {
 			defer wg.Done()
 			s := &out[i]
-			// Sessions go to nodes round-robin by user index.
-			s.mem.genSessions = math.Round(open / float64(len(r.p.URLs)))
-			code, body, err := fasthttp.GetTimeout(nil, u+"/metrics", 10*time.Second)
-			if err == nil && code != 200 {
-				err = fmt.Errorf("GET /metrics: HTTP %d: %q", code, body[:min(len(body), 300)])
+			s.samples, s.err = scrapeMetrics(u)
+			if s.err == nil {
+				s.mem = metricsReading(s.samples)
 			}
-			if err == nil {
-				s.samples, err = prom.Parse(strings.NewReader(string(body)))
-			}
-			if _, ok := s.samples.Get("go_memstats_heap_inuse_bytes"); err == nil && !ok {
-				// A 200 that is not Prometheus text (a catch-all answer)
-				// would otherwise read as zero memory.
-				err = fmt.Errorf("GET /metrics: no go_memstats_heap_inuse_bytes in the answer: %q", body[:min(len(body), 100)])
-			}
-			s.err = err
-			if err == nil {
-				get := func(name string) float64 { v, _ := s.samples.Get(name); return v }
-				s.mem = memReading{source: "metrics", heapInuse: get("go_memstats_heap_inuse_bytes"),
-					stackInuse: get("go_memstats_stack_inuse_bytes"), rss: get("process_resident_memory_bytes"),
-					goroutines: get("go_goroutines"), genSessions: s.mem.genSessions}
-				s.mem.sessions, s.mem.sessionsOK = s.samples.Get("presence_ws_sessions_open")
-			}
-			if i < len(r.p.PIDs) {
-				s.mem.cpuPre = pidCPU(r.p.PIDs[i])
-			}
-			if i < len(r.p.PprofURLs) {
-				if ms, err := pprofMemStats(r.p.PprofURLs[i]); err == nil {
-					s.mem.source = "pprof"
-					s.mem.heapInuse, s.mem.stackInuse, s.mem.heapAlloc = ms["HeapInuse"], ms["StackInuse"], ms["HeapAlloc"]
-					s.mem.goroutines = ms["goroutines"]
-				} else {
-					r.errs.Add("pprof_unavailable", 1)
-				}
-			}
-			if i < len(r.p.PIDs) {
-				if rss := pidRSS(r.p.PIDs[i]); rss > 0 {
-					s.mem.rss = float64(rss)
-				}
-				s.mem.cpuPost = pidCPU(r.p.PIDs[i])
-			}
+			s.mem.genSessions = perNode
+			r.readProcess(i, &s.mem)
 		}(i, u)
 	}
 	wg.Wait()
 	return out
+}
+
+// scrapeMetrics reads a node's /metrics.
+func scrapeMetrics(u string) (prom.Samples, error) {
+	code, body, err := fasthttp.GetTimeout(nil, u+"/metrics", 10*time.Second)
+	if err == nil && code != 200 {
+		err = fmt.Errorf("GET /metrics: HTTP %d: %q", code, body[:min(len(body), 300)])
+	}
+	var samples prom.Samples
+	if err == nil {
+		samples, err = prom.Parse(strings.NewReader(string(body)))
+	}
+	if _, ok := samples.Get("go_memstats_heap_inuse_bytes"); err == nil && !ok {
+		// A 200 that is not Prometheus text (a catch-all answer)
+		// would otherwise read as zero memory.
+		err = fmt.Errorf("GET /metrics: no go_memstats_heap_inuse_bytes in the answer: %q", body[:min(len(body), 100)])
+	}
+	return samples, err
+}
+
+// metricsReading is the memory the Prometheus gauges report (no GC).
+func metricsReading(s prom.Samples) memReading {
+	get := func(name string) float64 { v, _ := s.Get(name); return v }
+	m := memReading{source: "metrics", heapInuse: get("go_memstats_heap_inuse_bytes"),
+		stackInuse: get("go_memstats_stack_inuse_bytes"), rss: get("process_resident_memory_bytes"),
+		goroutines: get("go_goroutines")}
+	m.sessions, m.sessionsOK = s.Get("presence_ws_sessions_open")
+	return m
+}
+
+// readProcess overrides node i's reading with the forced-GC memory
+// (--pprof-url) and adds RSS and CPU (--pid), the CPU read on both sides
+// of the forced GC.
+func (r *loadRun) readProcess(i int, m *memReading) {
+	if i < len(r.p.PIDs) {
+		m.cpuPre = pidCPU(r.p.PIDs[i])
+	}
+	if i < len(r.p.PprofURLs) {
+		if ms, err := pprofMemStats(r.p.PprofURLs[i]); err == nil {
+			m.source = "pprof"
+			m.heapInuse, m.stackInuse, m.heapAlloc = ms["HeapInuse"], ms["StackInuse"], ms["HeapAlloc"]
+			m.goroutines = ms["goroutines"]
+		} else {
+			r.errs.Add("pprof_unavailable", 1)
+		}
+	}
+	if i < len(r.p.PIDs) {
+		if rss := pidRSS(r.p.PIDs[i]); rss > 0 {
+			m.rss = float64(rss)
+		}
+		m.cpuPost = pidCPU(r.p.PIDs[i])
+	}
 }
 
 // pprofMemStats forces a GC on the node (the heap profile with gc=1) and

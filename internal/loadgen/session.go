@@ -101,6 +101,44 @@ func reconnectPause() time.Duration {
 	return 250*time.Millisecond + time.Duration(rand.Int64N(int64(time.Second)))
 }
 
+// readFrames reads session s's frames until the connection ends and
+// returns the close code the server ended it with (0 for anything else).
+func (w *wsWorker) readFrames(s int, ws *wsSess, conn *websocket.Conn) int {
+	// Frames are ~250 bytes; one small buffer per session, reused.
+	buf := make([]byte, 512)
+	for {
+		_, r, err := conn.NextReader()
+		if err != nil {
+			code := 0
+			if !w.ending.Load() {
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) {
+					code = ce.Code
+					w.errs.Add("ws_closed_"+strconv.Itoa(ce.Code), 1)
+				} else {
+					w.errs.Add("ws_read_error", 1)
+				}
+			}
+			return code
+		}
+		n, err := io.ReadFull(r, buf)
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			err = nil
+		} else if err == nil {
+			_, err = io.Copy(io.Discard, r) // longer than buf: only its head matters
+		}
+		if err != nil {
+			if !w.ending.Load() {
+				w.errs.Add("ws_read_error", 1)
+			}
+			return 0
+		}
+		now := time.Now().UnixNano()
+		w.frames.Add(1)
+		w.frame(s, ws, buf[:n], now)
+	}
+}
+
 // connect runs one connection of session i to the node at index node and
 // returns the close code the server ended it with (0 for anything else).
 func (w *wsWorker) connect(ctx context.Context, i int, tok string, node int, release func()) int {
@@ -138,39 +176,7 @@ func (w *wsWorker) connect(ctx context.Context, i int, tok string, node int, rel
 		ws.ackAt.Store(time.Now().UnixNano())
 		w.acked.Add(1)
 	}
-	// Frames are ~250 bytes; one small buffer per session, reused.
-	buf := make([]byte, 512)
-	for {
-		_, r, err := conn.NextReader()
-		if err != nil {
-			code := 0
-			if !w.ending.Load() {
-				var ce *websocket.CloseError
-				if errors.As(err, &ce) {
-					code = ce.Code
-					w.errs.Add("ws_closed_"+strconv.Itoa(ce.Code), 1)
-				} else {
-					w.errs.Add("ws_read_error", 1)
-				}
-			}
-			return code
-		}
-		n, err := io.ReadFull(r, buf)
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			err = nil
-		} else if err == nil {
-			_, err = io.Copy(io.Discard, r) // longer than buf: only its head matters
-		}
-		if err != nil {
-			if !w.ending.Load() {
-				w.errs.Add("ws_read_error", 1)
-			}
-			return 0
-		}
-		now := time.Now().UnixNano()
-		w.frames.Add(1)
-		w.frame(s, ws, buf[:n], now)
-	}
+	return w.readFrames(s, ws, conn)
 }
 
 var (
