@@ -38,7 +38,6 @@ import (
 
 	"github.com/presence-cluster/presence/api"
 	"github.com/presence-cluster/presence/api/auth"
-	"github.com/presence-cluster/presence/api/ws"
 	"github.com/presence-cluster/presence/cluster"
 	"github.com/presence-cluster/presence/messages"
 	"github.com/presence-cluster/presence/wire"
@@ -295,12 +294,12 @@ func BenchmarkEncode(b *testing.B) {
 		}
 	})
 	b.Run("AppendUpdateFrame", func(b *testing.B) {
-		buf := ws.AppendUpdateFrame(nil, st, now)
+		buf := wire.AppendUpdateFrame(nil, st, now)
 		b.SetBytes(int64(len(buf)))
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			buf = ws.AppendUpdateFrame(buf[:0], st, now)
+			buf = wire.AppendUpdateFrame(buf[:0], st, now)
 		}
 	})
 	// What the hub does per change: a fresh 256-byte buffer (the frame is
@@ -308,7 +307,7 @@ func BenchmarkEncode(b *testing.B) {
 	b.Run("AppendUpdateFrame/hub", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			_ = ws.AppendUpdateFrame(make([]byte, 0, 256), st, now)
+			_ = wire.AppendUpdateFrame(make([]byte, 0, 256), st, now)
 		}
 	})
 }

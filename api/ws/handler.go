@@ -10,6 +10,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/presence-cluster/presence/messages"
+	"github.com/presence-cluster/presence/wire"
 )
 
 // maxDroppedFrames is how many frames in a row a session may send over its
@@ -98,7 +99,7 @@ func (s *Server) readLoop(sess *session, conn *fws.Conn) {
 				sess.close(ClosePolicyViolation, "frame rate limit exceeded")
 				return
 			}
-			sess.send(AppendErrorFrame(nil, "rate limit exceeded: frame dropped"))
+			sess.send(wire.AppendErrorFrame(nil, "rate limit exceeded: frame dropped"))
 			continue
 		}
 		dropped = 0
@@ -131,12 +132,12 @@ func offStack(f func()) {
 // handleFrame answers one client frame.
 func (s *Server) handleFrame(sess *session, mt int, data []byte) {
 	if mt != fws.TextMessage {
-		sess.send(AppendErrorFrame(nil, "binary frames are not supported; send JSON text frames"))
+		sess.send(wire.AppendErrorFrame(nil, "binary frames are not supported; send JSON text frames"))
 		return
 	}
 	typ, ids, err := parseClientFrame(data)
 	if err != nil {
-		sess.send(AppendErrorFrame(nil, err.Error()))
+		sess.send(wire.AppendErrorFrame(nil, err.Error()))
 		return
 	}
 	user := sess.identity()

@@ -12,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/presence-cluster/presence/messages"
+	"github.com/presence-cluster/presence/wire"
 )
 
 // HubName is the well-known actor name of a node's hub; user actors push
@@ -125,7 +126,7 @@ func (h *Hub) fanOut(st *messages.UserState) {
 	if w == nil || len(w.sessions) == 0 {
 		return
 	}
-	frame := AppendUpdateFrame(make([]byte, 0, 256), st, time.Now())
+	frame := wire.AppendUpdateFrame(make([]byte, 0, 256), st, time.Now())
 	v := st.GetVersion()
 	for s := range w.sessions {
 		s.push(id, v, frame)

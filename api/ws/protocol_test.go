@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/presence-cluster/presence/wire"
 )
 
 func TestParseClientFrame(t *testing.T) {
@@ -90,10 +92,10 @@ func TestFrames(t *testing.T) {
 		got  []byte
 		want string
 	}{
-		{"subscribed", AppendIDsFrame(nil, "subscribed", []int64{1, 22}), `{"type":"subscribed","user_ids":[1,22]}`},
-		{"unsubscribed empty", AppendIDsFrame(nil, "unsubscribed", nil), `{"type":"unsubscribed","user_ids":[]}`},
-		{"error", AppendErrorFrame(nil, `bad "x"`), `{"type":"error","detail":"bad \"x\""}`},
-		{"update", AppendUpdateFrame(nil, state(7, 9), now),
+		{"subscribed", wire.AppendIDsFrame(nil, "subscribed", []int64{1, 22}), `{"type":"subscribed","user_ids":[1,22]}`},
+		{"unsubscribed empty", wire.AppendIDsFrame(nil, "unsubscribed", nil), `{"type":"unsubscribed","user_ids":[]}`},
+		{"error", wire.AppendErrorFrame(nil, `bad "x"`), `{"type":"error","detail":"bad \"x\""}`},
+		{"update", wire.AppendUpdateFrame(nil, state(7, 9), now),
 			`{"type":"presence_update","data":{"user_id":7,"username":"x","is_online":true,"is_busy":false,"busy_until":null,"last_seen":null,"version":9},"timestamp":"2026-01-02T03:04:05.0000006Z"}`},
 	}
 	for _, tc := range tests {
@@ -104,7 +106,7 @@ func TestFrames(t *testing.T) {
 			t.Errorf("%s is not valid JSON", tc.name)
 		}
 	}
-	if !strings.HasSuffix(string(AppendUpdateFrame(nil, state(1, 1), time.Now())), `Z"}`) {
+	if !strings.HasSuffix(string(wire.AppendUpdateFrame(nil, state(1, 1), time.Now())), `Z"}`) {
 		t.Error("timestamp not in UTC")
 	}
 }
@@ -115,17 +117,17 @@ func BenchmarkAppendUpdateFrame(b *testing.B) {
 	st := state(1_000_042, 1234)
 	now := time.Now()
 	b.Run("reused", func(b *testing.B) {
-		buf := AppendUpdateFrame(nil, st, now)
+		buf := wire.AppendUpdateFrame(nil, st, now)
 		b.SetBytes(int64(len(buf)))
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			buf = AppendUpdateFrame(buf[:0], st, now)
+			buf = wire.AppendUpdateFrame(buf[:0], st, now)
 		}
 	})
 	b.Run("hub", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
-			_ = AppendUpdateFrame(make([]byte, 0, 256), st, now)
+			_ = wire.AppendUpdateFrame(make([]byte, 0, 256), st, now)
 		}
 	})
 }

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
+
+	"github.com/presence-cluster/presence/wire"
 )
 
 // subscribe adds ids to the session. With ack, the client gets
@@ -19,7 +21,7 @@ func (s *Server) subscribe(sess *session, ids []int64, ack bool) {
 		limit = s.cfg.MaxSubscriptions + 1
 	}
 	if !sess.reserve(ids, limit) {
-		sess.send(AppendErrorFrame(nil, "subscription limit of "+strconv.Itoa(s.cfg.MaxSubscriptions)+" per connection reached"))
+		sess.send(wire.AppendErrorFrame(nil, "subscription limit of "+strconv.Itoa(s.cfg.MaxSubscriptions)+" per connection reached"))
 		return
 	}
 	ctx, cancel := s.requestCtx()
@@ -28,7 +30,7 @@ func (s *Server) subscribe(sess *session, ids []int64, ack bool) {
 	if err != nil {
 		s.log.Warn("subscribe incomplete", slog.Int64("user_id", sess.identity().UserID), slog.Any("err", err))
 	}
-	if ack && !sess.sendPaced(AppendIDsFrame(nil, "subscribed", ids)) {
+	if ack && !sess.sendPaced(wire.AppendIDsFrame(nil, "subscribed", ids)) {
 		return
 	}
 	now := time.Now()
@@ -36,7 +38,7 @@ func (s *Server) subscribe(sess *session, ids []int64, ack bool) {
 		var snap []byte
 		var v uint64
 		if st := states[i]; st != nil {
-			snap, v = AppendUpdateFrame(nil, st, now), st.GetVersion()
+			snap, v = wire.AppendUpdateFrame(nil, st, now), st.GetVersion()
 		}
 		live, fresh, pending := sess.admitSnapshot(id, v)
 		if !live {
@@ -58,5 +60,5 @@ func (s *Server) unsubscribe(sess *session, ids []int64) {
 	ctx, cancel := s.requestCtx()
 	s.hub.unsubscribe(ctx, sess, dropped)
 	cancel()
-	sess.send(AppendIDsFrame(nil, "unsubscribed", ids))
+	sess.send(wire.AppendIDsFrame(nil, "unsubscribed", ids))
 }

@@ -1,17 +1,16 @@
-package ws
+package wire
 
 import (
 	"strconv"
 	"time"
 
 	"github.com/presence-cluster/presence/messages"
-	"github.com/presence-cluster/presence/wire"
 )
 
 // AppendUpdateFrame appends a presence_update frame of st, stamped now.
 func AppendUpdateFrame(b []byte, st *messages.UserState, now time.Time) []byte {
 	b = append(b, `{"type":"presence_update","data":`...)
-	b = wire.AppendPresence(b, st)
+	b = AppendPresence(b, st)
 	b = append(b, `,"timestamp":"`...)
 	b = now.UTC().AppendFormat(b, time.RFC3339Nano)
 	return append(b, `"}`...)
@@ -35,6 +34,6 @@ func AppendIDsFrame(b []byte, typ string, ids []int64) []byte {
 // AppendErrorFrame appends an {"type":"error","detail": detail} frame.
 func AppendErrorFrame(b []byte, detail string) []byte {
 	b = append(b, `{"type":"error","detail":`...)
-	b = wire.AppendString(b, detail)
+	b = AppendString(b, detail)
 	return append(b, '}')
 }

@@ -1,4 +1,4 @@
-package main
+package loadgen
 
 import (
 	"bytes"
@@ -17,6 +17,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/presence-cluster/presence/api/auth"
+	"github.com/presence-cluster/presence/internal/loadgen/baseline"
+	"github.com/presence-cluster/presence/internal/loadgen/prom"
 )
 
 // startBaselineApp serves the baseline app, WebSocket part included, on a
@@ -27,11 +29,11 @@ func startBaselineApp(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := newBaselineHub()
-	app := newBaselineApp(hub.routes)
+	hub := baseline.NewHub()
+	app := baseline.NewApp(hub.Routes)
 	go func() { _ = app.Listener(ln) }()
 	t.Cleanup(func() {
-		hub.close(5 * time.Second)
+		hub.Close(5 * time.Second)
 		_ = app.ShutdownWithTimeout(5 * time.Second)
 	})
 	return ln.Addr().String()
@@ -238,7 +240,7 @@ func TestBaselineFanout(t *testing.T) {
 		{"GET", "/healthz"}, {"GET", "/users/me/status"}, {"DELETE", "/anything"},
 	} {
 		code, body := httpDo(t, r.method, "http://"+addr+r.path, aliceTok, nil)
-		if code != 200 || !bytes.Equal(body, baselineBody) {
+		if code != 200 || !bytes.Equal(body, baseline.Body) {
 			t.Errorf("%s %s: HTTP %d %s", r.method, r.path, code, body)
 		}
 	}
@@ -249,7 +251,7 @@ func TestBaselineFanout(t *testing.T) {
 	// What the generator reads: /metrics (sessions, Go memory) and the
 	// forced-GC heap reading.
 	code, body := httpDo(t, "GET", "http://"+addr+"/metrics", "", nil)
-	s, err := parseProm(strings.NewReader(string(body)))
+	s, err := prom.Parse(strings.NewReader(string(body)))
 	if code != 200 || err != nil {
 		t.Fatalf("/metrics: HTTP %d, %v", code, err)
 	}
@@ -273,7 +275,6 @@ func TestBaselineShapeMatchesServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a node")
 	}
-	clearEnv(t)
 	const secret = "baseline-shape-secret-0123456789abcdef"
 	n := startTestNode(t, "baseline-shape", secret)
 	mint := func(id int64) string {
@@ -302,47 +303,11 @@ func TestBaselineShapeMatchesServer(t *testing.T) {
 		decodeUpdate(t, f)
 		return shape{jsonKeys(t, body, ""), jsonKeys(t, f, ""), jsonKeys(t, f, "data")}
 	}
-	real, bl := get(n.HTTPAddr()), get(base)
+	real, bl := get(n.addr()), get(base)
 	if !slices.Equal(real.answer, bl.answer) || !slices.Equal(real.frame, bl.frame) || !slices.Equal(real.data, bl.data) {
 		t.Fatalf("presenced: %v / %v / %v\nbaseline:  %v / %v / %v", real.answer, real.frame, real.data, bl.answer, bl.frame, bl.data)
 	}
 	t.Logf("keys: %v / %v / %v", real.answer, real.frame, real.data)
-}
-
-// The fan-out command, unchanged, against the baseline: every session gets
-// every change of the hot user, and the memory readings work.
-func TestBenchAgainstBaseline(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the generator for 2 s")
-	}
-	clearEnv(t)
-	addr := startBaselineApp(t)
-	sum := benchJSON(t, "--url", "http://"+addr, "--secret", "any-secret-0123456789abcdef", "--user-base", "5000000",
-		"--users", "8", "--contacts", "0", "--hot", "1", "--workers", "0", "--source-ips", "2", "--prewarm",
-		"--pprof-url", "http://"+addr,
-		"--heartbeat-rate", "20", "--change-rate", "10", "--read-rate", "10", "--batch-rate", "2", "--batch-size", "5",
-		"--ramp", "300ms", "--duration", "1500ms", "--grace", "500ms", "--progress", "500ms")
-	if sum.Sessions.Acked != 8 || sum.Sessions.Failed != 0 {
-		t.Errorf("sessions: %+v", sum.Sessions)
-	}
-	d := sum.Delivery
-	if d.Changes == 0 || d.Expected != 7*d.Changes || d.Received != d.Expected || d.Missing != 0 {
-		t.Errorf("deliveries: %+v; want 7 per change, none missing", d)
-	}
-	for _, op := range []string{"heartbeat", "change", "read", "batch"} {
-		if sum.Rates[op].OK == 0 || sum.Rates[op].Errors != 0 {
-			t.Errorf("%s: %+v", op, sum.Rates[op])
-		}
-	}
-	if len(sum.Errors) != 0 {
-		t.Errorf("errors: %v", sum.Errors)
-	}
-	if len(sum.Memory) != 1 {
-		t.Fatalf("memory: %+v", sum.Memory)
-	}
-	if m := sum.Memory[0]; m.MetricsError != "" || m.Error != "" || m.Source != "pprof" || m.SessionsFrom != "metrics" || m.SessionsDelta != 8 {
-		t.Errorf("memory: %+v", m)
-	}
 }
 
 // A /metrics that answers 200 with something else than Prometheus text
@@ -352,10 +317,10 @@ func TestScrapeRefusesNonPrometheus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := newBaselineApp() // no WebSocket routes: /metrics gets the fixed body
+	app := baseline.NewApp() // no WebSocket routes: /metrics gets the fixed body
 	go func() { _ = app.Listener(ln) }()
 	defer func() { _ = app.Shutdown() }()
-	r := &loadRun{o: benchOptions{URLs: []string{"http://" + ln.Addr().String()}}, out: io.Discard}
+	r := &loadRun{p: plan{Config: Config{URLs: []string{"http://" + ln.Addr().String()}}}, out: io.Discard}
 	s := r.scrapeAll()
 	if s[0].err == nil || !strings.Contains(s[0].err.Error(), "go_memstats_heap_inuse_bytes") || s[0].mem.source != "" {
 		t.Fatalf("scrape of a non-Prometheus /metrics: err %v, source %q", s[0].err, s[0].mem.source)
