@@ -3,12 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/presence-cluster/presence/internal/loadgen"
 	"github.com/presence-cluster/presence/internal/loadgen/baseline"
@@ -91,18 +89,12 @@ func TestBenchAgainstBaseline(t *testing.T) {
 // loopback port, as --serve-baseline does.
 func startBaselineApp(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := baseline.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := baseline.NewHub()
-	app := baseline.NewApp(hub.Routes)
-	go func() { _ = app.Listener(ln) }()
-	t.Cleanup(func() {
-		hub.Close(5 * time.Second)
-		_ = app.ShutdownWithTimeout(5 * time.Second)
-	})
-	return ln.Addr().String()
+	t.Cleanup(func() { _ = srv.Stop() })
+	return srv.Addr
 }
 
 // benchJSON runs presencectl bench with args and --json, fails the test on

@@ -25,18 +25,12 @@ import (
 // loopback port, as --serve-baseline does.
 func startBaselineApp(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := baseline.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := baseline.NewHub()
-	app := baseline.NewApp(hub.Routes)
-	go func() { _ = app.Listener(ln) }()
-	t.Cleanup(func() {
-		hub.Close(5 * time.Second)
-		_ = app.ShutdownWithTimeout(5 * time.Second)
-	})
-	return ln.Addr().String()
+	t.Cleanup(func() { _ = srv.Stop() })
+	return srv.Addr
 }
 
 // A token signed with a secret nobody knows: the baseline reads sub

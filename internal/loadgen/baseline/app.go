@@ -47,26 +47,49 @@ func NewApp(routes ...func(*fiber.App)) *fiber.App {
 // Serve serves the baseline app, with the WebSocket fan-out baseline
 // (hub.go), on addr until ctx ends or for at most d.
 func Serve(ctx context.Context, addr string, d time.Duration, log io.Writer) error {
-	ln, err := net.Listen("tcp", addr)
+	srv, err := Listen(addr)
 	if err != nil {
 		return err
 	}
-	hub := NewHub()
-	app := NewApp(hub.Routes)
-	served := make(chan error, 1)
-	go func() { served <- app.Listener(ln) }()
 	fmt.Fprintf(log, "bench: baseline Fiber app on http://%s (for at most %s): fixed body for everything but "+
-		"GET /ws/presence, PUT /users/me/status (WebSocket fan-out baseline), /metrics and /debug/pprof/\n", ln.Addr(), d)
+		"GET /ws/presence, PUT /users/me/status (WebSocket fan-out baseline), /metrics and /debug/pprof/\n", srv.Addr, d)
 	select {
-	case err := <-served:
-		hub.Close(5 * time.Second)
+	case err := <-srv.served:
+		srv.hub.Close(5 * time.Second)
 		return err
 	case <-ctx.Done():
 	case <-time.After(d):
 	}
-	hub.Close(5 * time.Second)
-	fmt.Fprintf(log, "bench: baseline stopped: %s\n", hub)
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	err = srv.Stop()
+	fmt.Fprintf(log, "bench: baseline stopped: %s\n", srv.hub)
+	return err
+}
+
+// Server is a running baseline app (REST and WebSocket parts).
+type Server struct {
+	// Addr is the address it listens on.
+	Addr   string
+	app    *fiber.App
+	hub    *Hub
+	served chan error
+}
+
+// Listen serves the baseline app on addr until Stop.
+func Listen(addr string) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("baseline listen on %s: %w", addr, err)
+	}
+	s := &Server{Addr: ln.Addr().String(), hub: NewHub(), served: make(chan error, 1)}
+	s.app = NewApp(s.hub.Routes)
+	go func() { s.served <- s.app.Listener(ln) }()
+	return s, nil
+}
+
+// Stop closes the WebSocket sessions and shuts the app down.
+func (s *Server) Stop() error {
+	s.hub.Close(5 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return app.ShutdownWithContext(sctx)
+	return s.app.ShutdownWithContext(ctx)
 }
