@@ -292,3 +292,50 @@ func TestSubscriberCloseCodes(t *testing.T) {
 	_, rec = subscriber(t, "tok", []string{restart.URL, other.URL}, nil, nil)
 	rec.waitFor(t, "connected to the next node", connectedTo(other.URL))
 }
+
+// What the subscriber sends: the whole subscription at connect, then
+// heartbeats when asked for.
+func TestSubscriberSendsSubscriptionAndHeartbeats(t *testing.T) {
+	frames := make(chan wire.Frame, 64)
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/ws/presence" || r.URL.Query().Get("token") != "tok en" {
+			http.Error(w, `{"detail":"Invalid or expired token"}`, http.StatusUnauthorized)
+			return
+		}
+		conn, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		for {
+			var f wire.Frame
+			if err := conn.ReadJSON(&f); err != nil {
+				return
+			}
+			frames <- f
+		}
+	}))
+	defer srv.Close()
+	_, _ = subscriber(t, "tok en", []string{srv.URL}, []int64{5, 6}, func(c *client.Config) {
+		c.Subscriber.HeartbeatInterval = 20 * time.Millisecond
+	})
+	recv := func() wire.Frame {
+		select {
+		case f := <-frames:
+			return f
+		case <-time.After(wait):
+			t.Fatal("no frame")
+		}
+		panic("unreachable")
+	}
+	f := recv()
+	if f.Type != wire.TypeSubscribe || len(f.UserIDs) != 2 {
+		t.Fatalf("first frame %+v, want the subscription", f)
+	}
+	for range 2 {
+		if f := recv(); f.Type != wire.TypeHeartbeat {
+			t.Fatalf("frame %+v, want a heartbeat", f)
+		}
+	}
+}
