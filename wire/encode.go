@@ -1,5 +1,3 @@
-// Package wire holds the hand-written JSON encoders of the API's bodies and
-// frames.
 package wire
 
 import (
@@ -14,7 +12,8 @@ import (
 // every hot path, and appending to a pooled buffer allocates nothing, where
 // encoding/json would reflect over a struct per response.
 
-// AppendStatus appends the status record of GET/PUT /users/me/status.
+// AppendStatus appends the status record of GET/PUT /users/me/status (the
+// shape of Status).
 func AppendStatus(b []byte, s *messages.UserState) []byte {
 	b = append(b, `{"user_id":`...)
 	b = strconv.AppendInt(b, s.GetUserId(), 10)
@@ -36,12 +35,12 @@ func AppendStatus(b []byte, s *messages.UserState) []byte {
 }
 
 // AppendPresence appends the presence record of GET /users/{id}/presence,
-// the batch endpoint and WebSocket updates.
+// the batch endpoint and WebSocket updates (the shape of Presence).
 func AppendPresence(b []byte, s *messages.UserState) []byte {
 	b = append(b, `{"user_id":`...)
 	b = strconv.AppendInt(b, s.GetUserId(), 10)
 	b = append(b, `,"username":`...)
-	b = AppendString(b, s.GetUsername())
+	b = appendString(b, s.GetUsername())
 	b = append(b, `,"is_online":`...)
 	b = strconv.AppendBool(b, s.GetIsOnline())
 	b = append(b, `,"is_busy":`...)
@@ -55,10 +54,20 @@ func AppendPresence(b []byte, s *messages.UserState) []byte {
 	return append(b, '}')
 }
 
-// AppendDetail appends the error body {"detail": "..."}.
+// AppendDetail appends the error body {"detail": "..."} (ErrorBody).
 func AppendDetail(b []byte, detail string) []byte {
 	b = append(b, `{"detail":`...)
-	b = AppendString(b, detail)
+	b = appendString(b, detail)
+	return append(b, '}')
+}
+
+// AppendCleanup appends the answer of POST /admin/cleanup-presence
+// (Cleanup) with CleanupMessage.
+func AppendCleanup(b []byte, usersMarkedOffline, busyStatusCleared int64) []byte {
+	b = append(b, `{"message":"`+CleanupMessage+`","users_marked_offline":`...)
+	b = strconv.AppendInt(b, usersMarkedOffline, 10)
+	b = append(b, `,"busy_status_cleared":`...)
+	b = strconv.AppendInt(b, busyStatusCleared, 10)
 	return append(b, '}')
 }
 
@@ -75,9 +84,9 @@ func appendTime(b []byte, us int64) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// AppendString appends s as a JSON string: quotes, backslashes and control
+// appendString appends s as a JSON string: quotes, backslashes and control
 // characters escaped, invalid UTF-8 replaced by U+FFFD.
-func AppendString(b []byte, s string) []byte {
+func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {

@@ -1,5 +1,7 @@
 package wire
 
+// The encoder tests moved here from api/encode_test.go with the encoders.
+
 import (
 	"bytes"
 	"encoding/json"
@@ -13,6 +15,7 @@ import (
 	"github.com/presence-cluster/presence/messages"
 )
 
+// usOf is s, an RFC 3339 time, in Unix microseconds.
 func usOf(s string) int64 {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
@@ -256,18 +259,18 @@ func TestAppendString(t *testing.T) {
 		{"\uFFFD", "\"\uFFFD\""}, // a real U+FFFD passes through
 	}
 	for _, tc := range tests {
-		got := AppendString([]byte("x"), tc.in)
+		got := appendString([]byte("x"), tc.in)
 		if string(got) != "x"+tc.want {
-			t.Errorf("AppendString(%q) = %s, want %s", tc.in, got[1:], tc.want)
+			t.Errorf("appendString(%q) = %s, want %s", tc.in, got[1:], tc.want)
 			continue
 		}
 		var dec string
 		if err := json.Unmarshal(got[1:], &dec); err != nil {
-			t.Errorf("AppendString(%q) = %s: %v", tc.in, got[1:], err)
+			t.Errorf("appendString(%q) = %s: %v", tc.in, got[1:], err)
 			continue
 		}
 		if want := jsonRoundTrip(t, tc.in); dec != want {
-			t.Errorf("AppendString(%q) decodes to %q, want %q", tc.in, dec, want)
+			t.Errorf("appendString(%q) decodes to %q, want %q", tc.in, dec, want)
 		}
 	}
 }
@@ -317,17 +320,17 @@ func FuzzAppendString(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		out := AppendString([]byte(`{"k":`), s)
+		out := appendString([]byte(`{"k":`), s)
 		out = append(out, '}')
 		if !json.Valid(out) {
-			t.Fatalf("AppendString(%q) is not valid JSON: %s", s, out)
+			t.Fatalf("appendString(%q) is not valid JSON: %s", s, out)
 		}
 		var dec map[string]string
 		if err := json.Unmarshal(out, &dec); err != nil {
-			t.Fatalf("AppendString(%q): %v", s, err)
+			t.Fatalf("appendString(%q): %v", s, err)
 		}
 		if want := jsonRoundTrip(t, s); dec["k"] != want {
-			t.Fatalf("AppendString(%q) decodes to %q, want %q", s, dec["k"], want)
+			t.Fatalf("appendString(%q) decodes to %q, want %q", s, dec["k"], want)
 		}
 		if utf8.ValidString(s) && dec["k"] != s {
 			t.Fatalf("valid UTF-8 %q changed to %q", s, dec["k"])

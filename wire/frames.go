@@ -1,39 +1,41 @@
 package wire
 
-import (
-	"strconv"
-	"time"
+import "time"
 
-	"github.com/presence-cluster/presence/messages"
+// Frame types of the WebSocket protocol at /ws/presence.
+const (
+	// Client to server.
+	TypeSubscribe   = "subscribe"   // UserIDs
+	TypeUnsubscribe = "unsubscribe" // UserIDs
+	TypeHeartbeat   = "heartbeat"   // no fields; gets no answer
+
+	// Server to client.
+	TypeSubscribed     = "subscribed"      // UserIDs
+	TypeUnsubscribed   = "unsubscribed"    // UserIDs
+	TypePresenceUpdate = "presence_update" // Data, Timestamp
+	TypeError          = "error"           // Detail
 )
 
-// AppendUpdateFrame appends a presence_update frame of st, stamped now.
-func AppendUpdateFrame(b []byte, st *messages.UserState, now time.Time) []byte {
-	b = append(b, `{"type":"presence_update","data":`...)
-	b = AppendPresence(b, st)
-	b = append(b, `,"timestamp":"`...)
-	b = now.UTC().AppendFormat(b, time.RFC3339Nano)
-	return append(b, `"}`...)
+// Frame is any WebSocket frame, in either direction; Type says which of the
+// other fields it carries (see the Type constants). Fields a type does not
+// carry are left out when encoding.
+type Frame struct {
+	Type string `json:"type"`
+	// Data is the user's presence in a presence_update.
+	Data *Presence `json:"data,omitempty"`
+	// Timestamp is when the server sent a presence_update.
+	Timestamp time.Time `json:"timestamp,omitzero"`
+	// UserIDs of a subscribe, unsubscribe, subscribed or unsubscribed.
+	UserIDs []int64 `json:"user_ids,omitempty"`
+	// Detail explains an error.
+	Detail string `json:"detail,omitempty"`
 }
 
-// AppendIDsFrame appends a {"type": typ, "user_ids": ids} frame (the
-// subscribed and unsubscribed answers).
-func AppendIDsFrame(b []byte, typ string, ids []int64) []byte {
-	b = append(b, `{"type":"`...)
-	b = append(b, typ...)
-	b = append(b, `","user_ids":[`...)
-	for i, id := range ids {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendInt(b, id, 10)
-	}
-	return append(b, "]}"...)
-}
+// SubscribeFrame is the client frame subscribing to ids.
+func SubscribeFrame(ids []int64) Frame { return Frame{Type: TypeSubscribe, UserIDs: ids} }
 
-// AppendErrorFrame appends an {"type":"error","detail": detail} frame.
-func AppendErrorFrame(b []byte, detail string) []byte {
-	b = append(b, `{"type":"error","detail":`...)
-	b = AppendString(b, detail)
-	return append(b, '}')
-}
+// UnsubscribeFrame is the client frame unsubscribing from ids.
+func UnsubscribeFrame(ids []int64) Frame { return Frame{Type: TypeUnsubscribe, UserIDs: ids} }
+
+// HeartbeatFrame is the client's sign of life on an idle connection.
+func HeartbeatFrame() Frame { return Frame{Type: TypeHeartbeat} }

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/presence-cluster/presence/api/auth"
+	"github.com/presence-cluster/presence/client"
+	"github.com/presence-cluster/presence/wire"
 )
 
 // runCluster prints the membership as one node sees it.
@@ -37,37 +37,30 @@ func runCluster(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	cfg := client.DefaultConfig()
+	cfg.BaseURL, cfg.Token = *url, *token
+	c, err := client.New(cfg)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(*url, "/")+"/admin/cluster", nil)
-	if err != nil {
+	if *asJSON {
+		var raw json.RawMessage
+		if err := c.GetJSON(ctx, "/admin/cluster", &raw); err != nil {
+			return fmt.Errorf("ask %s: %w", *url, err)
+		}
+		_, err = fmt.Fprintln(stdout, string(raw))
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+*token)
-	resp, err := http.DefaultClient.Do(req)
+	cr, err := c.Cluster(ctx)
 	if err != nil {
 		return fmt.Errorf("ask %s: %w", *url, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return fmt.Errorf("read answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s answered %s: %s", *url, resp.Status, strings.TrimSpace(string(body)))
-	}
-	if *asJSON {
-		_, err = fmt.Fprintln(stdout, string(body))
-		return err
-	}
-	var cr clusterStatus
-	if err := json.Unmarshal(body, &cr); err != nil {
-		return fmt.Errorf("decode answer: %w", err)
 	}
 	return printCluster(stdout, &cr)
 }
 
-func printCluster(w io.Writer, cr *clusterStatus) error {
+func printCluster(w io.Writer, cr *wire.ClusterStatus) error {
 	mode := fmt.Sprintf("view epoch %d", cr.Epoch)
 	if cr.Standalone {
 		mode = "standalone"

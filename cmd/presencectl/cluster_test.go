@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/wire"
 )
 
 func TestClusterCommandListsTheNode(t *testing.T) {
@@ -34,6 +36,16 @@ func TestClusterCommandListsTheNode(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+
+	// --json prints the node's answer as it came.
+	out.Reset()
+	if code := run([]string{"cluster", "--url", "http://" + node.HTTPAddr() + "/", "--secret", secret, "--json"}, &out, &errOut); code != 0 {
+		t.Fatalf("--json: exit %d, stderr: %s", code, errOut.String())
+	}
+	var cs wire.ClusterStatus
+	if err := json.Unmarshal(out.Bytes(), &cs); err != nil || !cs.Standalone || cs.Node != "node-under-test" || len(cs.Members) != 1 {
+		t.Fatalf("--json printed %s (%v)", out.String(), err)
 	}
 
 	// A wrong secret mints a token the node refuses: the command says so.

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
+	neturl "net/url"
 	"time"
+
+	"github.com/presence-cluster/presence/client"
 )
 
 // runHealth asks a node's health endpoint and succeeds only on 200. It is
@@ -23,25 +25,35 @@ func runHealth(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(flags, args); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
+	c, path, err := healthClient(*url)
 	if err != nil {
 		return err
 	}
-	// No proxy and no connection reuse: the check runs next to the node.
-	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
-	resp, err := client.Do(req)
-	if err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	if err := c.Probe(ctx, path); err != nil {
 		return fmt.Errorf("ask %s: %w", *url, err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s answered %s: %s", *url, resp.Status, strings.TrimSpace(string(body)))
-	}
 	if !*quiet {
-		fmt.Fprintf(stdout, "%s: %s\n", *url, resp.Status)
+		fmt.Fprintf(stdout, "%s: %d %s\n", *url, http.StatusOK, http.StatusText(http.StatusOK))
 	}
 	return nil
+}
+
+// healthClient is a client of the node of rawURL, and the path (with query)
+// to probe there. It uses no proxy and no connection reuse: the check runs
+// next to the node.
+func healthClient(rawURL string) (*client.Client, string, error) {
+	u, err := neturl.Parse(rawURL)
+	if err != nil {
+		return nil, "", fmt.Errorf("health URL: %w", err)
+	}
+	cfg := client.DefaultConfig()
+	cfg.BaseURL = u.Scheme + "://" + u.Host
+	cfg.HTTPClient = &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	c, err := client.New(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	return c, u.RequestURI(), nil
 }

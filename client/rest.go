@@ -1,0 +1,91 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/presence-cluster/presence/wire"
+)
+
+// GetMyStatus is GET /users/me/status: the caller's own record. The first
+// call creates it (it counts as a sign of life).
+func (c *Client) GetMyStatus(ctx context.Context) (wire.Status, error) {
+	var s wire.Status
+	err := c.do(ctx, http.MethodGet, "/users/me/status", nil, &s)
+	return s, err
+}
+
+// UpdateMyStatus is PUT /users/me/status with the fields of u that are set,
+// and returns the record after the change. An update with no field set
+// gets a 400.
+func (c *Client) UpdateMyStatus(ctx context.Context, u wire.StatusUpdate) (wire.Status, error) {
+	var s wire.Status
+	err := c.do(ctx, http.MethodPut, "/users/me/status", u, &s)
+	return s, err
+}
+
+// Heartbeat is POST /users/me/heartbeat: the caller is active. Without an
+// open WebSocket a user goes offline after a few minutes with no
+// heartbeat.
+func (c *Client) Heartbeat(ctx context.Context) error {
+	var m wire.Message
+	return c.do(ctx, http.MethodPost, "/users/me/heartbeat", nil, &m)
+}
+
+// Presence is GET /users/{id}/presence. A user who never showed up is a
+// 404 (see IsNotFound).
+func (c *Client) Presence(ctx context.Context, id int64) (wire.Presence, error) {
+	var p wire.Presence
+	err := c.do(ctx, http.MethodGet, "/users/"+strconv.FormatInt(id, 10)+"/presence", nil, &p)
+	return p, err
+}
+
+// PresenceBatch is GET /users/presence?user_ids=...: the presence of each
+// of ids that has a record (unknown ids are left out). The server takes at
+// most 50 distinct ids per call.
+func (c *Client) PresenceBatch(ctx context.Context, ids []int64) ([]wire.Presence, error) {
+	if len(ids) == 0 {
+		return nil, errNoIDs
+	}
+	q := make([]byte, 0, len("/users/presence?user_ids=")+len(ids)*8)
+	q = append(q, "/users/presence?user_ids="...)
+	for i, id := range ids {
+		if i > 0 {
+			q = append(q, ',')
+		}
+		q = strconv.AppendInt(q, id, 10)
+	}
+	var ps []wire.Presence
+	err := c.do(ctx, http.MethodGet, string(q), nil, &ps)
+	return ps, err
+}
+
+// Cleanup is POST /admin/cleanup-presence (admin token): every user's
+// timers are checked now.
+func (c *Client) Cleanup(ctx context.Context) (wire.Cleanup, error) {
+	var r wire.Cleanup
+	err := c.do(ctx, http.MethodPost, "/admin/cleanup-presence", nil, &r)
+	return r, err
+}
+
+// Cluster is GET /admin/cluster (admin token): the membership as the node
+// asked sees it.
+func (c *Client) Cluster(ctx context.Context) (wire.ClusterStatus, error) {
+	var r wire.ClusterStatus
+	err := c.do(ctx, http.MethodGet, "/admin/cluster", nil, &r)
+	return r, err
+}
+
+// Healthz is GET /healthz: nil while the node's process serves.
+func (c *Client) Healthz(ctx context.Context) error { return c.Probe(ctx, "/healthz") }
+
+// Readyz is GET /readyz: nil while the node takes traffic (not draining,
+// store reachable); an *Error with 503 otherwise.
+func (c *Client) Readyz(ctx context.Context) error { return c.Probe(ctx, "/readyz") }
+
+// Probe GETs path and reports whether it answered 2xx, reading the body
+// only for the error: health checks of any path.
+func (c *Client) Probe(ctx context.Context, path string) error {
+	return c.do(ctx, http.MethodGet, path, nil, nil)
+}

@@ -1,0 +1,59 @@
+package wire
+
+import "time"
+
+// Status is the record of GET and PUT /users/me/status. Times are UTC;
+// BusyUntil (and LastSeen before the first sign of life) is null when unset.
+type Status struct {
+	UserID    int64      `json:"user_id"`
+	IsOnline  bool       `json:"is_online"`
+	IsBusy    bool       `json:"is_busy"`
+	BusyUntil *time.Time `json:"busy_until"`
+	LastSeen  *time.Time `json:"last_seen"`
+	CreatedAt *time.Time `json:"created_at"`
+	UpdatedAt *time.Time `json:"updated_at"`
+	// Version rises by one on every visible change and never goes down:
+	// compare it to drop stale or reordered copies.
+	Version uint64 `json:"version"`
+}
+
+// Presence is what others see of a user: GET /users/{id}/presence, each
+// element of GET /users/presence and the data of a presence_update frame.
+type Presence struct {
+	UserID    int64      `json:"user_id"`
+	Username  string     `json:"username"`
+	IsOnline  bool       `json:"is_online"`
+	IsBusy    bool       `json:"is_busy"`
+	BusyUntil *time.Time `json:"busy_until"`
+	LastSeen  *time.Time `json:"last_seen"`
+	// Version: see Status.Version.
+	Version uint64 `json:"version"`
+}
+
+// Cleanup is the answer of POST /admin/cleanup-presence.
+type Cleanup struct {
+	Message            string `json:"message"`
+	UsersMarkedOffline int64  `json:"users_marked_offline"`
+	BusyStatusCleared  int64  `json:"busy_status_cleared"`
+}
+
+// CleanupMessage is Cleanup.Message of a completed cleanup.
+const CleanupMessage = "Presence cleanup completed"
+
+// Message is a body that only says something: the answer of
+// POST /users/me/heartbeat.
+type Message struct {
+	Message string `json:"message"`
+}
+
+// HeartbeatMessage is the Message of a heartbeat's answer, and
+// HeartbeatJSON that answer as written on the wire.
+const (
+	HeartbeatMessage = "Heartbeat received"
+	HeartbeatJSON    = `{"message":"` + HeartbeatMessage + `"}`
+)
+
+// ErrorBody is the body of every error answer: {"detail": "..."}.
+type ErrorBody struct {
+	Detail string `json:"detail"`
+}
