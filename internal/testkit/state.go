@@ -51,3 +51,15 @@ func Hosted(c ClusterStatus) (byNode map[string]int64, ok bool) {
 	}
 	return byNode, true
 }
+
+// HostedSum sums actors_hosted over the members; ok is false when a
+// member did not report.
+func HostedSum(c ClusterStatus) (sum int64, ok bool) {
+	for _, m := range c.Members {
+		if m.ActorsHosted == nil {
+			return sum, false
+		}
+		sum += *m.ActorsHosted
+	}
+	return sum, true
+}

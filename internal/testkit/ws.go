@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -54,8 +55,8 @@ type Update struct {
 
 // WSOptions are the optional settings of DialWS.
 type WSOptions struct {
-	Name     string        // for failure messages; default the URL
-	Header   http.Header   // handshake headers
+	Name     string      // for failure messages; default the URL
+	Header   http.Header // handshake headers
 	Dialer   *websocket.Dialer
 	OnUpdate func(Presence) // called from the reader for every presence_update
 }
@@ -378,4 +379,26 @@ func (c *WSConn) Close() {
 		_ = c.Conn.Close()
 		<-c.done
 	})
+}
+
+// DialUser connects to the node at addr as user uid, subscribing to ids
+// at connect.
+func DialUser(addr string, tok *Tokens, uid int64, ids []int64) (*WSConn, error) {
+	ids2 := ""
+	if len(ids) > 0 {
+		ids2 = JoinIDs(ids, false)
+	}
+	return DialWS(addr, WSQuery(tok.Of(uid), ids2), WSOptions{Name: fmt.Sprintf("ws(%d@%s)", uid, addr)})
+}
+
+// MustDialUser is DialUser that fails the test, and closes the connection
+// when the test ends.
+func MustDialUser(t testing.TB, addr string, tok *Tokens, uid int64, ids []int64) *WSConn {
+	t.Helper()
+	s, err := DialUser(addr, tok, uid, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
 }
