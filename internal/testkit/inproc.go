@@ -141,3 +141,7 @@ func StartMember(t testing.TB, base cluster.Config, m Member) (*cluster.Node, er
 	defer cancel()
 	return Start(ctx, cfg)
 }
+
+// MarkStopped records that the test stopped the node itself, so Stop (and
+// the cleanup) does nothing.
+func (n *InProc) MarkStopped() { n.once.Do(func() {}) }
