@@ -128,21 +128,21 @@ func TestUnauthorized(t *testing.T) {
 	for _, tok := range tokens {
 		t.Run(tok.name, func(t *testing.T) {
 			for _, ep := range endpoints {
-				req, err := http.NewRequest(ep.method, n.base+ep.path, strings.NewReader(ep.body))
+				req, err := http.NewRequest(ep.method, n.Base+ep.path, strings.NewReader(ep.body))
 				if err != nil {
 					t.Fatal(err)
 				}
 				if tok.header != "-" {
 					req.Header.Set("Authorization", tok.header)
 				}
-				res, err := n.http.Do(req)
+				res, err := n.HTTP.Do(req)
 				if err != nil {
 					t.Fatal(err)
 				}
 				r := readResponse(t, res)
-				if r.code != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") != "Bearer" {
+				if r.Code != http.StatusUnauthorized || r.Header.Get("WWW-Authenticate") != "Bearer" {
 					t.Errorf("%s %s: %d WWW-Authenticate %q, want 401 Bearer; body %s",
-						ep.method, ep.path, r.code, r.header.Get("WWW-Authenticate"), r.body)
+						ep.method, ep.path, r.Code, r.Header.Get("WWW-Authenticate"), r.Body)
 					continue
 				}
 				expectDetail(t, r, http.StatusUnauthorized, "Invalid or expired token")
@@ -191,9 +191,9 @@ func TestIdentityClaims(t *testing.T) {
 		})
 	}
 	// "bearer" in lower case is the same scheme.
-	req, _ := http.NewRequest(http.MethodGet, n.base+"/users/me/status", nil)
+	req, _ := http.NewRequest(http.MethodGet, n.Base+"/users/me/status", nil)
 	req.Header.Set("Authorization", "bearer "+mint(t, 505, "eve", false))
-	res, err := n.http.Do(req)
+	res, err := n.HTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

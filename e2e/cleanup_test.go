@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/presence-cluster/presence/cluster"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // TestCleanupCountsOverdueActors: users whose deadlines passed while their
@@ -12,7 +14,7 @@ import (
 // The node runs on a fake clock whose timers never fire, so the cleanup,
 // and nothing else, makes the transitions.
 func TestCleanupCountsOverdueActors(t *testing.T) {
-	clock := newFakeClock(time.Now())
+	clock := testkit.NewFakeClock(time.Now())
 	n := startNode(t, cluster.Config{Clock: clock})
 	admin := n.admin(t)
 	w := n.user(t, 100, "w")
@@ -32,7 +34,7 @@ func TestCleanupCountsOverdueActors(t *testing.T) {
 		t.Fatalf("cleanup before any deadline: %+v, want zero counts", c)
 	}
 
-	clock.jump(2 * time.Hour)
+	clock.Jump(2 * time.Hour)
 	c := admin.cleanup()
 	if c.UsersMarkedOffline != 4 || c.BusyStatusCleared != 2 {
 		t.Fatalf("cleanup after the deadlines: %+v, want users_marked_offline 4, busy_status_cleared 2", c)
@@ -70,7 +72,7 @@ type restartScenario struct {
 	before   map[int64]Status
 	until    time.Time
 	cleanup  Cleanup
-	rearmLog logRecord
+	rearmLog testkit.LogRecord
 }
 
 func runRestartScenario(t *testing.T) *restartScenario {
@@ -85,15 +87,15 @@ func runRestartScenario(t *testing.T) *restartScenario {
 	}
 	s.until = micro(time.Now().Add(time.Second))
 	s.before[4] = a.user(t, 4, "busy").putStatus(`{"busy_until": "` + rfc3339(s.until) + `"}`)
-	a.stop(t)
+	a.Stop(t)
 
 	// Let both deadlines pass with no node running (not an assertion).
 	time.Sleep(time.Until(s.until.Add(100 * time.Millisecond)))
 
 	s.b = startNode(t, cluster.Config{Store: "bolt", DataDir: dir, NodeName: "B", OfflineAfter: 200 * time.Millisecond})
 	s.cleanup = s.b.admin(t).cleanup()
-	eventually(t, 10*time.Second, func() bool { return len(s.b.logs.find("stored timers re-armed")) > 0 }, "startup re-arm done")
-	s.rearmLog = s.b.logs.find("stored timers re-armed")[0]
+	eventually(t, 10*time.Second, func() bool { return len(s.b.Logs.Find("stored timers re-armed")) > 0 }, "startup re-arm done")
+	s.rearmLog = s.b.Logs.Find("stored timers re-armed")[0]
 	return s
 }
 
@@ -133,8 +135,8 @@ func TestRestartSweepsStoredDeadlines(t *testing.T) {
 // re-arm or by the cleanup.
 func TestRegression_CleanupCountsLostForStoredRecords(t *testing.T) {
 	s := runRestartScenario(t)
-	rearmOffline := s.rearmLog.attrs["users_marked_offline"].Int64()
-	rearmBusy := s.rearmLog.attrs["busy_status_cleared"].Int64()
+	rearmOffline := s.rearmLog.Attrs["users_marked_offline"].Int64()
+	rearmBusy := s.rearmLog.Attrs["busy_status_cleared"].Int64()
 	offline := rearmOffline + s.cleanup.UsersMarkedOffline
 	busy := rearmBusy + s.cleanup.BusyStatusCleared
 	if offline != 3 || busy != 1 {
@@ -160,7 +162,7 @@ func TestVersionSurvivesRestart(t *testing.T) {
 	if before.Version != 5 {
 		t.Fatalf("before restart: %+v, want version 5", before)
 	}
-	a.stop(t)
+	a.Stop(t)
 
 	b := startNode(t, cluster.Config{Store: "bolt", DataDir: dir, NodeName: "B"})
 	w := b.user(t, 2, "w")
@@ -184,7 +186,7 @@ func TestVersionSurvivesRestart(t *testing.T) {
 	}
 
 	// And once more, with the write just made.
-	b.stop(t)
+	b.Stop(t)
 	c := startNode(t, cluster.Config{Store: "bolt", DataDir: dir, NodeName: "C"})
 	if p := c.user(t, 2, "w").presence(1); p.Version != after.Version || p.IsOnline {
 		t.Fatalf("after second restart: %+v, want offline at version %d", p, after.Version)

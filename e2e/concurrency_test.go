@@ -32,7 +32,7 @@ func TestConcurrentResponsesIntact(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := newClient(t, n.base, n.http, mint(t, id, fmt.Sprint("user", id), false))
+			c := newClient(t, n.Base, n.HTTP, mint(t, id, fmt.Sprint("user", id), false))
 			for i := range rounds {
 				var path string
 				switch i % 3 {
@@ -46,10 +46,10 @@ func TestConcurrentResponsesIntact(t *testing.T) {
 				r, err := c.send(http.MethodGet, path, nil)
 				mu.Lock()
 				total++
-				if err != nil || r.code != http.StatusOK {
+				if err != nil || r.Code != http.StatusOK {
 					bad = append(bad, fmt.Sprintf("%s: %v %v", path, err, r))
-				} else if got := bodyUserID(r.body); got != id {
-					bad = append(bad, fmt.Sprintf("user %d GET %s got body %s", id, path, r.body))
+				} else if got := bodyUserID(r.Body); got != id {
+					bad = append(bad, fmt.Sprintf("user %d GET %s got body %s", id, path, r.Body))
 				}
 				mu.Unlock()
 			}

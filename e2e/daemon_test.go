@@ -2,50 +2,17 @@ package e2e
 
 import (
 	"bytes"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
-
-// buildPresenced builds cmd/presenced into a temporary directory and
-// returns the binary's path.
-func buildPresenced(t *testing.T) string {
-	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go command is needed to build presenced: %v", err)
-	}
-	out, err := exec.Command(goBin, "env", "GOMOD").Output()
-	gomod := strings.TrimSpace(string(out))
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		t.Fatalf("go env GOMOD: %q %v", gomod, err)
-	}
-	bin := filepath.Join(t.TempDir(), "presenced")
-	cmd := exec.Command(goBin, "build", "-o", bin, "./cmd/presenced")
-	cmd.Dir = filepath.Dir(gomod)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/presenced: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// freeAddr returns a loopback address with a port nobody listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // daemon is one presenced process.
 type daemon struct {
@@ -88,15 +55,15 @@ func daemonEnv(env map[string]string) []string {
 // (HTTP, gossip, remoting), and waits until /healthz answers.
 func startDaemon(t *testing.T, bin, dataDir string) *daemon {
 	t.Helper()
-	httpAddr := freeAddr(t)
+	httpAddr := testkit.FreeAddr(t)
 	d := &daemon{base: "http://" + httpAddr, http: &http.Client{Timeout: 10 * time.Second}, exited: make(chan struct{})}
 	d.cmd = exec.Command(bin)
 	d.cmd.Env = daemonEnv(map[string]string{
 		"PRESENCE_HTTP_ADDR":   httpAddr,
 		"PRESENCE_DATA_DIR":    dataDir,
 		"PRESENCE_JWT_SECRET":  testSecret,
-		"PRESENCE_GOSSIP_ADDR": freeAddr(t),
-		"PRESENCE_REMOTE_ADDR": freeAddr(t),
+		"PRESENCE_GOSSIP_ADDR": testkit.FreeAddr(t),
+		"PRESENCE_REMOTE_ADDR": testkit.FreeAddr(t),
 		"PRESENCE_NODE_NAME":   "e2e-daemon",
 	})
 	d.cmd.Stdout, d.cmd.Stderr = d, d
@@ -168,7 +135,7 @@ func (d *daemon) user(t *testing.T, id int64, name string) *client {
 // answers, so a SIGKILL loses none; the restarted process re-arms the
 // stored busy expiry, which clears on time with no write request.
 func TestDaemonDurableAcrossCrash(t *testing.T) {
-	bin := buildPresenced(t)
+	bin := testkit.BuildPresenced(t)
 	dir := t.TempDir()
 
 	d1 := startDaemon(t, bin, dir)
@@ -213,16 +180,16 @@ func TestDaemonDurableAcrossCrash(t *testing.T) {
 // exit with status 1; it panics with a nil pointer dereference in
 // cluster.Start's deferred cleanup and exits with status 2.
 func TestRegression_DaemonStartFailureCrashes(t *testing.T) {
-	bin := buildPresenced(t)
+	bin := testkit.BuildPresenced(t)
 	cmd := exec.Command(bin)
 	cmd.Env = daemonEnv(map[string]string{
-		"PRESENCE_HTTP_ADDR":   freeAddr(t),
+		"PRESENCE_HTTP_ADDR":   testkit.FreeAddr(t),
 		"PRESENCE_DATA_DIR":    t.TempDir(),
 		"PRESENCE_JWT_SECRET":  testSecret,
 		"PRESENCE_STORE":       "cassandra",
 		"PRESENCE_STANDALONE":  "true",
-		"PRESENCE_GOSSIP_ADDR": freeAddr(t),
-		"PRESENCE_REMOTE_ADDR": freeAddr(t),
+		"PRESENCE_GOSSIP_ADDR": testkit.FreeAddr(t),
+		"PRESENCE_REMOTE_ADDR": testkit.FreeAddr(t),
 	})
 	done := make(chan struct{})
 	var out []byte

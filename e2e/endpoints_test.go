@@ -38,8 +38,8 @@ func TestEndpointShapes(t *testing.T) {
 	// an offset comes back in UTC with Z.
 	r := alice.putStatusRaw(`{"is_online": true, "is_busy": true, "busy_until": "2999-01-15T13:00:00.5+02:00"}`)
 	put := decodeStatus(t, expectOK(t, r))
-	if !strings.Contains(string(r.body), `"busy_until":"2999-01-15T11:00:00.5Z"`) {
-		t.Errorf("busy_until not normalised to UTC: %s", r.body)
+	if !strings.Contains(string(r.Body), `"busy_until":"2999-01-15T11:00:00.5Z"`) {
+		t.Errorf("busy_until not normalised to UTC: %s", r.Body)
 	}
 	if !put.IsOnline || !put.IsBusy || put.Version != 2 {
 		t.Errorf("after PUT: %+v, want online, busy, version 2", put)
@@ -68,7 +68,7 @@ func TestEndpointShapes(t *testing.T) {
 	// A batch of unknown users is an empty array, not null.
 	r = alice.batchRaw("?user_ids=777")
 	expectOK(t, r)
-	expectJSONEqual(t, r.body, `[]`)
+	expectJSONEqual(t, r.Body, `[]`)
 
 	// POST /admin/cleanup-presence.
 	c := n.admin(t).cleanup()
@@ -286,7 +286,7 @@ func TestAdminCleanupAuthorization(t *testing.T) {
 			c := n.withToken(t, signHS(t, "HS256", []byte(testSecret), tc.claims))
 			r := c.cleanupRaw()
 			if tc.admin {
-				decodeCleanup(t, expectOK(t, r).body)
+				decodeCleanup(t, expectOK(t, r).Body)
 			} else {
 				expectDetail(t, r, http.StatusForbidden, "Admin privileges required")
 			}
@@ -308,8 +308,8 @@ func TestReadPathMetric(t *testing.T) {
 	if p := bob.presence(1701); !p.IsOnline {
 		t.Fatalf("alice: %+v", p)
 	}
-	if r := bob.presenceRaw("1703"); r.code != http.StatusNotFound { // no record, no actor yet
-		t.Fatalf("GET /users/1703/presence: %d %s", r.code, r.body)
+	if r := bob.presenceRaw("1703"); r.Code != http.StatusNotFound { // no record, no actor yet
+		t.Fatalf("GET /users/1703/presence: %d %s", r.Code, r.Body)
 	}
 	if got := bob.batch("1701,1703"); len(got) != 1 {
 		t.Fatalf("batch: %+v", got)
@@ -317,7 +317,7 @@ func TestReadPathMetric(t *testing.T) {
 	// Alice's two reads come from her snapshot; 1703's first read is the
 	// actor's (it had none). Its actor, with nothing stored, passivates
 	// right after answering, so its second read may go either way.
-	body := string(n.withToken(t, "").do(http.MethodGet, "/metrics", nil).body)
+	body := string(n.withToken(t, "").do(http.MethodGet, "/metrics", nil).Body)
 	snap, byActor := metricValue(body, `presence_reads_total{path="snapshot"}`), metricValue(body, `presence_reads_total{path="actor"}`)
 	if snap < 2 || byActor < 1 || snap+byActor != 4 {
 		t.Errorf("reads by snapshot %v, by actor %v; want at least 2 and 1, 4 in all:\n%s", snap, byActor, grepLines(body, "presence_reads_total"))

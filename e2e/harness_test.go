@@ -9,18 +9,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/presence-cluster/presence/api/auth"
 	"github.com/presence-cluster/presence/cluster"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // testSecret is the HS256 secret of every node the tests start.
@@ -32,97 +30,29 @@ const adminID = 9_000_000
 
 // ---------------------------------------------------------------- nodes
 
-type testNode struct {
-	*cluster.Node
-	cfg  cluster.Config
-	base string
-	logs *logSink
-	http *http.Client
-	once sync.Once
-}
+// testNode is a standalone node started in this process.
+type testNode struct{ *testkit.InProc }
 
-// startNode starts a standalone node (no gossip, no remoting: one node
-// owning every user) on a loopback port. Zero fields of cfg get test
-// defaults: the memory store, a fresh data dir, testSecret. The node stops
-// when the test ends (or earlier with stop).
+// startNode starts a standalone node (see testkit.StartStandalone) with
+// testSecret; it stops when the test ends (or earlier with Stop).
 func startNode(t *testing.T, cfg cluster.Config) *testNode {
 	t.Helper()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	// Single-node tests run under -race: no gossip, no remoting (two
-	// protoactor-go remotes in one process race inside the library).
-	cfg.Standalone = true
-	if cfg.WriteRate == 0 {
-		// Tests write in bursts; the rate limit has its own tests.
-		cfg.WriteRate = -1
-	}
-	if cfg.WSFrameRate == 0 {
-		cfg.WSFrameRate = 1e6
-		cfg.WSFrameBurst = 1e6
-	}
-	if cfg.DataDir == "" {
-		cfg.DataDir = t.TempDir()
-	}
-	if cfg.Store == "" {
-		cfg.Store = "memory"
-	}
-	if cfg.JWTSecret == "" && cfg.JWTPublicKeys == "" {
-		// A node configured with public keys only trusts RS256/ES256/EdDSA,
-		// as production nodes behind an identity provider do.
-		cfg.JWTSecret = testSecret
-	}
-	if cfg.NodeName == "" {
-		cfg.NodeName = "e2e"
-	}
-	sink := newLogSink()
-	cfg.Logger = slog.New(sink.handler())
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("logs of node %s (%s):\n%s", cfg.NodeName, cfg.DataDir, sink.dump())
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	n, err := cluster.Start(ctx, cfg)
-	if err != nil {
-		t.Fatalf("cluster.Start: %v", err)
-	}
-	tn := &testNode{
-		Node: n,
-		cfg:  cfg,
-		base: "http://" + n.HTTPAddr(),
-		logs: sink,
-		http: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
-	}
-	t.Cleanup(func() { tn.stop(t) })
-	return tn
-}
-
-// stop shuts the node down gracefully; later calls do nothing.
-func (n *testNode) stop(t *testing.T) {
-	t.Helper()
-	n.once.Do(func() {
-		n.http.CloseIdleConnections()
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := n.Shutdown(ctx); err != nil {
-			t.Errorf("node shutdown: %v", err)
-		}
-	})
+	return &testNode{testkit.StartStandalone(t, cfg, testSecret)}
 }
 
 // user returns a client authenticated as userID with that display name.
 func (n *testNode) user(t *testing.T, userID int64, username string) *client {
-	return newClient(t, n.base, n.http, mint(t, userID, username, false))
+	return newClient(t, n.Base, n.HTTP, mint(t, userID, username, false))
 }
 
 // admin returns a client with an admin token.
 func (n *testNode) admin(t *testing.T) *client {
-	return newClient(t, n.base, n.http, mint(t, adminID, "root", true))
+	return newClient(t, n.Base, n.HTTP, mint(t, adminID, "root", true))
 }
 
 // withToken returns a client that sends token as is ("" sends no header).
 func (n *testNode) withToken(t *testing.T, token string) *client {
-	return newClient(t, n.base, n.http, token)
+	return newClient(t, n.Base, n.HTTP, token)
 }
 
 // ---------------------------------------------------------------- tokens
@@ -130,11 +60,7 @@ func (n *testNode) withToken(t *testing.T, token string) *client {
 // mint issues an HS256 token for the node secret, valid for an hour.
 func mint(t *testing.T, userID int64, username string, admin bool) string {
 	t.Helper()
-	tok, err := auth.Mint([]byte(testSecret), auth.MintClaims{UserID: userID, Username: username, Admin: admin, TTL: time.Hour})
-	if err != nil {
-		t.Fatalf("mint: %v", err)
-	}
-	return tok
+	return testkit.Mint(t, []byte(testSecret), userID, username, admin)
 }
 
 // ---------------------------------------------------------------- client
@@ -150,42 +76,11 @@ func newClient(t *testing.T, base string, hc *http.Client, token string) *client
 	return &client{t: t, base: base, http: hc, token: token}
 }
 
-type response struct {
-	code   int
-	header http.Header
-	body   []byte
-}
-
-func (r *response) String() string {
-	return fmt.Sprintf("%d %s", r.code, r.body)
-}
+type response = testkit.Response
 
 // send performs one request; it is safe from any goroutine.
 func (c *client) send(method, path string, body []byte) (*response, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, c.base+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return nil, err
-	}
-	return &response{code: res.StatusCode, header: res.Header, body: b}, nil
+	return testkit.Send(context.Background(), c.http, method, c.base+path, c.token, body)
 }
 
 func (c *client) do(method, path string, body []byte) *response {
@@ -226,7 +121,7 @@ func (c *client) putStatus(body string) Status {
 func (c *client) heartbeat() {
 	c.t.Helper()
 	r := expectOK(c.t, c.heartbeatRaw())
-	expectJSONEqual(c.t, r.body, `{"message":"Heartbeat received"}`)
+	expectJSONEqual(c.t, r.Body, `{"message":"Heartbeat received"}`)
 }
 
 // presence is GET /users/{id}/presence, which must answer 200.
@@ -240,8 +135,8 @@ func (c *client) batch(ids string) []Presence {
 	c.t.Helper()
 	r := expectOK(c.t, c.batchRaw("?user_ids="+ids))
 	var raws []json.RawMessage
-	if err := json.Unmarshal(r.body, &raws); err != nil || raws == nil {
-		c.t.Fatalf("batch body is not a JSON array: %v: %s", err, r.body)
+	if err := json.Unmarshal(r.Body, &raws); err != nil || raws == nil {
+		c.t.Fatalf("batch body is not a JSON array: %v: %s", err, r.Body)
 	}
 	out := make([]Presence, len(raws))
 	for i, raw := range raws {
@@ -255,40 +150,17 @@ func (c *client) batch(ids string) []Presence {
 func (c *client) cleanup() Cleanup {
 	c.t.Helper()
 	r := expectOK(c.t, c.cleanupRaw())
-	return decodeCleanup(c.t, r.body)
+	return decodeCleanup(c.t, r.Body)
 }
 
 // ---------------------------------------------------------------- bodies
 
-// Status is the record of GET/PUT /users/me/status.
-type Status struct {
-	UserID    int64      `json:"user_id"`
-	IsOnline  bool       `json:"is_online"`
-	IsBusy    bool       `json:"is_busy"`
-	BusyUntil *time.Time `json:"busy_until"`
-	LastSeen  *time.Time `json:"last_seen"`
-	CreatedAt *time.Time `json:"created_at"`
-	UpdatedAt *time.Time `json:"updated_at"`
-	Version   uint64     `json:"version"`
-}
-
-// Presence is the record of the presence endpoints.
-type Presence struct {
-	UserID    int64      `json:"user_id"`
-	Username  string     `json:"username"`
-	IsOnline  bool       `json:"is_online"`
-	IsBusy    bool       `json:"is_busy"`
-	BusyUntil *time.Time `json:"busy_until"`
-	LastSeen  *time.Time `json:"last_seen"`
-	Version   uint64     `json:"version"`
-}
-
-// Cleanup is the body of POST /admin/cleanup-presence.
-type Cleanup struct {
-	Message            string `json:"message"`
-	UsersMarkedOffline int64  `json:"users_marked_offline"`
-	BusyStatusCleared  int64  `json:"busy_status_cleared"`
-}
+// The API's JSON bodies.
+type (
+	Status   = testkit.Status
+	Presence = testkit.Presence
+	Cleanup  = testkit.Cleanup
+)
 
 type kind int
 
@@ -394,17 +266,17 @@ func checkUTC(s string) error {
 
 func decodeStatus(t *testing.T, r *response) Status {
 	t.Helper()
-	checkShape(t, r.body, statusShape)
+	checkShape(t, r.Body, statusShape)
 	var s Status
-	if err := json.Unmarshal(r.body, &s); err != nil {
-		t.Fatalf("decode status: %v: %s", err, r.body)
+	if err := json.Unmarshal(r.Body, &s); err != nil {
+		t.Fatalf("decode status: %v: %s", err, r.Body)
 	}
 	return s
 }
 
 func decodePresence(t *testing.T, r *response) Presence {
 	t.Helper()
-	return decodePresenceBody(t, r.body)
+	return decodePresenceBody(t, r.Body)
 }
 
 func decodePresenceBody(t *testing.T, body []byte) Presence {
@@ -433,13 +305,13 @@ func decodeCleanup(t *testing.T, body []byte) Cleanup {
 // expectJSON asserts the status code and an application/json Content-Type.
 func expectJSON(t *testing.T, r *response, code int) *response {
 	t.Helper()
-	if r.code != code {
-		t.Fatalf("status %d, want %d; body %s", r.code, code, r.body)
+	if r.Code != code {
+		t.Fatalf("status %d, want %d; body %s", r.Code, code, r.Body)
 	}
-	ct := r.header.Get("Content-Type")
+	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "application/json" {
-		t.Fatalf("Content-Type %q, want application/json (status %d, body %s)", ct, r.code, r.body)
+		t.Fatalf("Content-Type %q, want application/json (status %d, body %s)", ct, r.Code, r.Body)
 	}
 	return r
 }
@@ -453,7 +325,7 @@ func expectOK(t *testing.T, r *response) *response {
 func expectDetail(t *testing.T, r *response, code int, detail string) {
 	t.Helper()
 	expectJSON(t, r, code)
-	expectJSONEqual(t, r.body, `{"detail":`+strconv.Quote(detail)+`}`)
+	expectJSONEqual(t, r.Body, `{"detail":`+strconv.Quote(detail)+`}`)
 }
 
 // expectSomeDetail asserts an error answer whose only field, detail, is a
@@ -462,12 +334,12 @@ func expectSomeDetail(t *testing.T, r *response, code int) string {
 	t.Helper()
 	expectJSON(t, r, code)
 	var body map[string]any
-	if err := json.Unmarshal(r.body, &body); err != nil {
-		t.Fatalf("error body is not a JSON object: %s", r.body)
+	if err := json.Unmarshal(r.Body, &body); err != nil {
+		t.Fatalf("error body is not a JSON object: %s", r.Body)
 	}
 	d, ok := body["detail"].(string)
 	if !ok || d == "" || len(body) != 1 {
-		t.Fatalf(`want {"detail": "<non-empty>"}, got %s`, r.body)
+		t.Fatalf(`want {"detail": "<non-empty>"}, got %s`, r.Body)
 	}
 	return d
 }
@@ -495,24 +367,15 @@ func expectJSONEqual(t *testing.T, got []byte, want string) {
 // timeout.
 func eventually(t *testing.T, timeout time.Duration, cond func() bool, msgAndArgs ...any) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			msg := "condition"
-			if len(msgAndArgs) > 0 {
-				msg = fmt.Sprintf(msgAndArgs[0].(string), msgAndArgs[1:]...)
-			}
-			t.Fatalf("%s not met within %v", msg, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
+	msg := "condition"
+	if len(msgAndArgs) > 0 {
+		msg = fmt.Sprintf(msgAndArgs[0].(string), msgAndArgs[1:]...)
 	}
+	testkit.Until(t, timeout, cond, "%s", msg)
 }
 
 // rfc3339 formats tm as the API expects busy_until.
-func rfc3339(tm time.Time) string { return tm.UTC().Format(time.RFC3339Nano) }
+func rfc3339(tm time.Time) string { return testkit.RFC3339(tm) }
 
 // micro truncates tm to the microsecond the API keeps.
 func micro(tm time.Time) time.Time { return tm.Truncate(time.Microsecond).UTC() }
@@ -526,118 +389,14 @@ func fmtTime(p *time.Time) string {
 	return p.Format(time.RFC3339Nano)
 }
 
-// ---------------------------------------------------------------- logs
-
-// logSink keeps a node's log records, to print on failure and to read
-// what the node reported about itself.
-type logSink struct {
-	mu      sync.Mutex
-	records []logRecord
-}
-
-type logRecord struct {
-	time  time.Time
-	level slog.Level
-	msg   string
-	attrs map[string]slog.Value
-}
-
-func newLogSink() *logSink { return &logSink{} }
-
-func (s *logSink) handler() slog.Handler { return &sinkHandler{sink: s} }
-
-// find returns the records with message msg.
-func (s *logSink) find(msg string) []logRecord {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []logRecord
-	for _, r := range s.records {
-		if r.msg == msg {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func (s *logSink) dump() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var b strings.Builder
-	for _, r := range s.records {
-		fmt.Fprintf(&b, "  %s %s %s", r.time.Format("15:04:05.000000"), r.level, r.msg)
-		for k, v := range r.attrs {
-			fmt.Fprintf(&b, " %s=%v", k, v)
-		}
-		b.WriteByte('\n')
-	}
-	return b.String()
-}
-
-type sinkHandler struct {
-	sink  *logSink
-	attrs []slog.Attr
-}
-
-func (h *sinkHandler) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h *sinkHandler) Handle(_ context.Context, r slog.Record) error {
-	rec := logRecord{time: r.Time, level: r.Level, msg: r.Message, attrs: map[string]slog.Value{}}
-	for _, a := range h.attrs {
-		rec.attrs[a.Key] = a.Value
-	}
-	r.Attrs(func(a slog.Attr) bool {
-		rec.attrs[a.Key] = a.Value
-		return true
-	})
-	h.sink.mu.Lock()
-	h.sink.records = append(h.sink.records, rec)
-	h.sink.mu.Unlock()
-	return nil
-}
-
-func (h *sinkHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &sinkHandler{sink: h.sink, attrs: append(append([]slog.Attr(nil), h.attrs...), as...)}
-}
-
-func (h *sinkHandler) WithGroup(string) slog.Handler { return h }
-
-// ---------------------------------------------------------------- clock
-
-// fakeClock is a Clock whose time moves only when the test says so and
-// whose timers never fire: jumping it makes every deadline look overdue,
-// as if the timers were late, which is what an admin cleanup re-checks.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock(now time.Time) *fakeClock { return &fakeClock{now: now} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) AfterFunc(time.Duration, func()) func() bool {
-	return func() bool { return true }
-}
-
-func (c *fakeClock) jump(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // readResponse reads and closes res.
 func readResponse(t *testing.T, res *http.Response) *response {
 	t.Helper()
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
+	r, err := testkit.ReadResponse(res)
 	if err != nil {
-		t.Fatalf("read body: %v", err)
+		t.Fatalf("%v", err)
 	}
-	return &response{code: res.StatusCode, header: res.Header, body: b}
+	return r
 }
 
 // on returns a copy of c that reports to t (a subtest's t).

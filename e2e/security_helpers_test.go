@@ -4,7 +4,6 @@ package e2e
 // collides with the other test files of the package.
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -34,6 +33,8 @@ import (
 	"github.com/presence-cluster/presence/api"
 	"github.com/presence-cluster/presence/api/auth"
 	"github.com/presence-cluster/presence/cluster"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // secInvalidToken is the only answer a bad token may get.
@@ -112,25 +113,7 @@ func (s *secServer) client(t *testing.T, token string) *client {
 // secRaw writes req as is on a fresh TCP connection and reads one
 // response. A connection the server closes without answering is an error.
 func secRaw(addr, req string, timeout time.Duration) (*response, error) {
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(timeout))
-	if _, err := io.WriteString(conn, req); err != nil {
-		return nil, err
-	}
-	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		return nil, err
-	}
-	return &response{code: res.StatusCode, header: res.Header, body: body}, nil
+	return testkit.RawHTTP(addr, req, timeout)
 }
 
 // secReadToEnd reads conn until the server closes it (or limit passes) and
@@ -199,15 +182,15 @@ func secLeak(body []byte, secrets ...string) string {
 // text.
 func secExpectClean(t *testing.T, what string, r *response, code int, secrets ...string) {
 	t.Helper()
-	if r.code != code {
-		t.Errorf("%s: status %d, want %d; body %q", what, r.code, code, r.body)
+	if r.Code != code {
+		t.Errorf("%s: status %d, want %d; body %q", what, r.Code, code, r.Body)
 		return
 	}
-	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		t.Errorf("%s: Content-Type %q, want application/json; body %q", what, ct, r.body)
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("%s: Content-Type %q, want application/json; body %q", what, ct, r.Body)
 	}
-	if why := secLeak(r.body, secrets...); why != "" {
-		t.Errorf("%s: %d %q: %s", what, r.code, r.body, why)
+	if why := secLeak(r.Body, secrets...); why != "" {
+		t.Errorf("%s: %d %q: %s", what, r.Code, r.Body, why)
 	}
 }
 
@@ -215,17 +198,17 @@ func secExpectClean(t *testing.T, what string, r *response, code int, secrets ..
 // exactly {"detail":"Invalid or expired token"}, WWW-Authenticate: Bearer.
 func secExpectInvalidToken(t *testing.T, what string, r *response) {
 	t.Helper()
-	if r.code != http.StatusUnauthorized {
-		t.Errorf("%s: status %d, want 401; body %s", what, r.code, r.body)
+	if r.Code != http.StatusUnauthorized {
+		t.Errorf("%s: status %d, want 401; body %s", what, r.Code, r.Body)
 		return
 	}
-	if string(r.body) != secInvalidToken {
-		t.Errorf("%s: body %q, want %s", what, r.body, secInvalidToken)
+	if string(r.Body) != secInvalidToken {
+		t.Errorf("%s: body %q, want %s", what, r.Body, secInvalidToken)
 	}
-	if got := r.header.Get("WWW-Authenticate"); got != "Bearer" {
+	if got := r.Header.Get("WWW-Authenticate"); got != "Bearer" {
 		t.Errorf("%s: WWW-Authenticate %q, want Bearer", what, got)
 	}
-	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("%s: Content-Type %q", what, ct)
 	}
 }
@@ -390,5 +373,5 @@ func secWSHandshake(t *testing.T, n *testNode, token string) *response {
 	}
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
-	return &response{code: res.StatusCode, header: res.Header, body: body}
+	return &response{Code: res.StatusCode, Header: res.Header, Body: body}
 }

@@ -122,10 +122,10 @@ func TestSecLimitHeaderSize(t *testing.T) {
 	// first 8 KiB and closes without draining the rest, so a client still
 	// writing its head may see the connection reset instead of the answer
 	// (no lingering close); either way nothing else comes back.
-	req, _ := http.NewRequest(http.MethodGet, n.base+"/users/me/status", nil)
+	req, _ := http.NewRequest(http.MethodGet, n.Base+"/users/me/status", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("X-Pad", strings.Repeat("z", 20<<10))
-	res, err := n.http.Do(req)
+	res, err := n.HTTP.Do(req)
 	if err != nil {
 		t.Logf("Go client, 20 KiB header: no answer, connection reset while writing: %v", err)
 		return
@@ -211,7 +211,7 @@ func TestSecLimitWSSubscriptions(t *testing.T) {
 		t.Fatal("handshake subscribing 4 users accepted with a limit of 3")
 	}
 	body, _ := io.ReadAll(res.Body)
-	secExpectClean(t, "URL over the subscription limit", &response{code: res.StatusCode, header: res.Header, body: body}, http.StatusUnprocessableEntity)
+	secExpectClean(t, "URL over the subscription limit", &response{Code: res.StatusCode, Header: res.Header, Body: body}, http.StatusUnprocessableEntity)
 }
 
 // TestSecLimitWSSessionsPerUser: the handshake beyond WSMaxSessionsPerUser
@@ -228,7 +228,7 @@ func TestSecLimitWSSessionsPerUser(t *testing.T) {
 	wsExpectRefused(t, n, wsQuery(mint(t, id, "s3", false), ""), nil, http.StatusTooManyRequests, "Too many sessions for this user")
 	other := wsDialUser(t, n, 1152, "other", "")
 	other.sync()
-	a.close()
+	a.Close()
 	wsWaitSessions(t, n, id, 1)
 	c := wsDialUser(t, n, id, "s3", "")
 	c.sync()
@@ -376,7 +376,7 @@ func TestSecLimitReadTimeoutNodeDefault(t *testing.T) {
 func secRetryAfter(t *testing.T, r *response) int {
 	t.Helper()
 	expectDetail(t, r, http.StatusTooManyRequests, "Too many requests, retry later")
-	v := r.header.Get("Retry-After")
+	v := r.Header.Get("Retry-After")
 	secs, err := strconv.Atoi(v)
 	if err != nil || secs < 1 {
 		t.Fatalf("Retry-After %q, want an integer >= 1", v)
@@ -433,7 +433,7 @@ func TestSecRateLimitWritesDefaults(t *testing.T) {
 	okCount, limited := 0, 0
 	for range 60 {
 		r := u.heartbeatRaw()
-		switch r.code {
+		switch r.Code {
 		case http.StatusOK:
 			okCount++
 		case http.StatusTooManyRequests:
@@ -511,7 +511,7 @@ func TestSecRateLimitWSSustainedFlood(t *testing.T) {
 	n := startNode(t, cluster.Config{WSFrameRate: 1, WSFrameBurst: 2})
 	c := wsDialUser(t, n, 1231, "flooder", "")
 	for range 400 {
-		if err := c.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"heartbeat"}`)); err != nil {
+		if err := c.Conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"heartbeat"}`)); err != nil {
 			break // closed by the server: expected
 		}
 	}
@@ -643,7 +643,7 @@ func TestSecTokensRS(t *testing.T) {
 			secExpectInvalidToken(t, name+" (WebSocket)", r2)
 		}
 		// Nothing in the headers tells the cases apart either.
-		h := r.header.Clone()
+		h := r.Header.Clone()
 		h.Del("Date")
 		if first == nil {
 			first = h
@@ -653,11 +653,11 @@ func TestSecTokensRS(t *testing.T) {
 	}
 	// No Authorization at all, and other schemes.
 	for name, hdr := range map[string]string{"none": "", "Basic": "Basic dXNlcjpwYXNz", "Bearer only": "Bearer", "Bearer and spaces": "Bearer    "} {
-		req, _ := http.NewRequest(http.MethodGet, n.base+"/users/me/status", nil)
+		req, _ := http.NewRequest(http.MethodGet, n.Base+"/users/me/status", nil)
 		if hdr != "" {
 			req.Header.Set("Authorization", hdr)
 		}
-		res, err := n.http.Do(req)
+		res, err := n.HTTP.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -714,7 +714,7 @@ func TestSecTokenJWKSRotationReload(t *testing.T) {
 	tokA := secSign(t, jwt.SigningMethodRS256, keyA, claims, map[string]any{"kid": "a"})
 	tokB := secSign(t, jwt.SigningMethodRS256, keyB, claims, map[string]any{"kid": "b"})
 	tokBNoKid := secSign(t, jwt.SigningMethodRS256, keyB, claims, nil)
-	status := func(tok string) int { return s.client(t, tok).getStatusRaw().code }
+	status := func(tok string) int { return s.client(t, tok).getStatusRaw().Code }
 	expect := func(step string, a, b int) {
 		t.Helper()
 		if got := status(tokA); got != a {
@@ -882,7 +882,7 @@ func TestSecNoInternalErrorText(t *testing.T) {
 		if len(name) > 80 {
 			name = name[:80] + "..."
 		}
-		req, err := http.NewRequest(c.method, n.base+c.path, strings.NewReader(c.body))
+		req, err := http.NewRequest(c.method, n.Base+c.path, strings.NewReader(c.body))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -891,13 +891,13 @@ func TestSecNoInternalErrorText(t *testing.T) {
 		for k, v := range c.header {
 			req.Header.Set(k, v)
 		}
-		res, err := n.http.Do(req)
+		res, err := n.HTTP.Do(req)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		r := readResponse(t, res)
 		if c.code == 200 {
-			if r.code != 200 {
+			if r.Code != 200 {
 				t.Errorf("%s %q: %s", name, c.body, r)
 			}
 			continue
@@ -974,10 +974,10 @@ func TestSecRegressionUnknownMethodNotJSON(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", m, err)
 		}
-		if r.code != http.StatusBadRequest && r.code != http.StatusMethodNotAllowed && r.code != http.StatusNotImplemented {
-			t.Errorf("%s: status %d", m, r.code)
+		if r.Code != http.StatusBadRequest && r.Code != http.StatusMethodNotAllowed && r.Code != http.StatusNotImplemented {
+			t.Errorf("%s: status %d", m, r.Code)
 		}
-		secExpectClean(t, "method "+m, r, r.code)
+		secExpectClean(t, "method "+m, r, r.Code)
 	}
 }
 
@@ -1003,11 +1003,11 @@ func TestSecRegressionMetricsMethodLabel(t *testing.T) {
 		u.do(http.MethodDelete, "/users/me/status", nil)
 	}
 	r := n.withToken(t, "").do(http.MethodGet, "/metrics", nil)
-	if r.code != http.StatusOK {
-		t.Fatalf("GET /metrics after mixed traffic: %d %.600s", r.code, r.body)
+	if r.Code != http.StatusOK {
+		t.Fatalf("GET /metrics after mixed traffic: %d %.600s", r.Code, r.Body)
 	}
 	known := map[string]bool{"GET": true, "PUT": true, "POST": true, "DELETE": true, "HEAD": true}
-	for _, line := range strings.Split(string(r.body), "\n") {
+	for _, line := range strings.Split(string(r.Body), "\n") {
 		if !strings.HasPrefix(line, "presence_http_requests_total{") {
 			continue
 		}
@@ -1070,17 +1070,17 @@ func TestSecRegressionContentEncodingBypassesBodyLimit(t *testing.T) {
 		if len(c.body) > api.DefaultBodyLimit {
 			t.Fatalf("%s: %d bytes on the wire, over the body limit already", c.name, len(c.body))
 		}
-		req, _ := http.NewRequest(http.MethodPut, n.base+"/users/me/status", bytes.NewReader(c.body))
+		req, _ := http.NewRequest(http.MethodPut, n.Base+"/users/me/status", bytes.NewReader(c.body))
 		req.Header.Set("Authorization", "Bearer "+u.token)
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Content-Encoding", c.encoding)
-		res, err := n.http.Do(req)
+		res, err := n.HTTP.Do(req)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 		r := readResponse(t, res)
-		if r.code != http.StatusRequestEntityTooLarge && r.code != http.StatusUnsupportedMediaType {
-			t.Errorf("%s (%d bytes sent): %d %s; want 413 or 415", c.name, len(c.body), r.code, r.body)
+		if r.Code != http.StatusRequestEntityTooLarge && r.Code != http.StatusUnsupportedMediaType {
+			t.Errorf("%s (%d bytes sent): %d %s; want 413 or 415", c.name, len(c.body), r.Code, r.Body)
 		}
 	}
 }

@@ -199,13 +199,13 @@ func TestConcurrentWritesOneUser(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := newClient(t, n.base, n.http, tok)
+			c := newClient(t, n.Base, n.HTTP, tok)
 			r, err := c.send(http.MethodGet, "/users/me/status", nil)
-			if err != nil || r.code != http.StatusOK {
+			if err != nil || r.Code != http.StatusOK {
 				errs <- fmt.Errorf("GET: %v %v", err, r)
 				return
 			}
-			created[i] = decodeStatusQuiet(r.body)
+			created[i] = decodeStatusQuiet(r.Body)
 		}()
 	}
 	wg.Wait()
@@ -223,14 +223,14 @@ func TestConcurrentWritesOneUser(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := newClient(t, n.base, n.http, tok)
+			c := newClient(t, n.Base, n.HTTP, tok)
 			body := fmt.Sprintf(`{"busy_until": %q}`, rfc3339(base.Add(time.Duration(i)*time.Second)))
 			r, err := c.send(http.MethodPut, "/users/me/status", []byte(body))
-			if err != nil || r.code != http.StatusOK {
+			if err != nil || r.Code != http.StatusOK {
 				errs <- fmt.Errorf("PUT: %v %v", err, r)
 				return
 			}
-			versions[i] = decodeStatusQuiet(r.body).Version
+			versions[i] = decodeStatusQuiet(r.Body).Version
 		}()
 	}
 	wg.Wait()

@@ -7,20 +7,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fasthttp/websocket"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // Timeouts of the WebSocket tests: wsWait bounds waiting for something that
@@ -37,79 +36,24 @@ const (
 const wsMarker = `{"type":"ws-test-marker"}`
 
 // wsMsg is one frame a client received.
-type wsMsg struct {
-	kind int // websocket.TextMessage or BinaryMessage
-	raw  []byte
+type wsMsg = testkit.Frame
 
-	Type      string          `json:"type"`
-	Data      json.RawMessage `json:"data"`
-	UserIDs   []int64         `json:"user_ids"`
-	Detail    string          `json:"detail"`
-	Timestamp string          `json:"timestamp"`
-	parseErr  error
-}
-
-func (m *wsMsg) String() string {
-	if m == nil {
-		return "<nil>"
-	}
-	s := string(m.raw)
-	if len(s) > 400 {
-		s = s[:400] + fmt.Sprintf("...(%d bytes)", len(m.raw))
-	}
-	return s
-}
-
-// presence decodes the data of a presence_update frame.
-func (m *wsMsg) presence() (Presence, error) {
-	var p Presence
-	if m.Type != "presence_update" {
-		return p, fmt.Errorf("want a presence_update frame, got %s", m)
-	}
-	if err := json.Unmarshal(m.Data, &p); err != nil {
-		return p, fmt.Errorf("presence_update data: %v: %s", err, m)
-	}
-	return p, nil
-}
-
-// wsClient is a WebSocket client with one reader goroutine that hands every
-// frame to the test through a channel.
+// wsClient is a WebSocket test connection (testkit.WSConn) with the
+// assertions of the single-node tests.
 type wsClient struct {
-	t    *testing.T
-	name string
-	conn *websocket.Conn
-
-	frames chan *wsMsg
-	done   chan struct{} // closed when the reader ends; err is set before
-	err    error
-	stop   chan struct{}
-	once   sync.Once
+	*testkit.WSConn
+	t *testing.T
 
 	// last is the newest version seen per user, to check that versions rise.
 	last map[int64]uint64
 }
 
 // wsURL is the WebSocket URL of n with rawQuery (may be empty).
-func wsURL(n *testNode, rawQuery string) string {
-	u := "ws://" + n.HTTPAddr() + "/ws/presence"
-	if rawQuery != "" {
-		u += "?" + rawQuery
-	}
-	return u
-}
+func wsURL(n *testNode, rawQuery string) string { return testkit.WSURL(n.HTTPAddr(), rawQuery) }
 
 // wsQuery builds the query string of a connection with token and, when
 // given, user_ids.
-func wsQuery(token, userIDs string) string {
-	q := url.Values{}
-	if token != "" {
-		q.Set("token", token)
-	}
-	if userIDs != "" {
-		q.Set("user_ids", userIDs)
-	}
-	return q.Encode()
-}
+func wsQuery(token, userIDs string) string { return testkit.WSQuery(token, userIDs) }
 
 var wsDialer = &websocket.Dialer{HandshakeTimeout: wsWait}
 
@@ -135,103 +79,28 @@ func wsDial(t *testing.T, n *testNode, name, rawQuery string, header http.Header
 		t.Fatalf("%v", err)
 	}
 	c.t = t
-	t.Cleanup(c.close)
+	t.Cleanup(c.Close)
 	return c
 }
 
 // wsDialE is wsDial for any goroutine: it returns errors and leaves closing
 // to the caller.
 func wsDialE(n *testNode, name, rawQuery string, header http.Header) (*wsClient, error) {
-	conn, res, err := wsTryDial(n, rawQuery, header)
+	conn, err := testkit.DialWS(n.HTTPAddr(), rawQuery, testkit.WSOptions{Name: name, Header: header, Dialer: wsDialer})
 	if err != nil {
-		if res != nil {
-			body, _ := io.ReadAll(res.Body)
-			return nil, fmt.Errorf("dial %s: %v: HTTP %d %s", name, err, res.StatusCode, body)
-		}
-		return nil, fmt.Errorf("dial %s: %v", name, err)
+		return nil, err
 	}
-	return wsStart(name, conn), nil
+	return &wsClient{WSConn: conn, last: make(map[int64]uint64)}, nil
 }
 
 // wsStart wraps an open connection and starts its reader.
 func wsStart(name string, conn *websocket.Conn) *wsClient {
-	c := &wsClient{
-		name:   name,
-		conn:   conn,
-		frames: make(chan *wsMsg, 256),
-		done:   make(chan struct{}),
-		stop:   make(chan struct{}),
-		last:   make(map[int64]uint64),
-	}
-	go c.readLoop()
-	return c
-}
-
-func (c *wsClient) readLoop() {
-	defer close(c.done)
-	for {
-		kind, data, err := c.conn.ReadMessage()
-		if err != nil {
-			c.err = err
-			return
-		}
-		m := &wsMsg{kind: kind, raw: data}
-		if kind == websocket.TextMessage {
-			m.parseErr = json.Unmarshal(data, m)
-		} else {
-			m.parseErr = fmt.Errorf("frame of message type %d", kind)
-		}
-		select {
-		case c.frames <- m:
-		case <-c.stop:
-			return
-		}
-	}
-}
-
-// close sends a normal close frame and drops the connection; safe to call
-// many times.
-func (c *wsClient) close() {
-	c.once.Do(func() {
-		close(c.stop)
-		_ = c.conn.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-		_ = c.conn.Close()
-		<-c.done
-	})
-}
-
-// endErr is the reader's final error once the connection has ended, and
-// nil while it is open.
-func (c *wsClient) endErr() error {
-	select {
-	case <-c.done:
-		return c.err
-	default:
-		return nil
-	}
+	return &wsClient{WSConn: testkit.WrapWS(name, conn, nil), last: make(map[int64]uint64)}
 }
 
 // recv returns the next frame, or an error when none comes within timeout
-// or the connection ended. Frames received before the end are returned
-// first.
-func (c *wsClient) recv(timeout time.Duration) (*wsMsg, error) {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	select {
-	case m := <-c.frames:
-		return m, nil
-	case <-c.done:
-		select {
-		case m := <-c.frames:
-			return m, nil
-		default:
-		}
-		return nil, fmt.Errorf("%s: connection ended: %v", c.name, c.err)
-	case <-timer.C:
-		return nil, fmt.Errorf("%s: no frame within %v", c.name, timeout)
-	}
-}
+// or the connection ended.
+func (c *wsClient) recv(timeout time.Duration) (*wsMsg, error) { return c.Next(timeout) }
 
 func (c *wsClient) next() *wsMsg {
 	c.t.Helper()
@@ -244,8 +113,8 @@ func (c *wsClient) next() *wsMsg {
 
 func (c *wsClient) sendText(s string) {
 	c.t.Helper()
-	if err := c.conn.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
-		c.t.Fatalf("%s: send %s: %v", c.name, s, err)
+	if err := c.SendText(s); err != nil {
+		c.t.Fatalf("%s: send %s: %v", c.Name, s, err)
 	}
 }
 
@@ -259,18 +128,15 @@ func (c *wsClient) unsubscribe(ids ...int64) {
 	c.sendText(wsIDsFrame("unsubscribe", ids))
 }
 
-func wsIDsFrame(typ string, ids []int64) string {
-	b, _ := json.Marshal(map[string]any{"type": typ, "user_ids": ids})
-	return string(b)
-}
+func wsIDsFrame(typ string, ids []int64) string { return testkit.IDsFrame(typ, ids) }
 
 // wsCheckKeys asserts the frame is a JSON object with exactly keys.
 func wsCheckKeys(m *wsMsg, keys ...string) error {
-	if m.kind != websocket.TextMessage {
-		return fmt.Errorf("want a text frame, got message type %d", m.kind)
+	if m.Kind != websocket.TextMessage {
+		return fmt.Errorf("want a text frame, got message type %d", m.Kind)
 	}
 	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(m.raw, &obj); err != nil {
+	if err := json.Unmarshal(m.Raw, &obj); err != nil {
 		return fmt.Errorf("frame is not a JSON object: %v: %s", err, m)
 	}
 	got := make([]string, 0, len(obj))
@@ -290,8 +156,8 @@ func wsCheckKeys(m *wsMsg, keys ...string) error {
 func (c *wsClient) expectType(typ string) *wsMsg {
 	c.t.Helper()
 	m := c.next()
-	if m.parseErr != nil || m.Type != typ {
-		c.t.Fatalf("%s: want a %q frame, got %s (parse error %v)", c.name, typ, m, m.parseErr)
+	if m.ParseErr != nil || m.Type != typ {
+		c.t.Fatalf("%s: want a %q frame, got %s (parse error %v)", c.Name, typ, m, m.ParseErr)
 	}
 	return m
 }
@@ -302,10 +168,10 @@ func (c *wsClient) expectError() string {
 	c.t.Helper()
 	m := c.expectType("error")
 	if err := wsCheckKeys(m, "type", "detail"); err != nil {
-		c.t.Fatalf("%s: %v", c.name, err)
+		c.t.Fatalf("%s: %v", c.Name, err)
 	}
 	if m.Detail == "" {
-		c.t.Fatalf("%s: error frame without detail: %s", c.name, m)
+		c.t.Fatalf("%s: error frame without detail: %s", c.Name, m)
 	}
 	return m.Detail
 }
@@ -315,10 +181,10 @@ func (c *wsClient) expectIDs(typ string, ids ...int64) {
 	c.t.Helper()
 	m := c.expectType(typ)
 	if err := wsCheckKeys(m, "type", "user_ids"); err != nil {
-		c.t.Fatalf("%s: %v", c.name, err)
+		c.t.Fatalf("%s: %v", c.Name, err)
 	}
 	if m.UserIDs == nil || fmt.Sprint(m.UserIDs) != fmt.Sprint(ids) {
-		c.t.Fatalf("%s: %s user_ids %v, want %v: %s", c.name, typ, m.UserIDs, ids, m)
+		c.t.Fatalf("%s: %s user_ids %v, want %v: %s", c.Name, typ, m.UserIDs, ids, m)
 	}
 }
 
@@ -335,13 +201,13 @@ func (c *wsClient) expectUnsubscribed(ids ...int64) {
 // wsCheckUpdate checks that m is a well-formed presence_update of user id
 // with the given flags, and returns its presence.
 func wsCheckUpdate(m *wsMsg, id int64, online, busy bool) (Presence, error) {
-	if m.parseErr != nil {
-		return Presence{}, fmt.Errorf("unparsable frame %s: %v", m, m.parseErr)
+	if m.ParseErr != nil {
+		return Presence{}, fmt.Errorf("unparsable frame %s: %v", m, m.ParseErr)
 	}
 	if err := wsCheckKeys(m, "type", "data", "timestamp"); err != nil {
 		return Presence{}, err
 	}
-	p, err := m.presence()
+	p, err := m.Presence()
 	if err != nil {
 		return p, err
 	}
@@ -368,11 +234,11 @@ func (c *wsClient) expectUpdate(id int64, online, busy bool) Presence {
 	m := c.next()
 	p, err := wsCheckUpdate(m, id, online, busy)
 	if err != nil {
-		c.t.Fatalf("%s: %v", c.name, err)
+		c.t.Fatalf("%s: %v", c.Name, err)
 	}
 	checkShape(c.t, m.Data, presenceShape)
 	if last := c.last[id]; p.Version <= last {
-		c.t.Fatalf("%s: version of user %d went from %d to %d: %s", c.name, id, last, p.Version, m)
+		c.t.Fatalf("%s: version of user %d went from %d to %d: %s", c.Name, id, last, p.Version, m)
 	}
 	c.last[id] = p.Version
 	return p
@@ -383,7 +249,7 @@ func (c *wsClient) expectVersion(id int64, online, busy bool, version uint64) Pr
 	c.t.Helper()
 	p := c.expectUpdate(id, online, busy)
 	if p.Version != version {
-		c.t.Fatalf("%s: update of user %d has version %d, want %d", c.name, id, p.Version, version)
+		c.t.Fatalf("%s: update of user %d has version %d, want %d", c.Name, id, p.Version, version)
 	}
 	return p
 }
@@ -396,17 +262,15 @@ func (c *wsClient) sync() {
 	c.sendText(wsMarker)
 	m := c.next()
 	if m.Type != "error" {
-		c.t.Fatalf("%s: unexpected frame before the marker's answer: %s", c.name, m)
+		c.t.Fatalf("%s: unexpected frame before the marker's answer: %s", c.Name, m)
 	}
 }
 
 // expectQuiet asserts that no frame arrives within d.
 func (c *wsClient) expectQuiet(d time.Duration) {
 	c.t.Helper()
-	select {
-	case m := <-c.frames:
-		c.t.Fatalf("%s: unexpected frame: %s", c.name, m)
-	case <-time.After(d):
+	if m, err := c.Next(d); err == nil {
+		c.t.Fatalf("%s: unexpected frame: %s", c.Name, m)
 	}
 }
 
@@ -427,10 +291,8 @@ func wsExpectNothing(t *testing.T, cs ...*wsClient) {
 	}
 	time.Sleep(wsQuiet)
 	for _, c := range cs {
-		select {
-		case m := <-c.frames:
-			t.Fatalf("%s: unexpected frame: %s", c.name, m)
-		default:
+		if m, ok := c.Pending(); ok {
+			t.Fatalf("%s: unexpected frame: %s", c.Name, m)
 		}
 	}
 }
@@ -445,28 +307,7 @@ func wsWaitSessions(t *testing.T, n *testNode, id int64, want int) {
 
 // waitEnd waits for the connection to end, collecting the frames received
 // before, and returns them with the reader's final error.
-func (c *wsClient) waitEnd(timeout time.Duration) ([]*wsMsg, error, bool) {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	var got []*wsMsg
-	for {
-		select {
-		case m := <-c.frames:
-			got = append(got, m)
-		case <-c.done:
-			for {
-				select {
-				case m := <-c.frames:
-					got = append(got, m)
-				default:
-					return got, c.err, true
-				}
-			}
-		case <-deadline.C:
-			return got, nil, false
-		}
-	}
-}
+func (c *wsClient) waitEnd(timeout time.Duration) ([]*wsMsg, error, bool) { return c.WaitEnd(timeout) }
 
 // expectClose asserts that the server ends the connection with a close
 // frame of code, with no frame before it.
@@ -474,24 +315,18 @@ func (c *wsClient) expectClose(code int) {
 	c.t.Helper()
 	got, err, ended := c.waitEnd(wsWait)
 	if !ended {
-		c.t.Fatalf("%s: connection still open after %v (frames %v)", c.name, wsWait, got)
+		c.t.Fatalf("%s: connection still open after %v (frames %v)", c.Name, wsWait, got)
 	}
 	if len(got) > 0 {
-		c.t.Fatalf("%s: frames before the close: %v", c.name, got)
+		c.t.Fatalf("%s: frames before the close: %v", c.Name, got)
 	}
 	if wsCloseCode(err) != code {
-		c.t.Fatalf("%s: connection ended with %v, want close code %d", c.name, err, code)
+		c.t.Fatalf("%s: connection ended with %v, want close code %d", c.Name, err, code)
 	}
 }
 
 // wsCloseCode is the close code of a reader error, or -1.
-func wsCloseCode(err error) int {
-	var ce *websocket.CloseError
-	if errors.As(err, &ce) {
-		return ce.Code
-	}
-	return -1
-}
+func wsCloseCode(err error) int { return testkit.CloseCode(err) }
 
 // wsExpectRefused asserts that a handshake is refused with HTTP status code
 // and the REST error body {"detail": detail}.
@@ -506,7 +341,7 @@ func wsExpectRefused(t *testing.T, n *testNode, rawQuery string, header http.Hea
 		t.Fatalf("handshake %q failed without an HTTP answer: %v", rawQuery, err)
 	}
 	body, _ := io.ReadAll(res.Body)
-	r := &response{code: res.StatusCode, header: res.Header, body: body}
+	r := &response{Code: res.StatusCode, Header: res.Header, Body: body}
 	expectDetail(t, r, code, detail)
 	return res
 }

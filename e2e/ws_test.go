@@ -91,13 +91,13 @@ func TestWSTriggersPushToSubscribersOnly(t *testing.T) {
 	for _, c := range subs {
 		p := c.expectVersion(xID, true, true, st.Version)
 		if !sameTime(p.BusyUntil, until) {
-			t.Fatalf("%s: busy_until %s, want %s", c.name, fmtTime(p.BusyUntil), rfc3339(until))
+			t.Fatalf("%s: busy_until %s, want %s", c.Name, fmtTime(p.BusyUntil), rfc3339(until))
 		}
 	}
 	for _, c := range subs {
 		c.expectVersion(xID, true, false, st.Version+1)
 		if now := time.Now(); now.Before(until) {
-			t.Fatalf("%s: busy cleared at %s, before busy_until %s", c.name, rfc3339(now), rfc3339(until))
+			t.Fatalf("%s: busy cleared at %s, before busy_until %s", c.Name, rfc3339(now), rfc3339(until))
 		}
 	}
 	wsExpectNothing(t, all...)
@@ -118,14 +118,14 @@ func TestWSTriggersPushToSubscribersOnly(t *testing.T) {
 	b.sync()
 	t.Log("trigger: second session opens (no change)")
 	wsExpectNothing(t, append(all, a)...)
-	b.close()
+	b.Close()
 	wsWaitSessions(t, n, xID, 1)
 	t.Log("trigger: second session closes (no change)")
 	wsExpectNothing(t, append(all, a)...)
 
 	// The last session closes: offline once the grace period is over.
 	closed := time.Now()
-	a.close()
+	a.Close()
 	for _, c := range subs {
 		c.expectVersion(xID, false, false, v+1)
 	}
@@ -365,7 +365,7 @@ func TestWSOwnUpdatesOnTwoDevices(t *testing.T) {
 		c.expectVersion(uID, true, false, st.Version)
 	}
 	// B leaves; A (still open) keeps the user online.
-	b.close()
+	b.Close()
 	wsWaitSessions(t, n, uID, 1)
 	wsExpectNothing(t, a, obs)
 }
@@ -409,7 +409,7 @@ func TestWSDisconnectGrace(t *testing.T) {
 
 	// Close the only session: offline, not before the grace is over.
 	closed := time.Now()
-	x.close()
+	x.Close()
 	s.expectVersion(xID, false, false, 2)
 	if d := time.Since(closed); d < grace {
 		t.Fatalf("offline %v after the close, before the %v grace", d, grace)
@@ -422,7 +422,7 @@ func TestWSDisconnectGrace(t *testing.T) {
 
 	// Close and reconnect inside the grace: no frame at all, neither then
 	// nor when the grace would have ended.
-	x.close()
+	x.Close()
 	wsWaitSessions(t, n, xID, 0)
 	time.Sleep(100 * time.Millisecond) // let the count reach the actor
 	x = wsDialUser(t, n, xID, "x", "")
@@ -535,7 +535,7 @@ func TestWSMalformedFrames(t *testing.T) {
 	t.Run("binary frame", func(t *testing.T) {
 		c.t = t
 		defer func() { c.t = parent }()
-		if err := c.conn.WriteMessage(websocket.BinaryMessage, []byte(wsIDsFrame("subscribe", []int64{5}))); err != nil {
+		if err := c.Conn.WriteMessage(websocket.BinaryMessage, []byte(wsIDsFrame("subscribe", []int64{5}))); err != nil {
 			t.Fatalf("send binary: %v", err)
 		}
 		c.expectError()
@@ -562,7 +562,7 @@ func TestWSFrameTooLarge(t *testing.T) {
 	d := wsDialUser(t, n, 653, "huge", "")
 	d.sync()
 	// The server may stop reading mid-frame; a failed write is expected.
-	_ = d.conn.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", 100*maxFrame)))
+	_ = d.Conn.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", 100*maxFrame)))
 	d.expectClose(websocket.CloseMessageTooBig)
 }
 
@@ -640,7 +640,7 @@ func TestWSSessionsPerUserLimit(t *testing.T) {
 	b.expectVersion(uID, true, true, st.Version)
 
 	// A closed session frees its slot.
-	a.close()
+	a.Close()
 	wsWaitSessions(t, n, uID, 1)
 	c := wsDial(t, n, "third", tok, nil)
 	c.sync()
@@ -703,22 +703,27 @@ func wsSlowConsumer(t *testing.T, withStuck bool) {
 	go func() {
 		defer close(collected)
 		for {
-			select {
-			case m := <-normal.frames:
-				p, err := m.presence()
+			m, err := normal.Next(10 * time.Millisecond)
+			if err == nil {
+				p, err := m.Presence()
 				mu.Lock()
 				if err != nil || p.UserID != fID {
 					bad = append(bad, m.String())
 				} else {
-					versions = append(versions, got{p.Version, time.Now()})
+					versions = append(versions, got{p.Version, m.At})
 				}
 				mu.Unlock()
-			case <-normal.done:
-				mu.Lock()
-				bad = append(bad, fmt.Sprintf("connection ended: %v", normal.err))
-				mu.Unlock()
-				return
+				continue
+			}
+			select {
 			case <-stopCollect:
+				return
+			default:
+			}
+			if ended, endErr := normal.Closed(); ended {
+				mu.Lock()
+				bad = append(bad, fmt.Sprintf("connection ended: %v", endErr))
+				mu.Unlock()
 				return
 			}
 		}
@@ -858,7 +863,7 @@ func TestWSDrainCloses1012(t *testing.T) {
 	for _, c := range cs {
 		c.sync()
 	}
-	n.stop(t)
+	n.Stop(t)
 	for _, c := range cs {
 		c.expectClose(websocket.CloseServiceRestart)
 	}
@@ -891,7 +896,7 @@ func TestWSThousandSessions(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					defer func() { <-sem }()
-					c.close()
+					c.Close()
 				}()
 			}
 		}
@@ -946,13 +951,13 @@ func TestWSThousandSessions(t *testing.T) {
 			return err
 		}
 		if m.Type != "subscribed" || fmt.Sprint(m.UserIDs) != "[1]" {
-			return fmt.Errorf("%s: want subscribed [1], got %s", c.name, m)
+			return fmt.Errorf("%s: want subscribed [1], got %s", c.Name, m)
 		}
 		if m, err = c.recv(wsWait); err != nil {
 			return err
 		}
 		if p, err := wsCheckUpdate(m, xID, true, false); err != nil || p.Version != 1 {
-			return fmt.Errorf("%s: snapshot: %v (%s)", c.name, err, m)
+			return fmt.Errorf("%s: snapshot: %v (%s)", c.Name, err, m)
 		}
 		return nil
 	})
@@ -970,7 +975,7 @@ func TestWSThousandSessions(t *testing.T) {
 			return err
 		}
 		if p, err := wsCheckUpdate(m, xID, true, true); err != nil || p.Version != st.Version {
-			return fmt.Errorf("%s: want version %d busy: %v (%s)", c.name, st.Version, err, m)
+			return fmt.Errorf("%s: want version %d busy: %v (%s)", c.Name, st.Version, err, m)
 		}
 		return nil
 	})
@@ -979,12 +984,11 @@ func TestWSThousandSessions(t *testing.T) {
 	// Exactly once: nothing more within a quiet window.
 	time.Sleep(wsQuiet)
 	for _, c := range clients {
-		select {
-		case m := <-c.frames:
-			t.Fatalf("%s: extra frame after the change: %s", c.name, m)
-		case <-c.done:
-			t.Fatalf("%s: connection ended: %v", c.name, c.err)
-		default:
+		if m, ok := c.Pending(); ok {
+			t.Fatalf("%s: extra frame after the change: %s", c.Name, m)
+		}
+		if ended, err := c.Closed(); ended {
+			t.Fatalf("%s: connection ended: %v", c.Name, err)
 		}
 	}
 }
@@ -1021,26 +1025,26 @@ func TestWSSessionsPerUserLimitConcurrent(t *testing.T) {
 			}
 			// A refused session may be closed before the marker is
 			// written; what it then reads tells.
-			_ = c.conn.WriteMessage(websocket.TextMessage, []byte(wsMarker))
+			_ = c.Conn.WriteMessage(websocket.TextMessage, []byte(wsMarker))
 			m, err := c.recv(wsWait)
-			end := c.endErr()
+			end := c.Err()
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case err == nil && m.Type == "error":
 				open = append(open, c)
 			case err != nil && wsCloseCode(end) == websocket.ClosePolicyViolation:
-				closed = append(closed, c.name)
-				c.close()
+				closed = append(closed, c.Name)
+				c.Close()
 			default:
-				errs = append(errs, fmt.Sprintf("%s: %v %s (end %v)", c.name, err, m, end))
-				c.close()
+				errs = append(errs, fmt.Sprintf("%s: %v %s (end %v)", c.Name, err, m, end))
+				c.Close()
 			}
 		}()
 	}
 	wg.Wait()
 	for _, c := range open {
-		t.Cleanup(c.close)
+		t.Cleanup(c.Close)
 	}
 	t.Logf("%d open, %d refused with 429, %d closed with 1008", len(open), len(refused), len(closed))
 	if len(errs) > 0 {
@@ -1080,7 +1084,7 @@ func TestWSSubscribeSnapshotComplete(t *testing.T) {
 		}
 		frames = append(frames, m)
 	}
-	if end != nil && wsCloseCode(c.err) == websocket.ClosePolicyViolation {
+	if end != nil && wsCloseCode(c.Err()) == websocket.ClosePolicyViolation {
 		t.Logf("dropped as a slow consumer after %d frames", len(frames))
 		return
 	}
@@ -1090,7 +1094,7 @@ func TestWSSubscribeSnapshotComplete(t *testing.T) {
 		case "subscribed":
 			acks++
 		case "presence_update":
-			if p, err := m.presence(); err == nil {
+			if p, err := m.Presence(); err == nil {
 				seen[p.UserID] = true
 			}
 		}
@@ -1126,7 +1130,7 @@ func TestWSDrainUnresponsiveClient(t *testing.T) {
 	start := time.Now()
 	err = n.Shutdown(t.Context())
 	took := time.Since(start)
-	n.once.Do(func() {}) // stopped here; the harness must not stop it again
+	n.MarkStopped() // stopped here; the harness must not stop it again
 	if err != nil || took > 2*time.Second {
 		t.Errorf("shutdown with one unresponsive client took %v: %v", took, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/presence-cluster/presence/cluster"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // presenceEverywhere asserts that GET /users/{id}/presence answers want
@@ -17,7 +19,7 @@ func presenceEverywhere(t *testing.T, nodes []*tnode, id int64, want func(Presen
 	t.Helper()
 	var first Presence
 	for i, n := range nodes {
-		p, err := n.api.presence(adminID, id)
+		p, err := n.API.Presence(testkit.AdminID, id)
 		if err != nil {
 			t.Fatalf("GET /users/%d/presence through %s: %v", id, n.label, err)
 		}
@@ -26,7 +28,7 @@ func presenceEverywhere(t *testing.T, nodes []*tnode, id int64, want func(Presen
 		}
 		if i == 0 {
 			first = p
-		} else if !samePresence(p, first) {
+		} else if !testkit.SamePresence(p, first) {
 			t.Fatalf("user %d: %s answers %s, %s answers %s", id, nodes[0].label, first, n.label, p)
 		}
 	}
@@ -42,9 +44,9 @@ func presenceEverywhere(t *testing.T, nodes []*tnode, id int64, want func(Presen
 // The nodes run on a clock whose timers never fire, so the cleanup, and
 // nothing else, settles the deadlines the test makes overdue.
 func TestThreeNodesServeEveryEndpoint(t *testing.T) {
-	clock := &lateClock{}
+	clock := &testkit.LateClock{}
 	c := newCluster(t, cluster.Config{Clock: clock})
-	a, b, cc := c.start("A"), c.start("B"), c.start("C")
+	a, b, cc := c.Start("A"), c.Start("B"), c.Start("C")
 	nodes := []*tnode{a, b, cc}
 	took := c.waitConverged(nodes, nil, 15*time.Second)
 	t.Logf("3 nodes converged %v after the last start", took)
@@ -64,7 +66,7 @@ func TestThreeNodesServeEveryEndpoint(t *testing.T) {
 	for _, u := range users {
 		var cur uint64
 		for i, via := range nodes {
-			st := via.api.on(t).getStatus(u)
+			st := via.API.Must(t).GetStatus(u)
 			if i == 0 {
 				if st.Version != 1 || st.IsOnline || st.IsBusy || st.UserID != u {
 					t.Fatalf("first GET /users/me/status of %d through %s: %s, want a new offline record at version 1", u, via.label, st)
@@ -74,7 +76,7 @@ func TestThreeNodesServeEveryEndpoint(t *testing.T) {
 			}
 			cur = st.Version
 
-			st = via.api.on(t).putStatus(u, `{"is_busy": true}`)
+			st = via.API.Must(t).PutStatus(u, `{"is_busy": true}`)
 			if !st.IsBusy || st.BusyUntil != nil || st.Version != cur+1 {
 				t.Fatalf("PUT is_busy of %d through %s: %s, want busy at version %d", u, via.label, st, cur+1)
 			}
@@ -86,7 +88,7 @@ func TestThreeNodesServeEveryEndpoint(t *testing.T) {
 				return nil
 			})
 
-			if err := via.api.heartbeat(u); err != nil {
+			if err := via.API.Heartbeat(u); err != nil {
 				t.Fatalf("heartbeat of %d through %s: %v", u, via.label, err)
 			}
 			if i == 0 {
@@ -99,14 +101,14 @@ func TestThreeNodesServeEveryEndpoint(t *testing.T) {
 				return nil
 			})
 
-			st = via.api.on(t).putStatus(u, `{"is_busy": false}`)
+			st = via.API.Must(t).PutStatus(u, `{"is_busy": false}`)
 			if st.IsBusy || st.BusyUntil != nil || !st.IsOnline || st.Version != cur+1 {
 				t.Fatalf("PUT is_busy false of %d through %s: %s, want online, not busy, version %d", u, via.label, st, cur+1)
 			}
 			cur = st.Version
 			// GET /users/me/status through the next node sees it too.
 			next := nodes[(i+1)%len(nodes)]
-			if st2 := next.api.on(t).getStatus(u); st2.Version != cur || st2.IsBusy || !st2.IsOnline {
+			if st2 := next.API.Must(t).GetStatus(u); st2.Version != cur || st2.IsBusy || !st2.IsOnline {
 				t.Fatalf("GET /users/me/status of %d through %s after a PUT through %s: %s, want version %d", u, next.label, via.label, st2, cur)
 			}
 		}
@@ -117,31 +119,31 @@ func TestThreeNodesServeEveryEndpoint(t *testing.T) {
 	const unknown = 999_999
 	ask := []int64{users[5], users[0], unknown, users[3], users[1], users[4], users[2]}
 	for _, via := range nodes {
-		got := via.api.on(t).batch(adminID, ask)
+		got := via.API.Must(t).Batch(testkit.AdminID, ask)
 		want := []int64{users[5], users[0], users[3], users[1], users[4], users[2]}
 		if len(got) != len(want) {
 			t.Fatalf("batch through %s: %d records %v, want %d", via.label, len(got), got, len(want))
 		}
 		for i, p := range got {
-			single := via.api.on(t).presence(adminID, want[i])
-			if !samePresence(p, single) {
+			single := via.API.Must(t).Presence(testkit.AdminID, want[i])
+			if !testkit.SamePresence(p, single) {
 				t.Fatalf("batch through %s, record %d: %s, single GET says %s", via.label, i, p, single)
 			}
 		}
 	}
 
 	// WebSocket: a subscriber on every node, each watching every user.
-	subs := map[string]*subscriber{}
+	subs := map[string]*testkit.WSConn{}
 	watchers := map[string]int64{"A": 8001, "B": 8002, "C": 8003}
 	for _, n := range nodes {
-		subs[n.label] = mustDialWS(t, n.HTTPAddr(), c.tok, watchers[n.label], users)
+		subs[n.label] = testkit.MustDialUser(t, n.HTTPAddr(), c.tok, watchers[n.label], users)
 	}
 	for _, n := range nodes {
 		s := subs[n.label]
 		for _, u := range users {
-			want := n.api.on(t).presence(adminID, u)
-			if !s.waitFor(10*time.Second, func() bool { p, ok := s.last(u); return ok && samePresence(p, want) }) {
-				t.Fatalf("subscriber on %s: no snapshot %s of user %d:\n%s", n.label, want, u, s.dump(20))
+			want := n.API.Must(t).Presence(testkit.AdminID, u)
+			if !s.WaitFor(10*time.Second, func() bool { p, ok := s.Last(u); return ok && testkit.SamePresence(p, want) }) {
+				t.Fatalf("subscriber on %s: no snapshot %s of user %d:\n%s", n.label, want, u, s.Dump(20))
 			}
 		}
 	}
@@ -152,18 +154,18 @@ func TestThreeNodesServeEveryEndpoint(t *testing.T) {
 	for _, u := range users {
 		for _, via := range nodes {
 			until := time.Now().Add(time.Hour).Add(time.Duration(u) * time.Microsecond).Truncate(time.Microsecond)
-			st := via.api.on(t).putStatus(u, `{"busy_until": "`+rfc3339(until)+`"}`)
+			st := via.API.Must(t).PutStatus(u, `{"busy_until": "`+testkit.RFC3339(until)+`"}`)
 			if !st.IsBusy || st.BusyUntil == nil || !st.BusyUntil.Equal(until) {
-				t.Fatalf("PUT busy_until of %d through %s: %s, want busy until %s", u, via.label, st, rfc3339(until))
+				t.Fatalf("PUT busy_until of %d through %s: %s, want busy until %s", u, via.label, st, testkit.RFC3339(until))
 			}
 			for _, n := range nodes {
 				s := subs[n.label]
-				if !s.waitFor(10*time.Second, func() bool {
-					p, ok := s.last(u)
+				if !s.WaitFor(10*time.Second, func() bool {
+					p, ok := s.Last(u)
 					return ok && p.Version == st.Version && p.IsBusy && p.BusyUntil != nil && p.BusyUntil.Equal(until)
 				}) {
 					t.Fatalf("subscriber on %s did not get the change %s of user %d (owned by %s) made through %s:\n%s",
-						n.label, st, u, ownerOf[u].label, via.label, s.dump(20))
+						n.label, st, u, ownerOf[u].label, via.label, s.Dump(20))
 				}
 				if n == a && ownerOf[u] == cc && via == b {
 					sawACB = true
@@ -182,12 +184,12 @@ func TestThreeNodesServeEveryEndpoint(t *testing.T) {
 		wantHosted[c.owner(a, id).label]++
 	}
 	for _, via := range nodes {
-		eventually(t, 10*time.Second, "actors_hosted through "+via.label, func() error {
-			st, err := via.api.cluster()
+		testkit.Eventually(t, 10*time.Second, "actors_hosted through "+via.label, func() error {
+			st, err := via.API.Cluster()
 			if err != nil {
 				return err
 			}
-			if st.Standalone || len(st.Members) != 3 || st.alive() != 3 {
+			if st.Standalone || len(st.Members) != 3 || testkit.AliveOwners(st) != 3 {
 				return fmt.Errorf("%s", st)
 			}
 			selves := 0
@@ -202,7 +204,7 @@ func TestThreeNodesServeEveryEndpoint(t *testing.T) {
 					return fmt.Errorf("%s: want actors_hosted %v", st, wantHosted)
 				}
 			}
-			if sum, _ := st.hosted(); sum != int64(len(users)+3) || selves != 1 {
+			if sum, _ := testkit.HostedSum(st); sum != int64(len(users)+3) || selves != 1 {
 				return fmt.Errorf("%s: sum %d, want %d active users", st, sum, len(users)+3)
 			}
 			return nil
@@ -211,20 +213,20 @@ func TestThreeNodesServeEveryEndpoint(t *testing.T) {
 
 	// Admin cleanup: nothing is overdue yet.
 	for _, via := range nodes {
-		if cl := via.api.on(t).cleanup(); cl.UsersMarkedOffline != 0 || cl.BusyStatusCleared != 0 || cl.Message != "Presence cleanup completed" {
+		if cl := via.API.Must(t).Cleanup(); cl.UsersMarkedOffline != 0 || cl.BusyStatusCleared != 0 || cl.Message != "Presence cleanup completed" {
 			t.Fatalf("cleanup through %s before any deadline: %+v, want zero counts", via.label, cl)
 		}
 	}
 	before := map[int64]Presence{}
 	for _, u := range users {
-		before[u] = a.api.on(t).presence(adminID, u)
+		before[u] = a.API.Must(t).Presence(testkit.AdminID, u)
 	}
 	// Two hours later (timers late): every user's inactivity deadline
 	// (5 minutes) and busy_until (1 hour) have passed; the watchers stay
 	// online (their WebSocket is open). The counts of all three nodes add
 	// up: each owns two of the six users.
-	clock.jump(2 * time.Hour)
-	cl := b.api.on(t).cleanup()
+	clock.Jump(2 * time.Hour)
+	cl := b.API.Must(t).Cleanup()
 	if cl.UsersMarkedOffline != int64(len(users)) || cl.BusyStatusCleared != int64(len(users)) {
 		t.Fatalf("cleanup through B after the deadlines: %+v, want %d marked offline and %d busy cleared (two per node)", cl, len(users), len(users))
 	}
@@ -237,17 +239,17 @@ func TestThreeNodesServeEveryEndpoint(t *testing.T) {
 		})
 		for _, n := range nodes {
 			s := subs[n.label]
-			if !s.waitFor(10*time.Second, func() bool { q, ok := s.last(u); return ok && samePresence(q, p) }) {
-				t.Fatalf("subscriber on %s did not get the cleanup's change %s:\n%s", n.label, p, s.dump(20))
+			if !s.WaitFor(10*time.Second, func() bool { q, ok := s.Last(u); return ok && testkit.SamePresence(q, p) }) {
+				t.Fatalf("subscriber on %s did not get the cleanup's change %s:\n%s", n.label, p, s.Dump(20))
 			}
 		}
 	}
 	for _, w := range []int64{8001, 8002, 8003} {
-		if p := a.api.on(t).presence(adminID, w); !p.IsOnline {
+		if p := a.API.Must(t).Presence(testkit.AdminID, w); !p.IsOnline {
 			t.Errorf("watcher %d with an open WebSocket: %s, want online", w, p)
 		}
 	}
-	if cl := cc.api.on(t).cleanup(); cl.UsersMarkedOffline != 0 || cl.BusyStatusCleared != 0 {
+	if cl := cc.API.Must(t).Cleanup(); cl.UsersMarkedOffline != 0 || cl.BusyStatusCleared != 0 {
 		t.Fatalf("second cleanup through C: %+v, want zero counts", cl)
 	}
 }
@@ -260,9 +262,9 @@ func TestThreeNodesServeEveryEndpoint(t *testing.T) {
 // a later admin cleanup (each node's re-arm covers the users it owns in its
 // view at that moment; a later cleanup finds nothing left).
 func TestWholeClusterRestart(t *testing.T) {
-	clock := &lateClock{}
+	clock := &testkit.LateClock{}
 	c := newCluster(t, cluster.Config{Clock: clock})
-	old := []*tnode{c.start("A"), c.start("B"), c.start("C")}
+	old := []*tnode{c.Start("A"), c.Start("B"), c.Start("C")}
 	c.waitConverged(old, nil, 15*time.Second)
 	var users []int64
 	for i, n := range old {
@@ -271,10 +273,10 @@ func TestWholeClusterRestart(t *testing.T) {
 	before := map[int64]Status{}
 	for i, u := range users {
 		via := old[i%3]
-		if err := via.api.heartbeat(u); err != nil {
+		if err := via.API.Heartbeat(u); err != nil {
 			t.Fatal(err)
 		}
-		before[u] = via.api.on(t).putStatus(u, `{"busy_until": "`+rfc3339(time.Now().Add(time.Hour))+`"}`)
+		before[u] = via.API.Must(t).PutStatus(u, `{"busy_until": "`+testkit.RFC3339(time.Now().Add(time.Hour))+`"}`)
 		if !before[u].IsOnline || !before[u].IsBusy {
 			t.Fatalf("user %d: %s, want online and busy", u, before[u])
 		}
@@ -282,16 +284,16 @@ func TestWholeClusterRestart(t *testing.T) {
 	for _, n := range old {
 		c.kill(n)
 	}
-	clock.jump(2 * time.Hour)
+	clock.Jump(2 * time.Hour)
 
-	fresh := []*tnode{c.start("A2"), c.start("B2"), c.start("C2")}
+	fresh := []*tnode{c.Start("A2"), c.Start("B2"), c.Start("C2")}
 	c.waitConverged(fresh, users, 15*time.Second)
 
 	t.Run("stored_records_settled", func(t *testing.T) {
 		for _, u := range users {
-			eventually(t, 10*time.Second, fmt.Sprintf("user %d settled", u), func() error {
+			testkit.Eventually(t, 10*time.Second, fmt.Sprintf("user %d settled", u), func() error {
 				for _, n := range fresh {
-					p, err := n.api.presence(adminID, u)
+					p, err := n.API.Presence(testkit.AdminID, u)
 					if err != nil {
 						return fmt.Errorf("through %s: %v", n.label, err)
 					}
@@ -306,18 +308,18 @@ func TestWholeClusterRestart(t *testing.T) {
 
 	t.Run("transitions_counted", func(t *testing.T) {
 		// Every new node has re-armed at least once (at start).
-		eventually(t, 10*time.Second, "startup re-arm of every new node", func() error {
+		testkit.Eventually(t, 10*time.Second, "startup re-arm of every new node", func() error {
 			for _, n := range fresh {
-				if runs, _, _ := n.logs.rearmCounts(); runs == 0 {
+				if runs, _, _ := rearmCounts(n.logs); runs == 0 {
 					return fmt.Errorf("node %s has not logged \"stored timers re-armed\"", n.label)
 				}
 			}
 			return nil
 		})
-		cl := fresh[0].api.on(t).cleanup()
+		cl := fresh[0].API.Must(t).Cleanup()
 		var offline, busy int64
 		for _, n := range fresh {
-			_, o, b := n.logs.rearmCounts()
+			_, o, b := rearmCounts(n.logs)
 			offline += o
 			busy += b
 		}
@@ -340,7 +342,7 @@ func TestWholeClusterRestart(t *testing.T) {
 // that node); such a session never saw the user online.
 func TestConcurrentSubscribersSeeEveryone(t *testing.T) {
 	c := newCluster(t, cluster.Config{})
-	nodes := []*tnode{c.start("A"), c.start("B"), c.start("C")}
+	nodes := []*tnode{c.Start("A"), c.Start("B"), c.Start("C")}
 	c.waitConverged(nodes, nil, 15*time.Second)
 
 	const users, rounds = 12, 5
@@ -349,13 +351,13 @@ func TestConcurrentSubscribersSeeEveryone(t *testing.T) {
 		for i := range ids {
 			ids[i] = int64(70000 + 100*round + i)
 		}
-		subs := make([]*subscriber, users)
+		subs := make([]*testkit.WSConn, users)
 		var wg sync.WaitGroup
 		for i, id := range ids {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s, err := dialWS(nodes[i%3].HTTPAddr(), c.tok, id, ids)
+				s, err := testkit.DialUser(nodes[i%3].HTTPAddr(), c.tok, id, ids)
 				if err != nil {
 					t.Error(err)
 					return
@@ -366,7 +368,7 @@ func TestConcurrentSubscribersSeeEveryone(t *testing.T) {
 		wg.Wait()
 		for _, s := range subs {
 			if s != nil {
-				t.Cleanup(s.close)
+				t.Cleanup(s.Close)
 			}
 		}
 		if t.Failed() {
@@ -374,18 +376,16 @@ func TestConcurrentSubscribersSeeEveryone(t *testing.T) {
 		}
 		for i, s := range subs {
 			missing := func() []int64 {
-				s.mu.Lock()
-				defer s.mu.Unlock()
 				var out []int64
 				for _, id := range ids {
-					if !s.latest[id].IsOnline {
+					if p, _ := s.Last(id); !p.IsOnline {
 						out = append(out, id)
 					}
 				}
 				return out
 			}
-			if !s.waitFor(10*time.Second, func() bool { return len(missing()) == 0 }) {
-				t.Fatalf("round %d: session of %d (node %s) never saw %v online\n%s", round, ids[i], nodes[i%3].label, missing(), s.dump(40))
+			if !s.WaitFor(10*time.Second, func() bool { return len(missing()) == 0 }) {
+				t.Fatalf("round %d: session of %d (node %s) never saw %v online\n%s", round, ids[i], nodes[i%3].label, missing(), s.Dump(40))
 			}
 		}
 	}

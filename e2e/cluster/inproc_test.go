@@ -18,7 +18,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,6 +28,8 @@ import (
 	"github.com/presence-cluster/presence/cluster"
 	"github.com/presence-cluster/presence/messages"
 	"github.com/presence-cluster/presence/store"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // ---------------------------------------------------------------- fault injection
@@ -263,85 +264,20 @@ func (s *nodeStore) ScanLive(ctx context.Context, fn func(*messages.UserState) e
 
 func (s *nodeStore) Close() error { return nil }
 
-// ---------------------------------------------------------------- clock
-
-// lateClock is real time plus an offset the test moves forward, with
-// timers that never fire: jumping it makes deadlines overdue without any
-// actor noticing, which is what an admin cleanup (or a restart) settles.
-type lateClock struct{ off atomic.Int64 }
-
-func (c *lateClock) Now() time.Time { return time.Now().Add(time.Duration(c.off.Load())) }
-
-func (c *lateClock) AfterFunc(time.Duration, func()) func() bool { return func() bool { return true } }
-
-func (c *lateClock) jump(d time.Duration) { c.off.Add(int64(d)) }
-
 // ---------------------------------------------------------------- logs
 
-// logRing keeps a node's latest log records (info and above) for failure
-// messages, and every record whose message a test looks for.
-type logRing struct {
-	mu    sync.Mutex
-	lines []string
-	keep  map[string][]slog.Record
-}
-
-const logRingSize = 300
-
-func (l *logRing) Enabled(_ context.Context, lv slog.Level) bool { return lv >= slog.LevelInfo }
-
-func (l *logRing) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s %s", r.Time.Format("15:04:05.000"), r.Level, r.Message)
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key != "node" {
-			fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-		}
-		return true
-	})
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, b.String())
-	if len(l.lines) > 2*logRingSize {
-		l.lines = append([]string(nil), l.lines[len(l.lines)-logRingSize:]...)
-	}
-	if r.Message == "stored timers re-armed" {
-		if l.keep == nil {
-			l.keep = map[string][]slog.Record{}
-		}
-		l.keep[r.Message] = append(l.keep[r.Message], r.Clone())
-	}
-	return nil
-}
-
-func (l *logRing) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l *logRing) WithGroup(string) slog.Handler      { return l }
-
-func (l *logRing) dump() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lines := l.lines
-	if len(lines) > logRingSize {
-		lines = lines[len(lines)-logRingSize:]
-	}
-	return strings.Join(lines, "\n    ")
+// newLogRing keeps a node's latest log records (info and above) for
+// failure messages, and every "stored timers re-armed" record.
+func newLogRing() *testkit.LogSink {
+	return &testkit.LogSink{MinLevel: slog.LevelInfo, Limit: 300, Keep: map[string]bool{"stored timers re-armed": true}}
 }
 
 // rearmCounts sums the counts of the "stored timers re-armed" records.
-func (l *logRing) rearmCounts() (runs int, offline, busy int64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, r := range l.keep["stored timers re-armed"] {
+func rearmCounts(l *testkit.LogSink) (runs int, offline, busy int64) {
+	for _, r := range l.Find("stored timers re-armed") {
 		runs++
-		r.Attrs(func(a slog.Attr) bool {
-			switch a.Key {
-			case "users_marked_offline":
-				offline += a.Value.Int64()
-			case "busy_status_cleared":
-				busy += a.Value.Int64()
-			}
-			return true
-		})
+		offline += r.Attrs["users_marked_offline"].Int64()
+		busy += r.Attrs["busy_status_cleared"].Int64()
 	}
 	return runs, offline, busy
 }
@@ -354,8 +290,8 @@ type tnode struct {
 	label  string // PRESENCE_NODE_NAME: A, B, ...
 	member string // memberlist name (label plus a random suffix)
 	gossip string // gossip address
-	api    *rest
-	logs   *logRing
+	API    *testkit.REST
+	logs   *testkit.LogSink
 	store  *nodeStore
 	down   atomic.Bool
 }
@@ -363,7 +299,7 @@ type tnode struct {
 // tcluster is a set of in-process nodes sharing one store.
 type tcluster struct {
 	t     *testing.T
-	tok   *tokens
+	tok   *testkit.Tokens
 	store store.Store
 	net   *faultNet
 	base  cluster.Config
@@ -379,11 +315,11 @@ type tcluster struct {
 // (OfflineAfter, Clock, ...). Nodes still running when the test ends are
 // killed.
 func newCluster(t *testing.T, base cluster.Config) *tcluster {
-	c := &tcluster{t: t, tok: newTokens(t), store: store.NewMemory(), net: newFaultNet(), base: base}
+	c := &tcluster{t: t, tok: newTokens(), store: store.NewMemory(), net: newFaultNet(), base: base}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, n := range c.all() {
-				t.Logf("last logs of node %s (%s):\n    %s", n.label, n.member, n.logs.dump())
+				t.Logf("last logs of node %s (%s):\n    %s", n.label, n.member, n.logs.Dump())
 			}
 		}
 		var wg sync.WaitGroup
@@ -421,55 +357,45 @@ func (c *tcluster) live() []*tnode {
 
 // start starts node label, seeded with the gossip addresses of every live
 // node.
-func (c *tcluster) start(label string) *tnode {
+func (c *tcluster) Start(label string) *tnode {
 	t := c.t
 	t.Helper()
-	cfg := c.base
-	cfg.NodeName = label
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.GossipAddr = "127.0.0.1:0"
-	cfg.RemoteAddr = "127.0.0.1:0"
-	cfg.DataDir = t.TempDir()
 	ns := &nodeStore{Store: c.store}
 	ns.fence.Store(c.fence)
-	cfg.SharedStore = ns
-	cfg.JWTSecret = testSecret
-	if cfg.RejoinInterval == 0 {
-		cfg.RejoinInterval = time.Second
-	}
+	var seeds []string
 	for _, n := range c.live() {
-		cfg.Seeds = append(cfg.Seeds, n.gossip)
+		seeds = append(seeds, n.gossip)
 	}
-	logs := &logRing{}
-	cfg.Logger = slog.New(logs).With(slog.String("node", label))
+	logs := newLogRing()
 	var gossipPort int
 	var tuneErr error
-	cfg.TuneGossip = func(mc *memberlist.Config) {
-		fastGossip(mc)
-		ft, port, err := newFaultTransport(c.net, label)
-		if err != nil {
-			tuneErr = err
-			return
-		}
-		gossipPort = port
-		mc.Transport = ft
-		mc.BindAddr, mc.BindPort = "127.0.0.1", port
-		mc.AdvertiseAddr, mc.AdvertisePort = "127.0.0.1", port
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	n, err := cluster.Start(ctx, cfg)
+	n, err := testkit.StartMember(t, c.base, testkit.Member{
+		Name: label, Seeds: seeds, Store: ns, Secret: testkit.ProcSecret,
+		Logger: logs.Logger().With(slog.String("node", label)),
+		TuneGossip: func(mc *memberlist.Config) {
+			fastGossip(mc)
+			ft, port, err := newFaultTransport(c.net, label)
+			if err != nil {
+				tuneErr = err
+				return
+			}
+			gossipPort = port
+			mc.Transport = ft
+			mc.BindAddr, mc.BindPort = "127.0.0.1", port
+			mc.AdvertiseAddr, mc.AdvertisePort = "127.0.0.1", port
+		},
+	})
 	if tuneErr != nil {
 		t.Fatalf("node %s: gossip transport: %v", label, tuneErr)
 	}
 	if err != nil {
 		t.Fatalf("node %s: cluster.Start: %v", label, err)
 	}
-	tn := &tnode{Node: n, label: label, gossip: net.JoinHostPort("127.0.0.1", strconv.Itoa(gossipPort)), api: newREST(n.HTTPAddr(), c.tok), logs: logs, store: ns}
+	tn := &tnode{Node: n, label: label, gossip: net.JoinHostPort("127.0.0.1", strconv.Itoa(gossipPort)), API: testkit.NewREST(n.HTTPAddr(), c.tok), logs: logs, store: ns}
 	c.mu.Lock()
 	c.nodes = append(c.nodes, tn)
 	c.mu.Unlock()
-	st, err := tn.api.cluster()
+	st, err := tn.API.Cluster()
 	if err != nil {
 		t.Fatalf("node %s: GET /admin/cluster: %v", label, err)
 	}
@@ -518,7 +444,7 @@ func (c *tcluster) converged(want []*tnode, ids []int64) error {
 	}
 	sort.Strings(names)
 	for _, n := range want {
-		st, err := n.api.cluster()
+		st, err := n.API.Cluster()
 		if err != nil {
 			return fmt.Errorf("node %s: %v", n.label, err)
 		}
@@ -549,7 +475,7 @@ func (c *tcluster) converged(want []*tnode, ids []int64) error {
 // long that took.
 func (c *tcluster) waitConverged(want []*tnode, ids []int64, timeout time.Duration) time.Duration {
 	c.t.Helper()
-	return eventually(c.t, timeout, "cluster converged", func() error { return c.converged(want, ids) })
+	return testkit.Eventually(c.t, timeout, "cluster converged", func() error { return c.converged(want, ids) })
 }
 
 // usersOwnedBy returns k user ids from start up that n owns in the view of
@@ -577,7 +503,7 @@ func (c *tcluster) usersOwnedBy(n *tnode, k int, start int64) []int64 {
 
 // hosted returns actors_hosted per node label as node via reports it.
 func hosted(via *tnode) (map[string]int64, error) {
-	st, err := via.api.cluster()
+	st, err := via.API.Cluster()
 	if err != nil {
 		return nil, err
 	}

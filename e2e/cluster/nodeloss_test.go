@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/presence-cluster/presence/cluster"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // TestNodeKillFailover: node C crashes (no leave). Within failure detection
@@ -27,7 +29,7 @@ func TestNodeKillFailover(t *testing.T) {
 	// Node.Kill leaves the node's actors running (TestRegression_KillLeavesActorsRunning):
 	// fence its store so the killed node behaves like a crashed process.
 	c.fence = true
-	a, b, cc := c.start("A"), c.start("B"), c.start("C")
+	a, b, cc := c.Start("A"), c.Start("B"), c.Start("C")
 	c.waitConverged([]*tnode{a, b, cc}, nil, 15*time.Second)
 
 	cu := c.usersOwnedBy(cc, 4, 1000)
@@ -36,35 +38,35 @@ func TestNodeKillFailover(t *testing.T) {
 	users := []int64{c1, c2, c3, c4, a1, b1}
 	beating := []int64{c3, a1, b1}
 	for _, u := range users {
-		a.api.on(t).heartbeat(u)
+		a.API.Must(t).Heartbeat(u)
 	}
-	c4State := a.api.on(t).putStatus(c4, `{"is_online": false, "busy_until": "`+rfc3339(time.Now().Add(time.Hour))+`"}`)
+	c4State := a.API.Must(t).PutStatus(c4, `{"is_online": false, "busy_until": "`+testkit.RFC3339(time.Now().Add(time.Hour))+`"}`)
 
-	subA := mustDialWS(t, a.HTTPAddr(), c.tok, 8001, users)
-	subB := mustDialWS(t, b.HTTPAddr(), c.tok, 8002, users)
-	subC := mustDialWS(t, cc.HTTPAddr(), c.tok, 8003, users)
-	for _, s := range []*subscriber{subA, subB, subC} {
-		if !s.waitFor(10*time.Second, func() bool {
+	subA := testkit.MustDialUser(t, a.HTTPAddr(), c.tok, 8001, users)
+	subB := testkit.MustDialUser(t, b.HTTPAddr(), c.tok, 8002, users)
+	subC := testkit.MustDialUser(t, cc.HTTPAddr(), c.tok, 8003, users)
+	for _, s := range []*testkit.WSConn{subA, subB, subC} {
+		if !s.WaitFor(10*time.Second, func() bool {
 			for _, u := range users {
-				if _, ok := s.last(u); !ok {
+				if _, ok := s.Last(u); !ok {
 					return false
 				}
 			}
 			return true
 		}) {
-			t.Fatalf("no snapshot of every user:\n%s", s.dump(20))
+			t.Fatalf("no snapshot of every user:\n%s", s.Dump(20))
 		}
 	}
 
-	hb := startHeartbeats(beating, []*rest{a.api, b.api}, 200*time.Millisecond)
+	hb := startHeartbeats(beating, []*testkit.REST{a.API, b.API}, 200*time.Millisecond)
 	t.Cleanup(hb.halt)
 	time.Sleep(500 * time.Millisecond) // let a few heartbeats pass (not an assertion)
 
 	// Changes answered just before the crash: c1 busy for 4 seconds (its
 	// timer runs on C), c2 busy with no end.
 	busyUntil := time.Now().Add(4 * time.Second).Truncate(time.Microsecond)
-	s1 := a.api.on(t).putStatus(c1, `{"is_online": false, "busy_until": "`+rfc3339(busyUntil)+`"}`)
-	s2 := b.api.on(t).putStatus(c2, `{"is_online": false, "is_busy": true}`)
+	s1 := a.API.Must(t).PutStatus(c1, `{"is_online": false, "busy_until": "`+testkit.RFC3339(busyUntil)+`"}`)
+	s2 := b.API.Must(t).PutStatus(c2, `{"is_online": false, "is_busy": true}`)
 	killed := time.Now()
 	c.kill(cc)
 
@@ -72,7 +74,7 @@ func TestNodeKillFailover(t *testing.T) {
 	// the dead member's statistics until the request timeout).
 	detected := make(chan time.Duration, 1)
 	go func() {
-		d, _ := poll(15*time.Second, func() error {
+		d, _ := testkit.Poll(15*time.Second, 25*time.Millisecond, func() error {
 			for _, n := range []*tnode{a, b} {
 				for _, u := range cu {
 					if n.Router().Owner(u) == cc.member {
@@ -86,10 +88,10 @@ func TestNodeKillFailover(t *testing.T) {
 	}()
 
 	// Every user of C is served again through A and B, state intact.
-	eventually(t, 15*time.Second, "users of C served through A and B", func() error {
+	testkit.Eventually(t, 15*time.Second, "users of C served through A and B", func() error {
 		for _, via := range []*tnode{a, b} {
 			for _, u := range cu {
-				p, err := via.api.presence(adminID, u)
+				p, err := via.API.Presence(testkit.AdminID, u)
 				if err != nil {
 					return fmt.Errorf("user %d through %s: %v", u, via.label, err)
 				}
@@ -121,30 +123,30 @@ func TestNodeKillFailover(t *testing.T) {
 
 	// Subscribers on A and B got c2's change (pushed before the kill, or
 	// in the snapshot the hub takes from the new owner).
-	for _, s := range []*subscriber{subA, subB} {
-		if !s.waitFor(10*time.Second, func() bool { p, ok := s.last(c2); return ok && p.Version == s2.Version && p.IsBusy }) {
-			t.Errorf("subscriber never saw the change %s answered before the kill:\n%s", s2, s.dump(30))
+	for _, s := range []*testkit.WSConn{subA, subB} {
+		if !s.WaitFor(10*time.Second, func() bool { p, ok := s.Last(c2); return ok && p.Version == s2.Version && p.IsBusy }) {
+			t.Errorf("subscriber never saw the change %s answered before the kill:\n%s", s2, s.Dump(30))
 		}
 	}
 
 	// c1's busy timer, armed on C, fires on the new owner; subscribers on
 	// A and B see it.
-	for _, s := range []*subscriber{subA, subB} {
-		if !s.waitFor(time.Until(busyUntil)+5*time.Second, func() bool {
-			p, ok := s.last(c1)
+	for _, s := range []*testkit.WSConn{subA, subB} {
+		if !s.WaitFor(time.Until(busyUntil)+5*time.Second, func() bool {
+			p, ok := s.Last(c1)
 			return ok && !p.IsBusy && p.Version == s1.Version+1
 		}) {
 			t.Fatalf("busy_until %s of user %d (owned by the dead C) never expired for %s (now %s):\n%s",
-				rfc3339(busyUntil), c1, s.name, rfc3339(time.Now()), s.dump(30))
+				testkit.RFC3339(busyUntil), c1, s.Name, testkit.RFC3339(time.Now()), s.Dump(30))
 		}
-		ups := s.updates(c1)
+		ups := s.Updates(c1)
 		last := ups[len(ups)-1]
-		t.Logf("%s: busy expiry of user %d pushed %v after busy_until", s.name, c1, last.at.Sub(busyUntil).Round(time.Millisecond))
-		if last.at.Before(busyUntil) {
-			t.Errorf("%s: busy of user %d ended at %s, before busy_until %s", s.name, c1, last.at.Format(time.RFC3339Nano), rfc3339(busyUntil))
+		t.Logf("%s: busy expiry of user %d pushed %v after busy_until", s.Name, c1, last.At.Sub(busyUntil).Round(time.Millisecond))
+		if last.At.Before(busyUntil) {
+			t.Errorf("%s: busy of user %d ended at %s, before busy_until %s", s.Name, c1, last.At.Format(time.RFC3339Nano), testkit.RFC3339(busyUntil))
 		}
 	}
-	if p := a.api.on(t).presence(adminID, c1); p.IsBusy || p.Version != s1.Version+1 {
+	if p := a.API.Must(t).Presence(testkit.AdminID, c1); p.IsBusy || p.Version != s1.Version+1 {
 		t.Errorf("user %d after its busy_until: %s, want not busy at version %d", c1, p, s1.Version+1)
 	}
 
@@ -154,15 +156,15 @@ func TestNodeKillFailover(t *testing.T) {
 	wait := time.Until(killed.Add(detect + offlineAfter + time.Second))
 	time.Sleep(wait) // heartbeats keep running meanwhile (not an assertion)
 	for _, u := range beating {
-		for _, s := range []*subscriber{subA, subB} {
-			for _, p := range s.updates(u) {
+		for _, s := range []*testkit.WSConn{subA, subB} {
+			for _, p := range s.Updates(u) {
 				if !p.IsOnline {
-					t.Errorf("%s: heartbeating user %d pushed offline: %s (at %s, kill at %s)", s.name, u, p, p.at.Format("15:04:05.000"), killed.Format("15:04:05.000"))
+					t.Errorf("%s: heartbeating user %d pushed offline: %s (at %s, kill at %s)", s.Name, u, p, p.At.Format("15:04:05.000"), killed.Format("15:04:05.000"))
 				}
 			}
 		}
 		for _, via := range []*tnode{a, b} {
-			if p := via.api.on(t).presence(adminID, u); !p.IsOnline {
+			if p := via.API.Must(t).Presence(testkit.AdminID, u); !p.IsOnline {
 				t.Errorf("heartbeating user %d through %s: %s, want online", u, via.label, p)
 			}
 		}
@@ -180,10 +182,10 @@ func TestNodeKillFailover(t *testing.T) {
 
 	// (The subscriber connected to C is not checked here: Kill leaves it
 	// connected, see TestRegression_KillLeavesActorsRunning.)
-	subC.close()
+	subC.Close()
 	// Survivors report two alive members.
 	for _, via := range []*tnode{a, b} {
-		if st := via.api.on(t).cluster(); len(st.Members) != 2 || st.alive() != 2 {
+		if st := via.API.Must(t).Cluster(); len(st.Members) != 2 || testkit.AliveOwners(st) != 2 {
 			t.Errorf("GET /admin/cluster through %s: %s, want 2 alive members", via.label, st)
 		}
 	}
@@ -215,16 +217,16 @@ func TestNodeKillFailover(t *testing.T) {
 // and remote endpoints).
 func TestRegression_KillLeavesActorsRunning(t *testing.T) {
 	c := newCluster(t, cluster.Config{OfflineAfter: 2 * time.Second})
-	a, b, cc := c.start("A"), c.start("B"), c.start("C")
+	a, b, cc := c.Start("A"), c.Start("B"), c.Start("C")
 	c.waitConverged([]*tnode{a, b, cc}, nil, 15*time.Second)
 	cu := c.usersOwnedBy(cc, 2, 1000)
 	for _, u := range cu {
-		a.api.on(t).heartbeat(u) // online: an inactivity timer runs on C
+		a.API.Must(t).Heartbeat(u) // online: an inactivity timer runs on C
 	}
-	a.api.on(t).putStatus(cu[1], `{"busy_until": "`+rfc3339(time.Now().Add(time.Second))+`"}`)
-	sub := mustDialWS(t, cc.HTTPAddr(), c.tok, 8003, cu)
-	if !sub.waitFor(10*time.Second, func() bool { _, ok := sub.last(cu[1]); return ok }) {
-		t.Fatalf("no snapshot:\n%s", sub.dump(10))
+	a.API.Must(t).PutStatus(cu[1], `{"busy_until": "`+testkit.RFC3339(time.Now().Add(time.Second))+`"}`)
+	sub := testkit.MustDialUser(t, cc.HTTPAddr(), c.tok, 8003, cu)
+	if !sub.WaitFor(10*time.Second, func() bool { _, ok := sub.Last(cu[1]); return ok }) {
+		t.Fatalf("no snapshot:\n%s", sub.Dump(10))
 	}
 	c.kill(cc)
 	// Let the timers armed on C come due (not an assertion).
@@ -232,7 +234,7 @@ func TestRegression_KillLeavesActorsRunning(t *testing.T) {
 	if calls := cc.store.callsAfterKill(); len(calls) > 0 {
 		t.Errorf("regression: node C made store calls after Kill: %v (a crashed process makes none)", calls)
 	}
-	if ended, _ := sub.closed(); !ended {
-		t.Errorf("regression: a WebSocket client of node C is still connected 3s after Kill; last frames:\n%s", sub.dump(5))
+	if ended, _ := sub.Closed(); !ended {
+		t.Errorf("regression: a WebSocket client of node C is still connected 3s after Kill; last frames:\n%s", sub.Dump(5))
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/presence-cluster/presence/cluster"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // partitionC cuts gossip between C and {A, B} and waits until each side
@@ -17,7 +19,7 @@ import (
 func partitionC(t *testing.T, c *tcluster, a, b, cc *tnode) time.Duration {
 	t.Helper()
 	c.net.partition([]string{"C"}, []string{"A", "B"})
-	d, err := poll(20*time.Second, func() error {
+	d, err := testkit.Poll(20*time.Second, 25*time.Millisecond, func() error {
 		if err := c.converged([]*tnode{a, b}, []int64{1, 2, 3}); err != nil {
 			return err
 		}
@@ -46,7 +48,7 @@ func partitionC(t *testing.T, c *tcluster, a, b, cc *tnode) time.Duration {
 // the surviving activation serves.
 func TestPartitionHeals(t *testing.T) {
 	c := newCluster(t, cluster.Config{WriteRate: -1})
-	a, b, cc := c.start("A"), c.start("B"), c.start("C")
+	a, b, cc := c.Start("A"), c.Start("B"), c.Start("C")
 	all := []*tnode{a, b, cc}
 	c.waitConverged(all, nil, 15*time.Second)
 
@@ -55,7 +57,7 @@ func TestPartitionHeals(t *testing.T) {
 		users = append(users, c.usersOwnedBy(n, 3, int64(1000*(i+1)))...)
 	}
 	for _, u := range users {
-		a.api.on(t).heartbeat(u)
+		a.API.Must(t).Heartbeat(u)
 	}
 
 	split := partitionC(t, c, a, b, cc)
@@ -74,7 +76,7 @@ func TestPartitionHeals(t *testing.T) {
 			}
 			for k, via := range order {
 				busy := ((round+k+i)%2 == 0) != (round == 1)
-				st, err := via.api.putStatus(u, fmt.Sprintf(`{"is_busy": %v}`, busy))
+				st, err := via.API.PutStatus(u, fmt.Sprintf(`{"is_busy": %v}`, busy))
 				if err != nil {
 					t.Fatalf("during the cut, PUT of user %d through %s: %v", u, via.label, err)
 				}
@@ -89,15 +91,15 @@ func TestPartitionHeals(t *testing.T) {
 	}
 	stale := 0
 	for _, u := range users {
-		pa, err := a.api.presence(adminID, u)
+		pa, err := a.API.Presence(testkit.AdminID, u)
 		if err != nil {
 			t.Fatalf("during the cut, GET of user %d through A: %v", u, err)
 		}
-		pc, err := cc.api.presence(adminID, u)
+		pc, err := cc.API.Presence(testkit.AdminID, u)
 		if err != nil {
 			t.Fatalf("during the cut, GET of user %d through C: %v", u, err)
 		}
-		if !samePresence(pa, pc) {
+		if !testkit.SamePresence(pa, pc) {
 			stale++
 		}
 	}
@@ -119,7 +121,7 @@ func TestPartitionHeals(t *testing.T) {
 	took := c.waitConverged(all, users, 30*time.Second)
 	t.Logf("views converged %v after the heal (%d gossip messages were dropped during the cut)", took.Round(time.Millisecond), c.net.dropped.Load())
 	// One activation per user: the actors hosted add up to the users.
-	eventually(t, 10*time.Second, "one actor per user", func() error {
+	testkit.Eventually(t, 10*time.Second, "one actor per user", func() error {
 		h, err := hosted(a)
 		if err != nil {
 			return err
@@ -153,7 +155,7 @@ func TestPartitionHeals(t *testing.T) {
 				}
 			}
 			for _, via := range all {
-				p := via.api.on(t).presence(adminID, u)
+				p := via.API.Must(t).Presence(testkit.AdminID, u)
 				if p.Version < best.Version || (p.Version == best.Version && p.IsBusy != best.IsBusy) {
 					staleReads = append(staleReads, fmt.Sprintf("user %d (owner %s, last write through %s) through %s: %s, but %s was answered",
 						u, c.owner(a, u).label, lastVia[u], via.label, p, best))
@@ -188,19 +190,19 @@ func TestPartitionHeals(t *testing.T) {
 // from the reloaded last_seen passed); the user stays busy until T2.
 func TestRegression_StaleTimerClearsNewerBusy(t *testing.T) {
 	c := newCluster(t, cluster.Config{WriteRate: -1})
-	a, b, cc := c.start("A"), c.start("B"), c.start("C")
+	a, b, cc := c.Start("A"), c.Start("B"), c.Start("C")
 	all := []*tnode{a, b, cc}
 	c.waitConverged(all, nil, 15*time.Second)
 	u := c.usersOwnedBy(a, 1, 1000)[0]
-	a.api.on(t).heartbeat(u)
+	a.API.Must(t).Heartbeat(u)
 
 	partitionC(t, c, a, b, cc)
 	t1 := time.Now().Add(2 * time.Second).Truncate(time.Microsecond)
-	s1 := cc.api.on(t).putStatus(u, `{"busy_until": "`+rfc3339(t1)+`"}`)
+	s1 := cc.API.Must(t).PutStatus(u, `{"busy_until": "`+testkit.RFC3339(t1)+`"}`)
 	t2 := time.Now().Add(time.Hour).Truncate(time.Microsecond)
-	s2 := a.api.on(t).putStatus(u, `{"busy_until": "`+rfc3339(t2)+`"}`)
+	s2 := a.API.Must(t).PutStatus(u, `{"busy_until": "`+testkit.RFC3339(t2)+`"}`)
 	if !s2.IsBusy || s2.BusyUntil == nil || !s2.BusyUntil.Equal(t2) || s2.Version <= s1.Version {
-		t.Fatalf("PUT busy_until T2 through A: %s, want busy until %s at a version above %d", s2, rfc3339(t2), s1.Version)
+		t.Fatalf("PUT busy_until T2 through A: %s, want busy until %s at a version above %d", s2, testkit.RFC3339(t2), s1.Version)
 	}
 	// Let T1 pass while the cut holds (not an assertion), then heal.
 	time.Sleep(time.Until(t1) + 500*time.Millisecond)
@@ -214,11 +216,11 @@ func TestRegression_StaleTimerClearsNewerBusy(t *testing.T) {
 	t.Logf("stored after T1: version %d busy=%v busy_until=%d", st.GetVersion(), st.GetIsBusy(), st.GetBusyUntil())
 	if !st.GetIsBusy() {
 		t.Errorf("regression: the busy_until %s answered at version %d through A was cleared at T1 %s by C's stale activation (stored version %d, not busy)",
-			rfc3339(t2), s2.Version, rfc3339(t1), st.GetVersion())
+			testkit.RFC3339(t2), s2.Version, testkit.RFC3339(t1), st.GetVersion())
 	}
 	for _, via := range all {
-		if p := via.api.on(t).presence(adminID, u); !p.IsBusy || p.BusyUntil == nil || !p.BusyUntil.Equal(t2) {
-			t.Errorf("after the heal, through %s: %s, want busy until %s", via.label, p, rfc3339(t2))
+		if p := via.API.Must(t).Presence(testkit.AdminID, u); !p.IsBusy || p.BusyUntil == nil || !p.BusyUntil.Equal(t2) {
+			t.Errorf("after the heal, through %s: %s, want busy until %s", via.label, p, testkit.RFC3339(t2))
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // TestPGColdStartWhileDatabaseDownRearmsTimers: the whole cluster is
@@ -18,26 +20,26 @@ import (
 // API read would activate the user and so mask a timer that nobody armed).
 func TestPGColdStartWhileDatabaseDownRearmsTimers(t *testing.T) {
 	base := pgBase(t)
-	conn, schema := pgSchema(t, base)
-	proxy := pgStartProxy(t, pgServerAddr(t, base))
-	bin := buildPresenced(t)
-	tok := newTokens(t)
-	c := pgNewCluster(t, bin, tok, 3, map[string]string{
-		"PRESENCE_STORE":      pgSetHost(t, conn, proxy.addr()),
+	conn, schema := testkit.PgSchema(t, base)
+	proxy := pgStartProxy(t, testkit.URLHostPort(t, base))
+	bin := testkit.BuildPresenced(t)
+	tok := newTokens()
+	c := testkit.NewProcCluster(t, bin, tok, 3, map[string]string{
+		"PRESENCE_STORE":      testkit.SetURLHost(t, conn, proxy.addr()),
 		"PRESENCE_WRITE_RATE": "-1",
 	})
 	for i := range 3 {
-		c.start(i)
+		c.Start(i)
 	}
-	formed := c.waitFormed(45*time.Second, "three processes on PostgreSQL (through the proxy) form a cluster")
+	formed := c.WaitFormed(45*time.Second, "three processes on PostgreSQL (through the proxy) form a cluster")
 	t.Logf("schema %s: cluster of 3 formed %v after the starts", schema, formed.Round(time.Millisecond))
 
 	users := []int64{7501, 7502, 7503, 7504, 7505, 7506}
 	due := time.Now().Add(12 * time.Second).Truncate(time.Microsecond)
 	last := map[int64]Status{}
 	for i, u := range users {
-		c.proc(i % 3).api.on(t).heartbeat(u)
-		last[u] = pgMustPut(t, c.proc((i+1)%3).api, u, `{"is_busy": true, "busy_until": "`+rfc3339(due)+`"}`)
+		c.Proc(i % 3).API.Must(t).Heartbeat(u)
+		last[u] = c.Proc((i+1)%3).API.Must(t).PutOwn(u, `{"is_busy": true, "busy_until": "`+testkit.RFC3339(due)+`"}`)
 	}
 
 	// Stop every node gracefully, then cut the database off and start
@@ -49,34 +51,34 @@ func TestPGColdStartWhileDatabaseDownRearmsTimers(t *testing.T) {
 			defer wg.Done()
 			// The exit code of a whole-cluster stop is checked by
 			// TestPGStopAllAtOnceFlushesAndExitsZero.
-			c.term(i, 30*time.Second)
+			c.Term(i, 30*time.Second)
 		}()
 	}
 	wg.Wait()
 	proxy.cut(pgReset)
 	cut := time.Now()
 	for i := range 3 {
-		c.start(i)
+		c.Start(i)
 	}
 	// Up but not ready: writes 503, /readyz 503.
-	eventually(t, 30*time.Second, "restarted nodes answer /readyz 503 while the database is down", func() error {
-		c.checkAlive()
+	testkit.Eventually(t, 30*time.Second, "restarted nodes answer /readyz 503 while the database is down", func() error {
+		c.CheckAlive()
 		for i := range 3 {
-			err := c.proc(i).api.call(0, "GET", "/readyz", "", nil)
-			if !isHTTP(err, 503) {
-				return fmt.Errorf("%s /readyz: %v", c.name(i), err)
+			err := c.Proc(i).API.Call(0, "GET", "/readyz", "", nil)
+			if !testkit.IsHTTP(err, 503) {
+				return fmt.Errorf("%s /readyz: %v", c.Name(i), err)
 			}
 		}
 		return nil
 	})
-	_, err := pgPut(c.proc(0).api, 7599, `{"is_busy": true}`)
-	if !isHTTP(err, 503) {
+	_, err := c.Proc(0).API.PutOwn(7599, `{"is_busy": true}`)
+	if !testkit.IsHTTP(err, 503) {
 		t.Errorf("PUT while the database is down: %v, want 503", err)
 	}
 	time.Sleep(3*time.Second - time.Since(cut))
 	restored := time.Now()
 	proxy.restore()
-	ready := c.waitFormed(30*time.Second, "every node ready after the database is back")
+	ready := c.WaitFormed(30*time.Second, "every node ready after the database is back")
 	t.Logf("database cut for %v across the restart; every node ready %v after the restore; busy_until %s is %v after the restore",
 		restored.Sub(cut).Round(time.Millisecond), ready.Round(time.Millisecond), due.Format("15:04:05.000"),
 		due.Sub(restored).Round(time.Millisecond))
@@ -97,10 +99,10 @@ func TestPGColdStartWhileDatabaseDownRearmsTimers(t *testing.T) {
 	}
 	// Where the nodes said so.
 	for i := range 3 {
-		b, _ := os.ReadFile(c.proc(i).log)
+		b, _ := os.ReadFile(c.Proc(i).Log)
 		for line := range strings.SplitSeq(string(b), "\n") {
 			if strings.Contains(line, "re-arm") || strings.Contains(line, "store connected") {
-				t.Logf("%s: %s", c.name(i), strings.TrimSpace(line))
+				t.Logf("%s: %s", c.Name(i), strings.TrimSpace(line))
 			}
 		}
 	}
@@ -109,9 +111,9 @@ func TestPGColdStartWhileDatabaseDownRearmsTimers(t *testing.T) {
 	} else {
 		// A read activates the user, which applies the passed deadline:
 		// the records are right again only once something touches them.
-		p, err := c.proc(0).api.presence(adminID, users[0])
+		p, err := c.Proc(0).API.Presence(testkit.AdminID, users[0])
 		t.Logf("%d of %d users still busy in the database; a GET now activates user %d and answers %s (err %v)",
 			stuck, len(users), users[0], p, err)
 	}
-	c.checkLogs()
+	c.CheckLogs()
 }

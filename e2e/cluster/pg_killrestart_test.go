@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // TestPGKillRestartKeepsAnsweredChanges: three presenced processes share a
@@ -23,19 +25,19 @@ import (
 // again.
 func TestPGKillRestartKeepsAnsweredChanges(t *testing.T) {
 	base := pgBase(t)
-	conn, schema := pgSchema(t, base)
-	bin := buildPresenced(t)
-	tok := newTokens(t)
-	c := pgNewCluster(t, bin, tok, 3, map[string]string{
+	conn, schema := testkit.PgSchema(t, base)
+	bin := testkit.BuildPresenced(t)
+	tok := newTokens()
+	c := testkit.NewProcCluster(t, bin, tok, 3, map[string]string{
 		"PRESENCE_STORE":            conn,
 		"PRESENCE_OFFLINE_AFTER":    "10m",
 		"PRESENCE_DISCONNECT_GRACE": "3s",
 		"PRESENCE_WRITE_RATE":       "-1",
 	})
 	for i := range 3 {
-		c.start(i)
+		c.Start(i)
 	}
-	formed := c.waitFormed(45*time.Second, "three processes on PostgreSQL form a cluster")
+	formed := c.WaitFormed(45*time.Second, "three processes on PostgreSQL form a cluster")
 	t.Logf("schema %s: cluster of 3 formed %v after the starts", schema, formed.Round(time.Millisecond))
 
 	const n = 60
@@ -50,19 +52,19 @@ func TestPGKillRestartKeepsAnsweredChanges(t *testing.T) {
 	// Pass 1, one user at a time: a first heartbeat creates the user on
 	// its owner, whose actors_hosted grows by one (the actor stays: its
 	// inactivity timer runs), then a PUT makes it busy.
-	prev, err := c.hosted(0)
+	prev, err := c.Hosted(0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range users {
-		c.proc(rng.IntN(3)).api.on(t).heartbeat(u)
-		p := c.proc(rng.IntN(3))
-		st := pgMustPut(t, p.api, u, `{"is_busy": true}`)
+		c.Proc(rng.IntN(3)).API.Must(t).Heartbeat(u)
+		p := c.Proc(rng.IntN(3))
+		st := p.API.Must(t).PutOwn(u, `{"is_busy": true}`)
 		if !st.IsBusy || !st.IsOnline || st.Version != 2 {
-			t.Fatalf("PUT through %s: %s", p.name, st)
+			t.Fatalf("PUT through %s: %s", p.Name(), st)
 		}
 		last[u] = st
-		cur, err := c.hosted(0)
+		cur, err := c.Hosted(0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,12 +111,12 @@ func TestPGKillRestartKeepsAnsweredChanges(t *testing.T) {
 	}
 	victimTimers := 0
 	for _, u := range timerUsers {
-		if owner[u] == c.name(victim) {
+		if owner[u] == c.Name(victim) {
 			victimTimers++
 		}
 	}
 	if victimTimers == 0 {
-		t.Fatalf("%s owns no timer user (owners %v): the test needs some", c.name(victim), count)
+		t.Fatalf("%s owns no timer user (owners %v): the test needs some", c.Name(victim), count)
 	}
 	hour := time.Now().Add(time.Hour).Truncate(time.Microsecond)
 	var wg sync.WaitGroup
@@ -125,17 +127,17 @@ func TestPGKillRestartKeepsAnsweredChanges(t *testing.T) {
 		case 0:
 			body = `{"is_online": false, "is_busy": true}`
 		case 2:
-			body = `{"busy_until": "` + rfc3339(hour) + `"}`
+			body = `{"busy_until": "` + testkit.RFC3339(hour) + `"}`
 		default:
-			body = `{"is_busy": true, "busy_until": "` + rfc3339(due[u]) + `"}`
+			body = `{"is_busy": true, "busy_until": "` + testkit.RFC3339(due[u]) + `"}`
 		}
-		p := c.proc(rng.IntN(3))
+		p := c.Proc(rng.IntN(3))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st, err := pgPut(p.api, u, body)
+			st, err := p.API.PutOwn(u, body)
 			if err != nil {
-				t.Errorf("PUT %s as %d through %s: %v", body, u, p.name, err)
+				t.Errorf("PUT %s as %d through %s: %v", body, u, p.Name(), err)
 				return
 			}
 			mu.Lock()
@@ -154,43 +156,43 @@ func TestPGKillRestartKeepsAnsweredChanges(t *testing.T) {
 	}
 
 	killed := time.Now()
-	c.kill9(victim)
+	c.Kill9(victim)
 	time.Sleep(time.Second) // down for a second before the restart (not an assertion)
 	restarted := time.Now()
-	c.start(victim)
+	c.Start(victim)
 
 	// acceptable: the last answered state, or for a timer user whose
 	// deadline passed, that state with the busy status cleared by one more
 	// version.
 	acceptable := func(u int64, got Presence, now time.Time) error {
 		want := last[u]
-		if samePresence(got, Presence{UserID: u, IsOnline: want.IsOnline, IsBusy: want.IsBusy, BusyUntil: want.BusyUntil, Version: want.Version}) {
+		if testkit.SamePresence(got, Presence{UserID: u, IsOnline: want.IsOnline, IsBusy: want.IsBusy, BusyUntil: want.BusyUntil, Version: want.Version}) {
 			return nil
 		}
 		if d, ok := due[u]; ok && !now.Before(d) &&
-			samePresence(got, Presence{UserID: u, IsOnline: want.IsOnline, Version: want.Version + 1}) {
+			testkit.SamePresence(got, Presence{UserID: u, IsOnline: want.IsOnline, Version: want.Version + 1}) {
 			return nil
 		}
 		return fmt.Errorf("user %d (owner was %s): got %s, answered %s", u, owner[u], got, want)
 	}
 	// Served: every user through every node, with an acceptable state.
-	servedAfter := eventually(t, 45*time.Second, "every user served through every node after the kill and restart", func() error {
-		c.checkAlive()
+	servedAfter := testkit.Eventually(t, 45*time.Second, "every user served through every node after the kill and restart", func() error {
+		c.CheckAlive()
 		for i := range 3 {
-			p := c.proc(i)
+			p := c.Proc(i)
 			for lo := 0; lo < n; lo += 50 {
 				ids := users[lo:min(lo+50, n)]
-				got, err := p.api.batch(adminID, ids)
+				got, err := p.API.Batch(testkit.AdminID, ids)
 				if err != nil {
-					return fmt.Errorf("batch through %s: %v", p.name, err)
+					return fmt.Errorf("batch through %s: %v", p.Name(), err)
 				}
 				if len(got) != len(ids) {
-					return fmt.Errorf("batch through %s: %d records, want %d", p.name, len(got), len(ids))
+					return fmt.Errorf("batch through %s: %d records, want %d", p.Name(), len(got), len(ids))
 				}
 				now := time.Now()
 				for _, g := range got {
 					if err := acceptable(g.UserID, g, now); err != nil {
-						return fmt.Errorf("through %s: %v", p.name, err)
+						return fmt.Errorf("through %s: %v", p.Name(), err)
 					}
 				}
 			}
@@ -201,7 +203,7 @@ func TestPGKillRestartKeepsAnsweredChanges(t *testing.T) {
 	servedKill := served.Sub(killed)
 	t.Logf("kill-to-served: %v (restart %v after the kill; check loop %v); every answered change read back through p1, p2, p3",
 		servedKill.Round(time.Millisecond), restarted.Sub(killed).Round(time.Millisecond), servedAfter.Round(time.Millisecond))
-	c.waitFormed(30*time.Second, "the restarted node rejoins")
+	c.WaitFormed(30*time.Second, "the restarted node rejoins")
 	t.Logf("cluster of 3 again (every node ready, 3 alive owners) %v after the kill", time.Since(killed).Round(time.Millisecond))
 
 	// Wait for the last deadline, then read every user as itself through
@@ -214,7 +216,7 @@ func TestPGKillRestartKeepsAnsweredChanges(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Until(lastDue.Add(1500 * time.Millisecond)))
-	c.checkAlive()
+	c.CheckAlive()
 
 	final := map[int64]Status{}
 	type late struct {
@@ -226,23 +228,23 @@ func TestPGKillRestartKeepsAnsweredChanges(t *testing.T) {
 	for _, u := range users {
 		var first Status
 		for i := range 3 {
-			p := c.proc(i)
-			st, err := pgGet(p.api, u)
+			p := c.Proc(i)
+			st, err := p.API.GetOwn(u)
 			if err != nil {
-				t.Errorf("GET status of %d through %s: %v", u, p.name, err)
+				t.Errorf("GET status of %d through %s: %v", u, p.Name(), err)
 				continue
 			}
 			if i == 0 {
 				first = st
-			} else if !pgSameStatus(st, first) {
-				t.Errorf("user %d: %s answers %s, p1 answers %s", u, p.name, st, first)
+			} else if !testkit.SameStatus(st, first) {
+				t.Errorf("user %d: %s answers %s, p1 answers %s", u, p.Name(), st, first)
 			}
 		}
 		final[u] = first
 		want := last[u]
 		d, timed := due[u]
 		if !timed {
-			if !pgSameStatus(first, want) {
+			if !testkit.SameStatus(first, want) {
 				t.Errorf("user %d (owner was %s): answered change lost: now %s, last answered %s", u, owner[u], first, want)
 			}
 			continue
@@ -267,7 +269,7 @@ func TestPGKillRestartKeepsAnsweredChanges(t *testing.T) {
 			if d.Before(served) {
 				limit = served.Add(1500 * time.Millisecond)
 			}
-		case c.name(victim):
+		case c.Name(victim):
 			class = "killed-node-owned, due after served"
 			if d.Before(served) {
 				class = "killed-node-owned, due before served"
@@ -302,5 +304,5 @@ func TestPGKillRestartKeepsAnsweredChanges(t *testing.T) {
 			t.Errorf("user %d: database row %+v, nodes answer %s", u, rows[u], final[u])
 		}
 	}
-	c.checkLogs()
+	c.CheckLogs()
 }

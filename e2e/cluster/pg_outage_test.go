@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // pgOp is one answered (or failed) client request.
@@ -62,25 +64,25 @@ func TestPGOutageServes503AndRecovers(t *testing.T) {
 		cutFor     = 4 * time.Second
 	)
 	base := pgBase(t)
-	conn, schema := pgSchema(t, base)
-	proxy := pgStartProxy(t, pgServerAddr(t, base))
-	bin := buildPresenced(t)
-	tok := newTokens(t)
-	c := pgNewCluster(t, bin, tok, 3, map[string]string{
-		"PRESENCE_STORE":           pgSetHost(t, conn, proxy.addr()),
+	conn, schema := testkit.PgSchema(t, base)
+	proxy := pgStartProxy(t, testkit.URLHostPort(t, base))
+	bin := testkit.BuildPresenced(t)
+	tok := newTokens()
+	c := testkit.NewProcCluster(t, bin, tok, 3, map[string]string{
+		"PRESENCE_STORE":           testkit.SetURLHost(t, conn, proxy.addr()),
 		"PRESENCE_REQUEST_TIMEOUT": reqTimeout.String(),
 		"PRESENCE_WRITE_RATE":      "-1",
 	})
 	for i := range 3 {
-		c.start(i)
+		c.Start(i)
 	}
-	formed := c.waitFormed(45*time.Second, "three processes on PostgreSQL (through the proxy) form a cluster")
+	formed := c.WaitFormed(45*time.Second, "three processes on PostgreSQL (through the proxy) form a cluster")
 	t.Logf("schema %s: cluster of 3 formed %v after the starts", schema, formed.Round(time.Millisecond))
 	// Clients that wait well past the request timeout, so a hang shows as
 	// a long answer rather than a client error.
-	clients := make([]*rest, 3)
+	clients := make([]*testkit.REST, 3)
 	for i := range clients {
-		clients[i] = pgREST(c.httpAddr(i), tok, reqTimeout+5*time.Second)
+		clients[i] = testkit.NewREST(c.HTTPAddr(i), tok).WithTimeout(reqTimeout + 5*time.Second)
 	}
 
 	users := make([]int64, 10)
@@ -89,8 +91,8 @@ func TestPGOutageServes503AndRecovers(t *testing.T) {
 	}
 	last := map[int64]Status{}
 	for i, u := range users {
-		c.proc(i % 3).api.on(t).heartbeat(u)
-		last[u] = pgMustPut(t, c.proc((i+1)%3).api, u, `{"is_busy": false}`)
+		c.Proc(i % 3).API.Must(t).Heartbeat(u)
+		last[u] = c.Proc((i+1)%3).API.Must(t).PutOwn(u, `{"is_busy": false}`)
 	}
 	// Users whose busy status ends during the first cut: their timers
 	// fail to write and must retry until the database is back.
@@ -99,16 +101,16 @@ func TestPGOutageServes503AndRecovers(t *testing.T) {
 	timerUsers := []int64{7201, 7202, 7203, 7204, 7205}
 	due := map[int64]time.Time{}
 	for k, u := range timerUsers {
-		c.proc(k % 3).api.on(t).heartbeat(u)
+		c.Proc(k % 3).API.Must(t).Heartbeat(u)
 		due[u] = cutAt.Add(time.Second + time.Duration(k)*500*time.Millisecond).Truncate(time.Microsecond)
-		last[u] = pgMustPut(t, c.proc((k+1)%3).api, u, `{"is_busy": true, "busy_until": "`+rfc3339(due[u])+`"}`)
+		last[u] = c.Proc((k+1)%3).API.Must(t).PutOwn(u, `{"is_busy": true, "busy_until": "`+testkit.RFC3339(due[u])+`"}`)
 	}
 
 	// Probe users (7301..7303, one per node) for the recovery checks.
 	for i := range 3 {
 		u := int64(7301 + i)
-		c.proc(i).api.on(t).heartbeat(u)
-		last[u] = pgMustPut(t, c.proc(i).api, u, `{"is_busy": false}`)
+		c.Proc(i).API.Must(t).Heartbeat(u)
+		last[u] = c.Proc(i).API.Must(t).PutOwn(u, `{"is_busy": false}`)
 	}
 
 	// /readyz of every node, every 100ms.
@@ -122,7 +124,7 @@ func TestPGOutageServes503AndRecovers(t *testing.T) {
 			defer rwg.Done()
 			for {
 				start := time.Now()
-				code, _ := pgCode(clients[i].call(0, "GET", "/readyz", "", nil))
+				code, _ := testkit.ErrorCode(clients[i].Call(0, "GET", "/readyz", "", nil))
 				rmu.Lock()
 				readies = append(readies, pgReady{node: i, start: start, end: time.Now(), code: code})
 				rmu.Unlock()
@@ -141,15 +143,15 @@ func TestPGOutageServes503AndRecovers(t *testing.T) {
 	var ops []pgOp
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	do := func(u int64, op string, i int, f func(*rest) (uint64, error)) int {
+	do := func(u int64, op string, i int, f func(*testkit.REST) (uint64, error)) int {
 		start := time.Now()
 		v, err := f(clients[i])
-		code, body := pgCode(err)
-		if errors.Is(err, errPgIdentity) {
+		code, body := testkit.ErrorCode(err)
+		if errors.Is(err, testkit.ErrWrongUser) {
 			code = -1
 		}
 		omu.Lock()
-		ops = append(ops, pgOp{user: u, op: op, node: c.name(i), start: start, end: time.Now(), code: code, body: body, version: v})
+		ops = append(ops, pgOp{user: u, op: op, node: c.Name(i), start: start, end: time.Now(), code: code, body: body, version: v})
 		omu.Unlock()
 		return code
 	}
@@ -166,8 +168,8 @@ func TestPGOutageServes503AndRecovers(t *testing.T) {
 			put := func() int {
 				busy = !busy
 				body := fmt.Sprintf(`{"is_busy": %v}`, busy)
-				return do(u, "put", rng.IntN(3), func(r *rest) (uint64, error) {
-					st, err := pgPut(r, u, body)
+				return do(u, "put", rng.IntN(3), func(r *testkit.REST) (uint64, error) {
+					st, err := r.PutOwn(u, body)
 					if err == nil {
 						omu.Lock()
 						last[u] = st
@@ -190,8 +192,8 @@ func TestPGOutageServes503AndRecovers(t *testing.T) {
 				default:
 				}
 				put()
-				do(u, "heartbeat", rng.IntN(3), func(r *rest) (uint64, error) { return 0, r.heartbeat(u) })
-				do(u, "get", rng.IntN(3), func(r *rest) (uint64, error) { _, err := pgGet(r, u); return 0, err })
+				do(u, "heartbeat", rng.IntN(3), func(r *testkit.REST) (uint64, error) { return 0, r.Heartbeat(u) })
+				do(u, "get", rng.IntN(3), func(r *testkit.REST) (uint64, error) { _, err := r.GetOwn(u); return 0, err })
 				time.Sleep(50 * time.Millisecond)
 			}
 		}()
@@ -203,11 +205,11 @@ func TestPGOutageServes503AndRecovers(t *testing.T) {
 	recover := func(w *pgWindow) {
 		restored := w.to
 		var readyAt time.Time
-		_, err := poll(30*time.Second, func() error {
-			c.checkAlive()
+		_, err := testkit.Poll(30*time.Second, 25*time.Millisecond, func() error {
+			c.CheckAlive()
 			for i := range 3 {
-				if err := clients[i].call(0, "GET", "/readyz", "", nil); err != nil {
-					return fmt.Errorf("%s /readyz: %v", c.name(i), err)
+				if err := clients[i].Call(0, "GET", "/readyz", "", nil); err != nil {
+					return fmt.Errorf("%s /readyz: %v", c.Name(i), err)
 				}
 			}
 			if readyAt.IsZero() {
@@ -215,9 +217,9 @@ func TestPGOutageServes503AndRecovers(t *testing.T) {
 			}
 			for i := range 3 {
 				u := int64(7301 + i)
-				st, err := pgPut(clients[i], u, fmt.Sprintf(`{"is_busy": %v}`, !probeBusy[u]))
+				st, err := clients[i].PutOwn(u, fmt.Sprintf(`{"is_busy": %v}`, !probeBusy[u]))
 				if err != nil {
-					return fmt.Errorf("PUT through %s: %v", c.name(i), err)
+					return fmt.Errorf("PUT through %s: %v", c.Name(i), err)
 				}
 				probeBusy[u] = st.IsBusy
 				omu.Lock()
@@ -238,7 +240,7 @@ func TestPGOutageServes503AndRecovers(t *testing.T) {
 		w.from = time.Now()
 		proxy.cut(w.mode)
 		time.Sleep(cutFor)
-		c.checkAlive()
+		c.CheckAlive()
 		w.to = time.Now()
 		proxy.restore()
 		recover(w)
@@ -258,7 +260,7 @@ func TestPGOutageServes503AndRecovers(t *testing.T) {
 	wg.Wait()
 	close(stopReady)
 	rwg.Wait()
-	c.checkAlive()
+	c.CheckAlive()
 
 	// Every answer: 200 or 503 with a JSON detail, within the request
 	// timeout + 1s. Answers are counted by when they were given; a request
@@ -378,15 +380,15 @@ func TestPGOutageServes503AndRecovers(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("%s: %s /readyz during the cut: %d of %d answers 503", w.name, c.name(i), n503, n)
+			t.Logf("%s: %s /readyz during the cut: %d of %d answers 503", w.name, c.Name(i), n503, n)
 			if n503 == 0 {
-				t.Errorf("%s: %s /readyz never said 503 during the cut (%d answers)", w.name, c.name(i), n)
+				t.Errorf("%s: %s /readyz never said 503 during the cut (%d answers)", w.name, c.Name(i), n)
 			}
 		}
 	}
 	for i := range 3 {
-		if err := clients[i].call(0, "GET", "/readyz", "", nil); err != nil {
-			t.Errorf("%s /readyz after the outages: %v", c.name(i), err)
+		if err := clients[i].Call(0, "GET", "/readyz", "", nil); err != nil {
+			t.Errorf("%s /readyz after the outages: %v", c.Name(i), err)
 		}
 	}
 
@@ -395,13 +397,13 @@ func TestPGOutageServes503AndRecovers(t *testing.T) {
 	for _, u := range all {
 		want := last[u]
 		for i := range 3 {
-			st, err := pgGet(clients[i], u)
+			st, err := clients[i].GetOwn(u)
 			if err != nil {
-				t.Errorf("GET status of %d through %s: %v", u, c.name(i), err)
+				t.Errorf("GET status of %d through %s: %v", u, c.Name(i), err)
 				continue
 			}
-			if !pgSameStatus(st, want) {
-				t.Errorf("user %d through %s: %s, last answered 200 %s", u, c.name(i), st, want)
+			if !testkit.SameStatus(st, want) {
+				t.Errorf("user %d through %s: %s, last answered 200 %s", u, c.Name(i), st, want)
 			}
 		}
 	}
@@ -415,7 +417,7 @@ func TestPGOutageServes503AndRecovers(t *testing.T) {
 	// restore, within the retry period (1s) and a margin.
 	first := windows[0]
 	for _, u := range timerUsers {
-		st, err := pgGet(clients[0], u)
+		st, err := clients[0].GetOwn(u)
 		if err != nil {
 			t.Errorf("GET status of %d: %v", u, err)
 			continue
@@ -439,23 +441,23 @@ func TestPGOutageServes503AndRecovers(t *testing.T) {
 	// Heartbeats answered during the cuts were kept by the write-behind
 	// writer and flushed once the database was back.
 	for i := range 3 {
-		errs, err := pgMetric(clients[i], "presence_store_last_seen_flush_errors_total")
+		errs, err := clients[i].Metric("presence_store_last_seen_flush_errors_total")
 		if err != nil {
-			t.Errorf("%s: %v", c.name(i), err)
+			t.Errorf("%s: %v", c.Name(i), err)
 			continue
 		}
 		var pending float64
-		if _, err := poll(5*time.Second, func() error {
-			pending, err = pgMetric(clients[i], "presence_store_last_seen_pending")
+		if _, err := testkit.Poll(5*time.Second, 25*time.Millisecond, func() error {
+			pending, err = clients[i].Metric("presence_store_last_seen_pending")
 			if err == nil && pending != 0 {
 				err = fmt.Errorf("%v users pending", pending)
 			}
 			return err
 		}); err != nil {
-			t.Errorf("%s: last_seen not flushed after the outages: %v", c.name(i), err)
+			t.Errorf("%s: last_seen not flushed after the outages: %v", c.Name(i), err)
 		}
-		t.Logf("%s: %v failed last_seen flushes during the cuts, %v pending now", c.name(i), errs, pending)
+		t.Logf("%s: %v failed last_seen flushes during the cuts, %v pending now", c.Name(i), errs, pending)
 	}
 	t.Logf("proxy: %d connections accepted, %d refused while cut; %d PUTs acknowledged inside a cut", proxy.accepted.Load(), proxy.refused.Load(), ackedInCut)
-	c.checkLogs()
+	c.CheckLogs()
 }

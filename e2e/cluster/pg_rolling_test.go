@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // pgClients heartbeats each user every interval through a node marked up
@@ -16,7 +18,7 @@ import (
 // goroutine per user, so each user's requests are sequential and the last
 // answered PUT is the state the user must end in.
 type pgClients struct {
-	c    *pgCluster
+	c    *testkit.ProcCluster
 	stop chan struct{}
 	wg   sync.WaitGroup
 
@@ -34,7 +36,7 @@ type pgClients struct {
 	maxPutTries int
 }
 
-func pgStartClients(c *pgCluster, users []int64, last map[int64]Status, every, putEvery time.Duration) *pgClients {
+func pgStartClients(c *testkit.ProcCluster, users []int64, last map[int64]Status, every, putEvery time.Duration) *pgClients {
 	l := &pgClients{c: c, stop: make(chan struct{}), last: last, lastOK: map[int64]time.Time{},
 		maxGap: map[int64]time.Duration{}, hbMissed: map[int64]int{}}
 	busy0 := map[int64]bool{} // read before any client writes last
@@ -52,7 +54,7 @@ func pgStartClients(c *pgCluster, users []int64, last map[int64]Status, every, p
 			defer tick.Stop()
 			nextPut := time.Now().Add(time.Duration(k) * putEvery / time.Duration(len(users)))
 			for i := k; ; i++ {
-				l.heartbeat(u, i)
+				l.Heartbeat(u, i)
 				if time.Now().After(nextPut) {
 					busy = !busy
 					l.put(u, i, fmt.Sprintf(`{"is_busy": %v}`, busy))
@@ -69,11 +71,11 @@ func pgStartClients(c *pgCluster, users []int64, last map[int64]Status, every, p
 	return l
 }
 
-func (l *pgClients) heartbeat(u int64, k int) {
-	for _, i := range l.c.upIndexes(k) {
-		r := l.c.rests[i]
+func (l *pgClients) Heartbeat(u int64, k int) {
+	for _, i := range l.c.UpIndexes(k) {
+		r := l.c.Rests[i]
 		start := time.Now()
-		err := r.heartbeat(u)
+		err := r.Heartbeat(u)
 		now := time.Now()
 		l.mu.Lock()
 		if err == nil {
@@ -86,7 +88,7 @@ func (l *pgClients) heartbeat(u int64, k int) {
 			return
 		}
 		l.hbFailed = append(l.hbFailed, fmt.Sprintf("%s heartbeat %d via %s after %v: %v",
-			start.Format("15:04:05.000"), u, l.c.name(i), now.Sub(start).Round(time.Millisecond), err))
+			start.Format("15:04:05.000"), u, l.c.Name(i), now.Sub(start).Round(time.Millisecond), err))
 		l.mu.Unlock()
 	}
 	l.mu.Lock()
@@ -98,9 +100,9 @@ func (l *pgClients) heartbeat(u int64, k int) {
 func (l *pgClients) put(u int64, k int, body string) {
 	deadline := time.Now().Add(20 * time.Second)
 	for try := 1; time.Now().Before(deadline); try++ {
-		for _, i := range l.c.upIndexes(k + try) {
+		for _, i := range l.c.UpIndexes(k + try) {
 			start := time.Now()
-			st, err := pgPut(l.c.rests[i], u, body)
+			st, err := l.c.Rests[i].PutOwn(u, body)
 			l.mu.Lock()
 			if err == nil {
 				l.last[u] = st
@@ -109,11 +111,11 @@ func (l *pgClients) put(u int64, k int, body string) {
 				l.mu.Unlock()
 				return
 			}
-			if errors.Is(err, errPgIdentity) {
+			if errors.Is(err, testkit.ErrWrongUser) {
 				l.mixups = append(l.mixups, err.Error())
 			}
 			l.putFailed = append(l.putFailed, fmt.Sprintf("%s PUT %s as %d via %s after %v: %v",
-				start.Format("15:04:05.000"), body, u, l.c.name(i), time.Since(start).Round(time.Millisecond), err))
+				start.Format("15:04:05.000"), body, u, l.c.Name(i), time.Since(start).Round(time.Millisecond), err))
 			l.mu.Unlock()
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -135,7 +137,7 @@ func (l *pgClients) halt() {
 // pgWatcher is a WebSocket subscriber that reconnects (to the next node
 // marked up) whenever its connection closes.
 type pgWatcher struct {
-	c    *pgCluster
+	c    *testkit.ProcCluster
 	uid  int64
 	home int
 	ids  []int64
@@ -143,12 +145,12 @@ type pgWatcher struct {
 	done chan struct{}
 
 	mu     sync.Mutex
-	subs   []*subscriber
+	subs   []*testkit.WSConn
 	nodes  []string
 	closes []string
 }
 
-func pgStartWatcher(c *pgCluster, uid int64, home int, ids []int64) *pgWatcher {
+func pgStartWatcher(c *testkit.ProcCluster, uid int64, home int, ids []int64) *pgWatcher {
 	w := &pgWatcher{c: c, uid: uid, home: home, ids: ids, stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
@@ -163,7 +165,7 @@ func (w *pgWatcher) run() {
 			return
 		default:
 		}
-		ups := w.c.upIndexes(next)
+		ups := w.c.UpIndexes(next)
 		if len(ups) == 0 {
 			time.Sleep(100 * time.Millisecond)
 			continue
@@ -172,27 +174,27 @@ func (w *pgWatcher) run() {
 		// After a close or a failed dial, the next node is tried first:
 		// a draining node closes its sessions before it stops.
 		next = i + 1
-		s, err := dialWS(w.c.httpAddr(i), w.c.tok, w.uid, w.ids)
+		s, err := testkit.DialUser(w.c.HTTPAddr(i), w.c.Tok, w.uid, w.ids)
 		if err != nil {
 			w.mu.Lock()
-			w.closes = append(w.closes, fmt.Sprintf("%s dial %s: %v", time.Now().Format("15:04:05.000"), w.c.name(i), err))
+			w.closes = append(w.closes, fmt.Sprintf("%s dial %s: %v", time.Now().Format("15:04:05.000"), w.c.Name(i), err))
 			w.mu.Unlock()
 			time.Sleep(200 * time.Millisecond)
 			continue
 		}
 		w.mu.Lock()
 		w.subs = append(w.subs, s)
-		w.nodes = append(w.nodes, w.c.name(i))
+		w.nodes = append(w.nodes, w.c.Name(i))
 		w.mu.Unlock()
 		select {
 		case <-w.stop:
-			s.close()
+			s.Close()
 			return
-		case <-s.done:
-			_, err := s.closed()
+		case <-s.Done():
+			_, err := s.Closed()
 			w.mu.Lock()
 			w.closes = append(w.closes, fmt.Sprintf("%s %s closed: code %d (%v)", time.Now().Format("15:04:05.000"),
-				w.c.name(i), closeCode(err), err))
+				w.c.Name(i), testkit.CloseCode(err), err))
 			w.mu.Unlock()
 		}
 	}
@@ -208,14 +210,14 @@ func (w *pgWatcher) halt() {
 }
 
 // current is the connection open now (nil between two).
-func (w *pgWatcher) current() *subscriber {
+func (w *pgWatcher) current() *testkit.WSConn {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.subs) == 0 {
 		return nil
 	}
 	s := w.subs[len(w.subs)-1]
-	if done, _ := s.closed(); done {
+	if done, _ := s.Closed(); done {
 		return nil
 	}
 	return s
@@ -234,10 +236,10 @@ func (w *pgWatcher) current() *subscriber {
 func TestPGRollingRestartLosesNothing(t *testing.T) {
 	const offlineAfter = 5 * time.Second
 	base := pgBase(t)
-	conn, schema := pgSchema(t, base)
-	bin := buildPresenced(t)
-	tok := newTokens(t)
-	c := pgNewCluster(t, bin, tok, 3, map[string]string{
+	conn, schema := testkit.PgSchema(t, base)
+	bin := testkit.BuildPresenced(t)
+	tok := newTokens()
+	c := testkit.NewProcCluster(t, bin, tok, 3, map[string]string{
 		"PRESENCE_STORE":            conn,
 		"PRESENCE_OFFLINE_AFTER":    offlineAfter.String(),
 		"PRESENCE_DISCONNECT_GRACE": "3s",
@@ -245,9 +247,9 @@ func TestPGRollingRestartLosesNothing(t *testing.T) {
 		"PRESENCE_WRITE_RATE":       "-1",
 	})
 	for i := range 3 {
-		c.start(i)
+		c.Start(i)
 	}
-	formed := c.waitFormed(45*time.Second, "three processes on PostgreSQL form a cluster")
+	formed := c.WaitFormed(45*time.Second, "three processes on PostgreSQL form a cluster")
 	t.Logf("schema %s: cluster of 3 formed %v after the starts", schema, formed.Round(time.Millisecond))
 
 	users := make([]int64, 30)
@@ -256,8 +258,8 @@ func TestPGRollingRestartLosesNothing(t *testing.T) {
 	}
 	last := map[int64]Status{}
 	for i, u := range users {
-		c.proc(i % 3).api.on(t).heartbeat(u)
-		last[u] = pgMustPut(t, c.proc((i+1)%3).api, u, `{"is_busy": false}`)
+		c.Proc(i % 3).API.Must(t).Heartbeat(u)
+		last[u] = c.Proc((i+1)%3).API.Must(t).PutOwn(u, `{"is_busy": false}`)
 	}
 
 	var watchers []*pgWatcher
@@ -267,13 +269,13 @@ func TestPGRollingRestartLosesNothing(t *testing.T) {
 		watchers = append(watchers, w)
 	}
 	for _, w := range watchers {
-		eventually(t, 10*time.Second, "every subscriber has a snapshot of every user", func() error {
+		testkit.Eventually(t, 10*time.Second, "every subscriber has a snapshot of every user", func() error {
 			s := w.current()
 			if s == nil {
 				return fmt.Errorf("watcher %d not connected", w.uid)
 			}
 			for _, u := range users {
-				if p, ok := s.last(u); !ok || !p.IsOnline {
+				if p, ok := s.Last(u); !ok || !p.IsOnline {
 					return fmt.Errorf("watcher %d: user %d: %v %v", w.uid, u, p, ok)
 				}
 			}
@@ -287,20 +289,20 @@ func TestPGRollingRestartLosesNothing(t *testing.T) {
 
 	rollStart := time.Now()
 	for i := range 3 {
-		drain, code := c.term(i, 30*time.Second)
+		drain, code := c.Term(i, 30*time.Second)
 		if code != 0 {
-			t.Errorf("%s exited with code %d after SIGTERM:\n    %s", c.name(i), code, c.proc(i).tail(30))
+			t.Errorf("%s exited with code %d after SIGTERM:\n    %s", c.Name(i), code, c.Proc(i).Tail(30))
 		}
 		down := time.Now()
 		// The restarted node takes traffic once it is ready.
-		c.launch(i, false)
-		eventually(t, 30*time.Second, c.name(i)+" ready after its restart", func() error {
-			return c.proc(i).api.call(0, "GET", "/readyz", "", nil)
+		c.Launch(i, false)
+		testkit.Eventually(t, 30*time.Second, c.Name(i)+" ready after its restart", func() error {
+			return c.Proc(i).API.Call(0, "GET", "/readyz", "", nil)
 		})
-		c.setUp(i, true)
-		c.waitFormed(30*time.Second, "3 members again after restarting "+c.name(i))
+		c.SetUp(i, true)
+		c.WaitFormed(30*time.Second, "3 members again after restarting "+c.Name(i))
 		t.Logf("%s: SIGTERM to exit %v (code %d), restart to ready with 3 members %v",
-			c.name(i), drain.Round(time.Millisecond), code, (time.Since(down)).Round(time.Millisecond))
+			c.Name(i), drain.Round(time.Millisecond), code, (time.Since(down)).Round(time.Millisecond))
 		time.Sleep(time.Second) // traffic on the full cluster between restarts (not an assertion)
 	}
 	rolled := time.Since(rollStart)
@@ -310,7 +312,7 @@ func TestPGRollingRestartLosesNothing(t *testing.T) {
 	time.Sleep(offlineAfter + time.Second)
 	clients.halt()
 	halted := time.Now()
-	c.checkAlive()
+	c.CheckAlive()
 
 	// Final states: the last answered PUT, through every node and in the
 	// database; and every user still online.
@@ -318,13 +320,13 @@ func TestPGRollingRestartLosesNothing(t *testing.T) {
 	for _, u := range users {
 		want := last[u]
 		for i := range 3 {
-			st, err := pgGet(c.proc(i).api, u)
+			st, err := c.Proc(i).API.GetOwn(u)
 			if err != nil {
-				t.Errorf("GET status of %d through %s: %v", u, c.name(i), err)
+				t.Errorf("GET status of %d through %s: %v", u, c.Name(i), err)
 				continue
 			}
-			if !pgSameStatus(st, want) {
-				t.Errorf("user %d through %s: %s, last answered PUT %s", u, c.name(i), st, want)
+			if !testkit.SameStatus(st, want) {
+				t.Errorf("user %d through %s: %s, last answered PUT %s", u, c.Name(i), st, want)
 			}
 			final[u] = st
 		}
@@ -344,10 +346,10 @@ func TestPGRollingRestartLosesNothing(t *testing.T) {
 		w.mu.Unlock()
 		for _, s := range subs {
 			for _, u := range users {
-				for _, p := range s.updates(u) {
-					if !p.IsOnline && p.at.Before(halted.Add(offlineAfter-time.Second)) {
+				for _, p := range s.Updates(u) {
+					if !p.IsOnline && p.At.Before(halted.Add(offlineAfter-time.Second)) {
 						offline++
-						t.Errorf("%s: heartbeating user %d pushed offline: %s at %s", s.name, u, p, p.at.Format("15:04:05.000"))
+						t.Errorf("%s: heartbeating user %d pushed offline: %s at %s", s.Name, u, p, p.At.Format("15:04:05.000"))
 					}
 				}
 			}
@@ -356,13 +358,13 @@ func TestPGRollingRestartLosesNothing(t *testing.T) {
 	// Every subscriber ends with every user's final state (pushes resumed
 	// after each reconnect and each ownership move).
 	for _, w := range watchers {
-		if _, err := poll(10*time.Second, func() error {
+		if _, err := testkit.Poll(10*time.Second, 25*time.Millisecond, func() error {
 			s := w.current()
 			if s == nil {
 				return fmt.Errorf("watcher %d not connected", w.uid)
 			}
 			for _, u := range users {
-				if p, ok := s.last(u); !ok || p.Version < final[u].Version {
+				if p, ok := s.Last(u); !ok || p.Version < final[u].Version {
 					return fmt.Errorf("user %d: newest push %v, final version %d", u, p, final[u].Version)
 				}
 			}
@@ -415,5 +417,5 @@ func TestPGRollingRestartLosesNothing(t *testing.T) {
 	if offline == 0 {
 		t.Logf("no subscriber saw a heartbeating user offline")
 	}
-	c.checkLogs()
+	c.CheckLogs()
 }

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // TestPGStopAllAtOnceFlushesAndExitsZero: every node of a cluster on
@@ -14,18 +16,18 @@ import (
 // them) and exit 0, since nothing was lost.
 func TestPGStopAllAtOnceFlushesAndExitsZero(t *testing.T) {
 	base := pgBase(t)
-	conn, schema := pgSchema(t, base)
-	bin := buildPresenced(t)
-	tok := newTokens(t)
-	c := pgNewCluster(t, bin, tok, 3, map[string]string{
+	conn, schema := testkit.PgSchema(t, base)
+	bin := testkit.BuildPresenced(t)
+	tok := newTokens()
+	c := testkit.NewProcCluster(t, bin, tok, 3, map[string]string{
 		"PRESENCE_STORE":           conn,
 		"PRESENCE_WRITE_RATE":      "-1",
 		"PRESENCE_LAST_SEEN_FLUSH": "30s",
 	})
 	for i := range 3 {
-		c.start(i)
+		c.Start(i)
 	}
-	formed := c.waitFormed(45*time.Second, "three processes on PostgreSQL form a cluster")
+	formed := c.WaitFormed(45*time.Second, "three processes on PostgreSQL form a cluster")
 	t.Logf("schema %s: cluster of 3 formed %v after the starts", schema, formed.Round(time.Millisecond))
 
 	users := make([]int64, 30)
@@ -33,13 +35,13 @@ func TestPGStopAllAtOnceFlushesAndExitsZero(t *testing.T) {
 		users[i] = int64(7601 + i)
 	}
 	for i, u := range users {
-		c.proc(i % 3).api.on(t).heartbeat(u) // creates the user: a synchronous write
+		c.Proc(i % 3).API.Must(t).Heartbeat(u) // creates the user: a synchronous write
 	}
 	time.Sleep(200 * time.Millisecond)
 	beat := map[int64]time.Time{}
 	for i, u := range users {
 		beat[u] = time.Now()
-		c.proc((i + 1) % 3).api.on(t).heartbeat(u) // last_seen only: written behind
+		c.Proc((i + 1) % 3).API.Must(t).Heartbeat(u) // last_seen only: written behind
 	}
 	before := pgRows(t, conn, users)
 
@@ -50,14 +52,14 @@ func TestPGStopAllAtOnceFlushesAndExitsZero(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			took[i], codes[i] = c.term(i, 30*time.Second)
+			took[i], codes[i] = c.Term(i, 30*time.Second)
 		}()
 	}
 	wg.Wait()
 	t.Logf("SIGTERM to exit: %v, exit codes %v", took, codes)
 	for i, code := range codes {
 		if code != 0 {
-			t.Errorf("%s exited with code %d after SIGTERM (a whole-cluster stop):\n    %s", c.name(i), code, c.proc(i).tail(4))
+			t.Errorf("%s exited with code %d after SIGTERM (a whole-cluster stop):\n    %s", c.Name(i), code, c.Proc(i).Tail(4))
 		}
 	}
 

@@ -8,7 +8,6 @@ package clustere2e
 // it and the others.
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -22,6 +21,8 @@ import (
 	"time"
 
 	"github.com/presence-cluster/presence/cluster"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 type tlsCA struct {
@@ -94,30 +95,17 @@ func tlsWritePEM(t *testing.T, file, typ string, der []byte) {
 	}
 }
 
-func tlsStart(t *testing.T, tok *tokens, label, key string, tlsCfg cluster.RemoteTLS, seeds ...string) *secGossipNode {
+func tlsStart(t *testing.T, tok *testkit.Tokens, label, key string, tlsCfg cluster.RemoteTLS, seeds ...string) *secGossipNode {
 	t.Helper()
 	cfg, logs := secGossipConfig(t, label, key, seeds...)
 	cfg.RemoteTLS = tlsCfg
 	cfg.RequestTimeout = 3 * time.Second
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	n, err := cluster.Start(ctx, cfg)
-	if err != nil {
-		t.Fatalf("node %s: cluster.Start: %v", label, err)
-	}
-	sn := &secGossipNode{Node: n, label: label, gossip: cfg.GossipAddr, api: newREST(n.HTTPAddr(), tok), logs: logs}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("last logs of node %s:\n    %s", label, logs.dump())
-		}
-		n.Kill()
-	})
-	return sn
+	return secStart(t, tok, label, cfg, logs)
 }
 
 func TestRemoteMutualTLS(t *testing.T) {
 	dir := t.TempDir()
-	tok := newTokens(t)
+	tok := newTokens()
 	gossipKey := secGossipKey(t, 32)
 	ca := tlsNewCA(t, dir, "cluster")
 	certA, keyA := ca.issue(t, dir, "a")
@@ -144,10 +132,10 @@ func TestRemoteMutualTLS(t *testing.T) {
 			t.Fatal("no user owned by B in 1000 ids")
 		}
 	}
-	if _, err := a.api.putStatus(uid, `{"is_busy":true}`); err != nil {
+	if _, err := a.API.PutStatus(uid, `{"is_busy":true}`); err != nil {
 		t.Fatalf("PUT through A for a user owned by B, over TLS: %v", err)
 	}
-	p, err := a.api.presence(uid, uid)
+	p, err := a.API.Presence(uid, uid)
 	if err != nil || !p.IsBusy {
 		t.Fatalf("GET through A for a user owned by B: %+v %v", p, err)
 	}
@@ -170,7 +158,7 @@ func TestRemoteMutualTLS(t *testing.T) {
 			break
 		}
 	}
-	if _, err := c.api.putStatus(foreign, `{"is_busy":true}`); err == nil {
+	if _, err := c.API.PutStatus(foreign, `{"is_busy":true}`); err == nil {
 		t.Fatalf("a node whose remoting certificate another CA signed wrote user %d on another node", foreign)
 	}
 }

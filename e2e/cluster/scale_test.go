@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/presence-cluster/presence/cluster"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // traffic drives PUTs (is_busy flips) and heartbeats for a set of users
@@ -75,12 +77,12 @@ func (tr *traffic) start(workers int, pause time.Duration) {
 				n := tr.pick(r)
 				start := time.Now()
 				if r.IntN(4) == 0 {
-					err := n.api.heartbeat(u)
+					err := n.API.Heartbeat(u)
 					tr.record(u, n, start, nil, err, "heartbeat")
 					continue
 				}
 				busy := r.IntN(2) == 0
-				st, err := n.api.putStatus(u, fmt.Sprintf(`{"is_busy": %v}`, busy))
+				st, err := n.API.PutStatus(u, fmt.Sprintf(`{"is_busy": %v}`, busy))
 				tr.record(u, n, start, &st, err, fmt.Sprintf("PUT is_busy=%v", busy))
 			}
 		}()
@@ -143,13 +145,13 @@ func (tr *traffic) verify(t *testing.T, via []*tnode) map[int64]Presence {
 	for _, u := range tr.users {
 		var p Presence
 		for i, n := range via {
-			q, err := n.api.presence(adminID, u)
+			q, err := n.API.Presence(testkit.AdminID, u)
 			if err != nil {
 				t.Fatalf("final GET of user %d through %s: %v", u, n.label, err)
 			}
 			if i == 0 {
 				p = q
-			} else if !samePresence(p, q) {
+			} else if !testkit.SamePresence(p, q) {
 				t.Errorf("user %d: %s answers %s, %s answers %s", u, via[0].label, p, n.label, q)
 			}
 		}
@@ -182,21 +184,21 @@ func (tr *traffic) verify(t *testing.T, via []*tnode) map[int64]Presence {
 
 // subscribersMatch waits until each subscriber's newest frame of every
 // user equals final.
-func subscribersMatch(t *testing.T, subs []*subscriber, final map[int64]Presence) {
+func subscribersMatch(t *testing.T, subs []*testkit.WSConn, final map[int64]Presence) {
 	t.Helper()
 	for _, s := range subs {
 		var bad []string
-		ok := s.waitFor(10*time.Second, func() bool {
+		ok := s.WaitFor(10*time.Second, func() bool {
 			bad = bad[:0]
 			for u, want := range final {
-				if p, ok := s.last(u); !ok || !samePresence(p, want) {
+				if p, ok := s.Last(u); !ok || !testkit.SamePresence(p, want) {
 					bad = append(bad, fmt.Sprintf("user %d: last frame %s, final %s", u, p, want))
 				}
 			}
 			return len(bad) == 0
 		})
 		if !ok {
-			t.Errorf("%s does not end with the final state:\n  %s", s.name, strings.Join(bad, "\n  "))
+			t.Errorf("%s does not end with the final state:\n  %s", s.Name, strings.Join(bad, "\n  "))
 		}
 	}
 }
@@ -209,7 +211,7 @@ func subscribersMatch(t *testing.T, subs []*subscriber, final map[int64]Presence
 // elsewhere, get the current state.
 func TestScaleOutAndIn(t *testing.T) {
 	c := newCluster(t, cluster.Config{WriteRate: -1})
-	a, b, cc := c.start("A"), c.start("B"), c.start("C")
+	a, b, cc := c.Start("A"), c.Start("B"), c.Start("C")
 	c.waitConverged([]*tnode{a, b, cc}, nil, 15*time.Second)
 
 	var users []int64
@@ -217,11 +219,11 @@ func TestScaleOutAndIn(t *testing.T) {
 		users = append(users, u)
 	}
 	for _, u := range users {
-		a.api.on(t).heartbeat(u)
+		a.API.Must(t).Heartbeat(u)
 	}
-	subs := map[string]*subscriber{}
+	subs := map[string]*testkit.WSConn{}
 	for i, n := range []*tnode{a, b, cc} {
-		subs[n.label] = mustDialWS(t, n.HTTPAddr(), c.tok, int64(8101+i), users)
+		subs[n.label] = testkit.MustDialUser(t, n.HTTPAddr(), c.tok, int64(8101+i), users)
 	}
 
 	tr := newTraffic(users, []*tnode{a, b, cc})
@@ -231,7 +233,7 @@ func TestScaleOutAndIn(t *testing.T) {
 
 	// Scale out: D joins under traffic.
 	joinAt := time.Now()
-	d := c.start("D")
+	d := c.Start("D")
 	took := c.waitConverged([]*tnode{a, b, cc, d}, users, 15*time.Second)
 	var moved []int64
 	for _, u := range users {
@@ -242,7 +244,7 @@ func TestScaleOutAndIn(t *testing.T) {
 	if len(moved) == 0 {
 		t.Fatalf("no user of %v moved to D", users)
 	}
-	eventually(t, 10*time.Second, "D hosts actors", func() error {
+	testkit.Eventually(t, 10*time.Second, "D hosts actors", func() error {
 		h, err := hosted(a)
 		if err != nil {
 			return err
@@ -255,7 +257,7 @@ func TestScaleOutAndIn(t *testing.T) {
 	t.Logf("D joined: views agree %v after its start (%v after Start was called); %d of %d users moved to it",
 		took.Round(time.Millisecond), time.Since(joinAt).Round(time.Millisecond), len(moved), len(users))
 	tr.setServing([]*tnode{a, b, cc, d})
-	subs["D"] = mustDialWS(t, d.HTTPAddr(), c.tok, 8104, users)
+	subs["D"] = testkit.MustDialUser(t, d.HTTPAddr(), c.tok, 8104, users)
 	time.Sleep(time.Second) // traffic runs (not an assertion)
 	if fs := tr.failures(); len(fs) > 0 {
 		t.Errorf("%d requests failed around the join:\n  %s", len(fs), strings.Join(fs, "\n  "))
@@ -270,12 +272,12 @@ func TestScaleOutAndIn(t *testing.T) {
 	go func() { shutdownErr <- c.shutdown(b) }()
 
 	sb := subs["B"]
-	if !sb.waitFor(15*time.Second, func() bool { ended, _ := sb.closed(); return ended }) {
+	if !sb.WaitFor(15*time.Second, func() bool { ended, _ := sb.Closed(); return ended }) {
 		t.Fatalf("B's WebSocket client still connected while B shuts down")
 	}
 	closedAfter := time.Since(leaveAt)
-	_, err := sb.closed()
-	if code := closeCode(err); code != 1012 {
+	_, err := sb.Closed()
+	if code := testkit.CloseCode(err); code != 1012 {
 		t.Errorf("B's WebSocket client ended with %v, want close code 1012", err)
 	}
 	if err := <-shutdownErr; err != nil {
@@ -291,7 +293,7 @@ func TestScaleOutAndIn(t *testing.T) {
 	_ = shutdownTook
 	c.waitConverged([]*tnode{a, cc, d}, users, 15*time.Second)
 	// The client reconnects to another node.
-	subs["B"] = mustDialWS(t, cc.HTTPAddr(), c.tok, 8102, users)
+	subs["B"] = testkit.MustDialUser(t, cc.HTTPAddr(), c.tok, 8102, users)
 	time.Sleep(time.Second) // traffic runs (not an assertion)
 	tr.halt()
 
@@ -304,10 +306,10 @@ func TestScaleOutAndIn(t *testing.T) {
 		t.Errorf("%d requests were not answered (a client of a graceful scale-in should see none):\n  %s", len(fs), strings.Join(fs, "\n  "))
 	}
 	final := tr.verify(t, []*tnode{a, cc, d})
-	subscribersMatch(t, []*subscriber{subs["A"], subs["C"], subs["D"], subs["B"]}, final)
+	subscribersMatch(t, []*testkit.WSConn{subs["A"], subs["C"], subs["D"], subs["B"]}, final)
 
 	// One actor per active user: traffic users plus the four watchers.
-	eventually(t, 10*time.Second, "actors_hosted adds up", func() error {
+	testkit.Eventually(t, 10*time.Second, "actors_hosted adds up", func() error {
 		h, err := hosted(a)
 		if err != nil {
 			return err
@@ -343,16 +345,16 @@ func TestRegression_GracefulShutdownSkipsDrainWait(t *testing.T) {
 			d.DrainWait, d.RejoinInterval, cluster.DefaultDrainWait, cluster.DefaultRejoinInterval)
 	}
 	c := newCluster(t, cluster.Config{}) // DrainWait left to its default
-	a, b := c.start("A"), c.start("B")
+	a, b := c.Start("A"), c.Start("B")
 	c.waitConverged([]*tnode{a, b}, nil, 15*time.Second)
-	sub := mustDialWS(t, b.HTTPAddr(), c.tok, 8201, []int64{1})
-	if !sub.waitFor(10*time.Second, func() bool { return sub.count() > 0 }) {
+	sub := testkit.MustDialUser(t, b.HTTPAddr(), c.tok, 8201, []int64{1})
+	if !sub.WaitFor(10*time.Second, func() bool { return sub.Count() > 0 }) {
 		t.Fatal("no subscribed frame")
 	}
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- c.shutdown(b) }()
-	if !sub.waitFor(15*time.Second, func() bool { ended, _ := sub.closed(); return ended }) {
+	if !sub.WaitFor(15*time.Second, func() bool { ended, _ := sub.Closed(); return ended }) {
 		t.Fatal("session still open")
 	}
 	closed := time.Since(start)

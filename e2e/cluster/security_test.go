@@ -22,6 +22,8 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/presence-cluster/presence/cluster"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // secGossipNode is one node of the gossip-key test.
@@ -29,8 +31,8 @@ type secGossipNode struct {
 	*cluster.Node
 	label  string
 	gossip string
-	api    *rest
-	logs   *logRing
+	API    *testkit.REST
+	logs   *testkit.LogSink
 }
 
 // secGossipKey returns a fresh base64 AES key of size bytes.
@@ -45,38 +47,44 @@ func secGossipKey(t *testing.T, size int) string {
 
 // secGossipConfig is the configuration of node label gossiping on a free
 // loopback port with key, joining seeds.
-func secGossipConfig(t *testing.T, label, key string, seeds ...string) (cluster.Config, *logRing) {
-	logs := &logRing{}
+func secGossipConfig(t *testing.T, label, key string, seeds ...string) (cluster.Config, *testkit.LogSink) {
+	logs := newLogRing()
 	return cluster.Config{
 		NodeName:       label,
 		HTTPAddr:       "127.0.0.1:0",
-		GossipAddr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))),
+		GossipAddr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(testkit.FreePort(t))),
 		RemoteAddr:     "127.0.0.1:0",
 		DataDir:        t.TempDir(),
 		Store:          "memory",
-		JWTSecret:      testSecret,
+		JWTSecret:      testkit.ProcSecret,
 		GossipKey:      key,
 		Seeds:          seeds,
 		RejoinInterval: time.Second,
 		DrainWait:      100 * time.Millisecond,
 		TuneGossip:     func(mc *memberlist.Config) { fastGossip(mc) },
-		Logger:         slog.New(logs).With(slog.String("node", label)),
+		Logger:         logs.Logger().With(slog.String("node", label)),
 	}, logs
 }
 
-func secStartGossipNode(t *testing.T, tok *tokens, label, key string, seeds ...string) *secGossipNode {
+func secStartGossipNode(t *testing.T, tok *testkit.Tokens, label, key string, seeds ...string) *secGossipNode {
 	t.Helper()
 	cfg, logs := secGossipConfig(t, label, key, seeds...)
+	return secStart(t, tok, label, cfg, logs)
+}
+
+// secStart starts a node of cfg, killed when the test ends.
+func secStart(t *testing.T, tok *testkit.Tokens, label string, cfg cluster.Config, logs *testkit.LogSink) *secGossipNode {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	n, err := cluster.Start(ctx, cfg)
+	n, err := testkit.Start(ctx, cfg)
 	if err != nil {
 		t.Fatalf("node %s: cluster.Start: %v", label, err)
 	}
-	sn := &secGossipNode{Node: n, label: label, gossip: cfg.GossipAddr, api: newREST(n.HTTPAddr(), tok), logs: logs}
+	sn := &secGossipNode{Node: n, label: label, gossip: cfg.GossipAddr, API: testkit.NewREST(n.HTTPAddr(), tok), logs: logs}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("last logs of node %s:\n    %s", label, logs.dump())
+			t.Logf("last logs of node %s:\n%s", label, logs.Dump())
 		}
 		n.Kill()
 	})
@@ -86,7 +94,7 @@ func secStartGossipNode(t *testing.T, tok *tokens, label, key string, seeds ...s
 // secMembers returns the node names of the alive members n sees.
 func secMembers(t *testing.T, n *secGossipNode) []string {
 	t.Helper()
-	st, err := n.api.cluster()
+	st, err := n.API.Cluster()
 	if err != nil {
 		t.Fatalf("node %s: GET /admin/cluster: %v", n.label, err)
 	}
@@ -109,7 +117,7 @@ func secMembers(t *testing.T, n *secGossipNode) []string {
 // with the same address, never do: over several re-join rounds each of
 // them sees only itself and the keyed node sees only its peer.
 func TestSecurityGossipKey(t *testing.T) {
-	tok := newTokens(t)
+	tok := newTokens()
 	key := secGossipKey(t, 32)
 	a := secStartGossipNode(t, tok, "A", key)
 	b := secStartGossipNode(t, tok, "B", secGossipKey(t, 16), a.gossip) // another key
@@ -141,14 +149,14 @@ func TestSecurityGossipKey(t *testing.T) {
 	}
 	// A refused them for the right reason.
 	for _, why := range []string{"no installed keys could decrypt the message", "encryption is configured but remote state is not encrypted"} {
-		if !strings.Contains(a.logs.dump(), why) {
+		if !strings.Contains(a.logs.Dump(), why) {
 			t.Errorf("node A never logged %q", why)
 		}
 	}
 	// The others' user requests still work on their own (a one-node
 	// cluster each), and nothing of A's cluster is visible to them.
 	for _, n := range []*secGossipNode{b, c} {
-		n.api.on(t).heartbeat(77)
+		n.API.Must(t).Heartbeat(77)
 		if got := n.Router().Owner(77); !strings.HasPrefix(got, n.label+"-") {
 			t.Fatalf("node %s: user 77 owned by %q", n.label, got)
 		}

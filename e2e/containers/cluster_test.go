@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // TestCluster runs the scenarios one after another on one compose project
@@ -64,7 +66,7 @@ func testHealthCheck(t *testing.T, c *cluster, note noteFunc) {
 	if err := exec.Command("docker", "run", "--rm", "--entrypoint", "/usr/local/bin/presencectl", image, "health", "-h").Run(); err != nil {
 		t.Fatalf("the image's presencectl has no health subcommand, which the compose health checks run: %v", err)
 	}
-	d, err := poll(60*time.Second, time.Second, func() error {
+	d, err := testkit.Poll(60*time.Second, time.Second, func() error {
 		for _, n := range nodes {
 			if h := c.health(n); h != "healthy" {
 				return fmt.Errorf("%s is %s", n, h)
@@ -103,7 +105,7 @@ func testPropagation(t *testing.T, c *cluster, note noteFunc) {
 		for i, id := range ids {
 			via := nodes[(i+1+round)%len(nodes)] // never the user's own node
 			s := c.mustPut(via, id, body)
-			want[id] = s.presence()
+			want[id] = testkit.StatusPresence(s)
 		}
 		start := time.Now()
 		waitWatchers(t, watchers, ids, 10*time.Second, func(id int64, p Presence) bool { return sameState(p, want[id]) })
@@ -124,7 +126,7 @@ func testPropagation(t *testing.T, c *cluster, note noteFunc) {
 // satisfies ok.
 func waitWatchers(t *testing.T, ws []*watcher, ids []int64, timeout time.Duration, ok func(int64, Presence) bool) {
 	t.Helper()
-	if _, err := poll(timeout, 20*time.Millisecond, func() error {
+	if _, err := testkit.Poll(timeout, 20*time.Millisecond, func() error {
 		for i, w := range ws {
 			for _, id := range ids {
 				p, seen := w.last(id)
@@ -158,7 +160,7 @@ func testKillFailover(t *testing.T, c *cluster, note noteFunc) {
 		if i%2 == 0 {
 			body = `{"is_busy": true, "busy_until": "` + until + `"}`
 		}
-		want[id] = c.mustPut(via, id, body).presence()
+		want[id] = testkit.StatusPresence(c.mustPut(via, id, body))
 	}
 	for _, node := range nodes {
 		for _, id := range ids {
@@ -279,7 +281,7 @@ func testPartition(t *testing.T, c *cluster, note noteFunc) {
 	versions := map[int64][]uint64{} // every answered version per user
 	record := func(id int64, s Status) {
 		versions[id] = append(versions[id], s.Version)
-		last[id] = s.presence()
+		last[id] = testkit.StatusPresence(s)
 	}
 	for i := range ids {
 		id := int64(3001 + i)
@@ -389,7 +391,7 @@ func testPartition(t *testing.T, c *cluster, note noteFunc) {
 	c.docker("network", "connect", "--ip", c.gossipIP("node3"), c.gossipNet(), iso)
 	heal := c.waitView(120*time.Second, nodes, nodes)
 	var firstStale error
-	conv, err := poll(60*time.Second, 100*time.Millisecond, func() (err error) {
+	conv, err := testkit.Poll(60*time.Second, 100*time.Millisecond, func() (err error) {
 		defer func() {
 			if firstStale == nil {
 				firstStale = err
@@ -443,7 +445,7 @@ func testPartition(t *testing.T, c *cluster, note noteFunc) {
 func (c *cluster) waitViewNoFatal(timeout time.Duration, askers, want []string) time.Duration {
 	w := append([]string(nil), want...)
 	sort.Strings(w)
-	d, err := poll(timeout, 200*time.Millisecond, func() error {
+	d, err := testkit.Poll(timeout, 200*time.Millisecond, func() error {
 		for _, n := range askers {
 			v, err := c.view(n)
 			if err != nil {

@@ -10,10 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -30,14 +27,14 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/presence-cluster/presence/api/auth"
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // nodes are the compose services, in order.
 var nodes = []string{"node1", "node2", "node3"}
 
 // adminID is the subject of admin tokens; never a traffic user.
-const adminID = 9_000_000
+const adminID = testkit.AdminID
 
 const project = "presencect"
 
@@ -50,8 +47,8 @@ type cluster struct {
 	netPfx  string         // gossip network /24 prefix, e.g. 172.29.240
 	ports   map[string]int // node -> published HTTP port
 	secret  []byte
-	tok     *tokens
-	http    *http.Client
+	tok     *testkit.Tokens
+	rests   map[string]*testkit.REST
 }
 
 // startCluster brings up a fresh three-node cluster and waits until every
@@ -80,9 +77,9 @@ func startCluster(t *testing.T) *cluster {
 		root:   root,
 		ports:  map[string]int{},
 		secret: []byte("containers-e2e-secret-" + randomB64(12)),
-		http:   &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64, Proxy: nil}},
+		rests:  map[string]*testkit.REST{},
 	}
-	c.tok = newTokens(c.secret)
+	c.tok = testkit.NewTokens(c.secret)
 	c.compose = composeCommand(t)
 	for _, f := range []string{"deploy/docker-compose.yml", "deploy/docker-compose.host-postgres.yml", "e2e/containers/testdata/compose.test.yml"} {
 		c.compose = append(c.compose, "-f", filepath.Join(root, f))
@@ -94,7 +91,8 @@ func startCluster(t *testing.T) *cluster {
 	_, _ = c.run(2*time.Minute, "down", "-v", "--remove-orphans", "-t", "1")
 	c.netPfx = pickNet(t)
 	for _, n := range nodes {
-		c.ports[n] = freePort(t)
+		c.ports[n] = testkit.FreePort(t)
+		c.rests[n] = testkit.NewREST(c.addr(n), c.tok)
 	}
 	c.env = c.baseEnv(image, store, c.netPfx)
 	for i, n := range nodes {
@@ -243,7 +241,7 @@ func (c *cluster) ready(node string) bool {
 // view is the set of alive, owning, not draining members a node sees, by
 // node name, sorted.
 func (c *cluster) view(node string) ([]string, error) {
-	var cs clusterStatus
+	var cs testkit.ClusterStatus
 	if err := c.call(node, adminID, http.MethodGet, "/admin/cluster", "", &cs); err != nil {
 		return nil, err
 	}
@@ -263,7 +261,7 @@ func (c *cluster) waitView(timeout time.Duration, askers, want []string) time.Du
 	c.t.Helper()
 	w := append([]string(nil), want...)
 	sort.Strings(w)
-	d, err := poll(timeout, 200*time.Millisecond, func() error {
+	d, err := testkit.Poll(timeout, 200*time.Millisecond, func() error {
 		for _, n := range askers {
 			v, err := c.view(n)
 			if err != nil {
@@ -285,7 +283,7 @@ func (c *cluster) waitView(timeout time.Duration, askers, want []string) time.Du
 func (c *cluster) waitSettled(timeout time.Duration, want []string) time.Duration {
 	c.t.Helper()
 	start := time.Now()
-	if d, err := poll(timeout, 200*time.Millisecond, func() error {
+	if d, err := testkit.Poll(timeout, 200*time.Millisecond, func() error {
 		for _, n := range want {
 			if !c.ready(n) {
 				return fmt.Errorf("%s not ready", n)
@@ -304,96 +302,16 @@ func (c *cluster) health(node string) string {
 	return c.docker("inspect", "-f", "{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}", c.container(node))
 }
 
-// ---------------------------------------------------------------- tokens
-
-type tokens struct {
-	secret []byte
-	mu     sync.Mutex
-	m      map[int64]string
-}
-
-func newTokens(secret []byte) *tokens { return &tokens{secret: secret, m: map[int64]string{}} }
-
-func (k *tokens) of(id int64) string {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	tok, ok := k.m[id]
-	if !ok {
-		var err error
-		tok, err = auth.Mint(k.secret, auth.MintClaims{UserID: id, Username: "user" + strconv.FormatInt(id, 10), Admin: id == adminID, TTL: 2 * time.Hour})
-		if err != nil {
-			panic(err)
-		}
-		k.m[id] = tok
-	}
-	return tok
-}
-
 // ---------------------------------------------------------------- REST
 
-// Status is the body of GET/PUT /users/me/status.
-type Status struct {
-	UserID    int64      `json:"user_id"`
-	IsOnline  bool       `json:"is_online"`
-	IsBusy    bool       `json:"is_busy"`
-	BusyUntil *time.Time `json:"busy_until"`
-	Version   uint64     `json:"version"`
-}
-
-// Presence is the body of the presence endpoints and of pushed updates.
-type Presence struct {
-	UserID    int64      `json:"user_id"`
-	Username  string     `json:"username"`
-	IsOnline  bool       `json:"is_online"`
-	IsBusy    bool       `json:"is_busy"`
-	BusyUntil *time.Time `json:"busy_until"`
-	Version   uint64     `json:"version"`
-}
-
-func (p Presence) String() string {
-	bu := "null"
-	if p.BusyUntil != nil {
-		bu = p.BusyUntil.UTC().Format(time.RFC3339)
-	}
-	return fmt.Sprintf("{user %d online=%v busy=%v until=%s v%d}", p.UserID, p.IsOnline, p.IsBusy, bu, p.Version)
-}
-
-func (s Status) presence() Presence {
-	return Presence{UserID: s.UserID, IsOnline: s.IsOnline, IsBusy: s.IsBusy, BusyUntil: s.BusyUntil, Version: s.Version}
-}
+// The API's JSON bodies.
+type (
+	Status   = testkit.Status
+	Presence = testkit.Presence
+)
 
 // sameState compares what a client sees, version included.
-func sameState(a, b Presence) bool {
-	return a.UserID == b.UserID && a.IsOnline == b.IsOnline && a.IsBusy == b.IsBusy &&
-		a.Version == b.Version && sameTime(a.BusyUntil, b.BusyUntil)
-}
-
-func sameTime(a, b *time.Time) bool {
-	if a == nil || b == nil {
-		return a == nil && b == nil
-	}
-	return a.Equal(*b)
-}
-
-type clusterStatus struct {
-	Node    string `json:"node"`
-	Epoch   uint64 `json:"epoch"`
-	Members []struct {
-		Name     string `json:"name"`
-		NodeName string `json:"node_name"`
-		Status   string `json:"status"`
-		Draining bool   `json:"draining"`
-		Owner    bool   `json:"owns_users"`
-	} `json:"members"`
-}
-
-// httpError is a non-2xx answer.
-type httpError struct {
-	code int
-	body string
-}
-
-func (e *httpError) Error() string { return fmt.Sprintf("HTTP %d %s", e.code, e.body) }
+func sameState(a, b Presence) bool { return testkit.SamePresence(a, b) }
 
 // call sends one request to a node as user uid and decodes a 2xx body.
 func (c *cluster) call(node string, uid int64, method, path, body string, out any) error {
@@ -407,51 +325,13 @@ func (c *cluster) callTimeout(node string, uid int64, method, path, body string,
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.addr(node)+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.tok.of(uid))
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return err
-	}
-	if res.StatusCode/100 != 2 {
-		return &httpError{code: res.StatusCode, body: strings.TrimSpace(string(b))}
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("decode %s: %w", b, err)
-		}
-	}
-	return nil
+	return c.rests[node].CallContext(ctx, uid, method, path, body, out)
 }
 
-// errWrongUser is an answer about another user than the one asked for
-// (the token's user for /users/me, the path's for presence).
-var errWrongUser = errors.New("answer about the wrong user")
+var errWrongUser = testkit.ErrWrongUser
 
 func (c *cluster) putStatus(node string, uid int64, body string) (Status, error) {
-	var s Status
-	if err := c.call(node, uid, http.MethodPut, "/users/me/status", body, &s); err != nil {
-		return s, err
-	}
-	if s.UserID != uid {
-		return s, fmt.Errorf("%w: PUT /users/me/status as user %d via %s answered with the record of user %d", errWrongUser, uid, node, s.UserID)
-	}
-	return s, nil
+	return c.rests[node].PutOwn(uid, body)
 }
 
 func (c *cluster) heartbeat(node string, uid int64) error {
@@ -463,14 +343,13 @@ func (c *cluster) presence(node string, asker, id int64) (Presence, error) {
 }
 
 func (c *cluster) presenceTimeout(node string, asker, id int64, timeout time.Duration) (Presence, error) {
-	var p Presence
-	if err := c.callTimeout(node, asker, http.MethodGet, "/users/"+strconv.FormatInt(id, 10)+"/presence", "", &p, timeout); err != nil {
-		return p, err
+	ctx := context.Background()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
 	}
-	if p.UserID != id {
-		return p, fmt.Errorf("%w: GET /users/%d/presence via %s answered with user %d", errWrongUser, id, node, p.UserID)
-	}
-	return p, nil
+	return c.rests[node].PresenceOf(ctx, asker, id)
 }
 
 // mustPut is putStatus that fails the test.
@@ -484,106 +363,31 @@ func (c *cluster) mustPut(node string, uid int64, body string) Status {
 }
 
 // errKind classifies a client error for the counts the tests report.
-func errKind(err error) string {
-	var he *httpError
-	var ne net.Error
-	switch {
-	case err == nil:
-		return ""
-	case errors.Is(err, errWrongUser):
-		return "wrong_user"
-	case errors.As(err, &he):
-		return "http_" + strconv.Itoa(he.code)
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return "timeout"
-	case strings.Contains(err.Error(), "connection refused"):
-		return "refused"
-	case strings.Contains(err.Error(), "connection reset"), strings.Contains(err.Error(), "EOF"), strings.Contains(err.Error(), "broken pipe"):
-		return "reset"
-	}
-	return "other"
-}
+func errKind(err error) string { return testkit.ErrorKind(err) }
 
 // ---------------------------------------------------------------- WebSocket
 
-// wsConn is one WebSocket session; every presence_update goes to onUpdate,
-// and the reader's final error to done.
-type wsConn struct {
-	conn     *websocket.Conn
-	node     string
-	mu       sync.Mutex // guards writes
-	done     chan struct{}
-	err      error
-	closeOne sync.Once
-}
+// wsConn is one WebSocket session; every presence_update goes to the
+// onUpdate given to dialWS.
+type wsConn struct{ *testkit.WSConn }
 
 var wsDialer = &websocket.Dialer{HandshakeTimeout: 5 * time.Second}
 
-type wsFrame struct {
-	Type    string          `json:"type"`
-	Data    json.RawMessage `json:"data"`
-	UserIDs []int64         `json:"user_ids"`
-	Detail  string          `json:"detail"`
-}
-
 // dialWS connects to node as uid, subscribed to ids at connect.
 func (c *cluster) dialWS(node string, uid int64, ids []int64, onUpdate func(Presence)) (*wsConn, error) {
-	q := url.Values{"token": {c.tok.of(uid)}}
-	if len(ids) > 0 {
-		parts := make([]string, len(ids))
-		for i, id := range ids {
-			parts[i] = strconv.FormatInt(id, 10)
-		}
-		q.Set("user_ids", strings.Join(parts, ","))
-	}
-	conn, res, err := wsDialer.Dial("ws://"+c.addr(node)+"/ws/presence?"+q.Encode(), nil)
-	if err != nil {
-		if res != nil {
-			b, _ := io.ReadAll(res.Body)
-			return nil, fmt.Errorf("dial ws %s as %d: %w: HTTP %d %s", node, uid, err, res.StatusCode, b)
-		}
-		return nil, fmt.Errorf("dial ws %s as %d: %w", node, uid, err)
-	}
-	w := &wsConn{conn: conn, node: node, done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		for {
-			_, data, err := conn.ReadMessage()
-			if err != nil {
-				w.err = err
-				return
-			}
-			var f wsFrame
-			if json.Unmarshal(data, &f) != nil || f.Type != "presence_update" {
-				continue
-			}
-			var p Presence
-			if json.Unmarshal(f.Data, &p) == nil && onUpdate != nil {
-				onUpdate(p)
-			}
-		}
-	}()
-	return w, nil
-}
-
-// closeCode is the WebSocket close code that ended the session, or -1.
-func (w *wsConn) closeCode() int {
-	var ce *websocket.CloseError
-	if errors.As(w.err, &ce) {
-		return ce.Code
-	}
-	return -1
-}
-
-func (w *wsConn) close() {
-	w.closeOne.Do(func() {
-		w.mu.Lock()
-		_ = w.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-		w.mu.Unlock()
-		_ = w.conn.Close()
-		<-w.done
+	q := testkit.WSQuery(c.tok.Of(uid), testkit.JoinIDs(ids, false))
+	w, err := testkit.DialWS(c.addr(node), q, testkit.WSOptions{
+		Name: fmt.Sprintf("ws %s as %d", node, uid), Dialer: wsDialer, OnUpdate: onUpdate,
 	})
+	if err != nil {
+		return nil, err
+	}
+	return &wsConn{w}, nil
 }
+
+func (w *wsConn) closeCode() int { return w.CloseCode() }
+
+func (w *wsConn) close() { w.Close() }
 
 // watcher keeps the newest pushed state per user, across reconnects.
 type watcher struct {
@@ -625,22 +429,6 @@ func (w *watcher) updates(id int64) []Presence {
 
 // ---------------------------------------------------------------- helpers
 
-// poll calls cond every interval until it returns nil or timeout passes; it
-// returns the time taken and cond's last error.
-func poll(timeout, interval time.Duration, cond func() error) (time.Duration, error) {
-	start := time.Now()
-	for {
-		err := cond()
-		if err == nil {
-			return time.Since(start), nil
-		}
-		if time.Since(start) > timeout {
-			return time.Since(start), err
-		}
-		time.Sleep(interval)
-	}
-}
-
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
 		return v
@@ -652,16 +440,6 @@ func randomB64(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return base64.StdEncoding.EncodeToString(b)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // pickNet chooses the /24 of the gossip network: PRESENCE_CT_NET, or the

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // client is one user of the rolling-restart test: a WebSocket session that
@@ -62,7 +64,7 @@ func (cl *client) runWS(stop <-chan struct{}, st *rollStats, wg *sync.WaitGroup)
 		select {
 		case <-stop:
 			return // the session stays open until closeWS
-		case <-ws.done:
+		case <-ws.Done():
 		}
 		code := ws.closeCode()
 		st.wsClosed.add(strconv.Itoa(code))
@@ -168,7 +170,7 @@ func testRollingRestart(t *testing.T, c *cluster, note noteFunc) {
 		t0 := time.Now()
 		c.docker("restart", "-t", "30", id)
 		restarted := time.Since(t0)
-		if _, err := poll(60*time.Second, 100*time.Millisecond, func() error {
+		if _, err := testkit.Poll(60*time.Second, 100*time.Millisecond, func() error {
 			if !c.ready(node) {
 				return fmt.Errorf("%s not ready", node)
 			}
@@ -206,7 +208,7 @@ func testRollingRestart(t *testing.T, c *cluster, note noteFunc) {
 			continue
 		}
 		lastA := a[len(a)-1]
-		d, err := poll(30*time.Second, 200*time.Millisecond, func() error {
+		d, err := testkit.Poll(30*time.Second, 200*time.Millisecond, func() error {
 			var first Presence
 			for k, node := range nodes {
 				p, err := c.presence(node, adminID, cl.id)
@@ -220,7 +222,7 @@ func testRollingRestart(t *testing.T, c *cluster, note noteFunc) {
 				}
 			}
 			if !first.IsOnline || first.IsBusy != lastA.IsBusy || first.Version < lastA.Version {
-				return fmt.Errorf("presence %v; last answered PUT %v, session open", first, lastA.presence())
+				return fmt.Errorf("presence %v; last answered PUT %v, session open", first, testkit.StatusPresence(lastA))
 			}
 			final[cl.id] = first
 			return nil
@@ -231,7 +233,7 @@ func testRollingRestart(t *testing.T, c *cluster, note noteFunc) {
 		}
 	}
 	// Every watcher ends with every user's final state.
-	if _, err := poll(30*time.Second, 100*time.Millisecond, func() error {
+	if _, err := testkit.Poll(30*time.Second, 100*time.Millisecond, func() error {
 		for _, cl := range clients {
 			for _, id := range ids {
 				if p, _ := cl.w.last(id); p.Version != final[id].Version {

@@ -1,0 +1,147 @@
+package testkit
+
+// Every in-process node start of the e2e tests is here: the one place that
+// builds a node configuration and calls the composition root.
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/store"
+)
+
+// Start starts a node from cfg exactly as given. It is the single call of
+// the composition root in the e2e tests (start-failure tests call it with
+// configurations that must fail).
+func Start(ctx context.Context, cfg cluster.Config) (*cluster.Node, error) {
+	return cluster.Start(ctx, cfg)
+}
+
+// InProc is a node started in this process.
+type InProc struct {
+	*cluster.Node
+	name string
+	// Logs keeps the node's log records.
+	Logs *LogSink
+	// Base is http://<HTTP address>.
+	Base string
+	// HTTP is a client for the node (closed on Stop).
+	HTTP *http.Client
+	once sync.Once
+}
+
+// Name is the node name.
+func (n *InProc) Name() string { return n.name }
+
+// Addr is the node's HTTP address.
+func (n *InProc) Addr() string { return n.HTTPAddr() }
+
+// Stop shuts the node down gracefully; later calls do nothing.
+func (n *InProc) Stop(t testing.TB) {
+	t.Helper()
+	n.once.Do(func() {
+		n.HTTP.CloseIdleConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := n.Shutdown(ctx); err != nil {
+			t.Errorf("node shutdown: %v", err)
+		}
+	})
+}
+
+// StartStandalone starts a standalone node (no gossip, no remoting: one
+// node owning every user) on a loopback port. Zero fields of cfg get test
+// defaults: the memory store, a fresh data dir, secret as the HS256 secret
+// (unless public keys are set), no write rate limit, a high WebSocket
+// frame rate. Its logs go to a sink printed if the test fails; it stops
+// when the test ends.
+func StartStandalone(t testing.TB, cfg cluster.Config, secret string) *InProc {
+	t.Helper()
+	cfg.HTTPAddr = "127.0.0.1:0"
+	// Single-node tests run under -race: no gossip, no remoting (two
+	// protoactor-go remotes in one process race inside the library).
+	cfg.Standalone = true
+	if cfg.WriteRate == 0 {
+		// Tests write in bursts; the rate limit has its own tests.
+		cfg.WriteRate = -1
+	}
+	if cfg.WSFrameRate == 0 {
+		cfg.WSFrameRate = 1e6
+		cfg.WSFrameBurst = 1e6
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	if cfg.Store == "" {
+		cfg.Store = "memory"
+	}
+	if cfg.JWTSecret == "" && cfg.JWTPublicKeys == "" {
+		// A node configured with public keys only trusts RS256/ES256/EdDSA,
+		// as production nodes behind an identity provider do.
+		cfg.JWTSecret = secret
+	}
+	if cfg.NodeName == "" {
+		cfg.NodeName = "e2e"
+	}
+	sink := NewLogSink()
+	cfg.Logger = sink.Logger()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs of node %s (%s):\n%s", cfg.NodeName, cfg.DataDir, sink.Dump())
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatalf("cluster.Start: %v", err)
+	}
+	in := &InProc{Node: n, name: cfg.NodeName, Logs: sink, Base: "http://" + n.HTTPAddr(),
+		HTTP: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	t.Cleanup(func() { in.Stop(t) })
+	return in
+}
+
+// Member are the settings of one member of an in-process cluster.
+type Member struct {
+	Name       string // node name
+	Seeds      []string
+	Store      store.Store // shared by the members, as processes share a database
+	Secret     string
+	Logger     *slog.Logger
+	TuneGossip func(*memberlist.Config)
+}
+
+// StartMember starts a member of an in-process cluster on loopback ports
+// with a fresh data dir; base supplies per-test settings (OfflineAfter,
+// Clock, ...), and a zero RejoinInterval becomes one second.
+func StartMember(t testing.TB, base cluster.Config, m Member) (*cluster.Node, error) {
+	cfg := base
+	cfg.NodeName = m.Name
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.GossipAddr = "127.0.0.1:0"
+	cfg.RemoteAddr = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.SharedStore = m.Store
+	cfg.JWTSecret = m.Secret
+	if cfg.RejoinInterval == 0 {
+		cfg.RejoinInterval = time.Second
+	}
+	cfg.Seeds = append(cfg.Seeds, m.Seeds...)
+	cfg.Logger = m.Logger
+	cfg.TuneGossip = m.TuneGossip
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return Start(ctx, cfg)
+}
+
+// MarkStopped records that the test stopped the node itself, so Stop (and
+// the cleanup) does nothing.
+func (n *InProc) MarkStopped() { n.once.Do(func() {}) }
