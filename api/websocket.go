@@ -55,7 +55,7 @@ func (s *Server) wsUpgrade(c *fiber.Ctx) error {
 			return unauthorized(c)
 		}
 	}
-	id, err := s.cfg.Verifier.Verify(token)
+	id, err := s.deps.Verifier.Verify(token)
 	if err != nil {
 		return unauthorized(c)
 	}
@@ -287,7 +287,7 @@ func parseFrameIDs(raw json.RawMessage) ([]int64, error) {
 func (s *Server) signOfLife(user auth.Identity, env *messages.Envelope) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
-	if _, err := s.cfg.Router.Request(ctx, user.UserID, env); err != nil {
+	if _, err := s.deps.Router.Request(ctx, user.UserID, env); err != nil {
 		s.log.Warn("sign of life not delivered", slog.Int64("user_id", user.UserID), slog.Any("err", err))
 	}
 }

@@ -1,4 +1,4 @@
-package cluster
+package routing
 
 import (
 	"fmt"
@@ -7,24 +7,28 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
-	sockaddr "github.com/hashicorp/go-sockaddr"
+
+	"github.com/presence-cluster/presence/cluster"
 )
 
-// startRemote starts protoactor-go remoting on bind and returns the address
-// other members reach this node's actors at. The pinned library panics when
-// it cannot listen; that becomes an error here.
-func startRemote(system *actor.ActorSystem, bind, advertise, advertiseHost string, tlsCfg RemoteTLS) (r *remote.Remote, addr string, err error) {
+// StartRemote starts protoactor-go remoting on cfg.BindAddr and returns
+// the address other members reach this node's actors at (cfg.Advertise,
+// or advertiseHost with the bound port). It must run before any actor is
+// spawned: a PID takes the system's address at spawn time. The pinned
+// library panics when it cannot listen; that becomes an error here.
+func StartRemote(system *actor.ActorSystem, cfg Config, advertiseHost string) (r *remote.Remote, addr string, err error) {
+	cfg = cfg.withDefaults()
 	opts := []remote.ConfigOption{}
-	if tlsCfg.enabled() {
-		topts, err := tlsCfg.options()
+	if cfg.TLS.enabled() {
+		topts, err := cfg.TLS.options()
 		if err != nil {
 			return nil, "", err
 		}
 		opts = append(opts, topts...)
 	}
-	host, port, err := splitHostPort(bind, 8090)
+	host, port, err := cluster.SplitHostPort(cfg.BindAddr, 8090)
 	if err != nil {
-		return nil, "", fmt.Errorf("PRESENCE_REMOTE_ADDR=%q: %w", bind, err)
+		return nil, "", fmt.Errorf("remoting bind address %q: %w", cfg.BindAddr, err)
 	}
 	if port == 0 {
 		// The library needs the port before it listens; take a free one.
@@ -32,6 +36,7 @@ func startRemote(system *actor.ActorSystem, bind, advertise, advertiseHost strin
 			return nil, "", err
 		}
 	}
+	advertise := cfg.Advertise
 	if advertise == "" {
 		ahost := host
 		if ahost == "" || net.ParseIP(ahost).IsUnspecified() {
@@ -43,7 +48,7 @@ func startRemote(system *actor.ActorSystem, bind, advertise, advertiseHost strin
 		if p := recover(); p != nil {
 			// Start panics before its gRPC server exists (a port in use):
 			// such a Remote cannot even be shut down, so none is returned.
-			r, err = nil, fmt.Errorf("start actor remoting on %s: %v", bind, p)
+			r, err = nil, fmt.Errorf("start actor remoting on %s: %v", cfg.BindAddr, p)
 		}
 	}()
 	opts = append(opts, remote.WithAdvertisedHost(advertise))
@@ -59,26 +64,4 @@ func freePort(host string) (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// defaultAdvertiseHost picks the host other members should use when the
-// configuration names none: the gossip advertise or bind host when it is
-// specific, else a private IP of this machine, else loopback.
-func defaultAdvertiseHost(gossipAdvertise, gossipBind string) string {
-	for _, a := range []string{gossipAdvertise, gossipBind} {
-		if a == "" {
-			continue
-		}
-		h, _, err := net.SplitHostPort(a)
-		if err != nil {
-			h = a
-		}
-		if h != "" && !net.ParseIP(h).IsUnspecified() {
-			return h
-		}
-	}
-	if ip, err := sockaddr.GetPrivateIP(); err == nil && ip != "" {
-		return ip
-	}
-	return "127.0.0.1"
 }
