@@ -1,7 +1,7 @@
 // Package e2e drives whole presence nodes over real HTTP on loopback: a node
 // started in-process with cluster.Start, or the presenced binary itself.
 // Nothing of the project is mocked; only time may be faked, through the
-// Clock hook cluster.Config documents for tests.
+// Clock hook node.Config documents for tests.
 package e2e
 
 import (
@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/presence-cluster/presence/api/auth"
-	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/node"
 )
 
 // testSecret is the HS256 secret of every node the tests start.
@@ -33,8 +33,8 @@ const adminID = 9_000_000
 // ---------------------------------------------------------------- nodes
 
 type testNode struct {
-	*cluster.Node
-	cfg  cluster.Config
+	*node.Node
+	cfg  node.Config
 	base string
 	logs *logSink
 	http *http.Client
@@ -45,19 +45,19 @@ type testNode struct {
 // owning every user) on a loopback port. Zero fields of cfg get test
 // defaults: the memory store, a fresh data dir, testSecret. The node stops
 // when the test ends (or earlier with stop).
-func startNode(t *testing.T, cfg cluster.Config) *testNode {
+func startNode(t *testing.T, cfg node.Config) *testNode {
 	t.Helper()
 	cfg.HTTPAddr = "127.0.0.1:0"
 	// Single-node tests run under -race: no gossip, no remoting (two
 	// protoactor-go remotes in one process race inside the library).
 	cfg.Standalone = true
-	if cfg.WriteRate == 0 {
+	if cfg.API.WriteRate == 0 {
 		// Tests write in bursts; the rate limit has its own tests.
-		cfg.WriteRate = -1
+		cfg.API.WriteRate = -1
 	}
-	if cfg.WSFrameRate == 0 {
-		cfg.WSFrameRate = 1e6
-		cfg.WSFrameBurst = 1e6
+	if cfg.API.WSFrameRate == 0 {
+		cfg.API.WSFrameRate = 1e6
+		cfg.API.WSFrameBurst = 1e6
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
@@ -65,24 +65,24 @@ func startNode(t *testing.T, cfg cluster.Config) *testNode {
 	if cfg.Store == "" {
 		cfg.Store = "memory"
 	}
-	if cfg.JWTSecret == "" && cfg.JWTPublicKeys == "" {
+	if cfg.Auth.Secret == "" && cfg.Auth.PublicKeys == "" {
 		// A node configured with public keys only trusts RS256/ES256/EdDSA,
 		// as production nodes behind an identity provider do.
-		cfg.JWTSecret = testSecret
+		cfg.Auth.Secret = testSecret
 	}
-	if cfg.NodeName == "" {
-		cfg.NodeName = "e2e"
+	if cfg.Name == "" {
+		cfg.Name = "e2e"
 	}
 	sink := newLogSink()
 	cfg.Logger = slog.New(sink.handler())
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("logs of node %s (%s):\n%s", cfg.NodeName, cfg.DataDir, sink.dump())
+			t.Logf("logs of node %s (%s):\n%s", cfg.Name, cfg.DataDir, sink.dump())
 		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	n, err := cluster.Start(ctx, cfg)
+	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		t.Fatalf("cluster.Start: %v", err)
 	}

@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/api"
+	"github.com/presence-cluster/presence/node"
 )
 
 func TestHistogramQuantiles(t *testing.T) {
@@ -316,15 +317,11 @@ func TestBenchReconnects(t *testing.T) {
 
 // startTestNode starts a standalone node on loopback with the memory store
 // and HS256 secret, stopped when the test ends.
-func startTestNode(t *testing.T, name, secret string) *cluster.Node {
+func startTestNode(t *testing.T, name, secret string) *node.Node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	n, err := cluster.Start(ctx, cluster.Config{
-		HTTPAddr: "127.0.0.1:0", Standalone: true, Store: "memory", DataDir: t.TempDir(),
-		JWTSecret: secret, NodeName: name, WriteRate: 1e6,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	n, err := node.Start(ctx, node.Config{HTTPAddr: "127.0.0.1:0", Standalone: true, Store: "memory", DataDir: t.TempDir(), Name: name, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), Auth: node.AuthConfig{Secret: secret}, API: api.Config{WriteRate: 1e6}})
 	if err != nil {
 		t.Fatal(err)
 	}

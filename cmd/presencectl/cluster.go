@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/presence-cluster/presence/api/auth"
-	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/node"
 )
 
 // runCluster prints the membership as one node sees it.
@@ -61,14 +61,14 @@ func runCluster(args []string, stdout, stderr io.Writer) error {
 		_, err = fmt.Fprintln(stdout, string(body))
 		return err
 	}
-	var cr cluster.ClusterStatus
+	var cr node.ClusterStatus
 	if err := json.Unmarshal(body, &cr); err != nil {
 		return fmt.Errorf("decode answer: %w", err)
 	}
 	return printCluster(stdout, &cr)
 }
 
-func printCluster(w io.Writer, cr *cluster.ClusterStatus) error {
+func printCluster(w io.Writer, cr *node.ClusterStatus) error {
 	mode := fmt.Sprintf("view epoch %d", cr.Epoch)
 	if cr.Standalone {
 		mode = "standalone"

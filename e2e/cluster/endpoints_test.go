@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/node"
 )
 
 // presenceEverywhere asserts that GET /users/{id}/presence answers want
@@ -43,7 +43,7 @@ func presenceEverywhere(t *testing.T, nodes []*tnode, id int64, want func(Presen
 // nothing else, settles the deadlines the test makes overdue.
 func TestThreeNodesServeEveryEndpoint(t *testing.T) {
 	clock := &lateClock{}
-	c := newCluster(t, cluster.Config{Clock: clock})
+	c := newCluster(t, node.Config{Clock: clock})
 	a, b, cc := c.start("A"), c.start("B"), c.start("C")
 	nodes := []*tnode{a, b, cc}
 	took := c.waitConverged(nodes, nil, 15*time.Second)
@@ -261,7 +261,7 @@ func TestThreeNodesServeEveryEndpoint(t *testing.T) {
 // view at that moment; a later cleanup finds nothing left).
 func TestWholeClusterRestart(t *testing.T) {
 	clock := &lateClock{}
-	c := newCluster(t, cluster.Config{Clock: clock})
+	c := newCluster(t, node.Config{Clock: clock})
 	old := []*tnode{c.start("A"), c.start("B"), c.start("C")}
 	c.waitConverged(old, nil, 15*time.Second)
 	var users []int64
@@ -339,7 +339,7 @@ func TestWholeClusterRestart(t *testing.T) {
 // change the actor made before it took the Watch (so pushed to nobody on
 // that node); such a session never saw the user online.
 func TestConcurrentSubscribersSeeEveryone(t *testing.T) {
-	c := newCluster(t, cluster.Config{})
+	c := newCluster(t, node.Config{})
 	nodes := []*tnode{c.start("A"), c.start("B"), c.start("C")}
 	c.waitConverged(nodes, nil, 15*time.Second)
 

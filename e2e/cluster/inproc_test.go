@@ -26,8 +26,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
-	"github.com/presence-cluster/presence/cluster"
 	"github.com/presence-cluster/presence/messages"
+	"github.com/presence-cluster/presence/node"
 	"github.com/presence-cluster/presence/store"
 )
 
@@ -350,7 +350,7 @@ func (l *logRing) rearmCounts() (runs int, offline, busy int64) {
 
 // tnode is one in-process node of a test cluster.
 type tnode struct {
-	*cluster.Node
+	*node.Node
 	label  string // PRESENCE_NODE_NAME: A, B, ...
 	member string // memberlist name (label plus a random suffix)
 	gossip string // gossip address
@@ -366,7 +366,7 @@ type tcluster struct {
 	tok   *tokens
 	store store.Store
 	net   *faultNet
-	base  cluster.Config
+	base  node.Config
 	// fence makes a killed node's store handle refuse every call, so
 	// Kill behaves like a crash (see TestRegression_KillLeavesActorsRunning).
 	fence bool
@@ -378,7 +378,7 @@ type tcluster struct {
 // newCluster prepares a cluster; base supplies per-test settings
 // (OfflineAfter, Clock, ...). Nodes still running when the test ends are
 // killed.
-func newCluster(t *testing.T, base cluster.Config) *tcluster {
+func newCluster(t *testing.T, base node.Config) *tcluster {
 	c := &tcluster{t: t, tok: newTokens(t), store: store.NewMemory(), net: newFaultNet(), base: base}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -425,26 +425,26 @@ func (c *tcluster) start(label string) *tnode {
 	t := c.t
 	t.Helper()
 	cfg := c.base
-	cfg.NodeName = label
+	cfg.Name = label
 	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.GossipAddr = "127.0.0.1:0"
-	cfg.RemoteAddr = "127.0.0.1:0"
+	cfg.Membership.BindAddr = "127.0.0.1:0"
+	cfg.Routing.BindAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	ns := &nodeStore{Store: c.store}
 	ns.fence.Store(c.fence)
 	cfg.SharedStore = ns
-	cfg.JWTSecret = testSecret
-	if cfg.RejoinInterval == 0 {
-		cfg.RejoinInterval = time.Second
+	cfg.Auth.Secret = testSecret
+	if cfg.Membership.RejoinInterval == 0 {
+		cfg.Membership.RejoinInterval = time.Second
 	}
 	for _, n := range c.live() {
-		cfg.Seeds = append(cfg.Seeds, n.gossip)
+		cfg.Membership.Seeds = append(cfg.Membership.Seeds, n.gossip)
 	}
 	logs := &logRing{}
 	cfg.Logger = slog.New(logs).With(slog.String("node", label))
 	var gossipPort int
 	var tuneErr error
-	cfg.TuneGossip = func(mc *memberlist.Config) {
+	cfg.Membership.Tune = func(mc *memberlist.Config) {
 		fastGossip(mc)
 		ft, port, err := newFaultTransport(c.net, label)
 		if err != nil {
@@ -458,7 +458,7 @@ func (c *tcluster) start(label string) *tnode {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	n, err := cluster.Start(ctx, cfg)
+	n, err := node.Start(ctx, cfg)
 	if tuneErr != nil {
 		t.Fatalf("node %s: gossip transport: %v", label, tuneErr)
 	}

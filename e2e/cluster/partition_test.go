@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/api"
+	"github.com/presence-cluster/presence/node"
 )
 
 // partitionC cuts gossip between C and {A, B} and waits until each side
@@ -45,7 +46,7 @@ func partitionC(t *testing.T, c *tcluster, a, b, cc *tnode) time.Duration {
 // are single again, but see TestRegression_PartitionLeavesStaleActors for what
 // the surviving activation serves.
 func TestPartitionHeals(t *testing.T) {
-	c := newCluster(t, cluster.Config{WriteRate: -1})
+	c := newCluster(t, node.Config{API: api.Config{WriteRate: -1}})
 	a, b, cc := c.start("A"), c.start("B"), c.start("C")
 	all := []*tnode{a, b, cc}
 	c.waitConverged(all, nil, 15*time.Second)
@@ -187,7 +188,7 @@ func TestPartitionHeals(t *testing.T) {
 // still due for the reloaded record (busy_until <= now, inactivity deadline
 // from the reloaded last_seen passed); the user stays busy until T2.
 func TestRegression_StaleTimerClearsNewerBusy(t *testing.T) {
-	c := newCluster(t, cluster.Config{WriteRate: -1})
+	c := newCluster(t, node.Config{API: api.Config{WriteRate: -1}})
 	a, b, cc := c.start("A"), c.start("B"), c.start("C")
 	all := []*tnode{a, b, cc}
 	c.waitConverged(all, nil, 15*time.Second)

@@ -21,7 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/node"
+	"github.com/presence-cluster/presence/routing"
 )
 
 type tlsCA struct {
@@ -66,7 +67,7 @@ func (ca *tlsCA) issue(t *testing.T, dir, node string) (string, string) {
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()),
 		Subject:      pkix.Name{CommonName: node},
-		DNSNames:     []string{cluster.DefaultRemoteTLSServerName},
+		DNSNames:     []string{routing.DefaultRemoteTLSServerName},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -94,18 +95,18 @@ func tlsWritePEM(t *testing.T, file, typ string, der []byte) {
 	}
 }
 
-func tlsStart(t *testing.T, tok *tokens, label, key string, tlsCfg cluster.RemoteTLS, seeds ...string) *secGossipNode {
+func tlsStart(t *testing.T, tok *tokens, label, key string, tlsCfg routing.RemoteTLS, seeds ...string) *secGossipNode {
 	t.Helper()
 	cfg, logs := secGossipConfig(t, label, key, seeds...)
-	cfg.RemoteTLS = tlsCfg
-	cfg.RequestTimeout = 3 * time.Second
+	cfg.Routing.TLS = tlsCfg
+	cfg.API.RequestTimeout = 3 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	n, err := cluster.Start(ctx, cfg)
+	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		t.Fatalf("node %s: cluster.Start: %v", label, err)
 	}
-	sn := &secGossipNode{Node: n, label: label, gossip: cfg.GossipAddr, api: newREST(n.HTTPAddr(), tok), logs: logs}
+	sn := &secGossipNode{Node: n, label: label, gossip: cfg.Membership.BindAddr, api: newREST(n.HTTPAddr(), tok), logs: logs}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("last logs of node %s:\n    %s", label, logs.dump())
@@ -122,8 +123,8 @@ func TestRemoteMutualTLS(t *testing.T) {
 	ca := tlsNewCA(t, dir, "cluster")
 	certA, keyA := ca.issue(t, dir, "a")
 	certB, keyB := ca.issue(t, dir, "b")
-	a := tlsStart(t, tok, "A", gossipKey, cluster.RemoteTLS{CertFile: certA, KeyFile: keyA, CAFile: ca.file})
-	b := tlsStart(t, tok, "B", gossipKey, cluster.RemoteTLS{CertFile: certB, KeyFile: keyB, CAFile: ca.file}, a.gossip)
+	a := tlsStart(t, tok, "A", gossipKey, routing.RemoteTLS{CertFile: certA, KeyFile: keyA, CAFile: ca.file})
+	b := tlsStart(t, tok, "B", gossipKey, routing.RemoteTLS{CertFile: certB, KeyFile: keyB, CAFile: ca.file}, a.gossip)
 
 	deadline := time.Now().Add(15 * time.Second)
 	for len(secMembers(t, a)) != 2 || len(secMembers(t, b)) != 2 {
@@ -156,7 +157,7 @@ func TestRemoteMutualTLS(t *testing.T) {
 	// gossip key) but cannot talk to the others' actors.
 	rogueCA := tlsNewCA(t, dir, "rogue")
 	certC, keyC := rogueCA.issue(t, dir, "c")
-	c := tlsStart(t, tok, "C", gossipKey, cluster.RemoteTLS{CertFile: certC, KeyFile: keyC, CAFile: rogueCA.file}, a.gossip)
+	c := tlsStart(t, tok, "C", gossipKey, routing.RemoteTLS{CertFile: certC, KeyFile: keyC, CAFile: rogueCA.file}, a.gossip)
 	for len(secMembers(t, c)) != 3 {
 		if time.Now().After(deadline.Add(15 * time.Second)) {
 			t.Fatalf("C did not join the gossip: %v", secMembers(t, c))

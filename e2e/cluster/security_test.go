@@ -22,11 +22,13 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/node"
+	"github.com/presence-cluster/presence/routing"
 )
 
 // secGossipNode is one node of the gossip-key test.
 type secGossipNode struct {
-	*cluster.Node
+	*node.Node
 	label  string
 	gossip string
 	api    *rest
@@ -45,23 +47,9 @@ func secGossipKey(t *testing.T, size int) string {
 
 // secGossipConfig is the configuration of node label gossiping on a free
 // loopback port with key, joining seeds.
-func secGossipConfig(t *testing.T, label, key string, seeds ...string) (cluster.Config, *logRing) {
+func secGossipConfig(t *testing.T, label, key string, seeds ...string) (node.Config, *logRing) {
 	logs := &logRing{}
-	return cluster.Config{
-		NodeName:       label,
-		HTTPAddr:       "127.0.0.1:0",
-		GossipAddr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))),
-		RemoteAddr:     "127.0.0.1:0",
-		DataDir:        t.TempDir(),
-		Store:          "memory",
-		JWTSecret:      testSecret,
-		GossipKey:      key,
-		Seeds:          seeds,
-		RejoinInterval: time.Second,
-		DrainWait:      100 * time.Millisecond,
-		TuneGossip:     func(mc *memberlist.Config) { fastGossip(mc) },
-		Logger:         slog.New(logs).With(slog.String("node", label)),
-	}, logs
+	return node.Config{Name: label, HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), Store: "memory", DrainWait: 100 * time.Millisecond, Logger: slog.New(logs).With(slog.String("node", label)), Membership: cluster.Config{BindAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))), SecretKey: key, Seeds: seeds, RejoinInterval: time.Second, Tune: func(mc *memberlist.Config) { fastGossip(mc) }}, Routing: routing.Config{BindAddr: "127.0.0.1:0"}, Auth: node.AuthConfig{Secret: testSecret}}, logs
 }
 
 func secStartGossipNode(t *testing.T, tok *tokens, label, key string, seeds ...string) *secGossipNode {
@@ -69,11 +57,11 @@ func secStartGossipNode(t *testing.T, tok *tokens, label, key string, seeds ...s
 	cfg, logs := secGossipConfig(t, label, key, seeds...)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	n, err := cluster.Start(ctx, cfg)
+	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		t.Fatalf("node %s: cluster.Start: %v", label, err)
 	}
-	sn := &secGossipNode{Node: n, label: label, gossip: cfg.GossipAddr, api: newREST(n.HTTPAddr(), tok), logs: logs}
+	sn := &secGossipNode{Node: n, label: label, gossip: cfg.Membership.BindAddr, api: newREST(n.HTTPAddr(), tok), logs: logs}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("last logs of node %s:\n    %s", label, logs.dump())
@@ -167,7 +155,7 @@ func TestSecurityGossipKeyConfig(t *testing.T) {
 	} {
 		cfg, _ := secGossipConfig(t, "bad-"+strings.ReplaceAll(name, " ", "-"), key)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		n, err := cluster.Start(ctx, cfg)
+		n, err := node.Start(ctx, cfg)
 		cancel()
 		if err == nil {
 			n.Kill()
