@@ -30,9 +30,23 @@ func (m members) LocalName() string   { return m.self }
 // one-member view).
 func newTestRouter(t *testing.T, owns actors.OwnerFunc, self string, view func() *cluster.View) (*Router, *store.Memory) {
 	t.Helper()
+	st := store.NewMemory()
+	var m Members = members{self: self, view: view}
+	if view == nil {
+		m = cluster.NewStatic(cluster.Member{Name: "self", State: "alive"})
+	}
+	return newRouter(t, st, owns, m), st
+}
+
+// newRouterOn is a standalone router over a host on st.
+func newRouterOn(t *testing.T, st store.Store) *Router {
+	return newRouter(t, st, nil, cluster.NewStatic(cluster.Member{Name: "self", State: "alive"}))
+}
+
+func newRouter(t *testing.T, st store.Store, owns actors.OwnerFunc, m Members) *Router {
+	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
-	st := store.NewMemory()
 	host, err := actors.NewHost(system, actors.Config{Store: st, Logger: quiet}, owns)
 	if err != nil {
 		t.Fatalf("NewHost: %v", err)
@@ -41,11 +55,7 @@ func newTestRouter(t *testing.T, owns actors.OwnerFunc, self string, view func()
 		_ = host.Stop()
 		system.Shutdown()
 	})
-	var m Members = members{self: self, view: view}
-	if view == nil {
-		m = cluster.NewStatic(cluster.Member{Name: "self", State: "alive"})
-	}
-	return New(system, m, nil, quiet), st
+	return New(system, m, nil, quiet)
 }
 
 func putUser(t *testing.T, st *store.Memory, id int64, busy bool) {
