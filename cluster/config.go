@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"time"
 
@@ -13,6 +14,9 @@ const (
 	DefaultGossipAddr     = ":7946"
 	DefaultRejoinInterval = 15 * time.Second
 )
+
+// ErrSecretKey is a Config.SecretKey that is not the base64 of an AES key.
+var ErrSecretKey = errors.New("gossip key must be the base64 of 16, 24 or 32 bytes (AES-128/192/256)")
 
 // Config configures gossip membership.
 type Config struct {
@@ -76,10 +80,10 @@ func (c Config) memberlistConfig(name string) (*memberlist.Config, error) {
 	if c.SecretKey != "" {
 		key, err := base64.StdEncoding.DecodeString(c.SecretKey)
 		if err != nil {
-			return nil, fmt.Errorf("gossip key is not base64: %w", err)
+			return nil, fmt.Errorf("%w: gossip key is not base64: %v", ErrSecretKey, err)
 		}
 		if n := len(key); n != 16 && n != 24 && n != 32 {
-			return nil, fmt.Errorf("gossip key decodes to %d bytes, want 16, 24 or 32 (AES-128/192/256)", n)
+			return nil, fmt.Errorf("%w: gossip key decodes to %d bytes", ErrSecretKey, n)
 		}
 		mc.SecretKey = key
 	}

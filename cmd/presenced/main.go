@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/presence-cluster/presence/cluster"
 	"github.com/presence-cluster/presence/node"
 )
 
@@ -75,6 +76,8 @@ func startError(err error, cfg *node.Config) error {
 		return errors.New("PRESENCE_STORE=bolt keeps state in a file of this node only, so a cluster (PRESENCE_SEEDS set) would lose users that move between nodes: use a postgres:// URL shared by every node, or PRESENCE_STORE=memory for an ephemeral cluster")
 	case errors.Is(err, node.ErrUnknownStore):
 		return fmt.Errorf("PRESENCE_STORE=%q: %w", cfg.Store, node.ErrUnknownStore)
+	case errors.Is(err, cluster.ErrSecretKey):
+		return fmt.Errorf("PRESENCE_GOSSIP_KEY: %w", err)
 	}
 	return err
 }
