@@ -125,89 +125,123 @@ func newActivator(cfg *Config, host *Host, owns OwnerFunc) *activator {
 func (x *activator) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *messages.Envelope:
-		id := UserID(m)
-		if id <= 0 {
-			x.nodeRequest(ctx, m)
-			return
-		}
-		if x.owns != nil && !x.owns(id) {
-			if ctx.Sender() != nil {
-				ctx.Respond(notOwner(id))
-			}
-			return
-		}
-		if p, ok := x.stopping[id]; ok {
-			p.buffered = append(p.buffered, actor.MessageEnvelope{Message: m, Sender: ctx.Sender()})
-			return
-		}
-		ctx.Forward(x.child(ctx, id))
+		x.route(ctx, m)
 	case *passivate:
-		if c, ok := x.children[m.userID]; ok && c.pid.Equal(m.pid) {
-			delete(x.children, m.userID)
-			x.stopping[m.userID] = &pendingStop{child: c}
-			ctx.Send(c.pid, &stopNow{})
-		}
+		x.passivate(ctx, m)
 	case *resume:
-		if p, ok := x.stopping[m.userID]; ok && p.pid.Equal(m.pid) {
-			if x.owns != nil && !x.owns(m.userID) {
-				// Moved away during the handshake: hand it off instead.
-				ctx.Send(m.pid, &stopNow{handOff: true})
-				return
-			}
-			delete(x.stopping, m.userID)
-			x.children[m.userID] = p.child
-			for _, env := range p.buffered {
-				ctx.RequestWithCustomSender(m.pid, env.Message, env.Sender)
-			}
-		}
+		x.resume(ctx, m)
 	case *actor.Terminated:
-		id, ok := x.byPID[m.Who.Id]
-		if !ok {
-			return
-		}
-		delete(x.byPID, m.Who.Id)
-		p, ok := x.stopping[id]
-		if !ok {
-			// Stopped without the handshake (a crash the supervisor gave
-			// up on): forget it; the next message activates it again.
-			if c, ok := x.children[id]; ok && c.pid.Equal(m.Who) {
-				delete(x.children, id)
-			}
-			return
-		}
-		delete(x.stopping, id)
-		if len(p.buffered) == 0 {
-			return
-		}
-		if x.owns != nil && !x.owns(id) {
-			// The user moved to another node meanwhile: senders re-route.
-			for _, env := range p.buffered {
-				if env.Sender != nil {
-					ctx.Send(env.Sender, notOwner(id))
-				}
-			}
-			return
-		}
-		pid := x.child(ctx, id)
-		for _, env := range p.buffered {
-			ctx.RequestWithCustomSender(pid, env.Message, env.Sender)
-		}
+		x.terminated(ctx, m.Who)
 	case *viewChanged:
-		for id, c := range x.children {
-			if x.owns != nil && !x.owns(id) {
-				delete(x.children, id)
-				x.stopping[id] = &pendingStop{child: c}
-				ctx.Send(c.pid, &stopNow{handOff: true})
-				continue
-			}
-			ctx.Send(c.pid, &forgetHubs{alive: m.hubAlive, refresh: m.joined})
-		}
+		x.viewChanged(ctx, m)
 	case *listActive:
 		ids := make([]int64, 0, len(x.children))
 		for id := range x.children {
 			ids = append(ids, id)
 		}
 		ctx.Respond(&activeUsers{ids: ids})
+	}
+}
+
+// route forwards a user's message to its actor, spawning it if needed; a
+// message for a user being stopped waits in its buffer, one for a user
+// this node does not own is answered NotOwner, and one that names no user
+// is for the node itself.
+func (x *activator) route(ctx actor.Context, m *messages.Envelope) {
+	id := UserID(m)
+	if id <= 0 {
+		x.nodeRequest(ctx, m)
+		return
+	}
+	if x.owns != nil && !x.owns(id) {
+		if ctx.Sender() != nil {
+			ctx.Respond(notOwner(id))
+		}
+		return
+	}
+	if p, ok := x.stopping[id]; ok {
+		p.buffered = append(p.buffered, actor.MessageEnvelope{Message: m, Sender: ctx.Sender()})
+		return
+	}
+	ctx.Forward(x.child(ctx, id))
+}
+
+// passivate is step 2 of the passivation handshake: stop forwarding to
+// the actor and tell it so, behind what was forwarded already.
+func (x *activator) passivate(ctx actor.Context, m *passivate) {
+	if c, ok := x.children[m.userID]; ok && c.pid.Equal(m.pid) {
+		delete(x.children, m.userID)
+		x.stopping[m.userID] = &pendingStop{child: c}
+		ctx.Send(c.pid, &stopNow{})
+	}
+}
+
+// resume takes back an actor that became busy during its passivation and
+// hands it what was buffered meanwhile.
+func (x *activator) resume(ctx actor.Context, m *resume) {
+	p, ok := x.stopping[m.userID]
+	if !ok || !p.pid.Equal(m.pid) {
+		return
+	}
+	if x.owns != nil && !x.owns(m.userID) {
+		// Moved away during the handshake: hand it off instead.
+		ctx.Send(m.pid, &stopNow{handOff: true})
+		return
+	}
+	delete(x.stopping, m.userID)
+	x.children[m.userID] = p.child
+	for _, env := range p.buffered {
+		ctx.RequestWithCustomSender(m.pid, env.Message, env.Sender)
+	}
+}
+
+// terminated forgets a stopped actor and delivers what waited for it: to a
+// fresh activation, or back to the senders as NotOwner when the user moved.
+func (x *activator) terminated(ctx actor.Context, who *actor.PID) {
+	id, ok := x.byPID[who.Id]
+	if !ok {
+		return
+	}
+	delete(x.byPID, who.Id)
+	p, ok := x.stopping[id]
+	if !ok {
+		// Stopped without the handshake (a crash the supervisor gave
+		// up on): forget it; the next message activates it again.
+		if c, ok := x.children[id]; ok && c.pid.Equal(who) {
+			delete(x.children, id)
+		}
+		return
+	}
+	delete(x.stopping, id)
+	if len(p.buffered) == 0 {
+		return
+	}
+	if x.owns != nil && !x.owns(id) {
+		// The user moved to another node meanwhile: senders re-route.
+		for _, env := range p.buffered {
+			if env.Sender != nil {
+				ctx.Send(env.Sender, notOwner(id))
+			}
+		}
+		return
+	}
+	pid := x.child(ctx, id)
+	for _, env := range p.buffered {
+		ctx.RequestWithCustomSender(pid, env.Message, env.Sender)
+	}
+}
+
+// viewChanged hands off the users this node no longer owns and tells the
+// others which hubs are gone.
+func (x *activator) viewChanged(ctx actor.Context, m *viewChanged) {
+	for id, c := range x.children {
+		if x.owns != nil && !x.owns(id) {
+			delete(x.children, id)
+			x.stopping[id] = &pendingStop{child: c}
+			ctx.Send(c.pid, &stopNow{handOff: true})
+			continue
+		}
+		ctx.Send(c.pid, &forgetHubs{alive: m.hubAlive, refresh: m.joined})
 	}
 }
 
@@ -234,7 +268,7 @@ func (x *activator) nodeRequest(ctx actor.Context, env *messages.Envelope) {
 			defer cancel()
 			counts, err := host.Cleanup(c, owns)
 			if err != nil {
-				root.Send(sender, failure(503, "cleanup incomplete: "+err.Error()))
+				root.Send(sender, failure(messages.FailureKind_FAILURE_KIND_UNAVAILABLE, "cleanup incomplete: "+err.Error()))
 				return
 			}
 			root.Send(sender, &messages.Envelope{Body: &messages.Envelope_CleanupCount{CleanupCount: counts}})

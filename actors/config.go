@@ -70,34 +70,45 @@ type Observer interface {
 	// CleanupFound reports what a cleanup or re-arm had to fix: deadlines
 	// that had passed without their timer acting (ghosts).
 	CleanupFound(offline, busy int64)
-	// PresenceRead reports how the users of one presence read were
-	// answered: from the owners' published snapshots, or by their actors
-	// (inactive users, a timer due, an owner that did not take the batch).
-	PresenceRead(fromSnapshot, fromActor int)
 }
 
+// DefaultConfig returns a Config with every default filled in, except
+// Store, which has none.
+func DefaultConfig() Config {
+	return Config{
+		OfflineAfter:    DefaultOfflineAfter,
+		DisconnectGrace: DefaultDisconnectGrace,
+		PassivateAfter:  DefaultPassivateAfter,
+		StoreTimeout:    DefaultStoreTimeout,
+		Clock:           SystemClock{},
+		Logger:          slog.Default(),
+		Observer:        nopObserver{},
+	}
+}
+
+// withDefaults fills the zero fields of c from DefaultConfig.
 func (c *Config) withDefaults() *Config {
-	out := *c
+	d, out := DefaultConfig(), *c
 	if out.OfflineAfter <= 0 {
-		out.OfflineAfter = DefaultOfflineAfter
+		out.OfflineAfter = d.OfflineAfter
 	}
 	if out.DisconnectGrace <= 0 {
-		out.DisconnectGrace = DefaultDisconnectGrace
+		out.DisconnectGrace = d.DisconnectGrace
 	}
 	if out.PassivateAfter <= 0 {
-		out.PassivateAfter = DefaultPassivateAfter
+		out.PassivateAfter = d.PassivateAfter
 	}
 	if out.StoreTimeout <= 0 {
-		out.StoreTimeout = DefaultStoreTimeout
+		out.StoreTimeout = d.StoreTimeout
 	}
 	if out.Clock == nil {
-		out.Clock = SystemClock{}
+		out.Clock = d.Clock
 	}
 	if out.Logger == nil {
-		out.Logger = slog.Default()
+		out.Logger = d.Logger
 	}
 	if out.Observer == nil {
-		out.Observer = nopObserver{}
+		out.Observer = d.Observer
 	}
 	return &out
 }
@@ -109,7 +120,6 @@ func (nopObserver) ActorPassivated()          {}
 func (nopObserver) WentOffline(time.Duration) {}
 func (nopObserver) FlapSuppressed()           {}
 func (nopObserver) CleanupFound(int64, int64) {}
-func (nopObserver) PresenceRead(int, int)     {}
 
 // Clock is the source of time for user actors.
 type Clock interface {

@@ -14,14 +14,18 @@ import (
 	"github.com/presence-cluster/presence/messages"
 )
 
-// testRoute is a PresenceRoute over one host. Batches go to the host's
-// activator, or to target when set; the per-user path goes to the same
-// place and, like the cluster router, asks again while the answer is
-// NotOwner. It records which users it had to read one by one.
+// testRoute reads presence from one host the way the routing package
+// does (routing has the real reader and its own tests; this one exercises
+// the activator's side of the protocol): a GetPresenceBatch to the host's
+// activator, or to target when set, then the per-user path for what the
+// batch could not answer, asking again while the answer is NotOwner. It
+// records which users it had to read one by one.
 type testRoute struct {
 	h       *Host
 	target  *actor.PID
 	noBatch bool
+	// batchTimeout bounds the wait for the batch's answer (default 1s).
+	batchTimeout time.Duration
 
 	mu         sync.Mutex
 	perUser    []int64
@@ -35,18 +39,86 @@ func (r *testRoute) pid() *actor.PID {
 	return r.h.Activator()
 }
 
-func (r *testRoute) BatchTarget(int64) *actor.PID {
-	if r.noBatch {
-		return nil
+// request sends env to pid and waits for the answer until ctx ends.
+func request(ctx context.Context, h *Host, pid *actor.PID, env *messages.Envelope) (*messages.Envelope, error) {
+	timeout := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
 	}
-	return r.pid()
+	res, err := h.system.Root.RequestFuture(pid, env, timeout).Result()
+	if err != nil {
+		return nil, err
+	}
+	return res.(*messages.Envelope), nil
 }
 
-func (r *testRoute) BatchUnanswered(*actor.PID) {
-	r.mu.Lock()
-	r.unanswered++
-	r.mu.Unlock()
+// readPresence reads ids: one batch, then the users it did not settle one
+// by one. A failure answer is an error.
+func (r *testRoute) readPresence(ctx context.Context, ids []int64) ([]*messages.UserState, error) {
+	out := make([]*messages.UserState, len(ids))
+	settled := make([]bool, len(ids))
+	if !r.noBatch {
+		timeout := r.batchTimeout
+		if timeout == 0 {
+			timeout = time.Second
+		}
+		bctx, cancel := context.WithTimeout(ctx, timeout)
+		reply, err := request(bctx, r.h, r.pid(), &messages.Envelope{Body: &messages.Envelope_GetPresenceBatch{GetPresenceBatch: &messages.GetPresenceBatch{UserIds: ids}}})
+		cancel()
+		if err != nil {
+			r.mu.Lock()
+			r.unanswered++
+			r.mu.Unlock()
+		}
+		if b := reply.GetPresenceBatchReply(); b != nil && len(b.GetOutcomes()) == len(ids) {
+			states := b.GetStates()
+			for i, o := range b.GetOutcomes() {
+				switch o {
+				case messages.PresenceOutcome_PRESENCE_OUTCOME_FOUND:
+					out[i], states, settled[i] = states[0], states[1:], true
+				case messages.PresenceOutcome_PRESENCE_OUTCOME_NOT_FOUND:
+					settled[i] = true
+				}
+			}
+		}
+	}
+	var envs []*messages.Envelope
+	var at []int
+	seen := map[int64]bool{}
+	for i, id := range ids {
+		if !settled[i] && !seen[id] {
+			seen[id] = true
+			envs = append(envs, &messages.Envelope{Body: &messages.Envelope_GetPresence{GetPresence: &messages.GetPresence{UserId: id}}})
+			at = append(at, i)
+		}
+	}
+	if len(envs) == 0 {
+		return out, nil
+	}
+	replies, errs := r.RequestAll(ctx, envs)
+	for k, i := range at {
+		if errs[k] != nil {
+			return nil, errs[k]
+		}
+		if f := replies[k].GetFailure(); f != nil {
+			return nil, &failureError{userID: ids[i], f: f}
+		}
+		for j, id := range ids {
+			if id == ids[i] && !settled[j] {
+				out[j] = replies[k].GetStateReply().GetState()
+			}
+		}
+	}
+	return out, nil
 }
+
+// failureError is a Failure answer as an error.
+type failureError struct {
+	userID int64
+	f      *messages.Failure
+}
+
+func (e *failureError) Error() string { return e.f.GetDetail() }
 
 func (r *testRoute) RequestAll(ctx context.Context, envs []*messages.Envelope) ([]*messages.Envelope, []error) {
 	replies, errs := make([]*messages.Envelope, len(envs)), make([]error, len(envs))
@@ -55,13 +127,13 @@ func (r *testRoute) RequestAll(ctx context.Context, envs []*messages.Envelope) (
 		r.perUser = append(r.perUser, UserID(env))
 		r.mu.Unlock()
 		for {
-			replies[i], errs[i] = r.h.Request(ctx, r.pid(), env)
+			replies[i], errs[i] = request(ctx, r.h, r.pid(), env)
 			if errs[i] != nil || replies[i].GetNotOwner() == nil {
 				break
 			}
 			select {
 			case <-ctx.Done():
-				replies[i], errs[i] = nil, ErrTimeout
+				replies[i], errs[i] = nil, ctx.Err()
 			case <-time.After(5 * time.Millisecond):
 				continue // the owner may have changed: ask again
 			}
@@ -88,7 +160,7 @@ func (e *env) read(route *testRoute, ids ...int64) []*messages.UserState {
 	e.tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	states, err := e.host.ReadPresence(ctx, ids, route)
+	states, err := route.readPresence(ctx, ids)
 	if err != nil {
 		e.tb.Fatalf("ReadPresence(%v): %v", ids, err)
 	}
@@ -441,7 +513,6 @@ func TestSnapshotReadsDoNotPreventPassivation(t *testing.T) {
 // batch timeout, tells the route, and reads every user one by one.
 func TestReadPresenceFromOlderNode(t *testing.T) {
 	e := newEnv(t)
-	e.host.batchTimeout = 50 * time.Millisecond
 	e.first(heartbeat(1))
 	activator := e.host.Activator()
 	// What an older activator does with this version's messages: it
@@ -454,7 +525,7 @@ func TestReadPresenceFromOlderNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	route := &testRoute{h: e.host, target: legacy}
+	route := &testRoute{h: e.host, target: legacy, batchTimeout: 50 * time.Millisecond}
 	start := time.Now()
 	got := e.read(route, 1, 99)
 	checkStates(t, "read", got, []wantState{{1, view{Online: true, Version: 1}}, {}})
@@ -482,7 +553,7 @@ func TestReadPresenceWithoutBatches(t *testing.T) {
 }
 
 // An actor that cannot load its record publishes nothing: the read goes to
-// it and its refusal comes back as a *Refusal.
+// it and its refusal, UNAVAILABLE, comes back.
 func TestReadPresenceRefusal(t *testing.T) {
 	const broken = 64
 	e := newEnv(t)
@@ -491,9 +562,9 @@ func TestReadPresenceRefusal(t *testing.T) {
 	e.store.failLoad.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := e.host.ReadPresence(ctx, []int64{1, broken}, e.route())
-	var refused *Refusal
-	if !errors.As(err, &refused) || refused.UserID != broken || refused.Code != 503 || refused.Detail != detailStoreUnavailable {
-		t.Fatalf("err = %v, want a Refusal 503 of user %d", err, broken)
+	_, err := e.route().readPresence(ctx, []int64{1, broken})
+	var refused *failureError
+	if !errors.As(err, &refused) || refused.userID != broken || refused.f.GetKind() != messages.FailureKind_FAILURE_KIND_UNAVAILABLE || refused.f.GetDetail() != detailStoreUnavailable {
+		t.Fatalf("err = %v, want an UNAVAILABLE failure of user %d", err, broken)
 	}
 }

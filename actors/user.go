@@ -14,8 +14,8 @@ import (
 	"github.com/presence-cluster/presence/store"
 )
 
-// Details of the failures a user actor answers with; the API layer turns the
-// code into the HTTP status.
+// Details of the failures a user actor answers with; callers show them as
+// they are, next to the failure's kind.
 const (
 	detailStoreUnavailable = "Presence store unavailable, retry later"
 	detailStoreConflict    = "Concurrent update, retry"
@@ -274,7 +274,7 @@ func (a *userActor) reload() error {
 
 func (a *userActor) handle(ctx actor.Context, env *messages.Envelope) *messages.Envelope {
 	if a.loadErr != nil {
-		return a.failed(failure(503, detailStoreUnavailable))
+		return a.failed(failure(messages.FailureKind_FAILURE_KIND_UNAVAILABLE, detailStoreUnavailable))
 	}
 	now := a.now()
 	var err error
@@ -810,15 +810,18 @@ func (a *userActor) status() *messages.Envelope {
 	return &messages.Envelope{Body: &messages.Envelope_StateReply{StateReply: &messages.StateReply{State: st}}}
 }
 
-func failure(code int32, detail string) *messages.Envelope {
-	return &messages.Envelope{Body: &messages.Envelope_Failure{Failure: &messages.Failure{Code: code, Detail: detail}}}
+func failure(kind messages.FailureKind, detail string) *messages.Envelope {
+	return &messages.Envelope{Body: &messages.Envelope_Failure{Failure: &messages.Failure{Kind: kind, Detail: detail}}}
 }
 
+// failureFor turns a store error into the failure answered for it: a lost
+// compare-and-set race is a conflict, anything else the store being
+// unavailable.
 func failureFor(err error) *messages.Envelope {
 	if errors.Is(err, store.ErrVersionConflict) {
-		return failure(409, detailStoreConflict)
+		return failure(messages.FailureKind_FAILURE_KIND_CONFLICT, detailStoreConflict)
 	}
-	return failure(503, detailStoreUnavailable)
+	return failure(messages.FailureKind_FAILURE_KIND_UNAVAILABLE, detailStoreUnavailable)
 }
 
 func b2i(b bool) int64 {

@@ -71,7 +71,6 @@ func (s *faultyStore) TouchLastSeen(ctx context.Context, touches []store.Touch) 
 type countingObserver struct {
 	activated, passivated, flaps atomic.Int64
 	cleanupOffline, cleanupBusy  atomic.Int64
-	readSnapshot, readActor      atomic.Int64
 	mu                           sync.Mutex
 	offline                      []time.Duration
 }
@@ -79,10 +78,6 @@ type countingObserver struct {
 func (o *countingObserver) ActorActivated()  { o.activated.Add(1) }
 func (o *countingObserver) ActorPassivated() { o.passivated.Add(1) }
 func (o *countingObserver) FlapSuppressed()  { o.flaps.Add(1) }
-func (o *countingObserver) PresenceRead(snapshot, actor int) {
-	o.readSnapshot.Add(int64(snapshot))
-	o.readActor.Add(int64(actor))
-}
 func (o *countingObserver) CleanupFound(offline, busy int64) {
 	o.cleanupOffline.Add(offline)
 	o.cleanupBusy.Add(busy)
@@ -186,7 +181,7 @@ func (e *env) req(m *messages.Envelope) *messages.Envelope {
 	e.tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	reply, err := e.host.Request(ctx, e.host.Activator(), m)
+	reply, err := request(ctx, e.host, e.host.Activator(), m)
 	if err != nil {
 		e.tb.Fatalf("Request(%v): %v", m, err)
 	}
@@ -382,11 +377,11 @@ func checkEqual(tb testing.TB, what string, got, want *messages.UserState) {
 	}
 }
 
-func checkFailure(tb testing.TB, reply *messages.Envelope, code int32, detail string) {
+func checkFailure(tb testing.TB, reply *messages.Envelope, kind messages.FailureKind, detail string) {
 	tb.Helper()
 	f := reply.GetFailure()
-	if f == nil || f.GetCode() != code || f.GetDetail() != detail {
-		tb.Fatalf("reply = %v, want Failure{%d %q}", reply, code, detail)
+	if f == nil || f.GetKind() != kind || f.GetDetail() != detail {
+		tb.Fatalf("reply = %v, want Failure{%v %q}", reply, kind, detail)
 	}
 }
 
@@ -1217,7 +1212,7 @@ func TestStoreFailure(t *testing.T) {
 			deadlines := e.clock.Deadlines()
 			e.clock.Advance(time.Second)
 			e.store.failSave.Store(true)
-			checkFailure(t, e.req(tc.msg), 503, detailStoreUnavailable)
+			checkFailure(t, e.req(tc.msg), messages.FailureKind_FAILURE_KIND_UNAVAILABLE, detailStoreUnavailable)
 			e.store.failSave.Store(false)
 			if got := e.presence(id); !proto.Equal(got, before) {
 				t.Fatalf("in-memory state changed by a failed write:\n got  %v\n want %v", got, before)
@@ -1240,7 +1235,7 @@ func TestSessionsReportAfterStoreFailure(t *testing.T) {
 		e := newEnv(t)
 		e.first(getStatus(id, "", true))
 		e.store.failSave.Store(true)
-		checkFailure(t, e.req(sessions(id, "h", 1, 1)), 503, detailStoreUnavailable)
+		checkFailure(t, e.req(sessions(id, "h", 1, 1)), messages.FailureKind_FAILURE_KIND_UNAVAILABLE, detailStoreUnavailable)
 		e.store.failSave.Store(false)
 		checkView(t, "session re-reported", e.state(sessions(id, "h", 1, 2)), view{Online: true, Version: 2})
 	})
@@ -1248,7 +1243,7 @@ func TestSessionsReportAfterStoreFailure(t *testing.T) {
 		e := newEnv(t)
 		e.first(getStatus(id, "", true))
 		e.store.failSave.Store(true)
-		checkFailure(t, e.req(sessions(id, "h", 1, 1)), 503, detailStoreUnavailable)
+		checkFailure(t, e.req(sessions(id, "h", 1, 1)), messages.FailureKind_FAILURE_KIND_UNAVAILABLE, detailStoreUnavailable)
 		e.store.failSave.Store(false)
 		checkView(t, "heartbeat", e.state(heartbeat(id)), view{Online: true, Version: 2})
 		checkView(t, "offline_after later", e.advance(id, testOfflineAfter), view{Version: 3})
@@ -1276,7 +1271,7 @@ func TestTimerTransitionRetriedAfterStoreFailure(t *testing.T) {
 	e.req(heartbeat(id))
 	e.clock.Skip(testOfflineAfter)
 	e.store.failSave.Store(true)
-	checkFailure(t, e.req(recheck(id)), 503, detailStoreUnavailable)
+	checkFailure(t, e.req(recheck(id)), messages.FailureKind_FAILURE_KIND_UNAVAILABLE, detailStoreUnavailable)
 	if _, err := e.host.Cleanup(context.Background(), nil); err == nil {
 		t.Fatal("Cleanup with a failing store returned no error")
 	}
@@ -1287,7 +1282,7 @@ func TestActivationLoadFailure(t *testing.T) {
 	e := newEnv(t)
 	e.put(&messages.UserState{UserId: id, IsBusy: true, LastSeen: us(t0), CreatedAt: us(t0), UpdatedAt: us(t0), Version: 3}, 0)
 	e.store.failLoad.Store(true)
-	checkFailure(t, e.req(getPresence(id)), 503, detailStoreUnavailable)
+	checkFailure(t, e.req(getPresence(id)), messages.FailureKind_FAILURE_KIND_UNAVAILABLE, detailStoreUnavailable)
 	e.store.failLoad.Store(false)
 	e.waitInactive(id)
 	checkView(t, "after the store recovered", e.mustPresence(id), view{Busy: true, Version: 3})
@@ -1302,7 +1297,7 @@ func BenchmarkHeartbeat(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		reply, err := e.host.Request(ctx, e.host.Activator(), msg)
+		reply, err := request(ctx, e.host, e.host.Activator(), msg)
 		if err != nil || reply.GetStateReply() == nil {
 			b.Fatalf("heartbeat: %v %v", reply, err)
 		}

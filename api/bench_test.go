@@ -1,6 +1,6 @@
 package api_test
 
-// Benchmarks of the hot paths through a real node: cluster.Start in
+// Benchmarks of the hot paths through a real node: node.Start in
 // standalone mode on the memory store, driven over loopback TCP by a
 // fasthttp client, exactly as a client would. Every HTTP figure has a
 // baseline beside it in the same run: a bare Fiber app answering a fixed
@@ -38,8 +38,8 @@ import (
 
 	"github.com/presence-cluster/presence/api"
 	"github.com/presence-cluster/presence/api/auth"
-	"github.com/presence-cluster/presence/cluster"
 	"github.com/presence-cluster/presence/messages"
+	"github.com/presence-cluster/presence/node"
 	"github.com/presence-cluster/presence/wire"
 )
 
@@ -63,15 +63,11 @@ func benchToken(b testing.TB, id int64) string {
 // startBenchNode starts a standalone node on the memory store. The write
 // rate limit is raised so far that it never refuses (its bookkeeping stays
 // on the path, as in production).
-func startBenchNode(b testing.TB) *cluster.Node {
+func startBenchNode(b testing.TB) *node.Node {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	n, err := cluster.Start(ctx, cluster.Config{
-		HTTPAddr: "127.0.0.1:0", Standalone: true, Store: "memory", DataDir: b.TempDir(),
-		JWTSecret: benchSecret, NodeName: "bench", WriteRate: 1e9,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	n, err := node.Start(ctx, node.Config{HTTPAddr: "127.0.0.1:0", Standalone: true, Store: "memory", DataDir: b.TempDir(), Name: "bench", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Auth: node.AuthConfig{Secret: benchSecret}, API: api.Config{WriteRate: 1e9}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -106,7 +102,7 @@ type httpCase struct {
 }
 
 type httpEnv struct {
-	node     *cluster.Node
+	node     *node.Node
 	nodeAddr string
 	baseAddr string
 	auth     []string // "Bearer <token>" by user index

@@ -8,7 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/presence-cluster/presence/actors"
+	"github.com/presence-cluster/presence/routing"
 	"github.com/presence-cluster/presence/wire"
 )
 
@@ -25,18 +25,25 @@ func writeDetail(c *fiber.Ctx, status int, detail string) error {
 }
 
 // handleError is Fiber's error handler: every error leaves as a
-// {"detail": ...} body with no internal text in it.
+// {"detail": ...} body with no internal text in it. It is the one place
+// where routing's domain errors become HTTP statuses.
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	var v errValidation
 	var fe *fiber.Error
+	var refused *routing.Refusal
 	switch {
+	case errors.As(err, &refused):
+		// The actor's own words, with the status of its kind.
+		return writeDetail(c, statusOf(refused.Kind), refused.Detail)
+	case errors.Is(err, routing.ErrNotFound):
+		return writeDetail(c, fiber.StatusNotFound, detailNotFound)
 	case errors.As(err, &v):
 		return writeDetail(c, fiber.StatusUnprocessableEntity, string(v))
 	case errors.Is(err, errNoFields):
 		return writeDetail(c, fiber.StatusBadRequest, detailNoFields)
 	case errors.Is(err, errTooManyIDs):
 		return writeDetail(c, fiber.StatusBadRequest, detailTooManyIDs)
-	case errors.Is(err, actors.ErrTimeout):
+	case errors.Is(err, routing.ErrUnavailable):
 		s.log.Warn("actor request timed out", slog.String("path", c.Path()))
 		return writeDetail(c, fiber.StatusServiceUnavailable, detailUnavailable)
 	case errors.As(err, &fe):
@@ -62,6 +69,14 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 
 func (s *Server) logPanic(c *fiber.Ctx, e any) {
 	s.log.Error("handler panic", slog.String("path", c.Path()), slog.Any("panic", e), slog.String("stack", string(debug.Stack())))
+}
+
+// statusOf is the HTTP status of a refusal's kind.
+func statusOf(kind error) int {
+	if errors.Is(kind, routing.ErrConflict) {
+		return fiber.StatusConflict
+	}
+	return fiber.StatusServiceUnavailable
 }
 
 func statusText(code int) string {

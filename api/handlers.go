@@ -2,14 +2,12 @@ package api
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/bytebufferpool"
 
-	"github.com/presence-cluster/presence/actors"
 	"github.com/presence-cluster/presence/api/auth"
 	"github.com/presence-cluster/presence/messages"
 	"github.com/presence-cluster/presence/wire"
@@ -25,7 +23,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	if !ok {
 		return unauthorized(c)
 	}
-	id, err := s.cfg.Verifier.Verify(token)
+	id, err := s.deps.Verifier.Verify(token)
 	if err != nil {
 		return unauthorized(c)
 	}
@@ -62,31 +60,6 @@ func (s *Server) requestCtx(c *fiber.Ctx) (context.Context, context.CancelFunc) 
 	return context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
 }
 
-// ask sends env to the actor of userID and turns a refusal into an error
-// response. It returns the user's state, or nil when the answer was written
-// already (not found, failure).
-func (s *Server) ask(c *fiber.Ctx, userID int64, env *messages.Envelope) (*messages.UserState, error) {
-	ctx, cancel := s.requestCtx(c)
-	defer cancel()
-	reply, err := s.cfg.Router.Request(ctx, userID, env)
-	if err != nil {
-		return nil, err
-	}
-	return s.stateOf(c, reply)
-}
-
-func (s *Server) stateOf(c *fiber.Ctx, reply *messages.Envelope) (*messages.UserState, error) {
-	switch b := reply.GetBody().(type) {
-	case *messages.Envelope_StateReply:
-		return b.StateReply.GetState(), nil
-	case *messages.Envelope_NotFound:
-		return nil, writeDetail(c, fiber.StatusNotFound, detailNotFound)
-	case *messages.Envelope_Failure:
-		return nil, writeDetail(c, int(b.Failure.GetCode()), b.Failure.GetDetail())
-	}
-	return nil, fiber.NewError(fiber.StatusInternalServerError, "unexpected actor reply")
-}
-
 func writeJSON(c *fiber.Ctx, st *messages.UserState, appendFn func([]byte, *messages.UserState) []byte) error {
 	buf := bytebufferpool.Get()
 	defer bytebufferpool.Put(buf)
@@ -100,10 +73,10 @@ func writeJSON(c *fiber.Ctx, st *messages.UserState, appendFn func([]byte, *mess
 
 func (s *Server) getMyStatus(c *fiber.Ctx) error {
 	me := identity(c)
-	st, err := s.ask(c, me.UserID, &messages.Envelope{Body: &messages.Envelope_GetStatus{GetStatus: &messages.GetStatus{
-		UserId: me.UserID, Username: me.Username, Create: true,
-	}}})
-	if st == nil {
+	ctx, cancel := s.requestCtx(c)
+	defer cancel()
+	st, err := s.deps.Presence.Status(ctx, me.UserID, me.Username)
+	if err != nil {
 		return err
 	}
 	return writeJSON(c, st, wire.AppendStatus)
@@ -116,13 +89,15 @@ func (s *Server) putMyStatus(c *fiber.Ctx) error {
 	if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
 		return writeDetail(c, fiber.StatusUnsupportedMediaType, "Content-Encoding is not supported; send the JSON body uncompressed")
 	}
-	u, err := parseStatusUpdate(c.Request().Body(), s.cfg.Now())
+	u, err := parseStatusUpdate(c.Request().Body(), s.deps.Now())
 	if err != nil {
 		return err
 	}
 	u.UserId, u.Username = me.UserID, me.Username
-	st, err := s.ask(c, me.UserID, &messages.Envelope{Body: &messages.Envelope_UpdateStatus{UpdateStatus: u}})
-	if st == nil {
+	ctx, cancel := s.requestCtx(c)
+	defer cancel()
+	st, err := s.deps.Presence.UpdateStatus(ctx, u)
+	if err != nil {
 		return err
 	}
 	return writeJSON(c, st, wire.AppendStatus)
@@ -130,10 +105,9 @@ func (s *Server) putMyStatus(c *fiber.Ctx) error {
 
 func (s *Server) postHeartbeat(c *fiber.Ctx) error {
 	me := identity(c)
-	st, err := s.ask(c, me.UserID, &messages.Envelope{Body: &messages.Envelope_Heartbeat{Heartbeat: &messages.Heartbeat{
-		UserId: me.UserID, Username: me.Username,
-	}}})
-	if st == nil {
+	ctx, cancel := s.requestCtx(c)
+	defer cancel()
+	if _, err := s.deps.Presence.Heartbeat(ctx, me.UserID, me.Username); err != nil {
 		return err
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
@@ -145,17 +119,7 @@ func (s *Server) postHeartbeat(c *fiber.Ctx) error {
 func (s *Server) readPresence(c *fiber.Ctx, ids []int64) ([]*messages.UserState, error) {
 	ctx, cancel := s.requestCtx(c)
 	defer cancel()
-	return s.cfg.Router.ReadPresence(ctx, ids)
-}
-
-// readFailed answers a failed read: an actor's refusal with its status and
-// detail, anything else through the error handler.
-func readFailed(c *fiber.Ctx, err error) error {
-	var refused *actors.Refusal
-	if errors.As(err, &refused) {
-		return writeDetail(c, int(refused.Code), refused.Detail)
-	}
-	return err
+	return s.deps.Presence.ReadPresence(ctx, ids)
 }
 
 func (s *Server) getPresence(c *fiber.Ctx) error {
@@ -165,7 +129,7 @@ func (s *Server) getPresence(c *fiber.Ctx) error {
 	}
 	states, err := s.readPresence(c, []int64{id})
 	if err != nil {
-		return readFailed(c, err)
+		return err
 	}
 	if states[0] == nil {
 		return writeDetail(c, fiber.StatusNotFound, detailNotFound)
@@ -180,7 +144,7 @@ func (s *Server) getPresenceBatch(c *fiber.Ctx) error {
 	}
 	states, err := s.readPresence(c, ids)
 	if err != nil {
-		return readFailed(c, err)
+		return err
 	}
 
 	buf := bytebufferpool.Get()
@@ -206,7 +170,7 @@ func (s *Server) getPresenceBatch(c *fiber.Ctx) error {
 func (s *Server) postCleanup(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*s.cfg.RequestTimeout)
 	defer cancel()
-	counts, err := s.cfg.Router.Cleanup(ctx)
+	counts, err := s.deps.Presence.Cleanup(ctx)
 	if err != nil {
 		return err
 	}
@@ -221,7 +185,7 @@ func (s *Server) postCleanup(c *fiber.Ctx) error {
 func (s *Server) getCluster(c *fiber.Ctx) error {
 	ctx, cancel := s.requestCtx(c)
 	defer cancel()
-	status, err := s.cfg.ClusterStatus(ctx)
+	status, err := s.deps.ClusterStatus(ctx)
 	if err != nil {
 		return err
 	}
@@ -236,8 +200,8 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	if s.draining.Load() {
 		return writeDetail(c, fiber.StatusServiceUnavailable, "Draining")
 	}
-	if s.cfg.Ready != nil {
-		if err := s.cfg.Ready(); err != nil {
+	if s.deps.Ready != nil {
+		if err := s.deps.Ready(); err != nil {
 			return writeDetail(c, fiber.StatusServiceUnavailable, "Not ready")
 		}
 	}

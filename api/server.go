@@ -37,50 +37,47 @@ const (
 	DefaultRequestTimeout = 5 * time.Second
 )
 
-// Router delivers messages to user actors wherever they live. The cluster
-// package implements it; handlers never see a PID. Its ReadPresence answers
-// with one message per owner node from the user actors' published
-// snapshots where it can; a user actor's refusal is an *actors.Refusal.
+// Router delivers messages to user actors wherever they live; the
+// WebSocket hub talks to actors through it. routing.Router implements it.
 type Router interface {
 	// ws.Router is what the WebSocket hub needs: Request, RequestAll,
 	// ReadPresence and Owner.
 	ws.Router
+}
+
+// Presence is what the REST handlers ask of user actors, answers decoded.
+// Errors are routing's domain errors (routing.ErrNotFound,
+// routing.ErrUnavailable, *routing.Refusal, ...), which errors.go maps to
+// HTTP statuses. routing.Router implements it.
+type Presence interface {
+	// Status returns the user's state, creating the record if needed.
+	Status(ctx context.Context, userID int64, username string) (*messages.UserState, error)
+	// UpdateStatus applies u and returns the new state.
+	UpdateStatus(ctx context.Context, u *messages.UpdateStatus) (*messages.UserState, error)
+	// Heartbeat records a sign of life and returns the new state.
+	Heartbeat(ctx context.Context, userID int64, username string) (*messages.UserState, error)
+	// ReadPresence is Router.ReadPresence.
+	ReadPresence(ctx context.Context, ids []int64) ([]*messages.UserState, error)
 	// Cleanup makes every user actor of the cluster re-check its timers and
 	// returns the summed counts.
 	Cleanup(ctx context.Context) (*messages.CleanupCount, error)
 }
 
-// Config configures the HTTP front.
+// Config holds the HTTP front's own settings. A zero field means its
+// default (see DefaultConfig).
 type Config struct {
-	Router   Router
-	Verifier *auth.Verifier
 	// BodyLimit is the largest request body accepted (413 beyond).
 	BodyLimit int
 	// HeaderLimit is the largest request head accepted (431 beyond).
-	HeaderLimit    int
-	ReadTimeout    time.Duration
-	WriteTimeout   time.Duration
-	IdleTimeout    time.Duration
+	HeaderLimit int
+	// ReadTimeout, WriteTimeout and IdleTimeout bound reading a request,
+	// writing a response and an idle keep-alive connection.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	// RequestTimeout bounds one request to a user actor.
 	RequestTimeout time.Duration
-	// Ready reports whether the node can serve (store reachable, joined);
-	// nil means always ready.
-	Ready  func() error
-	Logger *slog.Logger
-	// Now is the clock used to judge busy_until; nil is time.Now.
-	Now func() time.Time
 
-	// Metrics, when set, receives the API's Prometheus collectors, and
-	// MetricsHandler serves GET /metrics.
-	Metrics        prometheus.Registerer
-	MetricsHandler http.Handler
-
-	// ClusterStatus answers GET /admin/cluster with a JSON-encodable value;
-	// nil leaves the route out.
-	ClusterStatus func(ctx context.Context) (any, error)
-
-	// System is the node's actor system; the WebSocket hub spawns its
-	// actor there.
-	System *actor.ActorSystem
 	// WS holds the WebSocket settings (zero fields: ws.DefaultConfig).
 	WS ws.Config
 
@@ -91,9 +88,69 @@ type Config struct {
 	WriteBurst int
 }
 
+// DefaultConfig returns a Config with every default filled in.
+func DefaultConfig() Config {
+	return Config{
+		BodyLimit:      DefaultBodyLimit,
+		HeaderLimit:    DefaultHeaderLimit,
+		ReadTimeout:    DefaultReadTimeout,
+		WriteTimeout:   DefaultWriteTimeout,
+		IdleTimeout:    DefaultIdleTimeout,
+		RequestTimeout: DefaultRequestTimeout,
+		WriteRate:      DefaultWriteRate,
+		WriteBurst:     DefaultWriteBurst,
+		WS:             ws.DefaultConfig(),
+	}
+}
+
+// withDefaults fills the zero (or negative) fields of c from
+// DefaultConfig; a negative WriteRate stays: it disables the limit.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	setDefault(&c.BodyLimit, d.BodyLimit)
+	setDefault(&c.HeaderLimit, d.HeaderLimit)
+	setDefault(&c.ReadTimeout, d.ReadTimeout)
+	setDefault(&c.WriteTimeout, d.WriteTimeout)
+	setDefault(&c.IdleTimeout, d.IdleTimeout)
+	setDefault(&c.RequestTimeout, d.RequestTimeout)
+	if c.WriteRate == 0 {
+		c.WriteRate = d.WriteRate
+	}
+	setDefault(&c.WriteBurst, d.WriteBurst)
+	return c
+}
+
+// Deps are what the HTTP front is given rather than configured with.
+type Deps struct {
+	// Presence serves the REST handlers; Router the WebSocket hub. A
+	// routing.Router is both. Required.
+	Presence Presence
+	Router   Router
+	// Verifier checks bearer tokens. Required.
+	Verifier *auth.Verifier
+	// System is the node's actor system; the WebSocket hub spawns its
+	// actor there. Required.
+	System *actor.ActorSystem
+	// Ready reports whether the node can serve (store reachable, joined);
+	// nil means always ready.
+	Ready func() error
+	// ClusterStatus answers GET /admin/cluster with a JSON-encodable value;
+	// nil leaves the route out.
+	ClusterStatus func(ctx context.Context) (any, error)
+	// Metrics, when set, receives the API's Prometheus collectors, and
+	// MetricsHandler serves GET /metrics.
+	Metrics        prometheus.Registerer
+	MetricsHandler http.Handler
+	// Logger receives the API's logs; nil is slog.Default().
+	Logger *slog.Logger
+	// Now is the clock used to judge busy_until; nil is time.Now.
+	Now func() time.Time
+}
+
 // Server is the Fiber application of one node.
 type Server struct {
 	cfg     Config
+	deps    Deps
 	app     *fiber.App
 	ws      *ws.Server
 	metrics *httpMetrics
@@ -106,42 +163,21 @@ type Server struct {
 }
 
 // New builds the server and its routes.
-func New(cfg Config) (*Server, error) {
-	if cfg.Router == nil || cfg.Verifier == nil || cfg.System == nil {
-		return nil, errors.New("api: Router, Verifier and System are required")
+func New(cfg Config, deps Deps) (*Server, error) {
+	if deps.Presence == nil || deps.Router == nil || deps.Verifier == nil || deps.System == nil {
+		return nil, errors.New("api: Presence, Router, Verifier and System are required")
 	}
-	if cfg.WriteRate == 0 {
-		cfg.WriteRate = DefaultWriteRate
+	cfg = cfg.withDefaults()
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
 	}
-	setDefault(&cfg.WriteBurst, DefaultWriteBurst)
-	if cfg.BodyLimit <= 0 {
-		cfg.BodyLimit = DefaultBodyLimit
+	if deps.Now == nil {
+		deps.Now = time.Now
 	}
-	if cfg.HeaderLimit <= 0 {
-		cfg.HeaderLimit = DefaultHeaderLimit
-	}
-	if cfg.ReadTimeout <= 0 {
-		cfg.ReadTimeout = DefaultReadTimeout
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = DefaultWriteTimeout
-	}
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = DefaultIdleTimeout
-	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = DefaultRequestTimeout
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger}
 	wsrv, err := ws.New(cfg.WS, ws.Deps{
-		Router: cfg.Router, Verifier: cfg.Verifier, System: cfg.System,
-		Logger: cfg.Logger, RequestTimeout: cfg.RequestTimeout,
+		Router: deps.Router, Verifier: deps.Verifier, System: deps.System,
+		Logger: deps.Logger, RequestTimeout: cfg.RequestTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
@@ -179,8 +215,8 @@ func New(cfg Config) (*Server, error) {
 		}
 		inner(ctx)
 	}
-	if cfg.Metrics != nil {
-		s.registerMetrics(cfg.Metrics)
+	if deps.Metrics != nil {
+		s.registerMetrics(deps.Metrics)
 		s.app.Use(s.observe)
 	}
 	s.app.Use(fiberrecover.New(fiberrecover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
@@ -191,8 +227,8 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) routes() {
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
-	if s.cfg.MetricsHandler != nil {
-		s.app.Get("/metrics", adaptor.HTTPHandler(s.cfg.MetricsHandler))
+	if s.deps.MetricsHandler != nil {
+		s.app.Get("/metrics", adaptor.HTTPHandler(s.deps.MetricsHandler))
 	}
 
 	authed := s.authenticate
@@ -202,7 +238,7 @@ func (s *Server) routes() {
 	s.app.Get("/users/presence", authed, s.getPresenceBatch)
 	s.app.Get("/users/:user_id/presence", authed, s.getPresence)
 	s.app.Post("/admin/cleanup-presence", authed, s.requireAdmin, s.postCleanup)
-	if s.cfg.ClusterStatus != nil {
+	if s.deps.ClusterStatus != nil {
 		s.app.Get("/admin/cluster", authed, s.requireAdmin, s.getCluster)
 	}
 	s.ws.Mount(s.app, "/ws/presence")

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presence-cluster/presence/api"
 	"github.com/presence-cluster/presence/api/auth"
-	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/api/ws"
+	"github.com/presence-cluster/presence/node"
 )
 
 // testSecret is the HS256 secret of every node the tests start.
@@ -29,11 +31,7 @@ type testNode struct {
 func startNodeE(name string) (*testNode, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	n, err := cluster.Start(ctx, cluster.Config{
-		Standalone: true, Store: "memory", HTTPAddr: "127.0.0.1:0", JWTSecret: testSecret, NodeName: name,
-		WriteRate: -1, WSFrameRate: 1e6, WSFrameBurst: 1e6,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	n, err := node.Start(ctx, node.Config{Standalone: true, Store: "memory", HTTPAddr: "127.0.0.1:0", Auth: node.AuthConfig{Secret: testSecret}, Name: name, API: api.Config{WriteRate: -1, WS: ws.Config{FrameRate: 1e6, FrameBurst: 1e6}}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return nil, err
 	}

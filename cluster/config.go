@@ -1,122 +1,33 @@
 package cluster
 
 import (
-	"log/slog"
-
-	"github.com/hashicorp/memberlist"
-	"os"
+	"encoding/base64"
+	"errors"
+	"fmt"
 	"time"
 
-	"github.com/presence-cluster/presence/actors"
-	"github.com/presence-cluster/presence/api"
-	"github.com/presence-cluster/presence/api/ws"
-	"github.com/presence-cluster/presence/store"
+	"github.com/hashicorp/memberlist"
 )
 
-// Config is everything a node needs. The zero value of a field means its
-// documented default (see Defaults); cmd/presenced fills it from flags and
-// PRESENCE_* environment variables.
+// Defaults of Config.
+const (
+	DefaultGossipAddr     = ":7946"
+	DefaultRejoinInterval = 15 * time.Second
+)
+
+// ErrSecretKey is a Config.SecretKey that is not the base64 of an AES key.
+var ErrSecretKey = errors.New("gossip key must be the base64 of 16, 24 or 32 bytes (AES-128/192/256)")
+
+// Config configures gossip membership.
 type Config struct {
-	// NodeName names this member (default: the host name).
-	NodeName string
-	// HTTPAddr is the HTTP and WebSocket listen address (default ":8000").
-	HTTPAddr string
-	// DataDir holds the embedded store and the generated dev secret
-	// (default "./data").
-	DataDir string
-	// Store is "bolt" (a file in DataDir), "memory", or a postgres:// URL
-	// (default "bolt").
-	Store string
-
-	// JWTSecret is the HS256 secret; empty with no public keys means a
-	// secret generated into DataDir.
-	JWTSecret string
-	// JWTPublicKeys is a PEM or JWKS file of RS256/ES256/EdDSA public keys.
-	JWTPublicKeys string
-	// JWTIssuer and JWTAudience, when set, must match the token's claims.
-	JWTIssuer   string
-	JWTAudience string
-	// JWTLeeway is the clock skew allowed on exp/nbf/iat (default 30s).
-	JWTLeeway time.Duration
-
-	// OfflineAfter: no heartbeat and no WebSocket for this long is offline
-	// (default 5m).
-	OfflineAfter time.Duration
-	// DisconnectGrace: the last WebSocket closed for this long is offline
-	// (default 15s).
-	DisconnectGrace time.Duration
-	// PassivateAfter: an idle user actor is stopped after this long
-	// (default 2m).
-	PassivateAfter time.Duration
-	// LastSeenFlush bounds how stale a stored last_seen may be: heartbeats
-	// that change nothing else are written in batches at this interval
-	// (default 1s).
-	LastSeenFlush time.Duration
-
-	// WSMaxFrame is the largest WebSocket frame accepted from a client; a
-	// larger one closes the session with 1009 (default 64 KiB).
-	WSMaxFrame int
-	// WSMaxSubscriptions caps the users one session subscribes to
-	// (default 1000).
-	WSMaxSubscriptions int
-	// WSMaxSessionsPerUser caps one user's sessions on a node (default 10).
-	WSMaxSessionsPerUser int
-	// WSSendQueue is a session's outbound queue in frames; a client that
-	// lets it fill is disconnected as a slow consumer (default 256).
-	WSSendQueue int
-	// WSPingInterval is how often sessions are pinged; a client silent for
-	// twice this long is dropped (default 30s).
-	WSPingInterval time.Duration
-
-	// WriteRate and WriteBurst limit each user's writes (PUT status,
-	// heartbeat) per node: 429 with Retry-After beyond (default 5/s, burst
-	// 20). A negative WriteRate disables the limit.
-	WriteRate  float64
-	WriteBurst int
-	// WSFrameRate and WSFrameBurst limit each session's frames (default
-	// 20/s, burst 60).
-	WSFrameRate  float64
-	WSFrameBurst int
-
-	// HeaderLimit is the largest HTTP request head (431 beyond; default
-	// 8 KiB). ReadTimeout, WriteTimeout and IdleTimeout bound reading a
-	// request, writing a response and an idle keep-alive connection
-	// (defaults 10s, 10s, 120s), so slow clients cannot hold a node.
-	HeaderLimit  int
-	ReadTimeout  time.Duration
-	WriteTimeout time.Duration
-	IdleTimeout  time.Duration
-	// JWTReloadInterval, when set, re-reads JWTPublicKeys this often, so
-	// rotated keys are picked up without a restart (SIGHUP does it at once).
-	JWTReloadInterval time.Duration
-
-	// BodyLimit is the largest HTTP request body (default 16 KiB).
-	BodyLimit int
-	// RequestTimeout bounds one request to a user actor (default 5s).
-	RequestTimeout time.Duration
-	// ShutdownTimeout bounds a graceful shutdown (default 20s).
-	ShutdownTimeout time.Duration
-
-	// Standalone runs the node without gossip and without actor remoting:
-	// it owns every user and no other node can join. No cluster port is
-	// opened. Single-node tests use it (two protoactor-go remotes in one
-	// process trip the race detector).
-	Standalone bool
-	// GossipAddr is the memberlist bind address (default ":7946").
-	GossipAddr string
-	// GossipAdvertise is the address other members reach this one at
-	// (default: derived from the bind address or a private IP).
-	GossipAdvertise string
-	// GossipKey is a base64 AES key (16, 24 or 32 bytes) encrypting gossip.
-	GossipKey string
-	// RemoteAddr is the actor remoting bind address (default ":8090").
-	RemoteAddr string
-	// RemoteTLS turns on mutual TLS for actor remoting (default: off, plain
-	// gRPC: keep the port on a private network then).
-	RemoteTLS RemoteTLS
-	// RemoteAdvertise is the address other members send actor messages to
-	// (default: the gossip advertise host with RemoteAddr's port).
-	RemoteAdvertise string
+	// BindAddr is the memberlist bind address (default ":7946").
+	BindAddr string
+	// Advertise is the address other members reach this one at (default:
+	// derived from the bind address by memberlist).
+	Advertise string
+	// SecretKey is a base64 AES key (16, 24 or 32 bytes) encrypting gossip;
+	// empty: gossip in the clear.
+	SecretKey string
 	// Seeds are host:port addresses or DNS names (every address they
 	// resolve to is tried) of members to join; none makes a one-node
 	// cluster that others may join.
@@ -124,130 +35,57 @@ type Config struct {
 	// RejoinInterval is how often the seeds are joined again, which heals
 	// a partition after both sides declared each other dead (default 15s).
 	RejoinInterval time.Duration
-	// DrainWait is how long a draining node keeps serving after announcing
-	// it, so every member learns to route around it (default 1s).
-	DrainWait time.Duration
-	// TuneGossip, when set, adjusts the memberlist configuration before
-	// start: tests use it for faster failure detection and fault injection.
-	TuneGossip func(*memberlist.Config)
-
-	// PprofAddr, when set, serves net/http/pprof there; keep it on a local
-	// interface (default: off).
-	PprofAddr string
-
-	// SharedStore, when set, is used instead of opening Store: in-process
-	// nodes of a test cluster share one instance, as processes share a
-	// database. The node does not close it.
-	SharedStore store.Store
-
-	// Logger receives the node's logs (default: slog.Default()).
-	Logger *slog.Logger
-	// Clock drives the user actors' timers; tests may inject a fake one.
-	Clock actors.Clock
+	// Tune, when set, adjusts the memberlist configuration before start:
+	// tests use it for faster failure detection and fault injection.
+	Tune func(*memberlist.Config)
 }
 
-// Defaults of Config.
-const (
-	DefaultHTTPAddr        = ":8000"
-	DefaultDataDir         = "./data"
-	DefaultStore           = "bolt"
-	DefaultLastSeenFlush   = time.Second
-	DefaultShutdownTimeout = 20 * time.Second
-	DefaultJWTLeeway       = 30 * time.Second
-	DefaultDrainWait       = time.Second
-)
-
-// Defaults returns a Config with every default filled in.
-func Defaults() Config {
-	host, _ := os.Hostname()
-	wsd := ws.DefaultConfig()
-	return Config{
-		NodeName:        host,
-		HTTPAddr:        DefaultHTTPAddr,
-		DataDir:         DefaultDataDir,
-		Store:           DefaultStore,
-		JWTLeeway:       DefaultJWTLeeway,
-		OfflineAfter:    actors.DefaultOfflineAfter,
-		DisconnectGrace: actors.DefaultDisconnectGrace,
-		PassivateAfter:  actors.DefaultPassivateAfter,
-		LastSeenFlush:   DefaultLastSeenFlush,
-		BodyLimit:       api.DefaultBodyLimit,
-
-		WSMaxFrame:           wsd.MaxFrame,
-		WSMaxSubscriptions:   wsd.MaxSubscriptions,
-		WSMaxSessionsPerUser: wsd.MaxSessionsPerUser,
-		WSSendQueue:          wsd.SendQueue,
-		WSPingInterval:       wsd.PingInterval,
-		WriteRate:            api.DefaultWriteRate,
-		WriteBurst:           api.DefaultWriteBurst,
-		WSFrameRate:          wsd.FrameRate,
-		WSFrameBurst:         wsd.FrameBurst,
-		RequestTimeout:       api.DefaultRequestTimeout,
-		ShutdownTimeout:      DefaultShutdownTimeout,
-		HeaderLimit:          api.DefaultHeaderLimit,
-		ReadTimeout:          api.DefaultReadTimeout,
-		WriteTimeout:         api.DefaultWriteTimeout,
-		IdleTimeout:          api.DefaultIdleTimeout,
-		GossipAddr:           DefaultGossipAddr,
-		RemoteAddr:           DefaultRemoteAddr,
-		RejoinInterval:       DefaultRejoinInterval,
-		DrainWait:            DefaultDrainWait,
-	}
+// DefaultConfig returns a Config with every default filled in.
+func DefaultConfig() Config {
+	return Config{BindAddr: DefaultGossipAddr, RejoinInterval: DefaultRejoinInterval}
 }
 
-// withDefaults fills the zero fields of c from Defaults.
+// withDefaults fills the zero fields of c from DefaultConfig.
 func (c Config) withDefaults() Config {
-	d := Defaults()
-	if c.NodeName == "" {
-		c.NodeName = d.NodeName
-	}
-	if c.HTTPAddr == "" {
-		c.HTTPAddr = d.HTTPAddr
-	}
-	if c.DataDir == "" {
-		c.DataDir = d.DataDir
-	}
-	if c.Store == "" {
-		c.Store = d.Store
-	}
-	if c.JWTLeeway == 0 {
-		c.JWTLeeway = d.JWTLeeway
-	}
-	if c.OfflineAfter <= 0 {
-		c.OfflineAfter = d.OfflineAfter
-	}
-	if c.DisconnectGrace <= 0 {
-		c.DisconnectGrace = d.DisconnectGrace
-	}
-	if c.PassivateAfter <= 0 {
-		c.PassivateAfter = d.PassivateAfter
-	}
-	if c.LastSeenFlush <= 0 {
-		c.LastSeenFlush = d.LastSeenFlush
-	}
-	if c.BodyLimit <= 0 {
-		c.BodyLimit = d.BodyLimit
-	}
-	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = d.RequestTimeout
-	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = d.ShutdownTimeout
-	}
-	if c.GossipAddr == "" {
-		c.GossipAddr = d.GossipAddr
-	}
-	if c.RemoteAddr == "" {
-		c.RemoteAddr = d.RemoteAddr
+	d := DefaultConfig()
+	if c.BindAddr == "" {
+		c.BindAddr = d.BindAddr
 	}
 	if c.RejoinInterval <= 0 {
 		c.RejoinInterval = d.RejoinInterval
 	}
-	if c.DrainWait <= 0 {
-		c.DrainWait = d.DrainWait
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
 	return c
+}
+
+// memberlistConfig turns c into memberlist's configuration for the member
+// name.
+func (c Config) memberlistConfig(name string) (*memberlist.Config, error) {
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = name
+	host, port, err := SplitHostPort(c.BindAddr, 7946)
+	if err != nil {
+		return nil, fmt.Errorf("gossip bind address %q: %w", c.BindAddr, err)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	mc.BindAddr, mc.BindPort = host, port
+	if c.Advertise != "" {
+		ahost, aport, err := SplitHostPort(c.Advertise, port)
+		if err != nil {
+			return nil, fmt.Errorf("gossip advertise address %q: %w", c.Advertise, err)
+		}
+		mc.AdvertiseAddr, mc.AdvertisePort = ahost, aport
+	}
+	if c.SecretKey != "" {
+		key, err := base64.StdEncoding.DecodeString(c.SecretKey)
+		if err != nil {
+			return nil, fmt.Errorf("%w: gossip key is not base64: %v", ErrSecretKey, err)
+		}
+		if n := len(key); n != 16 && n != 24 && n != 32 {
+			return nil, fmt.Errorf("%w: gossip key decodes to %d bytes", ErrSecretKey, n)
+		}
+		mc.SecretKey = key
+	}
+	return mc, nil
 }

@@ -3,7 +3,6 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"log"
@@ -17,28 +16,22 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// Defaults of the gossip settings.
-const (
-	DefaultGossipAddr     = ":7946"
-	DefaultRemoteAddr     = ":8090"
-	DefaultRejoinInterval = 15 * time.Second
-	// viewRefresh re-reads the member list even without events, in case
-	// one was missed; memberlist delivers events on its own goroutines.
-	viewRefresh = time.Second
-)
+// viewRefresh re-reads the member list even without events, in case one
+// was missed; memberlist delivers events on its own goroutines.
+const viewRefresh = time.Second
 
-// membership wraps memberlist: it advertises this node's metadata, turns
-// membership events into immutable Views, and keeps re-joining the seeds so
-// a partition heals by itself (memberlist does not re-merge two halves that
-// declared each other dead).
-type membership struct {
+// Gossip is the membership of a clustered node: it wraps memberlist,
+// advertises this node's metadata, turns membership events into immutable
+// Views, and keeps re-joining the seeds so a partition heals by itself
+// (memberlist does not re-merge two halves that declared each other dead).
+type Gossip struct {
 	ml     *memberlist.Memberlist
 	log    *slog.Logger
 	seeds  []string
 	rejoin time.Duration
 
 	metaMu sync.Mutex
-	meta   nodeMeta
+	meta   Meta
 	metaB  []byte
 
 	view    atomic.Pointer[View]
@@ -50,101 +43,69 @@ type membership struct {
 	onViews []func(old, cur *View)
 }
 
-type membershipConfig struct {
-	name      string // memberlist name, unique per incarnation
-	bindAddr  string
-	advertise string
-	seeds     []string
-	key       string
-	rejoin    time.Duration
-	meta      nodeMeta
-	tune      func(*memberlist.Config)
-	logger    *slog.Logger
-}
-
-func newMembership(cfg membershipConfig) (*membership, error) {
-	m := &membership{
-		log:    cfg.logger,
-		seeds:  cfg.seeds,
-		rejoin: cfg.rejoin,
-		meta:   cfg.meta,
+// Join starts gossip as the member name (unique per process incarnation)
+// advertising meta, and joins cfg.Seeds in the background (seeds that do
+// not answer yet are retried).
+func Join(cfg Config, name string, meta Meta, logger *slog.Logger) (*Gossip, error) {
+	cfg = cfg.withDefaults()
+	if logger == nil {
+		logger = slog.Default()
+	}
+	m := &Gossip{
+		log:    logger,
+		seeds:  cfg.Seeds,
+		rejoin: cfg.RejoinInterval,
+		meta:   meta,
 		kick:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
-	}
-	if m.rejoin <= 0 {
-		m.rejoin = DefaultRejoinInterval
 	}
 	var err error
 	if m.metaB, err = m.meta.encode(); err != nil {
 		return nil, err
 	}
-	m.view.Store(newView(nil, 0))
-
-	mc := memberlist.DefaultLANConfig()
-	mc.Name = cfg.name
-	host, port, err := splitHostPort(cfg.bindAddr, 7946)
+	m.view.Store(NewView(nil, 0))
+	mc, err := cfg.memberlistConfig(name)
 	if err != nil {
-		return nil, fmt.Errorf("PRESENCE_GOSSIP_ADDR=%q: %w", cfg.bindAddr, err)
-	}
-	if host == "" {
-		host = "0.0.0.0"
-	}
-	mc.BindAddr, mc.BindPort = host, port
-	if cfg.advertise != "" {
-		ahost, aport, err := splitHostPort(cfg.advertise, port)
-		if err != nil {
-			return nil, fmt.Errorf("PRESENCE_GOSSIP_ADVERTISE=%q: %w", cfg.advertise, err)
-		}
-		mc.AdvertiseAddr, mc.AdvertisePort = ahost, aport
-	}
-	if cfg.key != "" {
-		key, err := base64.StdEncoding.DecodeString(cfg.key)
-		if err != nil {
-			return nil, fmt.Errorf("PRESENCE_GOSSIP_KEY is not base64: %w", err)
-		}
-		if n := len(key); n != 16 && n != 24 && n != 32 {
-			return nil, fmt.Errorf("PRESENCE_GOSSIP_KEY decodes to %d bytes, want 16, 24 or 32 (AES-128/192/256)", n)
-		}
-		mc.SecretKey = key
+		return nil, err
 	}
 	mc.Delegate = (*mlDelegate)(m)
 	mc.Events = (*mlEvents)(m)
-	mc.Logger = log.New(&logWriter{log: cfg.logger}, "", 0)
-	if cfg.tune != nil {
-		cfg.tune(mc)
+	mc.Logger = log.New(&logWriter{log: logger}, "", 0)
+	if cfg.Tune != nil {
+		cfg.Tune(mc)
 	}
 	m.ml, err = memberlist.Create(mc)
 	if err != nil {
-		return nil, fmt.Errorf("start gossip on %s: %w", cfg.bindAddr, err)
+		return nil, fmt.Errorf("start gossip on %s: %w", cfg.BindAddr, err)
 	}
 	m.refresh()
 	go m.loop()
 	return m, nil
 }
 
-// onView registers f to be called (serially, from the membership
+// OnView registers f to be called (serially, from the membership
 // goroutine) with every new view.
-func (m *membership) onView(f func(old, cur *View)) {
+func (m *Gossip) OnView(f func(old, cur *View)) {
 	m.onMu.Lock()
 	m.onViews = append(m.onViews, f)
 	m.onMu.Unlock()
 }
 
 // View returns the current view.
-func (m *membership) View() *View { return m.view.Load() }
+func (m *Gossip) View() *View { return m.view.Load() }
 
 // LocalName is this member's memberlist name.
-func (m *membership) LocalName() string { return m.ml.LocalNode().Name }
+func (m *Gossip) LocalName() string { return m.ml.LocalNode().Name }
 
 // GossipAddr is where this member gossips.
-func (m *membership) GossipAddr() string {
+func (m *Gossip) GossipAddr() string {
 	n := m.ml.LocalNode()
 	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
 }
 
 // join contacts the seeds; errors are logged and retried by the loop.
-func (m *membership) join() bool {
+func (m *Gossip) join() bool {
 	if len(m.seeds) == 0 {
 		return true
 	}
@@ -159,7 +120,7 @@ func (m *membership) join() bool {
 // loop keeps the view fresh and re-joins the seeds. A join can block for
 // seconds per unreachable seed, so it runs on its own goroutine (one at a
 // time): the view must follow memberlist's failure detection meanwhile.
-func (m *membership) loop() {
+func (m *Gossip) loop() {
 	defer close(m.done)
 	refresh := time.NewTicker(viewRefresh)
 	defer refresh.Stop()
@@ -199,7 +160,7 @@ func (m *membership) loop() {
 // refresh rebuilds the view from memberlist's member list and announces it
 // if it changed. It runs on the membership goroutine, never inside a
 // memberlist callback (calling memberlist from one deadlocks).
-func (m *membership) refresh() {
+func (m *Gossip) refresh() {
 	nodes := m.ml.Members()
 	all := make([]Member, 0, len(nodes))
 	for _, n := range nodes {
@@ -224,7 +185,7 @@ func (m *membership) refresh() {
 		return
 	}
 	m.epoch++
-	cur := newView(all, m.epoch)
+	cur := NewView(all, m.epoch)
 	m.view.Store(cur)
 	m.log.Info("membership changed", slog.Uint64("epoch", cur.Epoch), slog.Int("members", len(all)), slog.Int("owners", len(cur.Owners)))
 	m.onMu.Lock()
@@ -266,9 +227,19 @@ func stateName(s memberlist.NodeStateType) string {
 	return "unknown"
 }
 
-// setDraining advertises that this node is draining, so the others stop
-// routing users to it.
-func (m *membership) setDraining(timeout time.Duration) error {
+// Drain advertises that this node is draining, so the others stop routing
+// users to it, then keeps answering for wait (or until ctx ends) while the
+// news spreads.
+func (m *Gossip) Drain(ctx context.Context, wait time.Duration) error {
+	err := m.setDraining(wait)
+	select {
+	case <-time.After(wait):
+	case <-ctx.Done():
+	}
+	return err
+}
+
+func (m *Gossip) setDraining(timeout time.Duration) error {
 	m.metaMu.Lock()
 	m.meta.Draining = true
 	b, err := m.meta.encode()
@@ -286,16 +257,16 @@ func (m *membership) setDraining(timeout time.Duration) error {
 	return nil
 }
 
-func (m *membership) poke() {
+func (m *Gossip) poke() {
 	select {
 	case m.kick <- struct{}{}:
 	default:
 	}
 }
 
-// leave tells the others this node is going (so they need not wait for
-// failure detection), then stops gossip. Leave must come before Shutdown.
-func (m *membership) leave(timeout time.Duration) error {
+// Leave tells the others this node is going (so they need not wait for
+// failure detection), then stops gossip.
+func (m *Gossip) Leave(timeout time.Duration) error {
 	close(m.stop)
 	<-m.done
 	err := m.ml.Leave(timeout)
@@ -305,15 +276,16 @@ func (m *membership) leave(timeout time.Duration) error {
 	return err
 }
 
-// kill stops gossip without a goodbye, as a crash would (tests).
-func (m *membership) kill() error {
+// Kill stops gossip without a goodbye, as a crash would (tests, and a
+// failed start).
+func (m *Gossip) Kill() error {
 	close(m.stop)
 	<-m.done
 	return m.ml.Shutdown()
 }
 
 // mlDelegate serves this node's metadata to memberlist.
-type mlDelegate membership
+type mlDelegate Gossip
 
 func (d *mlDelegate) NodeMeta(limit int) []byte {
 	d.metaMu.Lock()
@@ -327,11 +299,11 @@ func (d *mlDelegate) MergeRemoteState(buf []byte, join bool)     {}
 
 // mlEvents only pokes the membership goroutine: the view is rebuilt there,
 // because calling memberlist from inside its callbacks deadlocks.
-type mlEvents membership
+type mlEvents Gossip
 
-func (e *mlEvents) NotifyJoin(*memberlist.Node)   { (*membership)(e).poke() }
-func (e *mlEvents) NotifyLeave(*memberlist.Node)  { (*membership)(e).poke() }
-func (e *mlEvents) NotifyUpdate(*memberlist.Node) { (*membership)(e).poke() }
+func (e *mlEvents) NotifyJoin(*memberlist.Node)   { (*Gossip)(e).poke() }
+func (e *mlEvents) NotifyLeave(*memberlist.Node)  { (*Gossip)(e).poke() }
+func (e *mlEvents) NotifyUpdate(*memberlist.Node) { (*Gossip)(e).poke() }
 
 // logWriter turns memberlist's "[LEVEL] memberlist: ..." lines into slog.
 type logWriter struct{ log *slog.Logger }
@@ -353,8 +325,8 @@ func (w *logWriter) Write(p []byte) (int, error) {
 
 var _ io.Writer = (*logWriter)(nil)
 
-// splitHostPort splits "host:port" or ":port"; a bare host gets def.
-func splitHostPort(addr string, def int) (string, int, error) {
+// SplitHostPort splits "host:port" or ":port"; a bare host gets def.
+func SplitHostPort(addr string, def int) (string, int, error) {
 	if addr == "" {
 		return "", def, nil
 	}

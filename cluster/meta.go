@@ -7,10 +7,10 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// nodeMeta is what a member advertises in its memberlist metadata.
+// Meta is what a member advertises in its memberlist metadata.
 // memberlist refuses metadata over memberlist.MetaMaxSize (512 bytes), so
 // keys are short.
-type nodeMeta struct {
+type Meta struct {
 	NodeName   string `json:"n"`
 	RemoteAddr string `json:"r"`
 	HTTPAddr   string `json:"h"`
@@ -20,30 +20,30 @@ type nodeMeta struct {
 	Proto int `json:"p"`
 }
 
-// protoVersion rises when the Envelope gains cases older nodes must know.
+// ProtoVersion rises when the Envelope gains cases older nodes must know.
 // A node sends a member a newer kind only if the member's advertised
 // version knows it, so a rolling upgrade never waits on an ignored message.
 //
 //	1: the first release
 //	2: GetPresenceBatch / PresenceBatchReply (batch presence reads)
-const protoVersion = 2
+const ProtoVersion = 2
 
-// protoBatchReads is the first version that answers GetPresenceBatch.
-const protoBatchReads = 2
+// ProtoBatchReads is the first version that answers GetPresenceBatch.
+const ProtoBatchReads = 2
 
-func (m nodeMeta) encode() ([]byte, error) {
+func (m Meta) encode() ([]byte, error) {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
 	if len(b) > memberlist.MetaMaxSize {
-		return nil, fmt.Errorf("node metadata is %d bytes, over memberlist's %d: shorten PRESENCE_NODE_NAME or the addresses", len(b), memberlist.MetaMaxSize)
+		return nil, fmt.Errorf("node metadata is %d bytes, over memberlist's %d: shorten the node name or the addresses", len(b), memberlist.MetaMaxSize)
 	}
 	return b, nil
 }
 
-func decodeMeta(b []byte) (nodeMeta, error) {
-	var m nodeMeta
+func decodeMeta(b []byte) (Meta, error) {
+	var m Meta
 	if len(b) == 0 {
 		return m, fmt.Errorf("empty metadata")
 	}

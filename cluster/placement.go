@@ -9,7 +9,7 @@ import (
 type Member struct {
 	// Name is the memberlist name, unique per process incarnation.
 	Name string
-	// NodeName is the operator-given name (PRESENCE_NODE_NAME).
+	// NodeName is the operator-given name of the node.
 	NodeName string
 	// RemoteAddr is where the node's actors are reached (protoactor remote).
 	RemoteAddr string
@@ -22,7 +22,7 @@ type Member struct {
 	// State is memberlist's view: alive, suspect, dead or left.
 	State string
 	// Proto is the message protocol version the member speaks
-	// (protoVersion of its build).
+	// (ProtoVersion of its build).
 	Proto int
 
 	seed uint64
@@ -41,7 +41,10 @@ type View struct {
 	Epoch uint64
 }
 
-func newView(all []Member, epoch uint64) *View {
+// NewView makes the view of the members all, numbered epoch: the alive or
+// suspect, non-draining members that advertise a remoting address own
+// users.
+func NewView(all []Member, epoch uint64) *View {
 	v := &View{All: all, Epoch: epoch}
 	for _, m := range all {
 		if (m.State == "alive" || m.State == "suspect") && !m.Draining && m.RemoteAddr != "" {
@@ -105,8 +108,8 @@ func (v *View) Member(name string) (Member, bool) {
 	return Member{}, false
 }
 
-// hasRemote reports whether addr belongs to a member that is alive.
-func (v *View) hasRemote(addr string) bool {
+// HasRemote reports whether addr belongs to a member that is alive.
+func (v *View) HasRemote(addr string) bool {
 	for _, m := range v.All {
 		if m.RemoteAddr == addr && (m.State == "alive" || m.State == "suspect") {
 			return true
@@ -115,8 +118,8 @@ func (v *View) hasRemote(addr string) bool {
 	return false
 }
 
-// ownerNamed returns the owning member named name.
-func (v *View) ownerNamed(name string) (Member, bool) {
+// OwnerNamed returns the owning member named name.
+func (v *View) OwnerNamed(name string) (Member, bool) {
 	for _, m := range v.Owners {
 		if m.Name == name {
 			return m, true

@@ -16,7 +16,7 @@ func members(names ...string) []Member {
 
 func TestOwnerIsStableAndBalanced(t *testing.T) {
 	const users = 30000
-	v3 := newView(members("a", "b", "c"), 1)
+	v3 := NewView(members("a", "b", "c"), 1)
 	counts := map[string]int{}
 	for id := int64(1); id <= users; id++ {
 		m, ok := v3.Owner(id)
@@ -33,7 +33,7 @@ func TestOwnerIsStableAndBalanced(t *testing.T) {
 	}
 
 	// Adding a member moves only users to the new member.
-	v4 := newView(members("a", "b", "c", "d"), 2)
+	v4 := NewView(members("a", "b", "c", "d"), 2)
 	moved := 0
 	for id := int64(1); id <= users; id++ {
 		before, _ := v3.Owner(id)
@@ -54,20 +54,20 @@ func TestOwnerSkipsDrainingAndDead(t *testing.T) {
 	all := members("a", "b", "c")
 	all[1].Draining = true
 	all[2].State = "dead"
-	v := newView(all, 1)
+	v := NewView(all, 1)
 	for id := int64(1); id < 1000; id++ {
 		if m, _ := v.Owner(id); m.Name != "a" {
 			t.Fatalf("user %d owned by %s, want a (only alive, non-draining member)", id, m.Name)
 		}
 	}
-	if _, ok := newView(nil, 1).Owner(1); ok {
+	if _, ok := NewView(nil, 1).Owner(1); ok {
 		t.Fatal("empty view has an owner")
 	}
 }
 
 func TestOwnerIndependentOfOrder(t *testing.T) {
-	v1 := newView(members("a", "b", "c"), 1)
-	v2 := newView(members("c", "a", "b"), 1)
+	v1 := NewView(members("a", "b", "c"), 1)
+	v2 := NewView(members("c", "a", "b"), 1)
 	for id := int64(1); id < 5000; id++ {
 		m1, _ := v1.Owner(id)
 		m2, _ := v2.Owner(id)
@@ -83,7 +83,7 @@ func BenchmarkOwner(b *testing.B) {
 		for i := range names {
 			names[i] = fmt.Sprintf("node-%d", i)
 		}
-		v := newView(members(names...), 1)
+		v := NewView(members(names...), 1)
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/node"
 )
 
 // signHS signs claims with an HMAC algorithm (HS256, HS384, HS512).
@@ -31,7 +31,7 @@ func signHS(t *testing.T, alg string, secret []byte, claims map[string]any) stri
 // WWW-Authenticate: Bearer, on every authenticated endpoint, before any
 // other check (body, admin role, path).
 func TestUnauthorized(t *testing.T) {
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	now := time.Now()
 	valid := func() map[string]any {
 		return map[string]any{"sub": "7", "username": "mallory", "exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "is_admin": true}
@@ -158,7 +158,7 @@ func TestUnauthorized(t *testing.T) {
 // TestIdentityClaims: the user id comes from sub or a numeric user_id, the
 // name from username or preferred_username; a lower-case scheme is fine.
 func TestIdentityClaims(t *testing.T) {
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	now := time.Now()
 	base := func() map[string]any {
 		return map[string]any{"exp": now.Add(time.Hour).Unix(), "iat": now.Unix()}

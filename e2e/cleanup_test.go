@@ -4,9 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presence-cluster/presence/cluster"
-
+	"github.com/presence-cluster/presence/actors"
 	"github.com/presence-cluster/presence/internal/testkit"
+	"github.com/presence-cluster/presence/node"
 )
 
 // TestCleanupCountsOverdueActors: users whose deadlines passed while their
@@ -15,7 +15,7 @@ import (
 // and nothing else, makes the transitions.
 func TestCleanupCountsOverdueActors(t *testing.T) {
 	clock := testkit.NewFakeClock(time.Now())
-	n := startNode(t, cluster.Config{Clock: clock})
+	n := startNode(t, node.Config{Clock: clock})
 	admin := n.admin(t)
 	w := n.user(t, 100, "w")
 
@@ -78,7 +78,7 @@ type restartScenario struct {
 func runRestartScenario(t *testing.T) *restartScenario {
 	t.Helper()
 	dir := t.TempDir()
-	a := startNode(t, cluster.Config{Store: "bolt", DataDir: dir, NodeName: "A", OfflineAfter: time.Minute})
+	a := startNode(t, node.Config{Store: "bolt", DataDir: dir, Name: "A", Actors: actors.Config{OfflineAfter: time.Minute}})
 	s := &restartScenario{before: map[int64]Status{}}
 	for id := int64(1); id <= 3; id++ {
 		u := a.user(t, id, "u")
@@ -92,7 +92,7 @@ func runRestartScenario(t *testing.T) *restartScenario {
 	// Let both deadlines pass with no node running (not an assertion).
 	time.Sleep(time.Until(s.until.Add(100 * time.Millisecond)))
 
-	s.b = startNode(t, cluster.Config{Store: "bolt", DataDir: dir, NodeName: "B", OfflineAfter: 200 * time.Millisecond})
+	s.b = startNode(t, node.Config{Store: "bolt", DataDir: dir, Name: "B", Actors: actors.Config{OfflineAfter: 200 * time.Millisecond}})
 	s.cleanup = s.b.admin(t).cleanup()
 	eventually(t, 10*time.Second, func() bool { return len(s.b.Logs.Find("stored timers re-armed")) > 0 }, "startup re-arm done")
 	s.rearmLog = s.b.Logs.Find("stored timers re-armed")[0]
@@ -150,7 +150,7 @@ func TestRegression_CleanupCountsLostForStoredRecords(t *testing.T) {
 // behind) is flushed on shutdown.
 func TestVersionSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
-	a := startNode(t, cluster.Config{Store: "bolt", DataDir: dir, NodeName: "A", LastSeenFlush: time.Hour})
+	a := startNode(t, node.Config{Store: "bolt", DataDir: dir, Name: "A", LastSeenFlush: time.Hour})
 	u := a.user(t, 1, "u")
 	u.heartbeat()
 	for _, body := range []string{`{"is_busy": true}`, `{"is_busy": false}`, `{"is_busy": true}`, `{"busy_until": "` + rfc3339(time.Now().Add(time.Hour)) + `"}`} {
@@ -164,7 +164,7 @@ func TestVersionSurvivesRestart(t *testing.T) {
 	}
 	a.Stop(t)
 
-	b := startNode(t, cluster.Config{Store: "bolt", DataDir: dir, NodeName: "B"})
+	b := startNode(t, node.Config{Store: "bolt", DataDir: dir, Name: "B"})
 	w := b.user(t, 2, "w")
 	p := w.presence(1)
 	if p.Version < before.Version {
@@ -187,7 +187,7 @@ func TestVersionSurvivesRestart(t *testing.T) {
 
 	// And once more, with the write just made.
 	b.Stop(t)
-	c := startNode(t, cluster.Config{Store: "bolt", DataDir: dir, NodeName: "C"})
+	c := startNode(t, node.Config{Store: "bolt", DataDir: dir, Name: "C"})
 	if p := c.user(t, 2, "w").presence(1); p.Version != after.Version || p.IsOnline {
 		t.Fatalf("after second restart: %+v, want offline at version %d", p, after.Version)
 	}

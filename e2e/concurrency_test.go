@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/node"
 )
 
 // TestConcurrentResponsesIntact: many users reading at once each get their
@@ -17,7 +17,7 @@ import (
 // response could be written from a buffer another request was filling;
 // the race detector flags that reliably, torn bodies show up rarely.
 func TestConcurrentResponsesIntact(t *testing.T) {
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	const users, rounds = 16, 40
 	for id := int64(1); id <= users; id++ {
 		n.user(t, id, fmt.Sprint("user", id)).heartbeat()

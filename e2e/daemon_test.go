@@ -175,10 +175,10 @@ func TestDaemonDurableAcrossCrash(t *testing.T) {
 }
 
 // TestRegression_DaemonStartFailureCrashes is a regression test (fixed): the user-visible side of
-// TestRegression_StartFailurePanics. presenced with a configuration cluster.Start
+// TestRegression_StartFailurePanics. presenced with a configuration node.Start
 // refuses (here PRESENCE_STORE=cassandra) should log "start failed" and
 // exit with status 1; it panics with a nil pointer dereference in
-// cluster.Start's deferred cleanup and exits with status 2.
+// node.Start's deferred cleanup and exits with status 2.
 func TestRegression_DaemonStartFailureCrashes(t *testing.T) {
 	bin := testkit.BuildPresenced(t)
 	cmd := exec.Command(bin)

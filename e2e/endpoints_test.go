@@ -7,13 +7,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/api"
+	"github.com/presence-cluster/presence/node"
 )
 
 // TestEndpointShapes calls every endpoint once and checks each documented
 // response shape: field names, JSON types, UTC times, nulls, Content-Type.
 func TestEndpointShapes(t *testing.T) {
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	alice := n.user(t, 123, "alice")
 	jane := n.user(t, 456, "jane_smith")
 	before := time.Now()
@@ -79,7 +80,7 @@ func TestEndpointShapes(t *testing.T) {
 
 // TestNoStatusFields: a PUT naming none of the three fields is 400.
 func TestNoStatusFields(t *testing.T) {
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	u := n.user(t, 1, "u")
 	for _, body := range []string{`{}`, ` { } `, `{"unknown": true}`, `{"user_id": 5, "version": 9}`} {
 		expectDetail(t, u.putStatusRaw(body), http.StatusBadRequest, "No status fields to update")
@@ -94,7 +95,7 @@ func TestNoStatusFields(t *testing.T) {
 // with a detail (naming the field where one is at fault), and changes
 // nothing.
 func TestUnprocessableBodies(t *testing.T) {
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	u := n.user(t, 1, "u")
 	base := u.putStatus(`{"is_online": true}`)
 	past := rfc3339(time.Now().Add(-time.Minute))
@@ -145,7 +146,7 @@ func TestUnprocessableBodies(t *testing.T) {
 // TestBodyTooLarge: a body over the limit is 413 with a detail; one just
 // under it is served.
 func TestBodyTooLarge(t *testing.T) {
-	n := startNode(t, cluster.Config{BodyLimit: 4096})
+	n := startNode(t, node.Config{API: api.Config{BodyLimit: 4096}})
 	u := n.user(t, 1, "u")
 	pad := func(size int) string {
 		prefix := `{"is_online": true, "pad": "`
@@ -158,14 +159,14 @@ func TestBodyTooLarge(t *testing.T) {
 	expectSomeDetail(t, r, http.StatusRequestEntityTooLarge)
 
 	// The default limit (16 KiB) applies when none is configured.
-	d := startNode(t, cluster.Config{})
+	d := startNode(t, node.Config{})
 	expectSomeDetail(t, d.user(t, 1, "u").putStatusRaw(pad(20000)), http.StatusRequestEntityTooLarge)
 }
 
 // TestPresenceNotFoundAndBadPath: unknown users are 404, ids that are not
 // positive integers 422.
 func TestPresenceNotFoundAndBadPath(t *testing.T) {
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	u := n.user(t, 1, "u")
 	for _, id := range []string{"2", "12345", "9223372036854775807"} {
 		expectDetail(t, u.presenceRaw(id), http.StatusNotFound, "User status not found")
@@ -180,7 +181,7 @@ func TestPresenceNotFoundAndBadPath(t *testing.T) {
 // TestBatchValidation: malformed user_ids are 422 (checked before the
 // count), more than 50 distinct ids 400, 50 distinct plus duplicates fine.
 func TestBatchValidation(t *testing.T) {
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	u := n.user(t, 1, "u")
 	u.heartbeat()
 
@@ -229,7 +230,7 @@ func TestBatchValidation(t *testing.T) {
 // TestBatchOrderAndDuplicates: results keep the request's order, omit
 // unknown ids and hold each user once.
 func TestBatchOrderAndDuplicates(t *testing.T) {
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	for _, id := range []int64{10, 20, 30, 40} {
 		n.user(t, id, fmt.Sprint("user", id)).heartbeat()
 	}
@@ -260,7 +261,7 @@ func TestBatchOrderAndDuplicates(t *testing.T) {
 
 // TestAdminCleanupAuthorization: cleanup needs is_admin or the admin role.
 func TestAdminCleanupAuthorization(t *testing.T) {
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	now := time.Now()
 	claims := func(extra map[string]any) map[string]any {
 		c := map[string]any{"sub": "42", "exp": now.Add(time.Hour).Unix(), "iat": now.Unix()}
@@ -300,7 +301,7 @@ func TestAdminCleanupAuthorization(t *testing.T) {
 // answered: from an active actor's published snapshot, or by the actor
 // itself (a user with no active actor here).
 func TestReadPathMetric(t *testing.T) {
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	alice := n.user(t, 1701, "alice")
 	alice.heartbeat() // her actor is active and has published
 	bob := n.user(t, 1702, "bob")

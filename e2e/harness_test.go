@@ -1,7 +1,7 @@
 // Package e2e drives whole presence nodes over real HTTP on loopback: a node
-// started in-process with cluster.Start, or the presenced binary itself.
+// started in-process with node.Start, or the presenced binary itself.
 // Nothing of the project is mocked; only time may be faked, through the
-// Clock hook cluster.Config documents for tests.
+// Clock hook node.Config documents for tests.
 package e2e
 
 import (
@@ -16,9 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presence-cluster/presence/cluster"
-
 	"github.com/presence-cluster/presence/internal/testkit"
+	"github.com/presence-cluster/presence/node"
 )
 
 // testSecret is the HS256 secret of every node the tests start.
@@ -35,7 +34,7 @@ type testNode struct{ *testkit.InProc }
 
 // startNode starts a standalone node (see testkit.StartStandalone) with
 // testSecret; it stops when the test ends (or earlier with Stop).
-func startNode(t *testing.T, cfg cluster.Config) *testNode {
+func startNode(t *testing.T, cfg node.Config) *testNode {
 	t.Helper()
 	return &testNode{testkit.StartStandalone(t, cfg, testSecret)}
 }

@@ -32,7 +32,7 @@ import (
 
 	"github.com/presence-cluster/presence/api"
 	"github.com/presence-cluster/presence/api/auth"
-	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/node"
 
 	"github.com/presence-cluster/presence/internal/testkit"
 )
@@ -44,14 +44,14 @@ const secInvalidToken = `{"detail":"Invalid or expired token"}`
 
 // secStartNode starts a node as startNode does; with JWTPublicKeys set
 // the node gets no HS256 test secret (startNode leaves it out then).
-func secStartNode(t *testing.T, cfg cluster.Config) *testNode {
+func secStartNode(t *testing.T, cfg node.Config) *testNode {
 	t.Helper()
 	return startNode(t, cfg)
 }
 
 // secServer is an api.Server of our own on loopback, in front of the user
 // actors of node n (through n's Router). It exists for the settings
-// cluster.Config does not expose (ReadTimeout, IdleTimeout, HeaderLimit)
+// node.Config does not expose (ReadTimeout, IdleTimeout, HeaderLimit)
 // and for a Verifier the test holds (to call Reload). Its hub lives in its
 // own actor system, so it serves REST only: do not open WebSockets on it.
 type secServer struct {
@@ -61,24 +61,22 @@ type secServer struct {
 	http *http.Client
 }
 
-func secStartServer(t *testing.T, n *testNode, cfg api.Config) *secServer {
+func secStartServer(t *testing.T, n *testNode, cfg api.Config, v *auth.Verifier) *secServer {
 	t.Helper()
-	cfg.Router = n.Router()
-	if cfg.Verifier == nil {
-		v, err := auth.NewVerifier(auth.Config{Secret: []byte(testSecret)})
-		if err != nil {
+	if v == nil {
+		var err error
+		if v, err = auth.NewVerifier(auth.Config{Secret: []byte(testSecret)}); err != nil {
 			t.Fatalf("verifier: %v", err)
 		}
-		cfg.Verifier = v
 	}
 	if cfg.WriteRate == 0 {
 		cfg.WriteRate = -1
 	}
-	cfg.System = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}))
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	s, err := api.New(cfg)
+	deps := api.Deps{Presence: n.Router(), Router: n.Router(), Verifier: v, System: system, Logger: slog.New(slog.DiscardHandler)}
+	s, err := api.New(cfg, deps)
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}
@@ -98,7 +96,7 @@ func secStartServer(t *testing.T, n *testNode, cfg api.Config) *secServer {
 		defer cancel()
 		_ = s.Shutdown(ctx)
 		<-served
-		cfg.System.Shutdown()
+		system.Shutdown()
 	})
 	return &secServer{srv: s, addr: ln.Addr().String(), base: "http://" + ln.Addr().String(), http: hc}
 }

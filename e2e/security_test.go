@@ -30,7 +30,8 @@ import (
 
 	"github.com/presence-cluster/presence/api"
 	"github.com/presence-cluster/presence/api/auth"
-	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/api/ws"
+	"github.com/presence-cluster/presence/node"
 )
 
 // ================================================================ limits
@@ -52,7 +53,7 @@ func secPadBody(t *testing.T, size int) string {
 func TestSecLimitBodySize(t *testing.T) {
 	t.Parallel()
 	const limit = 1024
-	n := startNode(t, cluster.Config{BodyLimit: limit})
+	n := startNode(t, node.Config{API: api.Config{BodyLimit: limit}})
 	u := n.user(t, 1101, "body")
 	if st := u.putStatus(secPadBody(t, limit)); !st.IsOnline {
 		t.Fatalf("PUT of exactly %d bytes: %+v", limit, st)
@@ -75,20 +76,20 @@ func TestSecLimitBodySize(t *testing.T) {
 	}
 	expectDetail(t, r, http.StatusRequestEntityTooLarge, "Request body too large")
 
-	d := startNode(t, cluster.Config{})
+	d := startNode(t, node.Config{})
 	du := d.user(t, 1102, "default")
 	du.putStatus(secPadBody(t, api.DefaultBodyLimit))
 	expectDetail(t, du.putStatusRaw(secPadBody(t, api.DefaultBodyLimit+1)), http.StatusRequestEntityTooLarge, "Request body too large")
 }
 
 // TestSecLimitHeaderSize: a request head beyond the header limit (8 KiB,
-// api.DefaultHeaderLimit; not configurable through cluster.Config) is 431
+// api.DefaultHeaderLimit; not configurable through node.Config) is 431
 // {"detail":"Request Header Fields Too Large"}, as JSON, with nothing
 // internal in it, whether the bulk is one header, many headers, or the
 // WebSocket token in the query. A 6 KiB header is served.
 func TestSecLimitHeaderSize(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	tok := mint(t, 1111, "hdr", false)
 	get := func(extra string) string {
 		return "GET /users/me/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tok + "\r\n" + extra + "\r\n"
@@ -138,7 +139,7 @@ func TestSecLimitHeaderSize(t *testing.T) {
 // in an oversized list, and a list too long for the request head is 431.
 func TestSecLimitBatchSize(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	u := n.user(t, 1121, "batch")
 	u.heartbeat()
 	ids := func(from, to int) []string {
@@ -172,7 +173,7 @@ func TestSecLimitBatchSize(t *testing.T) {
 func TestSecLimitWSFrameSize(t *testing.T) {
 	t.Parallel()
 	const maxFrame = 2048
-	n := startNode(t, cluster.Config{WSMaxFrame: maxFrame})
+	n := startNode(t, node.Config{API: api.Config{WS: ws.Config{MaxFrame: maxFrame}}})
 	c := wsDialUser(t, n, 1131, "frame", "")
 	c.sync()
 	c.sendText(wsPad(wsIDsFrame("subscribe", []int64{1132}), maxFrame))
@@ -190,7 +191,7 @@ func TestSecLimitWSFrameSize(t *testing.T) {
 func TestSecLimitWSSubscriptions(t *testing.T) {
 	t.Parallel()
 	const limit = 3
-	n := startNode(t, cluster.Config{WSMaxSubscriptions: limit})
+	n := startNode(t, node.Config{API: api.Config{WS: ws.Config{MaxSubscriptions: limit}}})
 	c := wsDialUser(t, n, 1141, "subs", "")
 	c.sync()
 	c.subscribe(1142, 1143, 1144)
@@ -219,7 +220,7 @@ func TestSecLimitWSSubscriptions(t *testing.T) {
 // affected; closing a session frees its slot.
 func TestSecLimitWSSessionsPerUser(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{WSMaxSessionsPerUser: 2})
+	n := startNode(t, node.Config{API: api.Config{WS: ws.Config{MaxSessionsPerUser: 2}}})
 	const id = 1151
 	a := wsDialUser(t, n, id, "s1", "")
 	a.sync()
@@ -234,7 +235,7 @@ func TestSecLimitWSSessionsPerUser(t *testing.T) {
 	c.sync()
 }
 
-// TestSecLimitReadTimeout: with ReadTimeout 500ms (api.Config; cluster.Config
+// TestSecLimitReadTimeout: with ReadTimeout 500ms (api.Config; node.Config
 // does not expose it), a client that sends half a request line and then
 // nothing is answered 408 and disconnected after about ReadTimeout; one
 // that trickles a byte every 100ms is cut at the same deadline (the
@@ -243,8 +244,8 @@ func TestSecLimitWSSessionsPerUser(t *testing.T) {
 func TestSecLimitReadTimeout(t *testing.T) {
 	t.Parallel()
 	const readTimeout, idleTimeout = 500 * time.Millisecond, 800 * time.Millisecond
-	n := startNode(t, cluster.Config{})
-	s := secStartServer(t, n, api.Config{ReadTimeout: readTimeout, IdleTimeout: idleTimeout, WriteTimeout: 2 * time.Second})
+	n := startNode(t, node.Config{})
+	s := secStartServer(t, n, api.Config{ReadTimeout: readTimeout, IdleTimeout: idleTimeout, WriteTimeout: 2 * time.Second}, nil)
 
 	t.Run("half request line", func(t *testing.T) {
 		t.Parallel()
@@ -339,7 +340,7 @@ func TestSecLimitReadTimeout(t *testing.T) {
 	})
 }
 
-// TestSecLimitReadTimeoutNodeDefault: a node started by cluster.Start (as
+// TestSecLimitReadTimeoutNodeDefault: a node started by node.Start (as
 // the daemon does) disconnects a half request line after the default
 // ReadTimeout, 10 s. Slow: skipped with -short.
 func TestSecLimitReadTimeoutNodeDefault(t *testing.T) {
@@ -347,7 +348,7 @@ func TestSecLimitReadTimeoutNodeDefault(t *testing.T) {
 		t.Skip("waits for the 10 s default read timeout")
 	}
 	t.Parallel()
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	conn, err := net.Dial("tcp", n.HTTPAddr())
 	if err != nil {
 		t.Fatal(err)
@@ -391,7 +392,7 @@ func secRetryAfter(t *testing.T, r *response) int {
 // served again.
 func TestSecRateLimitWrites(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{WriteRate: 0.5, WriteBurst: 3})
+	n := startNode(t, node.Config{API: api.Config{WriteRate: 0.5, WriteBurst: 3}})
 	a := n.user(t, 1201, "alice")
 	b := n.user(t, 1202, "bob")
 
@@ -427,7 +428,7 @@ func TestSecRateLimitWrites(t *testing.T) {
 // never exceeds burst + rate * elapsed.
 func TestSecRateLimitWritesDefaults(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{WriteRate: api.DefaultWriteRate, WriteBurst: api.DefaultWriteBurst})
+	n := startNode(t, node.Config{API: api.Config{WriteRate: api.DefaultWriteRate, WriteBurst: api.DefaultWriteBurst}})
 	u := n.user(t, 1211, "burst")
 	start := time.Now()
 	okCount, limited := 0, 0
@@ -472,7 +473,7 @@ const secFrameDropped = "rate limit exceeded: frame dropped"
 func TestSecRateLimitWSFlood(t *testing.T) {
 	t.Parallel()
 	const rate, burst = 10, 5
-	n := startNode(t, cluster.Config{WSFrameRate: rate, WSFrameBurst: burst})
+	n := startNode(t, node.Config{API: api.Config{WS: ws.Config{FrameRate: rate, FrameBurst: burst}}})
 	c := wsDialUser(t, n, 1221, "flood", "")
 	const flood = 40
 	for range flood {
@@ -508,7 +509,7 @@ func TestSecRateLimitWSFlood(t *testing.T) {
 // dropped; it may connect again.
 func TestSecRateLimitWSSustainedFlood(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{WSFrameRate: 1, WSFrameBurst: 2})
+	n := startNode(t, node.Config{API: api.Config{WS: ws.Config{FrameRate: 1, FrameBurst: 2}}})
 	c := wsDialUser(t, n, 1231, "flooder", "")
 	for range 400 {
 		if err := c.Conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"heartbeat"}`)); err != nil {
@@ -552,7 +553,7 @@ func TestSecTokensRS(t *testing.T) {
 	dir := t.TempDir()
 	file := secWriteFile(t, dir, "idp.pem", pubPEM)
 	const iss, aud = "https://idp.example", "presence"
-	n := secStartNode(t, cluster.Config{JWTPublicKeys: file, JWTIssuer: iss, JWTAudience: aud, JWTLeeway: 30 * time.Second})
+	n := secStartNode(t, node.Config{Auth: node.AuthConfig{PublicKeys: file, Issuer: iss, Audience: aud, Leeway: 30 * time.Second}})
 
 	now := time.Now()
 	base := map[string]any{
@@ -671,7 +672,7 @@ func TestSecTokensRS(t *testing.T) {
 // 30 s leeway is accepted, beyond it refused.
 func TestSecTokensHS(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	now := time.Now()
 	base := map[string]any{"sub": "1311", "exp": now.Add(time.Hour).Unix(), "iat": now.Unix()}
 	with := func(ch map[string]any) map[string]any { return secCopyClaims(base, ch) }
@@ -708,8 +709,8 @@ func TestSecTokenJWKSRotationReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := startNode(t, cluster.Config{})
-	s := secStartServer(t, n, api.Config{Verifier: v})
+	n := startNode(t, node.Config{})
+	s := secStartServer(t, n, api.Config{}, v)
 	claims := map[string]any{"sub": "1321", "exp": time.Now().Add(time.Hour).Unix()}
 	tokA := secSign(t, jwt.SigningMethodRS256, keyA, claims, map[string]any{"kid": "a"})
 	tokB := secSign(t, jwt.SigningMethodRS256, keyB, claims, map[string]any{"kid": "b"})
@@ -767,7 +768,7 @@ func TestSecTokenJWKSFileChangeNeedsReload(t *testing.T) {
 	t.Parallel()
 	keyA, keyB := secRSA(t, 0), secRSA(t, 1)
 	path := secWriteFile(t, t.TempDir(), "jwks.json", secJWKS(t, map[string]*rsa.PublicKey{"a": &keyA.PublicKey}))
-	cfg := cluster.Config{JWTPublicKeys: path}
+	cfg := node.Config{Auth: node.AuthConfig{PublicKeys: path}}
 	n := secStartNode(t, cfg)
 	claims := map[string]any{"sub": "1331", "exp": time.Now().Add(time.Hour).Unix()}
 	tokA := secSign(t, jwt.SigningMethodRS256, keyA, claims, map[string]any{"kid": "a"})
@@ -800,7 +801,7 @@ type secCase struct {
 // {"detail": "..."} alone, with nothing internal in it.
 func TestSecNoInternalErrorText(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	tok := mint(t, 1401, "leak", false)
 	u := n.user(t, 1401, "leak")
 	u.heartbeat()
@@ -941,7 +942,7 @@ func TestSecNoInternalErrorText(t *testing.T) {
 // client. Fixed; kept as a regression test.
 func TestSecRegressionParserErrorEchoed(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	tok := mint(t, 1411, "parser", false)
 	auth := "Authorization: Bearer " + tok + "\r\n"
 	for name, req := range map[string]string{
@@ -968,7 +969,7 @@ func TestSecRegressionParserErrorEchoed(t *testing.T) {
 // regression test.
 func TestSecRegressionUnknownMethodNotJSON(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	for _, m := range []string{"FOO", "GETX", "PROPFIND"} {
 		r, err := secRaw(n.HTTPAddr(), m+" /users/me/status HTTP/1.1\r\nHost: x\r\n\r\n", 5*time.Second)
 		if err != nil {
@@ -994,7 +995,7 @@ func TestSecRegressionUnknownMethodNotJSON(t *testing.T) {
 // test.
 func TestSecRegressionMetricsMethodLabel(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	u := n.user(t, 1421, "metrics")
 	for range 50 {
 		u.putStatusRaw(`{"is_online":true}`)
@@ -1050,7 +1051,7 @@ func secGzip(t *testing.T, data []byte) []byte {
 // test.
 func TestSecRegressionContentEncodingBypassesBodyLimit(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	u := n.user(t, 1431, "bomb")
 	u.heartbeat()
 	plain := func(size int) []byte {

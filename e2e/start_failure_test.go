@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/node"
+	"github.com/presence-cluster/presence/routing"
 )
 
 // TestRegression_StartFailurePanics: any start failure (data dir in use,
@@ -22,7 +24,7 @@ func TestRegression_StartFailurePanics(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	lockedDir := t.TempDir()
-	startNode(t, cluster.Config{Store: "bolt", DataDir: lockedDir})
+	startNode(t, node.Config{Store: "bolt", DataDir: lockedDir})
 
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -32,29 +34,28 @@ func TestRegression_StartFailurePanics(t *testing.T) {
 
 	for _, tc := range []struct {
 		name string
-		cfg  cluster.Config
+		cfg  node.Config
 		want string // in the error
 	}{
-		{"data dir in use", cluster.Config{Store: "bolt", DataDir: lockedDir, HTTPAddr: "127.0.0.1:0"}, filepath.Base(cluster.BoltFileName)},
-		{"HTTP address taken", cluster.Config{Store: "memory", DataDir: t.TempDir(), HTTPAddr: busy.Addr().String()}, busy.Addr().String()},
-		{"unknown store", cluster.Config{Store: "cassandra", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0"}, "cassandra"},
+		{"data dir in use", node.Config{Store: "bolt", DataDir: lockedDir, HTTPAddr: "127.0.0.1:0"}, filepath.Base(node.BoltFileName)},
+		{"HTTP address taken", node.Config{Store: "memory", DataDir: t.TempDir(), HTTPAddr: busy.Addr().String()}, busy.Addr().String()},
+		{"unknown store", node.Config{Store: "cassandra", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0"}, "cassandra"},
 		// Not standalone: the remoting port is taken (the library panics
 		// on it; the node must return that as its error).
-		{"remoting address taken", cluster.Config{Store: "memory", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0",
-			GossipAddr: "127.0.0.1:0", RemoteAddr: busy.Addr().String()}, "remoting"},
+		{"remoting address taken", node.Config{Store: "memory", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Membership: cluster.Config{BindAddr: "127.0.0.1:0"}, Routing: routing.Config{BindAddr: busy.Addr().String()}}, "remoting"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.cfg.JWTSecret, tc.cfg.Logger = testSecret, quiet
-			tc.cfg.Standalone = tc.cfg.RemoteAddr == ""
+			tc.cfg.Auth.Secret, tc.cfg.Logger = testSecret, quiet
+			tc.cfg.Standalone = tc.cfg.Routing.BindAddr == ""
 			n, err, panicked := startRecovering(tc.cfg)
 			if panicked != nil {
-				t.Fatalf("cluster.Start panicked instead of returning an error: %v", panicked)
+				t.Fatalf("node.Start panicked instead of returning an error: %v", panicked)
 			}
 			if err == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
 				_ = n.Shutdown(ctx)
-				t.Fatal("cluster.Start succeeded")
+				t.Fatal("node.Start succeeded")
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not mention %q", err, tc.want)
@@ -63,10 +64,10 @@ func TestRegression_StartFailurePanics(t *testing.T) {
 	}
 }
 
-func startRecovering(cfg cluster.Config) (n *cluster.Node, err error, panicked any) {
+func startRecovering(cfg node.Config) (n *node.Node, err error, panicked any) {
 	defer func() { panicked = recover() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	n, err = cluster.Start(ctx, cfg)
+	n, err = node.Start(ctx, cfg)
 	return n, err, nil
 }

@@ -8,14 +8,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/node"
 )
 
 // TestRecordCreatedByFirstMeCall: before a user's first /users/me call its
 // presence is 404 and the batch omits it; each /users/me endpoint creates
 // it.
 func TestRecordCreatedByFirstMeCall(t *testing.T) {
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	watcher := n.user(t, 1, "watcher")
 	for _, tc := range []struct {
 		name   string
@@ -69,7 +69,7 @@ type step struct {
 // TestStateRules walks one user through the rules of DESIGN.md, checking
 // the full record and the version after every call.
 func TestStateRules(t *testing.T) {
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	u := n.user(t, 10, "alice")
 	watcher := n.user(t, 20, "watcher")
 	f1 := micro(time.Now().Add(time.Hour))
@@ -162,7 +162,7 @@ func timesEqual(a, b *time.Time) bool {
 // TestUsernameFromToken: the name shown is the token's; a new name is a
 // visible change (one version), a token without a name keeps the old one.
 func TestUsernameFromToken(t *testing.T) {
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	w := n.user(t, 2, "w")
 	n.user(t, 1, "first").heartbeat()
 	if p := w.presence(1); p.Username != "first" || p.Version != 1 {
@@ -187,7 +187,7 @@ func TestUsernameFromToken(t *testing.T) {
 // TestConcurrentWritesOneUser: concurrent changes of one user are
 // serialised: every visible change gets its own version, none is lost.
 func TestConcurrentWritesOneUser(t *testing.T) {
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	const writers = 24
 
 	// Concurrent first calls create one record.

@@ -4,7 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/actors"
+	"github.com/presence-cluster/presence/node"
 )
 
 // timerSlack is how late a timer may act, on a loaded 2-core machine under
@@ -17,7 +18,7 @@ const timerSlack = time.Second
 // watcher's presence, the user's own status) are not signs of life.
 func TestOfflineAfterInactivity(t *testing.T) {
 	const offlineAfter = 300 * time.Millisecond
-	n := startNode(t, cluster.Config{OfflineAfter: offlineAfter})
+	n := startNode(t, node.Config{Actors: actors.Config{OfflineAfter: offlineAfter}})
 	u := n.user(t, 1, "u")
 	w := n.user(t, 2, "watcher")
 
@@ -76,7 +77,7 @@ func TestOfflineAfterInactivity(t *testing.T) {
 // heartbeat, and expires the same way; is_online false stops the timer.
 func TestOnlineByPutExpires(t *testing.T) {
 	const offlineAfter = 300 * time.Millisecond
-	n := startNode(t, cluster.Config{OfflineAfter: offlineAfter})
+	n := startNode(t, node.Config{Actors: actors.Config{OfflineAfter: offlineAfter}})
 	u := n.user(t, 1, "u")
 	w := n.user(t, 2, "w")
 
@@ -107,7 +108,7 @@ func TestOnlineByPutExpires(t *testing.T) {
 // (is_busy false, busy_until null, one version), with no request arriving
 // and never early.
 func TestBusyUntilExpires(t *testing.T) {
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	u := n.user(t, 1, "u")
 	w := n.user(t, 2, "w")
 	u.heartbeat()
@@ -143,7 +144,7 @@ func TestBusyUntilExpires(t *testing.T) {
 // is later than the first's old one serves as a fence, so no test waits
 // a fixed time.
 func TestBusyTimerFollowsChanges(t *testing.T) {
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	w := n.user(t, 9, "w")
 	moved := n.user(t, 1, "moved")
 	nulled := n.user(t, 2, "nulled")

@@ -1,7 +1,7 @@
 package e2e
 
 // End-to-end tests of the WebSocket push endpoint /ws/presence: real
-// WebSocket clients against a real in-process node (cluster.Start), no
+// WebSocket clients against a real in-process node (node.Start), no
 // mocks. Frame sequences are asserted exactly: after each trigger a client
 // is synced with a marker frame (an unknown type, answered with one error
 // frame), so anything queued for it before the marker shows up as an
@@ -22,9 +22,12 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/presence-cluster/presence/actors"
+	"github.com/presence-cluster/presence/api"
 	"github.com/presence-cluster/presence/api/auth"
-	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/api/ws"
 	"github.com/presence-cluster/presence/messages"
+	"github.com/presence-cluster/presence/node"
 	"github.com/presence-cluster/presence/store"
 )
 
@@ -34,7 +37,7 @@ import (
 func TestWSTriggersPushToSubscribersOnly(t *testing.T) {
 	t.Parallel()
 	const grace = 400 * time.Millisecond
-	n := startNode(t, cluster.Config{DisconnectGrace: grace})
+	n := startNode(t, node.Config{Actors: actors.Config{DisconnectGrace: grace}})
 	const xID, sID, s2ID, nID = 10, 20, 21, 30
 	x := n.user(t, xID, "xavier")
 
@@ -140,7 +143,7 @@ func TestWSTriggersPushToSubscribersOnly(t *testing.T) {
 func TestWSInactivityOffline(t *testing.T) {
 	t.Parallel()
 	const offlineAfter = time.Second
-	n := startNode(t, cluster.Config{OfflineAfter: offlineAfter})
+	n := startNode(t, node.Config{Actors: actors.Config{OfflineAfter: offlineAfter}})
 	const xID = 40
 	x := n.user(t, xID, "ivy")
 	s := wsDialUser(t, n, 41, "sub", strconv.Itoa(xID))
@@ -173,7 +176,7 @@ func TestWSInactivityOffline(t *testing.T) {
 // none until they appear. The same holds for ?user_ids= at connect.
 func TestWSSubscribeAckAndSnapshot(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	const aID, bID, uID = 100, 101, 102
 	n.user(t, aID, "alice").heartbeat()
 	until := micro(time.Now().Add(time.Hour))
@@ -242,7 +245,7 @@ func TestWSSubscribeAckAndSnapshot(t *testing.T) {
 // be answered with that user's current presence, as every subscribe is.
 func TestWSResubscribeSendsSnapshot(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	const meID, friendID = 120, 121
 	n.user(t, friendID, "friend").heartbeat()
 
@@ -272,7 +275,7 @@ func TestWSResubscribeSendsSnapshot(t *testing.T) {
 // user arrives after it; a session's own user cannot be unsubscribed.
 func TestWSUnsubscribe(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	const xID, yID, sID = 200, 201, 210
 	x, y := n.user(t, xID, "x"), n.user(t, yID, "y")
 	x.heartbeat()
@@ -322,7 +325,7 @@ func TestWSUnsubscribe(t *testing.T) {
 // changes without subscribing, whichever device or API made them.
 func TestWSOwnUpdatesOnTwoDevices(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	const uID = 300
 	u := n.user(t, uID, "dual")
 	obs := wsDialUser(t, n, 301, "observer", strconv.Itoa(uID))
@@ -375,7 +378,7 @@ func TestWSOwnUpdatesOnTwoDevices(t *testing.T) {
 // of the user is open.
 func TestWSNewSessionAfterManualOffline(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	const uID = 310
 	obs := wsDialUser(t, n, 311, "observer", strconv.Itoa(uID))
 	obs.expectSubscribed(uID)
@@ -398,7 +401,7 @@ func TestWSNewSessionAfterManualOffline(t *testing.T) {
 func TestWSDisconnectGrace(t *testing.T) {
 	t.Parallel()
 	const grace = 1500 * time.Millisecond
-	n := startNode(t, cluster.Config{DisconnectGrace: grace})
+	n := startNode(t, node.Config{Actors: actors.Config{DisconnectGrace: grace}})
 	const xID = 400
 	s := wsDialUser(t, n, 401, "sub", strconv.Itoa(xID))
 	s.expectSubscribed(xID)
@@ -438,7 +441,7 @@ func TestWSDisconnectGrace(t *testing.T) {
 // with 401 and the REST error body; the Authorization header works too.
 func TestWSHandshakeAuth(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	const detail = "Invalid or expired token"
 	now := time.Now()
 	cases := map[string]struct {
@@ -476,7 +479,7 @@ func TestWSHandshakeAuth(t *testing.T) {
 // and the connection stays usable.
 func TestWSMalformedFrames(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	c := wsDialUser(t, n, 600, "fuzz", "")
 	c.sync()
 	parent := c.t
@@ -548,7 +551,7 @@ func TestWSMalformedFrames(t *testing.T) {
 func TestWSFrameTooLarge(t *testing.T) {
 	t.Parallel()
 	const maxFrame = 1024
-	n := startNode(t, cluster.Config{WSMaxFrame: maxFrame})
+	n := startNode(t, node.Config{API: api.Config{WS: ws.Config{MaxFrame: maxFrame}}})
 	c := wsDialUser(t, n, 650, "big", "")
 	c.sync()
 	c.sendText(wsPad(wsIDsFrame("subscribe", []int64{651}), maxFrame))
@@ -572,7 +575,7 @@ func TestWSFrameTooLarge(t *testing.T) {
 func TestWSSubscriptionLimit(t *testing.T) {
 	t.Parallel()
 	const limit = 3
-	n := startNode(t, cluster.Config{WSMaxSubscriptions: limit})
+	n := startNode(t, node.Config{API: api.Config{WS: ws.Config{MaxSubscriptions: limit}}})
 	ids := []int64{701, 702, 703, 704}
 	for _, id := range ids {
 		n.user(t, id, "u"+strconv.FormatInt(id, 10)).heartbeat()
@@ -625,7 +628,7 @@ func TestWSSubscriptionLimit(t *testing.T) {
 // refused at the handshake with HTTP 429 and the REST error body.
 func TestWSSessionsPerUserLimit(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{WSMaxSessionsPerUser: 2})
+	n := startNode(t, node.Config{API: api.Config{WS: ws.Config{MaxSessionsPerUser: 2}}})
 	const uID = 800
 	a := wsDialUser(t, n, uID, "u", "")
 	b := wsDialUser(t, n, uID, "u", "")
@@ -658,7 +661,7 @@ func TestWSSlowConsumer(t *testing.T) {
 func wsSlowConsumer(t *testing.T, withStuck bool) {
 	// A queue of 64 frames: with 8, even a client that reads all along is
 	// sometimes dropped by a free-running burst of changes under -race.
-	n := startNode(t, cluster.Config{WSSendQueue: 64})
+	n := startNode(t, node.Config{API: api.Config{WS: ws.Config{SendQueue: 64}}})
 	const fID, normalID, stuckID = 900, 901, 902
 	// A long display name makes each frame about 3 KiB, so the stuck
 	// client's socket buffers fill after a few hundred changes.
@@ -850,7 +853,7 @@ func TestWSFastClientKeepsUp(t *testing.T) {
 // 1012 (service restart) so clients reconnect elsewhere.
 func TestWSDrainCloses1012(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	cs := []*wsClient{
 		wsDialUser(t, n, 1000, "a", "1001"),
 		wsDialUser(t, n, 1000, "a", ""),
@@ -877,7 +880,7 @@ func TestWSDrainCloses1012(t *testing.T) {
 // concurrent sessions subscribed to it exactly once.
 func TestWSThousandSessions(t *testing.T) {
 	const sessions = 1000
-	n := startNode(t, cluster.Config{})
+	n := startNode(t, node.Config{})
 	const xID = 1
 	x := n.user(t, xID, "popular")
 	x.heartbeat()
@@ -999,7 +1002,7 @@ func TestWSThousandSessions(t *testing.T) {
 func TestWSSessionsPerUserLimitConcurrent(t *testing.T) {
 	t.Parallel()
 	const limit, tries = 2, 12
-	n := startNode(t, cluster.Config{WSMaxSessionsPerUser: limit})
+	n := startNode(t, node.Config{API: api.Config{WS: ws.Config{MaxSessionsPerUser: limit}}})
 	const uID = 820
 	q := wsQuery(mint(t, uID, "u", false), "")
 	var (
@@ -1064,7 +1067,7 @@ func TestWSSessionsPerUserLimitConcurrent(t *testing.T) {
 func TestWSSubscribeSnapshotComplete(t *testing.T) {
 	t.Parallel()
 	const queue, users = 8, 40
-	n := startNode(t, cluster.Config{WSSendQueue: queue})
+	n := startNode(t, node.Config{API: api.Config{WS: ws.Config{SendQueue: queue}}})
 	ids := make([]int64, users)
 	for i := range ids {
 		ids[i] = int64(1100 + i)
@@ -1118,7 +1121,7 @@ func TestWSSubscribeSnapshotComplete(t *testing.T) {
 // does not answer (a dead network path) instead of waiting for it.
 func TestWSDrainUnresponsiveClient(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, cluster.Config{ShutdownTimeout: 3 * time.Second})
+	n := startNode(t, node.Config{ShutdownTimeout: 3 * time.Second})
 	conn, _, err := wsTryDial(n, wsQuery(mint(t, 1200, "mute", false), ""), nil)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
@@ -1156,7 +1159,7 @@ func TestWSDrainUnresponsiveClient(t *testing.T) {
 // answers is dropped after twice the interval.
 func TestWSPings(t *testing.T) {
 	const every = 150 * time.Millisecond
-	n := startNode(t, cluster.Config{WSPingInterval: every})
+	n := startNode(t, node.Config{API: api.Config{WS: ws.Config{PingInterval: every}}})
 
 	var pings atomic.Int64
 	live, _, err := wsTryDial(n, wsQuery(mint(t, 9101, "live", false), ""), nil)
@@ -1227,7 +1230,7 @@ func (s *outageStore) Load(ctx context.Context, id int64) (*messages.UserState, 
 func TestWSWatchRetriedAfterStoreOutage(t *testing.T) {
 	st := &outageStore{Store: store.NewMemory()}
 	st.failID.Store(9202)
-	n := startNode(t, cluster.Config{SharedStore: st})
+	n := startNode(t, node.Config{SharedStore: st})
 
 	w := wsDialUser(t, n, 9201, "watcher", "9202")
 	w.expectSubscribed(9202)

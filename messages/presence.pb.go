@@ -90,6 +90,62 @@ func (PresenceOutcome) EnumDescriptor() ([]byte, []int) {
 	return file_presence_proto_rawDescGZIP(), []int{0}
 }
 
+// FailureKind says why a request was refused. The numbers of the kinds
+// are the values older nodes sent in this field (it was an int32 code),
+// so a cluster in a rolling upgrade reads them either way; a value this
+// version does not know is treated as UNAVAILABLE.
+type FailureKind int32
+
+const (
+	FailureKind_FAILURE_KIND_UNSPECIFIED FailureKind = 0
+	// CONFLICT: a concurrent update won; retrying may succeed at once.
+	FailureKind_FAILURE_KIND_CONFLICT FailureKind = 409
+	// UNAVAILABLE: the store (or something else the actor needs) is down;
+	// retry later.
+	FailureKind_FAILURE_KIND_UNAVAILABLE FailureKind = 503
+)
+
+// Enum value maps for FailureKind.
+var (
+	FailureKind_name = map[int32]string{
+		0:   "FAILURE_KIND_UNSPECIFIED",
+		409: "FAILURE_KIND_CONFLICT",
+		503: "FAILURE_KIND_UNAVAILABLE",
+	}
+	FailureKind_value = map[string]int32{
+		"FAILURE_KIND_UNSPECIFIED": 0,
+		"FAILURE_KIND_CONFLICT":    409,
+		"FAILURE_KIND_UNAVAILABLE": 503,
+	}
+)
+
+func (x FailureKind) Enum() *FailureKind {
+	p := new(FailureKind)
+	*p = x
+	return p
+}
+
+func (x FailureKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FailureKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_presence_proto_enumTypes[1].Descriptor()
+}
+
+func (FailureKind) Type() protoreflect.EnumType {
+	return &file_presence_proto_enumTypes[1]
+}
+
+func (x FailureKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FailureKind.Descriptor instead.
+func (FailureKind) EnumDescriptor() ([]byte, []int) {
+	return file_presence_proto_rawDescGZIP(), []int{1}
+}
+
 // UserState is a user's presence record: what the actor owns, what the store
 // persists and what watchers receive. Times are Unix microseconds in UTC;
 // 0 means "none". A UserState received from an actor is read-only: on the
@@ -993,10 +1049,10 @@ func (x *NotFound) GetUserId() int64 {
 	return 0
 }
 
-// Failure answers a request that was refused; code is the HTTP status.
+// Failure answers a request that was refused.
 type Failure struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
-	Code   int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Kind   FailureKind            `protobuf:"varint,1,opt,name=kind,proto3,enum=presence.v1.FailureKind" json:"kind,omitempty"`
 	Detail string                 `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
 	// user_id names the user the refused request was about (0: none).
 	UserId        int64 `protobuf:"varint,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -1034,11 +1090,11 @@ func (*Failure) Descriptor() ([]byte, []int) {
 	return file_presence_proto_rawDescGZIP(), []int{14}
 }
 
-func (x *Failure) GetCode() int32 {
+func (x *Failure) GetKind() FailureKind {
 	if x != nil {
-		return x.Code
+		return x.Kind
 	}
-	return 0
+	return FailureKind_FAILURE_KIND_UNSPECIFIED
 }
 
 func (x *Failure) GetDetail() string {
@@ -1821,9 +1877,9 @@ const file_presence_proto_rawDesc = "" +
 	"StateReply\x12,\n" +
 	"\x05state\x18\x01 \x01(\v2\x16.presence.v1.UserStateR\x05state\"#\n" +
 	"\bNotFound\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\x03R\x06userId\"N\n" +
-	"\aFailure\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\"h\n" +
+	"\aFailure\x12,\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x18.presence.v1.FailureKindR\x04kind\x12\x16\n" +
 	"\x06detail\x18\x02 \x01(\tR\x06detail\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\x03R\x06userId\"p\n" +
 	"\fCleanupCount\x120\n" +
@@ -1871,7 +1927,11 @@ const file_presence_proto_rawDesc = "" +
 	"\x15PRESENCE_OUTCOME_MISS\x10\x00\x12\x1a\n" +
 	"\x16PRESENCE_OUTCOME_FOUND\x10\x01\x12\x1e\n" +
 	"\x1aPRESENCE_OUTCOME_NOT_FOUND\x10\x02\x12\x1e\n" +
-	"\x1aPRESENCE_OUTCOME_NOT_OWNER\x10\x03B/Z-github.com/presence-cluster/presence/messagesb\x06proto3"
+	"\x1aPRESENCE_OUTCOME_NOT_OWNER\x10\x03*f\n" +
+	"\vFailureKind\x12\x1c\n" +
+	"\x18FAILURE_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x15FAILURE_KIND_CONFLICT\x10\x99\x03\x12\x1d\n" +
+	"\x18FAILURE_KIND_UNAVAILABLE\x10\xf7\x03B/Z-github.com/presence-cluster/presence/messagesb\x06proto3"
 
 var (
 	file_presence_proto_rawDescOnce sync.Once
@@ -1885,65 +1945,67 @@ func file_presence_proto_rawDescGZIP() []byte {
 	return file_presence_proto_rawDescData
 }
 
-var file_presence_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_presence_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_presence_proto_goTypes = []any{
 	(PresenceOutcome)(0),       // 0: presence.v1.PresenceOutcome
-	(*UserState)(nil),          // 1: presence.v1.UserState
-	(*GetStatus)(nil),          // 2: presence.v1.GetStatus
-	(*Heartbeat)(nil),          // 3: presence.v1.Heartbeat
-	(*Activity)(nil),           // 4: presence.v1.Activity
-	(*UpdateStatus)(nil),       // 5: presence.v1.UpdateStatus
-	(*GetPresence)(nil),        // 6: presence.v1.GetPresence
-	(*GetPresenceBatch)(nil),   // 7: presence.v1.GetPresenceBatch
-	(*PresenceBatchReply)(nil), // 8: presence.v1.PresenceBatchReply
-	(*Recheck)(nil),            // 9: presence.v1.Recheck
-	(*Watch)(nil),              // 10: presence.v1.Watch
-	(*Unwatch)(nil),            // 11: presence.v1.Unwatch
-	(*Sessions)(nil),           // 12: presence.v1.Sessions
-	(*StateReply)(nil),         // 13: presence.v1.StateReply
-	(*NotFound)(nil),           // 14: presence.v1.NotFound
-	(*Failure)(nil),            // 15: presence.v1.Failure
-	(*CleanupCount)(nil),       // 16: presence.v1.CleanupCount
-	(*Ack)(nil),                // 17: presence.v1.Ack
-	(*PresenceUpdate)(nil),     // 18: presence.v1.PresenceUpdate
-	(*NotOwner)(nil),           // 19: presence.v1.NotOwner
-	(*CleanupNode)(nil),        // 20: presence.v1.CleanupNode
-	(*NodeInfo)(nil),           // 21: presence.v1.NodeInfo
-	(*NodeStats)(nil),          // 22: presence.v1.NodeStats
-	(*Envelope)(nil),           // 23: presence.v1.Envelope
+	(FailureKind)(0),           // 1: presence.v1.FailureKind
+	(*UserState)(nil),          // 2: presence.v1.UserState
+	(*GetStatus)(nil),          // 3: presence.v1.GetStatus
+	(*Heartbeat)(nil),          // 4: presence.v1.Heartbeat
+	(*Activity)(nil),           // 5: presence.v1.Activity
+	(*UpdateStatus)(nil),       // 6: presence.v1.UpdateStatus
+	(*GetPresence)(nil),        // 7: presence.v1.GetPresence
+	(*GetPresenceBatch)(nil),   // 8: presence.v1.GetPresenceBatch
+	(*PresenceBatchReply)(nil), // 9: presence.v1.PresenceBatchReply
+	(*Recheck)(nil),            // 10: presence.v1.Recheck
+	(*Watch)(nil),              // 11: presence.v1.Watch
+	(*Unwatch)(nil),            // 12: presence.v1.Unwatch
+	(*Sessions)(nil),           // 13: presence.v1.Sessions
+	(*StateReply)(nil),         // 14: presence.v1.StateReply
+	(*NotFound)(nil),           // 15: presence.v1.NotFound
+	(*Failure)(nil),            // 16: presence.v1.Failure
+	(*CleanupCount)(nil),       // 17: presence.v1.CleanupCount
+	(*Ack)(nil),                // 18: presence.v1.Ack
+	(*PresenceUpdate)(nil),     // 19: presence.v1.PresenceUpdate
+	(*NotOwner)(nil),           // 20: presence.v1.NotOwner
+	(*CleanupNode)(nil),        // 21: presence.v1.CleanupNode
+	(*NodeInfo)(nil),           // 22: presence.v1.NodeInfo
+	(*NodeStats)(nil),          // 23: presence.v1.NodeStats
+	(*Envelope)(nil),           // 24: presence.v1.Envelope
 }
 var file_presence_proto_depIdxs = []int32{
 	0,  // 0: presence.v1.PresenceBatchReply.outcomes:type_name -> presence.v1.PresenceOutcome
-	1,  // 1: presence.v1.PresenceBatchReply.states:type_name -> presence.v1.UserState
-	1,  // 2: presence.v1.StateReply.state:type_name -> presence.v1.UserState
-	1,  // 3: presence.v1.PresenceUpdate.state:type_name -> presence.v1.UserState
-	2,  // 4: presence.v1.Envelope.get_status:type_name -> presence.v1.GetStatus
-	3,  // 5: presence.v1.Envelope.heartbeat:type_name -> presence.v1.Heartbeat
-	4,  // 6: presence.v1.Envelope.activity:type_name -> presence.v1.Activity
-	5,  // 7: presence.v1.Envelope.update_status:type_name -> presence.v1.UpdateStatus
-	6,  // 8: presence.v1.Envelope.get_presence:type_name -> presence.v1.GetPresence
-	9,  // 9: presence.v1.Envelope.recheck:type_name -> presence.v1.Recheck
-	10, // 10: presence.v1.Envelope.watch:type_name -> presence.v1.Watch
-	11, // 11: presence.v1.Envelope.unwatch:type_name -> presence.v1.Unwatch
-	12, // 12: presence.v1.Envelope.sessions:type_name -> presence.v1.Sessions
-	7,  // 13: presence.v1.Envelope.get_presence_batch:type_name -> presence.v1.GetPresenceBatch
-	13, // 14: presence.v1.Envelope.state_reply:type_name -> presence.v1.StateReply
-	14, // 15: presence.v1.Envelope.not_found:type_name -> presence.v1.NotFound
-	15, // 16: presence.v1.Envelope.failure:type_name -> presence.v1.Failure
-	16, // 17: presence.v1.Envelope.cleanup_count:type_name -> presence.v1.CleanupCount
-	17, // 18: presence.v1.Envelope.ack:type_name -> presence.v1.Ack
-	18, // 19: presence.v1.Envelope.presence_update:type_name -> presence.v1.PresenceUpdate
-	19, // 20: presence.v1.Envelope.not_owner:type_name -> presence.v1.NotOwner
-	20, // 21: presence.v1.Envelope.cleanup_node:type_name -> presence.v1.CleanupNode
-	21, // 22: presence.v1.Envelope.node_info:type_name -> presence.v1.NodeInfo
-	22, // 23: presence.v1.Envelope.node_stats:type_name -> presence.v1.NodeStats
-	8,  // 24: presence.v1.Envelope.presence_batch_reply:type_name -> presence.v1.PresenceBatchReply
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	2,  // 1: presence.v1.PresenceBatchReply.states:type_name -> presence.v1.UserState
+	2,  // 2: presence.v1.StateReply.state:type_name -> presence.v1.UserState
+	1,  // 3: presence.v1.Failure.kind:type_name -> presence.v1.FailureKind
+	2,  // 4: presence.v1.PresenceUpdate.state:type_name -> presence.v1.UserState
+	3,  // 5: presence.v1.Envelope.get_status:type_name -> presence.v1.GetStatus
+	4,  // 6: presence.v1.Envelope.heartbeat:type_name -> presence.v1.Heartbeat
+	5,  // 7: presence.v1.Envelope.activity:type_name -> presence.v1.Activity
+	6,  // 8: presence.v1.Envelope.update_status:type_name -> presence.v1.UpdateStatus
+	7,  // 9: presence.v1.Envelope.get_presence:type_name -> presence.v1.GetPresence
+	10, // 10: presence.v1.Envelope.recheck:type_name -> presence.v1.Recheck
+	11, // 11: presence.v1.Envelope.watch:type_name -> presence.v1.Watch
+	12, // 12: presence.v1.Envelope.unwatch:type_name -> presence.v1.Unwatch
+	13, // 13: presence.v1.Envelope.sessions:type_name -> presence.v1.Sessions
+	8,  // 14: presence.v1.Envelope.get_presence_batch:type_name -> presence.v1.GetPresenceBatch
+	14, // 15: presence.v1.Envelope.state_reply:type_name -> presence.v1.StateReply
+	15, // 16: presence.v1.Envelope.not_found:type_name -> presence.v1.NotFound
+	16, // 17: presence.v1.Envelope.failure:type_name -> presence.v1.Failure
+	17, // 18: presence.v1.Envelope.cleanup_count:type_name -> presence.v1.CleanupCount
+	18, // 19: presence.v1.Envelope.ack:type_name -> presence.v1.Ack
+	19, // 20: presence.v1.Envelope.presence_update:type_name -> presence.v1.PresenceUpdate
+	20, // 21: presence.v1.Envelope.not_owner:type_name -> presence.v1.NotOwner
+	21, // 22: presence.v1.Envelope.cleanup_node:type_name -> presence.v1.CleanupNode
+	22, // 23: presence.v1.Envelope.node_info:type_name -> presence.v1.NodeInfo
+	23, // 24: presence.v1.Envelope.node_stats:type_name -> presence.v1.NodeStats
+	9,  // 25: presence.v1.Envelope.presence_batch_reply:type_name -> presence.v1.PresenceBatchReply
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_presence_proto_init() }
@@ -1979,7 +2041,7 @@ func file_presence_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_presence_proto_rawDesc), len(file_presence_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,

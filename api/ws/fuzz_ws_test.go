@@ -27,44 +27,13 @@ import (
 
 	"github.com/presence-cluster/presence/actors"
 	"github.com/presence-cluster/presence/api/auth"
-	"github.com/presence-cluster/presence/messages"
+	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/routing"
 	"github.com/presence-cluster/presence/store"
 )
 
 // fuzzWSMaxFrame is small, so the fuzzer reaches the 1009 close often.
 const fuzzWSMaxFrame = 4096
-
-// fuzzWSRouter is a one-node Router straight onto the actor host: the
-// same path a standalone node's router takes.
-type fuzzWSRouter struct{ host *actors.Host }
-
-func (r fuzzWSRouter) Request(ctx context.Context, _ int64, env *messages.Envelope) (*messages.Envelope, error) {
-	return r.host.Request(ctx, r.host.Activator(), env)
-}
-
-func (r fuzzWSRouter) RequestAll(ctx context.Context, envs []*messages.Envelope) ([]*messages.Envelope, []error) {
-	out, errs := make([]*messages.Envelope, len(envs)), make([]error, len(envs))
-	for i, env := range envs {
-		out[i], errs[i] = r.Request(ctx, 0, env)
-	}
-	return out, errs
-}
-
-func (r fuzzWSRouter) ReadPresence(ctx context.Context, ids []int64) ([]*messages.UserState, error) {
-	return r.host.ReadPresence(ctx, ids, r)
-}
-
-// BatchTarget implements actors.PresenceRoute: every user is local.
-func (r fuzzWSRouter) BatchTarget(int64) *actor.PID { return r.host.Activator() }
-
-// BatchUnanswered implements actors.PresenceRoute.
-func (r fuzzWSRouter) BatchUnanswered(*actor.PID) {}
-
-func (r fuzzWSRouter) Cleanup(ctx context.Context) (*messages.CleanupCount, error) {
-	return r.host.Cleanup(ctx, func(int64) bool { return true })
-}
-
-func (r fuzzWSRouter) Owner(int64) string { return "" }
 
 // fuzzWSEnv is the server and the client connection of one fuzz process.
 type fuzzWSEnv struct {
@@ -77,6 +46,8 @@ func fuzzWSStart(f *testing.F) *fuzzWSEnv {
 	f.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
+	// A standalone node's router: the only member owns every user.
+	router := routing.New(system, cluster.NewStatic(cluster.Member{Name: "fuzz", State: "alive"}), nil, quiet)
 	host, err := actors.NewHost(system, actors.Config{Store: store.NewMemory(), Logger: quiet}, nil)
 	if err != nil {
 		f.Fatal(err)
@@ -91,7 +62,7 @@ func fuzzWSStart(f *testing.F) *fuzzWSEnv {
 		// The frame rate limit has its own e2e tests; here every frame
 		// must reach the parser.
 		FrameRate: 1e9, FrameBurst: 1e9,
-	}, Deps{Router: fuzzWSRouter{host}, Verifier: v, System: system, Logger: quiet})
+	}, Deps{Router: router, Verifier: v, System: system, Logger: quiet})
 	if err != nil {
 		f.Fatal(err)
 	}

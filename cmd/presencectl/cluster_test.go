@@ -8,16 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/node"
 	"github.com/presence-cluster/presence/wire"
 )
 
 func TestClusterCommandListsTheNode(t *testing.T) {
 	const secret = "cluster-cmd-secret"
-	node, err := cluster.Start(context.Background(), cluster.Config{
-		Standalone: true, HTTPAddr: "127.0.0.1:0", Store: "memory", DataDir: t.TempDir(),
-		JWTSecret: secret, NodeName: "node-under-test",
-	})
+	node, err := node.Start(context.Background(), node.Config{Standalone: true, HTTPAddr: "127.0.0.1:0", Store: "memory", DataDir: t.TempDir(), Name: "node-under-test", Auth: node.AuthConfig{Secret: secret}})
 	if err != nil {
 		t.Fatal(err)
 	}

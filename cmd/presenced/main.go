@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/node"
 )
 
 func main() {
@@ -38,9 +39,9 @@ func run() int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	node, err := cluster.Start(ctx, cfg)
+	n, err := node.Start(ctx, cfg)
 	if err != nil {
-		logger.Error("start failed", slog.Any("err", err))
+		logger.Error("start failed", slog.Any("err", startError(err, &cfg)))
 		return 1
 	}
 	hup := make(chan os.Signal, 1)
@@ -50,18 +51,33 @@ wait:
 	for {
 		select {
 		case <-hup:
-			_ = node.ReloadKeys() // logs the outcome
+			_ = n.ReloadKeys() // logs the outcome
 		case <-ctx.Done():
 			logger.Info("signal received, shutting down")
 			break wait
-		case err := <-node.Served():
+		case err := <-n.Served():
 			logger.Error("http server stopped", slog.Any("err", err))
 			break wait
 		}
 	}
-	if err := node.Shutdown(context.Background()); err != nil {
+	if err := n.Shutdown(context.Background()); err != nil {
 		logger.Error("shutdown", slog.Any("err", err))
 		return 1
 	}
 	return 0
+}
+
+// startError says a start failure in the operator's terms: the library
+// names no environment variable, so the PRESENCE_* one behind a
+// configuration error is named here.
+func startError(err error, cfg *node.Config) error {
+	switch {
+	case errors.Is(err, node.ErrBoltCluster):
+		return errors.New("PRESENCE_STORE=bolt keeps state in a file of this node only, so a cluster (PRESENCE_SEEDS set) would lose users that move between nodes: use a postgres:// URL shared by every node, or PRESENCE_STORE=memory for an ephemeral cluster")
+	case errors.Is(err, node.ErrUnknownStore):
+		return fmt.Errorf("PRESENCE_STORE=%q: %w", cfg.Store, node.ErrUnknownStore)
+	case errors.Is(err, cluster.ErrSecretKey):
+		return fmt.Errorf("PRESENCE_GOSSIP_KEY: %w", err)
+	}
+	return err
 }

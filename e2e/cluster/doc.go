@@ -1,6 +1,6 @@
 // Package clustere2e drives presence clusters end to end over real HTTP and
 // WebSocket on loopback: three or four nodes started in-process with
-// cluster.Start (sharing one memory store, as processes share a database),
+// node.Start (sharing one memory store, as processes share a database),
 // and three presenced processes.
 //
 // The in-process tests start several protoactor-go remotes in one process,

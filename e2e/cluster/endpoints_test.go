@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presence-cluster/presence/cluster"
-
 	"github.com/presence-cluster/presence/internal/testkit"
+	"github.com/presence-cluster/presence/node"
 )
 
 // presenceEverywhere asserts that GET /users/{id}/presence answers want
@@ -45,7 +44,7 @@ func presenceEverywhere(t *testing.T, nodes []*tnode, id int64, want func(Presen
 // nothing else, settles the deadlines the test makes overdue.
 func TestThreeNodesServeEveryEndpoint(t *testing.T) {
 	clock := &testkit.LateClock{}
-	c := newCluster(t, cluster.Config{Clock: clock})
+	c := newCluster(t, node.Config{Clock: clock})
 	a, b, cc := c.Start("A"), c.Start("B"), c.Start("C")
 	nodes := []*tnode{a, b, cc}
 	took := c.waitConverged(nodes, nil, 15*time.Second)
@@ -263,7 +262,7 @@ func TestThreeNodesServeEveryEndpoint(t *testing.T) {
 // view at that moment; a later cleanup finds nothing left).
 func TestWholeClusterRestart(t *testing.T) {
 	clock := &testkit.LateClock{}
-	c := newCluster(t, cluster.Config{Clock: clock})
+	c := newCluster(t, node.Config{Clock: clock})
 	old := []*tnode{c.Start("A"), c.Start("B"), c.Start("C")}
 	c.waitConverged(old, nil, 15*time.Second)
 	var users []int64
@@ -341,7 +340,7 @@ func TestWholeClusterRestart(t *testing.T) {
 // change the actor made before it took the Watch (so pushed to nobody on
 // that node); such a session never saw the user online.
 func TestConcurrentSubscribersSeeEveryone(t *testing.T) {
-	c := newCluster(t, cluster.Config{})
+	c := newCluster(t, node.Config{})
 	nodes := []*tnode{c.Start("A"), c.Start("B"), c.Start("C")}
 	c.waitConverged(nodes, nil, 15*time.Second)
 

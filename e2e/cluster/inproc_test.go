@@ -2,7 +2,7 @@
 
 package clustere2e
 
-// In-process cluster harness: nodes started with cluster.Start on loopback,
+// In-process cluster harness: nodes started with node.Start on loopback,
 // sharing one memory store, with fast failure detection and a gossip
 // transport that can cut chosen links.
 //
@@ -25,8 +25,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
-	"github.com/presence-cluster/presence/cluster"
 	"github.com/presence-cluster/presence/messages"
+	"github.com/presence-cluster/presence/node"
 	"github.com/presence-cluster/presence/store"
 
 	"github.com/presence-cluster/presence/internal/testkit"
@@ -286,7 +286,7 @@ func rearmCounts(l *testkit.LogSink) (runs int, offline, busy int64) {
 
 // tnode is one in-process node of a test cluster.
 type tnode struct {
-	*cluster.Node
+	*node.Node
 	label  string // PRESENCE_NODE_NAME: A, B, ...
 	member string // memberlist name (label plus a random suffix)
 	gossip string // gossip address
@@ -302,7 +302,7 @@ type tcluster struct {
 	tok   *testkit.Tokens
 	store store.Store
 	net   *faultNet
-	base  cluster.Config
+	base  node.Config
 	// fence makes a killed node's store handle refuse every call, so
 	// Kill behaves like a crash (see TestRegression_KillLeavesActorsRunning).
 	fence bool
@@ -314,7 +314,7 @@ type tcluster struct {
 // newCluster prepares a cluster; base supplies per-test settings
 // (OfflineAfter, Clock, ...). Nodes still running when the test ends are
 // killed.
-func newCluster(t *testing.T, base cluster.Config) *tcluster {
+func newCluster(t *testing.T, base node.Config) *tcluster {
 	c := &tcluster{t: t, tok: newTokens(), store: store.NewMemory(), net: newFaultNet(), base: base}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -389,7 +389,7 @@ func (c *tcluster) Start(label string) *tnode {
 		t.Fatalf("node %s: gossip transport: %v", label, tuneErr)
 	}
 	if err != nil {
-		t.Fatalf("node %s: cluster.Start: %v", label, err)
+		t.Fatalf("node %s: node.Start: %v", label, err)
 	}
 	tn := &tnode{Node: n, label: label, gossip: net.JoinHostPort("127.0.0.1", strconv.Itoa(gossipPort)), API: testkit.NewREST(n.HTTPAddr(), c.tok), logs: logs, store: ns}
 	c.mu.Lock()

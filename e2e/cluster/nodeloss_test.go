@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presence-cluster/presence/cluster"
-
+	"github.com/presence-cluster/presence/actors"
 	"github.com/presence-cluster/presence/internal/testkit"
+	"github.com/presence-cluster/presence/node"
 )
 
 // TestNodeKillFailover: node C crashes (no leave). Within failure detection
@@ -25,7 +25,7 @@ import (
 // TestRegression_KillLeavesActorsRunning).
 func TestNodeKillFailover(t *testing.T) {
 	const offlineAfter = 5 * time.Second
-	c := newCluster(t, cluster.Config{OfflineAfter: offlineAfter})
+	c := newCluster(t, node.Config{Actors: actors.Config{OfflineAfter: offlineAfter}})
 	// Node.Kill leaves the node's actors running (TestRegression_KillLeavesActorsRunning):
 	// fence its store so the killed node behaves like a crashed process.
 	c.fence = true
@@ -216,7 +216,7 @@ func TestNodeKillFailover(t *testing.T) {
 // (stop the activator, or give Kill a way to cut the node from its store
 // and remote endpoints).
 func TestRegression_KillLeavesActorsRunning(t *testing.T) {
-	c := newCluster(t, cluster.Config{OfflineAfter: 2 * time.Second})
+	c := newCluster(t, node.Config{Actors: actors.Config{OfflineAfter: 2 * time.Second}})
 	a, b, cc := c.Start("A"), c.Start("B"), c.Start("C")
 	c.waitConverged([]*tnode{a, b, cc}, nil, 15*time.Second)
 	cu := c.usersOwnedBy(cc, 2, 1000)

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presence-cluster/presence/cluster"
-
+	"github.com/presence-cluster/presence/api"
 	"github.com/presence-cluster/presence/internal/testkit"
+	"github.com/presence-cluster/presence/node"
 )
 
 // partitionC cuts gossip between C and {A, B} and waits until each side
@@ -47,7 +47,7 @@ func partitionC(t *testing.T, c *tcluster, a, b, cc *tnode) time.Duration {
 // are single again, but see TestRegression_PartitionLeavesStaleActors for what
 // the surviving activation serves.
 func TestPartitionHeals(t *testing.T) {
-	c := newCluster(t, cluster.Config{WriteRate: -1})
+	c := newCluster(t, node.Config{API: api.Config{WriteRate: -1}})
 	a, b, cc := c.Start("A"), c.Start("B"), c.Start("C")
 	all := []*tnode{a, b, cc}
 	c.waitConverged(all, nil, 15*time.Second)
@@ -189,7 +189,7 @@ func TestPartitionHeals(t *testing.T) {
 // still due for the reloaded record (busy_until <= now, inactivity deadline
 // from the reloaded last_seen passed); the user stays busy until T2.
 func TestRegression_StaleTimerClearsNewerBusy(t *testing.T) {
-	c := newCluster(t, cluster.Config{WriteRate: -1})
+	c := newCluster(t, node.Config{API: api.Config{WriteRate: -1}})
 	a, b, cc := c.Start("A"), c.Start("B"), c.Start("C")
 	all := []*tnode{a, b, cc}
 	c.waitConverged(all, nil, 15*time.Second)

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/routing"
 
 	"github.com/presence-cluster/presence/internal/testkit"
 )
@@ -67,7 +67,7 @@ func (ca *tlsCA) issue(t *testing.T, dir, node string) (string, string) {
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()),
 		Subject:      pkix.Name{CommonName: node},
-		DNSNames:     []string{cluster.DefaultRemoteTLSServerName},
+		DNSNames:     []string{routing.DefaultRemoteTLSServerName},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -95,11 +95,11 @@ func tlsWritePEM(t *testing.T, file, typ string, der []byte) {
 	}
 }
 
-func tlsStart(t *testing.T, tok *testkit.Tokens, label, key string, tlsCfg cluster.RemoteTLS, seeds ...string) *secGossipNode {
+func tlsStart(t *testing.T, tok *testkit.Tokens, label, key string, tlsCfg routing.RemoteTLS, seeds ...string) *secGossipNode {
 	t.Helper()
 	cfg, logs := secGossipConfig(t, label, key, seeds...)
-	cfg.RemoteTLS = tlsCfg
-	cfg.RequestTimeout = 3 * time.Second
+	cfg.Routing.TLS = tlsCfg
+	cfg.API.RequestTimeout = 3 * time.Second
 	return secStart(t, tok, label, cfg, logs)
 }
 
@@ -110,8 +110,8 @@ func TestRemoteMutualTLS(t *testing.T) {
 	ca := tlsNewCA(t, dir, "cluster")
 	certA, keyA := ca.issue(t, dir, "a")
 	certB, keyB := ca.issue(t, dir, "b")
-	a := tlsStart(t, tok, "A", gossipKey, cluster.RemoteTLS{CertFile: certA, KeyFile: keyA, CAFile: ca.file})
-	b := tlsStart(t, tok, "B", gossipKey, cluster.RemoteTLS{CertFile: certB, KeyFile: keyB, CAFile: ca.file}, a.gossip)
+	a := tlsStart(t, tok, "A", gossipKey, routing.RemoteTLS{CertFile: certA, KeyFile: keyA, CAFile: ca.file})
+	b := tlsStart(t, tok, "B", gossipKey, routing.RemoteTLS{CertFile: certB, KeyFile: keyB, CAFile: ca.file}, a.gossip)
 
 	deadline := time.Now().Add(15 * time.Second)
 	for len(secMembers(t, a)) != 2 || len(secMembers(t, b)) != 2 {
@@ -144,7 +144,7 @@ func TestRemoteMutualTLS(t *testing.T) {
 	// gossip key) but cannot talk to the others' actors.
 	rogueCA := tlsNewCA(t, dir, "rogue")
 	certC, keyC := rogueCA.issue(t, dir, "c")
-	c := tlsStart(t, tok, "C", gossipKey, cluster.RemoteTLS{CertFile: certC, KeyFile: keyC, CAFile: rogueCA.file}, a.gossip)
+	c := tlsStart(t, tok, "C", gossipKey, routing.RemoteTLS{CertFile: certC, KeyFile: keyC, CAFile: rogueCA.file}, a.gossip)
 	for len(secMembers(t, c)) != 3 {
 		if time.Now().After(deadline.Add(15 * time.Second)) {
 			t.Fatalf("C did not join the gossip: %v", secMembers(t, c))

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presence-cluster/presence/api"
 	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/node"
 
 	"github.com/presence-cluster/presence/internal/testkit"
 )
@@ -210,7 +212,7 @@ func subscribersMatch(t *testing.T, subs []*testkit.WSConn, final map[int64]Pres
 // leaving node's WebSocket clients are closed with 1012 and, reconnected
 // elsewhere, get the current state.
 func TestScaleOutAndIn(t *testing.T) {
-	c := newCluster(t, cluster.Config{WriteRate: -1})
+	c := newCluster(t, node.Config{API: api.Config{WriteRate: -1}})
 	a, b, cc := c.Start("A"), c.Start("B"), c.Start("C")
 	c.waitConverged([]*tnode{a, b, cc}, nil, 15*time.Second)
 
@@ -325,11 +327,11 @@ func TestScaleOutAndIn(t *testing.T) {
 	})
 }
 
-// TestRegression_GracefulShutdownSkipsDrainWait is a regression test (the bug is fixed). cluster.Defaults()
+// TestRegression_GracefulShutdownSkipsDrainWait is a regression test (the bug is fixed). node.DefaultConfig()
 // (cluster/config.go) fills in neither DrainWait (DefaultDrainWait, 1s, "the
 // default" per the Config doc) nor RejoinInterval, GossipAddr, RemoteAddr,
 // and withDefaults copies those zero values from it. So a node whose
-// DrainWait is not set (cmd/presenced starts from cluster.Defaults(), and
+// DrainWait is not set (cmd/presenced starts from node.DefaultConfig(), and
 // `presenced -h` prints "(default 0s)" for -drain-wait and
 // -rejoin-interval) does not keep answering after announcing that it
 // drains: Node.Shutdown waits time.After(0) and closes its WebSocket
@@ -340,11 +342,11 @@ func TestScaleOutAndIn(t *testing.T) {
 // Expected: Shutdown keeps serving for 1s (the documented default) before
 // it closes the sessions with 1012.
 func TestRegression_GracefulShutdownSkipsDrainWait(t *testing.T) {
-	if d := cluster.Defaults(); d.DrainWait != cluster.DefaultDrainWait || d.RejoinInterval != cluster.DefaultRejoinInterval {
-		t.Errorf("regression: cluster.Defaults() has DrainWait %v, RejoinInterval %v; want %v and %v",
-			d.DrainWait, d.RejoinInterval, cluster.DefaultDrainWait, cluster.DefaultRejoinInterval)
+	if d := node.DefaultConfig(); d.DrainWait != node.DefaultDrainWait || d.Membership.RejoinInterval != cluster.DefaultRejoinInterval {
+		t.Errorf("regression: node.DefaultConfig() has DrainWait %v, RejoinInterval %v; want %v and %v",
+			d.DrainWait, d.Membership.RejoinInterval, node.DefaultDrainWait, cluster.DefaultRejoinInterval)
 	}
-	c := newCluster(t, cluster.Config{}) // DrainWait left to its default
+	c := newCluster(t, node.Config{}) // DrainWait left to its default
 	a, b := c.Start("A"), c.Start("B")
 	c.waitConverged([]*tnode{a, b}, nil, 15*time.Second)
 	sub := testkit.MustDialUser(t, b.HTTPAddr(), c.tok, 8201, []int64{1})
@@ -361,8 +363,8 @@ func TestRegression_GracefulShutdownSkipsDrainWait(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
-	if closed < cluster.DefaultDrainWait {
+	if closed < node.DefaultDrainWait {
 		t.Errorf("regression: the draining node closed its WebSocket sessions %v after Shutdown began, want at least the default drain wait %v",
-			closed.Round(time.Millisecond), cluster.DefaultDrainWait)
+			closed.Round(time.Millisecond), node.DefaultDrainWait)
 	}
 }

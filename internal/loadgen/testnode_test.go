@@ -7,14 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/api"
+	"github.com/presence-cluster/presence/node"
 )
 
 // The only place the generator's tests start a real node: when the node's
 // constructor moves or changes, adapt this file.
 
 // testNode is a running node as the tests use it.
-type testNode struct{ n *cluster.Node }
+type testNode struct{ n *node.Node }
 
 // startTestNode starts a standalone node on loopback with the memory store
 // and HS256 secret, stopped when the test ends.
@@ -22,11 +23,7 @@ func startTestNode(t *testing.T, name, secret string) testNode {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	n, err := cluster.Start(ctx, cluster.Config{
-		HTTPAddr: "127.0.0.1:0", Standalone: true, Store: "memory", DataDir: t.TempDir(),
-		JWTSecret: secret, NodeName: name, WriteRate: 1e6,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	n, err := node.Start(ctx, node.Config{HTTPAddr: "127.0.0.1:0", Standalone: true, Store: "memory", DataDir: t.TempDir(), Auth: node.AuthConfig{Secret: secret}, Name: name, API: api.Config{WriteRate: 1e6}, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,20 +13,20 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
-	"github.com/presence-cluster/presence/cluster"
+	"github.com/presence-cluster/presence/node"
 	"github.com/presence-cluster/presence/store"
 )
 
 // Start starts a node from cfg exactly as given. It is the single call of
 // the composition root in the e2e tests (start-failure tests call it with
 // configurations that must fail).
-func Start(ctx context.Context, cfg cluster.Config) (*cluster.Node, error) {
-	return cluster.Start(ctx, cfg)
+func Start(ctx context.Context, cfg node.Config) (*node.Node, error) {
+	return node.Start(ctx, cfg)
 }
 
 // InProc is a node started in this process.
 type InProc struct {
-	*cluster.Node
+	*node.Node
 	name string
 	// Logs keeps the node's log records.
 	Logs *LogSink
@@ -62,19 +62,19 @@ func (n *InProc) Stop(t testing.TB) {
 // (unless public keys are set), no write rate limit, a high WebSocket
 // frame rate. Its logs go to a sink printed if the test fails; it stops
 // when the test ends.
-func StartStandalone(t testing.TB, cfg cluster.Config, secret string) *InProc {
+func StartStandalone(t testing.TB, cfg node.Config, secret string) *InProc {
 	t.Helper()
 	cfg.HTTPAddr = "127.0.0.1:0"
 	// Single-node tests run under -race: no gossip, no remoting (two
 	// protoactor-go remotes in one process race inside the library).
 	cfg.Standalone = true
-	if cfg.WriteRate == 0 {
+	if cfg.API.WriteRate == 0 {
 		// Tests write in bursts; the rate limit has its own tests.
-		cfg.WriteRate = -1
+		cfg.API.WriteRate = -1
 	}
-	if cfg.WSFrameRate == 0 {
-		cfg.WSFrameRate = 1e6
-		cfg.WSFrameBurst = 1e6
+	if cfg.API.WS.FrameRate == 0 {
+		cfg.API.WS.FrameRate = 1e6
+		cfg.API.WS.FrameBurst = 1e6
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
@@ -82,28 +82,28 @@ func StartStandalone(t testing.TB, cfg cluster.Config, secret string) *InProc {
 	if cfg.Store == "" {
 		cfg.Store = "memory"
 	}
-	if cfg.JWTSecret == "" && cfg.JWTPublicKeys == "" {
+	if cfg.Auth.Secret == "" && cfg.Auth.PublicKeys == "" {
 		// A node configured with public keys only trusts RS256/ES256/EdDSA,
 		// as production nodes behind an identity provider do.
-		cfg.JWTSecret = secret
+		cfg.Auth.Secret = secret
 	}
-	if cfg.NodeName == "" {
-		cfg.NodeName = "e2e"
+	if cfg.Name == "" {
+		cfg.Name = "e2e"
 	}
 	sink := NewLogSink()
 	cfg.Logger = sink.Logger()
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("logs of node %s (%s):\n%s", cfg.NodeName, cfg.DataDir, sink.Dump())
+			t.Logf("logs of node %s (%s):\n%s", cfg.Name, cfg.DataDir, sink.Dump())
 		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	n, err := Start(ctx, cfg)
 	if err != nil {
-		t.Fatalf("cluster.Start: %v", err)
+		t.Fatalf("node.Start: %v", err)
 	}
-	in := &InProc{Node: n, name: cfg.NodeName, Logs: sink, Base: "http://" + n.HTTPAddr(),
+	in := &InProc{Node: n, name: cfg.Name, Logs: sink, Base: "http://" + n.HTTPAddr(),
 		HTTP: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	t.Cleanup(func() { in.Stop(t) })
 	return in
@@ -122,21 +122,21 @@ type Member struct {
 // StartMember starts a member of an in-process cluster on loopback ports
 // with a fresh data dir; base supplies per-test settings (OfflineAfter,
 // Clock, ...), and a zero RejoinInterval becomes one second.
-func StartMember(t testing.TB, base cluster.Config, m Member) (*cluster.Node, error) {
+func StartMember(t testing.TB, base node.Config, m Member) (*node.Node, error) {
 	cfg := base
-	cfg.NodeName = m.Name
+	cfg.Name = m.Name
 	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.GossipAddr = "127.0.0.1:0"
-	cfg.RemoteAddr = "127.0.0.1:0"
+	cfg.Membership.BindAddr = "127.0.0.1:0"
+	cfg.Routing.BindAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.SharedStore = m.Store
-	cfg.JWTSecret = m.Secret
-	if cfg.RejoinInterval == 0 {
-		cfg.RejoinInterval = time.Second
+	cfg.Auth.Secret = m.Secret
+	if cfg.Membership.RejoinInterval == 0 {
+		cfg.Membership.RejoinInterval = time.Second
 	}
-	cfg.Seeds = append(cfg.Seeds, m.Seeds...)
+	cfg.Membership.Seeds = append(cfg.Membership.Seeds, m.Seeds...)
 	cfg.Logger = m.Logger
-	cfg.TuneGossip = m.TuneGossip
+	cfg.Membership.Tune = m.TuneGossip
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	return Start(ctx, cfg)

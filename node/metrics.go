@@ -1,4 +1,4 @@
-package cluster
+package node
 
 import (
 	"context"
@@ -82,20 +82,10 @@ func (m *nodeMetrics) registerNode(n *Node) {
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "presence_cluster_members", Help: "Members this node sees (alive or suspect).",
-		}, func() float64 {
-			if n.members == nil {
-				return 1
-			}
-			return float64(len(n.members.View().All))
-		}),
+		}, func() float64 { return float64(len(n.members.View().All)) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "presence_cluster_owners", Help: "Members that own users in this node's view.",
-		}, func() float64 {
-			if n.members == nil {
-				return 1
-			}
-			return float64(len(n.members.View().Owners))
-		}),
+		}, func() float64 { return float64(len(n.members.View().Owners)) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "presence_store_last_seen_pending", Help: "Users whose last_seen waits in the write-behind queue.",
 		}, func() float64 { return float64(n.lastSeen.Stats().Pending) }),
@@ -108,7 +98,17 @@ func (m *nodeMetrics) registerNode(n *Node) {
 	)
 }
 
-// The actors.Observer implementation.
+// The actors.Observer and routing.Observer implementations.
+
+// RequestDone observes a routed request's round trip by where the owner
+// was.
+func (m *nodeMetrics) RequestDone(local bool, d time.Duration) {
+	owner := "remote"
+	if local {
+		owner = "local"
+	}
+	m.requestLatency.WithLabelValues(owner).Observe(d.Seconds())
+}
 
 func (m *nodeMetrics) ActorActivated() {
 	m.actorsActive.Inc()

@@ -1,4 +1,4 @@
-package cluster
+package store
 
 import (
 	"context"
@@ -10,20 +10,19 @@ import (
 	"time"
 
 	"github.com/presence-cluster/presence/messages"
-	"github.com/presence-cluster/presence/store"
 )
 
-// pinger is a store that can tell whether its backend answers.
-type pinger interface {
+// Pinger is a store that can tell whether its backend answers.
+type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// lazyStore is a store whose backend (PostgreSQL) may not be reachable
-// when the node starts: the node serves at once, answering writes with 503
-// and /readyz with "not ready", while a goroutine keeps connecting with
-// backoff. A configuration error (bad URL, wrong password) is not retried:
-// it fails the start.
-type lazyStore struct {
+// Lazy is a store whose backend (PostgreSQL) may not be reachable when the
+// node starts: the node serves at once, its calls failing with
+// ErrUnavailable (so writes answer 503 and /readyz "not ready"), while a
+// goroutine keeps connecting with backoff. A configuration error (bad URL,
+// wrong password) is not retried: OpenLazy returns it.
+type Lazy struct {
 	inner atomic.Pointer[storeBox]
 	log   *slog.Logger
 	stop  chan struct{}
@@ -31,14 +30,17 @@ type lazyStore struct {
 	done  chan struct{}
 }
 
-type storeBox struct{ store.Store }
+type storeBox struct{ Store }
 
-var errNotConnected = fmt.Errorf("%w: not connected yet", store.ErrUnavailable)
+var errNotConnected = fmt.Errorf("%w: not connected yet", ErrUnavailable)
 
-// openLazy tries open once; if the backend is unavailable it returns a
+// OpenLazy tries open once; if the backend is unavailable it returns a
 // store that keeps trying in the background.
-func openLazy(open func(ctx context.Context) (store.Store, error), logger *slog.Logger) (*lazyStore, error) {
-	l := &lazyStore{log: logger, stop: make(chan struct{}), done: make(chan struct{})}
+func OpenLazy(open func(ctx context.Context) (Store, error), logger *slog.Logger) (*Lazy, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	l := &Lazy{log: logger, stop: make(chan struct{}), done: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	s, err := open(ctx)
 	cancel()
@@ -47,7 +49,7 @@ func openLazy(open func(ctx context.Context) (store.Store, error), logger *slog.
 		l.inner.Store(&storeBox{s})
 		close(l.done)
 		return l, nil
-	case !errors.Is(err, store.ErrUnavailable):
+	case !errors.Is(err, ErrUnavailable):
 		return nil, err
 	}
 	logger.Warn("store unavailable at start; serving 503 and retrying", slog.Any("err", err))
@@ -55,7 +57,7 @@ func openLazy(open func(ctx context.Context) (store.Store, error), logger *slog.
 	return l, nil
 }
 
-func (l *lazyStore) connect(open func(ctx context.Context) (store.Store, error)) {
+func (l *Lazy) connect(open func(ctx context.Context) (Store, error)) {
 	defer close(l.done)
 	backoff := 250 * time.Millisecond
 	for {
@@ -77,14 +79,15 @@ func (l *lazyStore) connect(open func(ctx context.Context) (store.Store, error))
 	}
 }
 
-func (l *lazyStore) get() (store.Store, error) {
+func (l *Lazy) get() (Store, error) {
 	if b := l.inner.Load(); b != nil {
 		return b.Store, nil
 	}
 	return nil, errNotConnected
 }
 
-func (l *lazyStore) Load(ctx context.Context, id int64) (*messages.UserState, error) {
+// Load implements Store.
+func (l *Lazy) Load(ctx context.Context, id int64) (*messages.UserState, error) {
 	s, err := l.get()
 	if err != nil {
 		return nil, err
@@ -92,7 +95,8 @@ func (l *lazyStore) Load(ctx context.Context, id int64) (*messages.UserState, er
 	return s.Load(ctx, id)
 }
 
-func (l *lazyStore) Save(ctx context.Context, st *messages.UserState, prev uint64) error {
+// Save implements Store.
+func (l *Lazy) Save(ctx context.Context, st *messages.UserState, prev uint64) error {
 	s, err := l.get()
 	if err != nil {
 		return err
@@ -100,7 +104,8 @@ func (l *lazyStore) Save(ctx context.Context, st *messages.UserState, prev uint6
 	return s.Save(ctx, st, prev)
 }
 
-func (l *lazyStore) TouchLastSeen(ctx context.Context, t []store.Touch) error {
+// TouchLastSeen implements Store.
+func (l *Lazy) TouchLastSeen(ctx context.Context, t []Touch) error {
 	s, err := l.get()
 	if err != nil {
 		return err
@@ -108,7 +113,8 @@ func (l *lazyStore) TouchLastSeen(ctx context.Context, t []store.Touch) error {
 	return s.TouchLastSeen(ctx, t)
 }
 
-func (l *lazyStore) ScanLive(ctx context.Context, fn func(*messages.UserState) error) error {
+// ScanLive implements Store.
+func (l *Lazy) ScanLive(ctx context.Context, fn func(*messages.UserState) error) error {
 	s, err := l.get()
 	if err != nil {
 		return err
@@ -117,18 +123,19 @@ func (l *lazyStore) ScanLive(ctx context.Context, fn func(*messages.UserState) e
 }
 
 // Ping reports whether the backend answers now.
-func (l *lazyStore) Ping(ctx context.Context) error {
+func (l *Lazy) Ping(ctx context.Context) error {
 	s, err := l.get()
 	if err != nil {
 		return err
 	}
-	if p, ok := s.(pinger); ok {
+	if p, ok := s.(Pinger); ok {
 		return p.Ping(ctx)
 	}
 	return nil
 }
 
-func (l *lazyStore) Close() error {
+// Close stops connecting and closes the backend if it was connected.
+func (l *Lazy) Close() error {
 	l.once.Do(func() { close(l.stop) })
 	<-l.done
 	if b := l.inner.Load(); b != nil {

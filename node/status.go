@@ -1,4 +1,4 @@
-package cluster
+package node
 
 import (
 	"context"
@@ -31,24 +31,15 @@ type ClusterStatus struct {
 	Members    []MemberStatus `json:"members"`
 }
 
+// clusterStatus answers GET /admin/cluster: every member of this node's
+// view, each asked for its statistics in parallel.
 func (n *Node) clusterStatus(ctx context.Context) (any, error) {
-	if n.members == nil {
-		stats, err := n.router.NodeStats(ctx, "")
-		ms := MemberStatus{Name: n.cfg.NodeName, NodeName: n.cfg.NodeName, Status: "alive", Owner: true, Self: true, HTTPAddr: n.HTTPAddr()}
-		if err != nil {
-			ms.Error = err.Error()
-		} else {
-			a := stats.GetActiveActors()
-			ms.ActorsHosted = &a
-		}
-		return ClusterStatus{Node: n.cfg.NodeName, Standalone: true, Members: []MemberStatus{ms}}, nil
-	}
 	view := n.members.View()
 	self := n.members.LocalName()
-	out := ClusterStatus{Node: self, Epoch: view.Epoch, Members: make([]MemberStatus, len(view.All))}
+	out := ClusterStatus{Node: self, Standalone: n.cfg.Standalone, Epoch: view.Epoch, Members: make([]MemberStatus, len(view.All))}
 	var wg sync.WaitGroup
 	for i, m := range view.All {
-		_, owner := view.ownerNamed(m.Name)
+		_, owner := view.OwnerNamed(m.Name)
 		out.Members[i] = MemberStatus{
 			Name: m.Name, NodeName: m.NodeName, Status: m.State, Draining: m.Draining, Owner: owner,
 			Self: m.Name == self, HTTPAddr: m.HTTPAddr, GossipAddr: m.GossipAddr, RemoteAddr: m.RemoteAddr,
@@ -56,23 +47,32 @@ func (n *Node) clusterStatus(ctx context.Context) (any, error) {
 		wg.Add(1)
 		go func(ms *MemberStatus) {
 			defer wg.Done()
-			addr := ms.RemoteAddr
-			if ms.Self {
-				addr = ""
-			}
-			// A dead member still in the view must not hold the answer.
-			mctx, cancel := context.WithTimeout(ctx, time.Second)
-			defer cancel()
-			stats, err := n.router.NodeStats(mctx, addr)
-			if err != nil {
-				ms.Error = "unreachable: " + err.Error()
-				return
-			}
-			a := stats.GetActiveActors()
-			ms.ActorsHosted = &a
+			n.memberStats(ctx, ms)
 		}(&out.Members[i])
 	}
 	wg.Wait()
 	sort.Slice(out.Members, func(i, j int) bool { return out.Members[i].Name < out.Members[j].Name })
 	return out, nil
+}
+
+// memberStats fills in how many actors the member hosts, or why it could
+// not tell.
+func (n *Node) memberStats(ctx context.Context, ms *MemberStatus) {
+	addr := ms.RemoteAddr
+	if ms.Self {
+		addr = ""
+	}
+	// A dead member still in the view must not hold the answer.
+	mctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	stats, err := n.router.NodeStats(mctx, addr)
+	switch {
+	case err != nil && n.cfg.Standalone:
+		ms.Error = err.Error()
+	case err != nil:
+		ms.Error = "unreachable: " + err.Error()
+	default:
+		a := stats.GetActiveActors()
+		ms.ActorsHosted = &a
+	}
 }

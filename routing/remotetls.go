@@ -1,4 +1,4 @@
-package cluster
+package routing
 
 import (
 	"crypto/tls"
@@ -32,7 +32,7 @@ func (t RemoteTLS) enabled() bool { return t.CertFile != "" || t.KeyFile != "" |
 // options returns the protoactor-go remote options for mutual TLS.
 func (t RemoteTLS) options() ([]remote.ConfigOption, error) {
 	if t.CertFile == "" || t.KeyFile == "" || t.CAFile == "" {
-		return nil, errors.New("remoting TLS needs PRESENCE_REMOTE_TLS_CERT, PRESENCE_REMOTE_TLS_KEY and PRESENCE_REMOTE_TLS_CA together")
+		return nil, errors.New("remoting TLS needs the certificate, key and CA files together")
 	}
 	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 	if err != nil {

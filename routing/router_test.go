@@ -1,4 +1,4 @@
-package cluster
+package routing
 
 import (
 	"context"
@@ -11,17 +11,42 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/presence-cluster/presence/actors"
+	"github.com/presence-cluster/presence/cluster"
 	"github.com/presence-cluster/presence/messages"
 	"github.com/presence-cluster/presence/store"
 )
 
+// members is a membership whose view the test sets.
+type members struct {
+	self string
+	view func() *cluster.View
+}
+
+func (m members) View() *cluster.View { return m.view() }
+func (m members) LocalName() string   { return m.self }
+
 // newTestRouter starts a host on the memory store in its own actor system
-// and a router over it; view nil is a standalone node.
-func newTestRouter(t *testing.T, owns actors.OwnerFunc, self string, view func() *View) (*Router, *store.Memory) {
+// and a router over it; view nil is a standalone node (a static
+// one-member view).
+func newTestRouter(t *testing.T, owns actors.OwnerFunc, self string, view func() *cluster.View) (*Router, *store.Memory) {
+	t.Helper()
+	st := store.NewMemory()
+	var m Members = members{self: self, view: view}
+	if view == nil {
+		m = cluster.NewStatic(cluster.Member{Name: "self", State: "alive"})
+	}
+	return newRouter(t, st, owns, m), st
+}
+
+// newRouterOn is a standalone router over a host on st.
+func newRouterOn(t *testing.T, st store.Store) *Router {
+	return newRouter(t, st, nil, cluster.NewStatic(cluster.Member{Name: "self", State: "alive"}))
+}
+
+func newRouter(t *testing.T, st store.Store, owns actors.OwnerFunc, m Members) *Router {
 	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
-	st := store.NewMemory()
 	host, err := actors.NewHost(system, actors.Config{Store: st, Logger: quiet}, owns)
 	if err != nil {
 		t.Fatalf("NewHost: %v", err)
@@ -30,7 +55,7 @@ func newTestRouter(t *testing.T, owns actors.OwnerFunc, self string, view func()
 		_ = host.Stop()
 		system.Shutdown()
 	})
-	return newRouter(host, self, view, quiet), st
+	return New(system, m, nil, quiet)
 }
 
 func putUser(t *testing.T, st *store.Memory, id int64, busy bool) {
@@ -88,15 +113,15 @@ func TestRouterBatchTargets(t *testing.T) {
 		// left out for noBatchFor).
 		batched bool
 	}{
-		{"current version, silent", protoVersion, true},
-		{"older version", protoBatchReads - 1, false},
+		{"current version, silent", cluster.ProtoVersion, true},
+		{"older version", cluster.ProtoBatchReads - 1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const silentAddr = "192.0.2.1:8090" // no remote here: dead letters
-			var view *View
-			r, st := newTestRouter(t, nil, "a", func() *View { return view })
-			view = newView([]Member{
-				{Name: "a", RemoteAddr: r.host.Activator().Address, State: "alive", Proto: protoVersion},
+			var view *cluster.View
+			r, st := newTestRouter(t, nil, "a", func() *cluster.View { return view })
+			view = cluster.NewView([]cluster.Member{
+				{Name: "a", RemoteAddr: r.local.Address, State: "alive", Proto: cluster.ProtoVersion},
 				{Name: "b", RemoteAddr: silentAddr, State: "alive", Proto: tc.proto},
 			}, 1)
 			var mine, theirs int64
@@ -114,8 +139,8 @@ func TestRouterBatchTargets(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
-			if _, err := r.ReadPresence(ctx, []int64{mine, theirs}); !errors.Is(err, actors.ErrTimeout) {
-				t.Fatalf("ReadPresence with an unreachable owner: err = %v, want ErrTimeout", err)
+			if _, err := r.ReadPresence(ctx, []int64{mine, theirs}); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("ReadPresence with an unreachable owner: err = %v, want ErrUnavailable", err)
 			}
 			if got := !r.takesBatches(silentAddr, time.Now()); got != tc.batched {
 				t.Fatalf("member sent a batch that went unanswered: %v, want %v", got, tc.batched)

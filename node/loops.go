@@ -1,0 +1,88 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/presence-cluster/presence/cluster"
+)
+
+// resyncEvery is how often the hub retries re-subscriptions that failed.
+const resyncEvery = 5 * time.Second
+
+// onView reacts to a membership change: users that moved away are stopped
+// (and handed to their new owner when their timers run), actors forget hubs
+// of nodes that left, the hub re-subscribes users whose owner changed, and
+// when a member left, this node activates the stored live users it now
+// owns so their timers run again.
+func (n *Node) onView(old, cur *cluster.View) {
+	self := n.system.Address()
+	joined := false
+	for _, m := range cur.Owners {
+		if _, ok := old.OwnerNamed(m.Name); !ok && m.Name != n.members.LocalName() {
+			joined = true
+			break
+		}
+	}
+	n.host.ViewChanged(func(addr string) bool { return addr == self || cur.HasRemote(addr) }, joined)
+	select {
+	case n.resync <- struct{}{}:
+	default:
+	}
+	if len(old.Owners) > 0 && storeKind(n.cfg.Store) == "bolt" && len(cur.All) > 1 {
+		n.log.Error("another member joined a node whose store is a local bolt file: users moving between nodes lose their state; use a shared postgres:// store")
+	}
+	for _, m := range old.Owners {
+		if _, ok := cur.OwnerNamed(m.Name); !ok {
+			go n.rearm()
+			break
+		}
+	}
+}
+
+// resyncLoop re-subscribes the hub after membership changes, one pass at a
+// time, coalescing changes that arrive during a pass; a periodic pass
+// retries what failed (a pass with nothing to do costs a hash per watched
+// user).
+func (n *Node) resyncLoop() {
+	tick := time.NewTicker(resyncEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.stopped:
+			return
+		case <-tick.C:
+		case <-n.resync:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		n.api.Hub().Resync(ctx)
+		cancel()
+	}
+}
+
+// rearm activates the stored live users this node owns that no actor
+// holds, so their timers run again. The store may be unreachable (a node
+// starting while the database is down): it retries with backoff until it
+// succeeds or the node stops.
+func (n *Node) rearm() {
+	backoff := time.Second
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		counts, err := n.host.Cleanup(ctx, n.router.Owns)
+		cancel()
+		if err == nil {
+			n.log.Info("stored timers re-armed",
+				slog.Int64("users_marked_offline", counts.GetUsersMarkedOffline()),
+				slog.Int64("busy_status_cleared", counts.GetBusyStatusCleared()))
+			return
+		}
+		n.log.Warn("re-arming stored timers failed; will retry", slog.Any("err", err), slog.Duration("in", backoff))
+		select {
+		case <-n.stopped:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}

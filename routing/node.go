@@ -1,0 +1,94 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/presence-cluster/presence/messages"
+)
+
+// Cleanup asks every owning member to re-check its users' timers and sweep
+// its share of the stored records, and sums their counts. A member that
+// does not answer in time makes an error wrapping ErrUnavailable; one that
+// answers a failure, an internal error.
+func (r *Router) Cleanup(ctx context.Context) (*messages.CleanupCount, error) {
+	view, self := r.members.View(), r.members.LocalName()
+	targets := make([]*actor.PID, 0, len(view.Owners))
+	for _, m := range view.Owners {
+		if m.Name == self {
+			targets = append(targets, r.local)
+		} else {
+			targets = append(targets, r.activatorAt(m.RemoteAddr))
+		}
+	}
+	timeout := DefaultRequestTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	futures := make([]*actor.Future, len(targets))
+	for i, pid := range targets {
+		futures[i] = r.ask(pid, &messages.Envelope{Body: &messages.Envelope_CleanupNode{CleanupNode: &messages.CleanupNode{}}}, timeout)
+	}
+	total := &messages.CleanupCount{}
+	var errs []error
+	for i, f := range futures {
+		reply, err := await(f, targets[i])
+		if err == nil && reply.GetFailure() != nil {
+			err = errors.New(reply.GetFailure().GetDetail())
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cleanup on %s: %w", targets[i].Address, err))
+			continue
+		}
+		total.UsersMarkedOffline += reply.GetCleanupCount().GetUsersMarkedOffline()
+		total.BusyStatusCleared += reply.GetCleanupCount().GetBusyStatusCleared()
+	}
+	return total, errors.Join(errs...)
+}
+
+// Handoff activates userID on its owner, without blocking the caller; it
+// is the actors' Config.Handoff. An owner that cannot load the user (its
+// store failing) answers a failure: that is retried too, until
+// handoffDeadline.
+func (r *Router) Handoff(userID int64) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), handoffDeadline)
+		defer cancel()
+		env := &messages.Envelope{Body: &messages.Envelope_Recheck{Recheck: &messages.Recheck{UserId: userID}}}
+		for {
+			reply, err := r.Request(ctx, userID, env)
+			if err == nil && reply.GetFailure() != nil {
+				err = refusal(userID, reply.GetFailure())
+			}
+			if err == nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				r.log.Warn("handoff to new owner failed; the user's timers run again at its next activation",
+					slog.Int64("user_id", userID), slog.Any("err", err))
+				return
+			case <-time.After(retryMax):
+			}
+		}
+	}()
+}
+
+// NodeStats asks the member at remoteAddr (or this node, for "") for its
+// statistics.
+func (r *Router) NodeStats(ctx context.Context, remoteAddr string) (*messages.NodeStats, error) {
+	pid := r.local
+	if remoteAddr != "" && remoteAddr != pid.Address {
+		pid = r.activatorAt(remoteAddr)
+	}
+	reply, err := r.request(ctx, pid, &messages.Envelope{Body: &messages.Envelope_NodeInfo{NodeInfo: &messages.NodeInfo{}}})
+	if err != nil {
+		return nil, err
+	}
+	return reply.GetNodeStats(), nil
+}

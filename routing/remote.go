@@ -1,0 +1,67 @@
+package routing
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+
+	"github.com/presence-cluster/presence/cluster"
+)
+
+// StartRemote starts protoactor-go remoting on cfg.BindAddr and returns
+// the address other members reach this node's actors at (cfg.Advertise,
+// or advertiseHost with the bound port). It must run before any actor is
+// spawned: a PID takes the system's address at spawn time. The pinned
+// library panics when it cannot listen; that becomes an error here.
+func StartRemote(system *actor.ActorSystem, cfg Config, advertiseHost string) (r *remote.Remote, addr string, err error) {
+	cfg = cfg.withDefaults()
+	opts := []remote.ConfigOption{}
+	if cfg.TLS.enabled() {
+		topts, err := cfg.TLS.options()
+		if err != nil {
+			return nil, "", err
+		}
+		opts = append(opts, topts...)
+	}
+	host, port, err := cluster.SplitHostPort(cfg.BindAddr, 8090)
+	if err != nil {
+		return nil, "", fmt.Errorf("remoting bind address %q: %w", cfg.BindAddr, err)
+	}
+	if port == 0 {
+		// The library needs the port before it listens; take a free one.
+		if port, err = freePort(host); err != nil {
+			return nil, "", err
+		}
+	}
+	advertise := cfg.Advertise
+	if advertise == "" {
+		ahost := host
+		if ahost == "" || net.ParseIP(ahost).IsUnspecified() {
+			ahost = advertiseHost
+		}
+		advertise = net.JoinHostPort(ahost, strconv.Itoa(port))
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			// Start panics before its gRPC server exists (a port in use):
+			// such a Remote cannot even be shut down, so none is returned.
+			r, err = nil, fmt.Errorf("start actor remoting on %s: %v", cfg.BindAddr, p)
+		}
+	}()
+	opts = append(opts, remote.WithAdvertisedHost(advertise))
+	r = remote.NewRemote(system, remote.Configure(host, port, opts...))
+	r.Start()
+	return r, advertise, nil
+}
+
+func freePort(host string) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("pick a port for actor remoting: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
