@@ -277,27 +277,83 @@ func (a *userActor) handle(ctx actor.Context, env *messages.Envelope) *messages.
 		return a.failed(failure(messages.FailureKind_FAILURE_KIND_UNAVAILABLE, detailStoreUnavailable))
 	}
 	now := a.now()
-	var err error
+	if reply, ok := a.answer(ctx, now, env); ok {
+		return reply
+	}
+	known, err := a.write(ctx, now, env)
+	if !known {
+		// A kind this version does not know (a newer node sent it): ignore.
+		return nil
+	}
+	if err != nil {
+		return a.failed(failureFor(err))
+	}
+	a.rearm(now)
+	if !a.exists {
+		return a.notFound()
+	}
+	return a.status()
+}
+
+// answer handles the messages answered without a state change of their
+// own (reads, watches, rechecks); ok is false for the others.
+func (a *userActor) answer(ctx actor.Context, now int64, env *messages.Envelope) (reply *messages.Envelope, ok bool) {
 	switch b := env.Body.(type) {
 	case *messages.Envelope_GetPresence:
 		if !a.exists {
-			return a.notFound()
+			return a.notFound(), true
 		}
-		return a.status()
+		return a.status(), true
 
 	case *messages.Envelope_GetStatus:
+		if !a.exists && !b.GetStatus.GetCreate() {
+			return a.notFound(), true
+		}
+		return nil, false // creating the record is a write
+
+	case *messages.Envelope_Recheck:
+		offline, busy, err := a.expire(ctx, now)
+		if err != nil {
+			return a.failed(failureFor(err)), true
+		}
+		count := &messages.CleanupCount{
+			UsersMarkedOffline: b2i(offline) + a.settled.UsersMarkedOffline,
+			BusyStatusCleared:  b2i(busy) + a.settled.BusyStatusCleared,
+		}
+		a.settled = settledCounts{}
+		return &messages.Envelope{Body: &messages.Envelope_CleanupCount{CleanupCount: count}}, true
+
+	case *messages.Envelope_Watch:
+		m := b.Watch
+		a.setWatch(m.GetHubAddress(), m.GetHubId(), m.GetSeq(), true)
+		if !a.exists {
+			return a.notFound(), true
+		}
+		return a.status(), true
+
+	case *messages.Envelope_Unwatch:
+		m := b.Unwatch
+		a.setWatch(m.GetHubAddress(), m.GetHubId(), m.GetSeq(), false)
+		return &messages.Envelope{Body: &messages.Envelope_Ack{Ack: &messages.Ack{UserId: a.id}}}, true
+	}
+	return nil, false
+}
+
+// write applies a message that may change the record; known is false for a
+// kind this version does not know.
+func (a *userActor) write(ctx actor.Context, now int64, env *messages.Envelope) (known bool, err error) {
+	switch b := env.Body.(type) {
+	case *messages.Envelope_GetStatus:
 		m := b.GetStatus
-		if !a.exists && !m.GetCreate() {
-			return a.notFound()
+		if !m.GetCreate() {
+			return true, nil // a plain read of an existing record
 		}
-		if m.GetCreate() {
-			err = a.change(ctx, now, func(r *record) { setName(r, m.GetUsername()) })
-		}
+		return true, a.change(ctx, now, func(r *record) { setName(r, m.GetUsername()) })
 
 	case *messages.Envelope_Heartbeat:
 		m := b.Heartbeat
 		a.restActivity(now)
-		err = a.change(ctx, now, func(r *record) {
+		return true, a.change(ctx, now, func(r *record) {
 			setName(r, m.GetUsername())
 			r.online = true
 			r.lastSeen = now
@@ -305,7 +361,7 @@ func (a *userActor) handle(ctx actor.Context, env *messages.Envelope) *messages.
 
 	case *messages.Envelope_Activity:
 		m := b.Activity
-		err = a.change(ctx, now, func(r *record) {
+		return true, a.change(ctx, now, func(r *record) {
 			setName(r, m.GetUsername())
 			r.lastSeen = now
 		})
@@ -323,48 +379,12 @@ func (a *userActor) handle(ctx actor.Context, env *messages.Envelope) *messages.
 				a.refreshIfStale(ctx, now)
 			}
 		}
-		err = a.update(ctx, now, b.UpdateStatus)
+		return true, a.update(ctx, now, b.UpdateStatus)
 
 	case *messages.Envelope_Sessions:
-		err = a.sessionsChanged(ctx, now, b.Sessions)
-
-	case *messages.Envelope_Recheck:
-		offline, busy, rerr := a.expire(ctx, now)
-		if rerr != nil {
-			return a.failed(failureFor(rerr))
-		}
-		count := &messages.CleanupCount{
-			UsersMarkedOffline: b2i(offline) + a.settled.UsersMarkedOffline,
-			BusyStatusCleared:  b2i(busy) + a.settled.BusyStatusCleared,
-		}
-		a.settled = settledCounts{}
-		return &messages.Envelope{Body: &messages.Envelope_CleanupCount{CleanupCount: count}}
-
-	case *messages.Envelope_Watch:
-		m := b.Watch
-		a.setWatch(m.GetHubAddress(), m.GetHubId(), m.GetSeq(), true)
-		if !a.exists {
-			return a.notFound()
-		}
-		return a.status()
-
-	case *messages.Envelope_Unwatch:
-		m := b.Unwatch
-		a.setWatch(m.GetHubAddress(), m.GetHubId(), m.GetSeq(), false)
-		return &messages.Envelope{Body: &messages.Envelope_Ack{Ack: &messages.Ack{UserId: a.id}}}
-
-	default:
-		// A kind this version does not know (a newer node sent it): ignore.
-		return nil
+		return true, a.sessionsChanged(ctx, now, b.Sessions)
 	}
-	if err != nil {
-		return a.failed(failureFor(err))
-	}
-	a.rearm(now)
-	if !a.exists {
-		return a.notFound()
-	}
-	return a.status()
+	return false, nil
 }
 
 // setWatch applies a hub's Watch or Unwatch unless a newer one of the same
