@@ -191,6 +191,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) routes() {
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
+	s.app.Get("/openapi.json", s.getOpenAPI)
 	if s.cfg.MetricsHandler != nil {
 		s.app.Get("/metrics", adaptor.HTTPHandler(s.cfg.MetricsHandler))
 	}
