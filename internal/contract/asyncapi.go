@@ -144,7 +144,9 @@ func (a *asyncAPI) checkFrame(frame []byte) error {
 		return fmt.Errorf("frame is not JSON: %w: %s", err, clip(frame))
 	}
 	if err := sch.Validate(v); err != nil {
-		return fmt.Errorf("%s frame against docs/asyncapi.yaml: %w\nframe: %s", head.Type, err, clip(frame))
+		// %#v lists every failing keyword with its place, not only the
+		// schema that failed.
+		return fmt.Errorf("%s frame against docs/asyncapi.yaml: %#v\nframe: %s", head.Type, err, clip(frame))
 	}
 	return nil
 }
