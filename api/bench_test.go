@@ -21,8 +21,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/url"
 	"slices"
@@ -38,9 +36,9 @@ import (
 
 	"github.com/presence-cluster/presence/api"
 	"github.com/presence-cluster/presence/api/auth"
+	"github.com/presence-cluster/presence/internal/testkit"
 	"github.com/presence-cluster/presence/messages"
 	"github.com/presence-cluster/presence/node"
-	"github.com/presence-cluster/presence/wire"
 )
 
 const benchSecret = "bench-secret-0123456789abcdef0123"
@@ -65,18 +63,7 @@ func benchToken(b testing.TB, id int64) string {
 // on the path, as in production).
 func startBenchNode(b testing.TB) *node.Node {
 	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	n, err := node.Start(ctx, node.Config{HTTPAddr: "127.0.0.1:0", Standalone: true, Store: "memory", DataDir: b.TempDir(), Name: "bench", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Auth: node.AuthConfig{Secret: benchSecret}, API: api.Config{WriteRate: 1e9}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = n.Shutdown(ctx)
-	})
-	return n
+	return testkit.StartStandalone(b, node.Config{Name: "bench", API: api.Config{WriteRate: 1e9}}, benchSecret).Node
 }
 
 // startBaseline serves the bare Fiber app on a loopback port.
@@ -266,46 +253,6 @@ func BenchmarkVerify(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-}
-
-func benchState() *messages.UserState {
-	now := time.Date(2026, 11, 29, 21, 26, 50, 140534000, time.UTC)
-	return &messages.UserState{
-		UserId: 1_000_042, Username: "alice_smith", IsOnline: true, IsBusy: true,
-		BusyUntil: now.Add(time.Hour).UnixMicro(), LastSeen: now.UnixMicro(),
-		CreatedAt: now.Add(-time.Hour).UnixMicro(), UpdatedAt: now.UnixMicro(), Version: 1234,
-	}
-}
-
-func BenchmarkEncode(b *testing.B) {
-	st := benchState()
-	now := time.Now()
-	b.Run("AppendPresence", func(b *testing.B) {
-		buf := wire.AppendPresence(nil, st)
-		b.SetBytes(int64(len(buf)))
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			buf = wire.AppendPresence(buf[:0], st)
-		}
-	})
-	b.Run("AppendUpdateFrame", func(b *testing.B) {
-		buf := wire.AppendUpdateFrame(nil, st, now)
-		b.SetBytes(int64(len(buf)))
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			buf = wire.AppendUpdateFrame(buf[:0], st, now)
-		}
-	})
-	// What the hub does per change: a fresh 256-byte buffer (the frame is
-	// shared by every session's queue, so it cannot be pooled).
-	b.Run("AppendUpdateFrame/hub", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			_ = wire.AppendUpdateFrame(make([]byte, 0, 256), st, now)
-		}
-	})
 }
 
 // BenchmarkFanout1000 measures one change reaching 1,000 local sessions:
