@@ -43,6 +43,17 @@ type openAPI struct {
 	errors *openapi3.Schema
 }
 
+// The browser assets (the dashboard's HTML, the client's JavaScript) are
+// documented as strings; kin-openapi decodes text/plain only by itself.
+func init() {
+	text := func(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+		b, err := io.ReadAll(body)
+		return string(b), err
+	}
+	openapi3filter.RegisterBodyDecoder("text/html", text)
+	openapi3filter.RegisterBodyDecoder("text/javascript", text)
+}
+
 func loadOpenAPI() (*openAPI, error) {
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(api.OpenAPI)

@@ -13,6 +13,9 @@ type (
 	Cleanup       = wire.Cleanup
 	ClusterStatus = wire.ClusterStatus
 	MemberStatus  = wire.MemberStatus
+	// UserInspection is GET /admin/users/{id}; ClusterStats GET /admin/stats.
+	UserInspection = wire.UserInspection
+	ClusterStats   = wire.ClusterStats
 )
 
 // WireFrame is a WebSocket frame as the tests read it: wire.Frame with the
