@@ -86,7 +86,6 @@ func (s *Server) browserRoutes(authed fiber.Handler) error {
 			s.app.Get(route, dashboardHeaders, a.serve)
 		}
 	}
-	s.app.Get("/admin", func(c *fiber.Ctx) error { return c.Redirect("/admin/", fiber.StatusMovedPermanently) })
 	if src, ok := s.deps.Presence.(statsSource); ok {
 		s.app.Get("/admin/stats", authed, s.requireAdmin, s.getStats(src))
 	}
