@@ -20,7 +20,9 @@ import (
 // within a second.
 func TestDashboard(t *testing.T) {
 	browser := testkit.Browser(t)
-	c := startCluster(t, 3, nil)
+	// A short disconnect grace, so closed sessions make offline
+	// transitions (the offline push delay SLI) within the test.
+	c := startCluster(t, 3, map[string]string{"PRESENCE_DISCONNECT_GRACE": "1s"})
 	p1 := c.Proc(0)
 	ctx := tab(t, browser)
 	navigate(t, ctx, "http://"+p1.HTTP+"/admin/")
@@ -108,14 +110,49 @@ func TestDashboard(t *testing.T) {
 		t.Logf("live view updated %v after the PUT was sent (%v after its answer)", time.Since(start).Round(time.Millisecond), took.Round(time.Millisecond))
 	})
 
-	// A few more users and samples, for the screenshot.
+	t.Run("the SLIs chart offline transitions and flaps", func(t *testing.T) {
+		// Two rounds, a few seconds apart, so the delay chart has two
+		// samples with transitions: sessions that close for good (offline
+		// after the grace) and one that re-attaches inside it (a flap).
+		for round := range 2 {
+			for k := range 3 {
+				id := int64(user + 10 + 3*round + k)
+				ws, err := testkit.DialWS(c.HTTPAddr(k), testkit.WSQuery(c.Tok.Of(id), ""), testkit.WSOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(50 * time.Millisecond)
+				ws.Close()
+			}
+			flap := int64(user + 20)
+			ws, err := testkit.DialWS(c.HTTPAddr(1), testkit.WSQuery(c.Tok.Of(flap), ""), testkit.WSOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond)
+			ws.Close()
+			ws, err = testkit.DialWS(c.HTTPAddr(2), testkit.WSQuery(c.Tok.Of(flap), ""), testkit.WSOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ws.Close()
+			time.Sleep(3 * time.Second)
+		}
+		waitJS(t, ctx, 10*time.Second, `/over ([6-9]|\d\d)/.test(document.querySelector("#chart-delay .value").textContent) &&
+			document.querySelectorAll("#chart-delay polyline").length === 1 &&
+			/^[1-9]/.test(document.querySelector("#chart-flaps .value").textContent)`,
+			`document.querySelector("#slis").innerText`)
+	})
+
+	// A few more users in the live view, for the screenshot.
 	c.Rests[0].Must(t).PutStatus(user+1, `{"is_online": true}`)
 	c.Rests[1].Must(t).Heartbeat(user + 2)
 	eval[chromedp.Void](t, ctx, fmt.Sprintf(`(() => {
 		document.querySelector("#live-ids").value = "%d";
 		document.querySelector("#live-form").requestSubmit();
 	})()`, user+2))
-	waitJS(t, ctx, 10*time.Second, `document.querySelectorAll("#chart-ghosts polyline").length === 1`, `document.querySelector("#slis").innerText`)
+	waitJS(t, ctx, 5*time.Second, fmt.Sprintf(`document.querySelector('#live-table tr[data-user="%d"]')?.dataset.online === "true"`, user+2),
+		`document.querySelector("#live").innerText`)
 	png := testkit.Screenshot(t, ctx, "dashboard.png")
 	if os.Getenv("PRESENCE_UPDATE_DOCS_SCREENSHOT") == "1" && png != "" {
 		b, err := os.ReadFile(png)

@@ -26,7 +26,7 @@ export class Series {
  * Draws series into the <figure> fig (replacing its previous <svg>) and writes
  * label into its caption's .value.
  */
-export function drawChart(fig, series, label) {
+export function drawChart(fig, series, label, emptyText = "no data yet") {
   const w = 300, h = 80, pad = 4;
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
@@ -38,27 +38,31 @@ export function drawChart(fig, series, label) {
     t.setAttribute("x", "8");
     t.setAttribute("y", String(h / 2));
     t.setAttribute("class", "empty");
-    t.textContent = pts.length ? "collecting samples..." : "no data yet";
+    t.textContent = pts.length ? "collecting samples..." : emptyText;
     svg.appendChild(t);
   } else {
+    // The x axis spans the samples held (at most the window), so a fresh
+    // dashboard fills its charts at once.
     const t1 = series.points[series.points.length - 1][0];
-    const t0 = t1 - series.windowMs;
-    const max = Math.max(1e-9, ...pts.map((p) => p[1]));
+    const t0 = series.points[0][0];
+    const span = Math.max(1, t1 - t0);
+    const top = Math.max(...pts.map((p) => p[1]));
+    const max = top > 0 ? top : 1;
     const coords = pts.map(([t, v]) => {
-      const x = ((t - t0) / series.windowMs) * w;
+      const x = ((t - t0) / span) * w;
       const y = h - pad - (v / max) * (h - 2 * pad);
       return `${x.toFixed(1)},${y.toFixed(1)}`;
     });
     const line = document.createElementNS(SVG, "polyline");
     line.setAttribute("points", coords.join(" "));
     svg.appendChild(line);
-    const top = document.createElementNS(SVG, "text");
-    top.setAttribute("x", String(w - 4));
-    top.setAttribute("y", "12");
-    top.setAttribute("text-anchor", "end");
-    top.setAttribute("class", "empty");
-    top.textContent = `max ${fmtNum(max)}`;
-    svg.appendChild(top);
+    const scale = document.createElementNS(SVG, "text");
+    scale.setAttribute("x", String(w - 4));
+    scale.setAttribute("y", "12");
+    scale.setAttribute("text-anchor", "end");
+    scale.setAttribute("class", "empty");
+    scale.textContent = `max ${fmtNum(top)}`;
+    svg.appendChild(scale);
   }
   const old = fig.querySelector("svg");
   if (old) old.replaceWith(svg);
@@ -68,7 +72,7 @@ export function drawChart(fig, series, label) {
 
 export function fmtNum(v) {
   if (v === null || v === undefined || Number.isNaN(v)) return "–";
-  if (v === 0) return "0";
+  if (Number.isInteger(v)) return String(v);
   if (Math.abs(v) >= 100) return v.toFixed(0);
   if (Math.abs(v) >= 1) return v.toFixed(1);
   return v.toFixed(2);

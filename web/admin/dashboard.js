@@ -242,7 +242,7 @@ function sampleSLIs(stats) {
   charts.flaps.series.push(t, flaps);
   charts.ghosts.series.push(t, tot.ghosts);
   const mean = tot.count ? tot.sum / tot.count : null;
-  drawChart(charts.delay.fig, charts.delay.series, `${fmtNum(mean)} s since start (${tot.count} offline pushes)`);
+  drawChart(charts.delay.fig, charts.delay.series, `mean ${fmtNum(mean)} s over ${tot.count}`, "no offline transitions in the window");
   drawChart(charts.flaps.fig, charts.flaps.series, `${tot.flaps} total`);
   drawChart(charts.ghosts.fig, charts.ghosts.series, `${tot.ghosts}`);
 }
@@ -322,8 +322,8 @@ function renderLive(p) {
   td[2].className = p.is_online ? "on" : "off";
   td[3].textContent = p.is_busy ? "busy" : "–";
   td[3].className = p.is_busy ? "busy" : "";
-  td[4].textContent = p.busy_until || "–";
-  td[5].textContent = p.last_seen || "never";
+  setTime(td[4], p.busy_until, "–");
+  setTime(td[5], p.last_seen, "never");
   td[6].textContent = String(p.version);
   tr.dataset.online = String(p.is_online);
   tr.dataset.busy = String(p.is_busy);
@@ -331,6 +331,12 @@ function renderLive(p) {
   tr.classList.remove("flash");
   void tr.offsetWidth; // restart the animation
   tr.classList.add("flash");
+}
+
+/** Shows an RFC 3339 time as a local clock time, the full value as a tooltip. */
+function setTime(td, iso, none) {
+  td.textContent = iso ? new Date(iso).toLocaleTimeString() : none;
+  td.title = iso || "";
 }
 
 ui.liveForm.addEventListener("submit", (e) => {

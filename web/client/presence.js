@@ -183,7 +183,8 @@ export class PresenceClient extends EventTarget {
     if (this.stopped) return;
     const delay = atOnce && this.attempt === 0 ? 0 : this.backoff();
     this.attempt++;
-    this.setState("reconnecting", { ...why, attempt: this.attempt, delay });
+    const next = this.urls[this.urlIndex % this.urls.length];
+    this.setState("reconnecting", { ...why, next, attempt: this.attempt, delay });
     this.timers.reconnect = setTimeout(() => this.open(), delay);
   }
 
