@@ -69,6 +69,29 @@ func TestDashboard(t *testing.T) {
 
 	const user = 4242
 	want := c.Rests[1].Must(t).PutStatus(user, `{"is_online": true, "is_busy": true}`)
+	t.Run("the admin endpoints answer through any node", func(t *testing.T) {
+		for i := range 3 {
+			st, err := c.Rests[i].Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Node != c.Name(i) || len(st.Members) != 3 {
+				t.Errorf("stats via %s: node %q, %d members", c.Name(i), st.Node, len(st.Members))
+			}
+			for _, m := range st.Members {
+				if m.Error != "" || m.StartedAt == nil || m.Goroutines == 0 || (m.NodeName == "p2" && m.HTTPRequests == 0) {
+					t.Errorf("stats via %s: member %+v", c.Name(i), m)
+				}
+			}
+			in, err := c.Rests[i].InspectUser(user)
+			if err != nil || in.Version != want.Version || !in.IsBusy || in.Owner == "" {
+				t.Errorf("inspect via %s: %+v %v", c.Name(i), in, err)
+			}
+		}
+		if _, err := c.Rests[0].InspectUser(999_999); !testkit.IsHTTP(err, 404) {
+			t.Errorf("inspect of an unknown user: %v, want 404", err)
+		}
+	})
 	t.Run("user lookup shows the record and its owner", func(t *testing.T) {
 		in, err := c.Rests[2].InspectUser(user)
 		if err != nil {
@@ -131,6 +154,8 @@ func TestDashboard(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 			ws.Close()
+			// Inside the 1 s grace, after the close reached the actor.
+			time.Sleep(300 * time.Millisecond)
 			ws, err = testkit.DialWS(c.HTTPAddr(2), testkit.WSQuery(c.Tok.Of(flap), ""), testkit.WSOptions{})
 			if err != nil {
 				t.Fatal(err)
