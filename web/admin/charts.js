@@ -27,7 +27,7 @@ export class Series {
  * label into its caption's .value.
  */
 export function drawChart(fig, series, label, emptyText = "no data yet") {
-  const w = 300, h = 80, pad = 4;
+  const w = 300, h = 80, pad = 4, top = 16; // top: room for the scale label
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
   svg.setAttribute("preserveAspectRatio", "none");
@@ -46,11 +46,11 @@ export function drawChart(fig, series, label, emptyText = "no data yet") {
     const t1 = series.points[series.points.length - 1][0];
     const t0 = series.points[0][0];
     const span = Math.max(1, t1 - t0);
-    const top = Math.max(...pts.map((p) => p[1]));
-    const max = top > 0 ? top : 1;
+    const peak = Math.max(...pts.map((p) => p[1]));
+    const max = peak > 0 ? peak : 1;
     const coords = pts.map(([t, v]) => {
       const x = ((t - t0) / span) * w;
-      const y = h - pad - (v / max) * (h - 2 * pad);
+      const y = h - pad - (v / max) * (h - pad - top);
       return `${x.toFixed(1)},${y.toFixed(1)}`;
     });
     const line = document.createElementNS(SVG, "polyline");
@@ -61,7 +61,7 @@ export function drawChart(fig, series, label, emptyText = "no data yet") {
     scale.setAttribute("y", "12");
     scale.setAttribute("text-anchor", "end");
     scale.setAttribute("class", "empty");
-    scale.textContent = `max ${fmtNum(top)}`;
+    scale.textContent = `max ${fmtNum(peak)}`;
     svg.appendChild(scale);
   }
   const old = fig.querySelector("svg");

@@ -187,7 +187,7 @@ function renderCluster(cluster, stats) {
       m.gossip_addr,
       m.remote_addr,
       num(s && !s.error ? s.sessions_open : null),
-      m.actors_hosted === null ? [m.error || "–", "unreachable"] : num(m.actors_hosted),
+      m.actors_hosted === null ? ["unreachable", "unreachable", m.error] : num(m.actors_hosted),
       num(rate(stats, m.name, "http_requests_total")),
       num(rate(stats, m.name, "http_client_errors_total")),
       num(rate(stats, m.name, "http_server_errors_total")),
@@ -209,6 +209,7 @@ function cells(tr, values) {
     if (Array.isArray(v)) {
       td.textContent = v[0];
       td.className = v[1];
+      if (v[2]) td.title = v[2];
     } else {
       td.textContent = v ?? "";
     }
