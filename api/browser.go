@@ -67,7 +67,7 @@ func (a *asset) serve(c *fiber.Ctx) error {
 // (GET /admin/stats, GET /admin/users/{id}) when the Presence dependency
 // can answer them. The files are public (they hold no secret); every call
 // the dashboard makes carries the operator's token.
-func (s *Server) browserRoutes(authed fiber.Handler) error {
+func (s *Server) browserRoutes(authed fiber.Handler) {
 	pages := map[string]string{
 		"/admin/":              "admin/index.html",
 		"/admin/dashboard.js":  "admin/dashboard.js",
@@ -78,7 +78,8 @@ func (s *Server) browserRoutes(authed fiber.Handler) error {
 	for route, path := range pages {
 		a, err := loadAsset(path, contentTypeOf(path))
 		if err != nil {
-			return err
+			// go:embed put the files in the binary: this is a build defect.
+			panic(err)
 		}
 		if route == "/client/presence.js" {
 			s.app.Get(route, clientHeaders, a.serve)
@@ -92,7 +93,6 @@ func (s *Server) browserRoutes(authed fiber.Handler) error {
 	if in, ok := s.deps.Presence.(inspector); ok {
 		s.app.Get("/admin/users/:user_id", authed, s.requireAdmin, s.getUserInspection(in))
 	}
-	return nil
 }
 
 func contentTypeOf(path string) string {

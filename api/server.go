@@ -243,9 +243,7 @@ func (s *Server) routes() {
 		s.app.Get("/admin/cluster", authed, s.requireAdmin, s.getCluster)
 	}
 	s.ws.Mount(s.app, "/ws/presence")
-	if err := s.browserRoutes(authed); err != nil {
-		panic(err) // the embedded files are part of the binary
-	}
+	s.browserRoutes(authed)
 }
 
 // Hub returns the WebSocket hub.
