@@ -25,6 +25,7 @@ func TestDashboard(t *testing.T) {
 	c := startCluster(t, 3, map[string]string{"PRESENCE_DISCONNECT_GRACE": "1s"})
 	p1 := c.Proc(0)
 	ctx := tab(t, browser)
+	recordPageErrors(t, ctx)
 	navigate(t, ctx, "http://"+p1.HTTP+"/admin/")
 	waitJS(t, ctx, 10*time.Second, `!document.querySelector("#signin").hidden`, `document.body.innerText`)
 
@@ -178,6 +179,9 @@ func TestDashboard(t *testing.T) {
 	})()`, user+2))
 	waitJS(t, ctx, 5*time.Second, fmt.Sprintf(`document.querySelector('#live-table tr[data-user="%d"]')?.dataset.online === "true"`, user+2),
 		`document.querySelector("#live").innerText`)
+	if errs := pageErrors(t, ctx); len(errs) > 0 {
+		t.Errorf("the dashboard logged errors: %q", errs)
+	}
 	png := testkit.Screenshot(t, ctx, "dashboard.png")
 	if os.Getenv("PRESENCE_UPDATE_DOCS_SCREENSHOT") == "1" && png != "" {
 		b, err := os.ReadFile(png)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/presence-cluster/presence/internal/testkit"
@@ -79,4 +81,31 @@ func navigate(t *testing.T, ctx context.Context, url string) {
 	if err := chromedp.Do(c, chromedp.Navigate(url)); err != nil {
 		t.Fatalf("navigate %s: %v", url, err)
 	}
+}
+
+// pageErrorsJS records, from the start of every document of the tab, what
+// a person would see in the console as a failure: CSP violations, uncaught
+// exceptions and unhandled promise rejections.
+const pageErrorsJS = `window.__pageErrors = [];
+document.addEventListener("securitypolicyviolation", (e) => __pageErrors.push("CSP blocked " + e.blockedURI + " (" + e.violatedDirective + ")"));
+window.addEventListener("error", (e) => __pageErrors.push("error: " + e.message));
+window.addEventListener("unhandledrejection", (e) => __pageErrors.push("unhandled rejection: " + e.reason));`
+
+// recordPageErrors makes every later document of the tab record its errors
+// (read them with pageErrors).
+func recordPageErrors(t *testing.T, ctx context.Context) {
+	t.Helper()
+	_, err := chromedp.Run(ctx, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: pageErrorsJS})
+		return chromedp.Void{}, err
+	})
+	if err != nil {
+		t.Fatalf("install the page error recorder: %v", err)
+	}
+}
+
+// pageErrors returns what the recorder saw in the current document.
+func pageErrors(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	return eval[[]string](t, ctx, `window.__pageErrors || ["the page error recorder is missing"]`)
 }

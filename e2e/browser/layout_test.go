@@ -45,6 +45,7 @@ func TestDashboardFiftyMembers(t *testing.T) {
 	tok := testkit.NewTokens([]byte(testkit.ProcSecret))
 	n := testkit.StartStandalone(t, node.Config{}, testkit.ProcSecret)
 	ctx := tab(t, browser)
+	recordPageErrors(t, ctx)
 	navigate(t, ctx, n.Base+"/admin/")
 	waitJS(t, ctx, 10*time.Second, `!document.querySelector("#signin").hidden`, `document.body.innerText`)
 	eval[chromedp.Void](t, ctx, fakeFiftyMembers)
@@ -77,6 +78,9 @@ func TestDashboardFiftyMembers(t *testing.T) {
 	}
 	if l.Suspect != "suspect" || l.Unreachable != "unreachable (unreachable: timeout)" {
 		t.Errorf("member 7 shows state %q, actors %q", l.Suspect, l.Unreachable)
+	}
+	if errs := pageErrors(t, ctx); len(errs) > 0 {
+		t.Errorf("the dashboard logged errors: %q", errs)
 	}
 	testkit.Screenshot(t, ctx, "dashboard-50-members.png")
 }
