@@ -45,7 +45,7 @@ func (s *Server) Upgrade(c *fiber.Ctx) error {
 			return unauthorized(c)
 		}
 	}
-	id, err := s.deps.Verifier.Verify(token)
+	id, exp, err := s.deps.Verifier.VerifyExpiry(token)
 	if err != nil {
 		return unauthorized(c)
 	}
@@ -62,6 +62,7 @@ func (s *Server) Upgrade(c *fiber.Ctx) error {
 		return reject(c, fiber.StatusServiceUnavailable, "Draining")
 	}
 	c.Locals(localsIdentity, id)
+	c.Locals(localsExpiry, exp)
 	c.Locals(localsIDs, ids)
 	// gofiber/contrib/websocket copies every query argument, header and
 	// cookie of the handshake into the connection, for the connection's
