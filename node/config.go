@@ -23,8 +23,8 @@ const (
 	DefaultJWTLeeway       = 30 * time.Second
 	// NoJWTLeeway, as AuthConfig.Leeway, allows no clock skew at all
 	// (PRESENCE_JWT_LEEWAY=0s); zero means DefaultJWTLeeway.
-	NoJWTLeeway = auth.NoLeeway
-	DefaultDrainWait       = time.Second
+	NoJWTLeeway      = auth.NoLeeway
+	DefaultDrainWait = time.Second
 )
 
 // BoltFileName is the embedded store's file inside the data directory.
