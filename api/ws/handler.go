@@ -23,13 +23,13 @@ const maxDroppedFrames = 100
 func (s *Server) serveSession(c *websocket.Conn) {
 	s.handlers.Add(1)
 	defer s.handlers.Add(-1)
-	user, ids := identityOf(c)
+	user, exp, ids := identityOf(c)
 	conn := c.Conn
 	sess := newSession(conn, user, sessionOptions{
 		queue: s.cfg.SendQueue, writeTimeout: s.cfg.WriteTimeout,
 		stats: s.hub.Stats(), reset: s.resetConn,
 	})
-	sess.setExpiry(expiryOf(c), s.deps.Verifier.Leeway())
+	sess.setExpiry(exp, s.deps.Verifier.Leeway())
 	// The library recycles the connection when this function returns, so
 	// the writer must be gone by then (close, deferred below, runs first
 	// and starts no writer after the close frame's).

@@ -4,7 +4,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/gofiber/contrib/websocket"
+
+	"github.com/presence-cluster/presence/api/auth"
 
 	"github.com/presence-cluster/presence/messages"
 	"github.com/presence-cluster/presence/wire"
@@ -26,13 +27,11 @@ const (
 	CloseDisconnected = wire.CloseDisconnected
 )
 
-// localsExpiry is where Upgrade leaves the handshake token's exp.
-const localsExpiry = "presence.token_exp"
-
-// expiryOf returns the exp of the token the session was opened with.
-func expiryOf(c *websocket.Conn) time.Time {
-	exp, _ := c.Locals(localsExpiry).(time.Time)
-	return exp
+// handshakeAuth is what Upgrade learnt from the token for the session: one
+// value, as the connection keeps every local for its whole life.
+type handshakeAuth struct {
+	id  auth.Identity
+	exp time.Time
 }
 
 // setExpiry makes the session end once its token's exp plus leeway has
