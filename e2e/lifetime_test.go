@@ -5,6 +5,7 @@ package e2e
 // user's sessions (4003).
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -209,4 +210,35 @@ func TestAdminDisconnect(t *testing.T) {
 	if closed, err := bob.Closed(); closed {
 		t.Fatalf("bob's session ended: %v", err)
 	}
+}
+
+// TestDaemonSessionLifetime: the presenced binary with
+// PRESENCE_JWT_LEEWAY=0s refuses a token that expired a second ago and
+// closes a session with 4001 within a second of its token's exp.
+func TestDaemonSessionLifetime(t *testing.T) {
+	bin := testkit.BuildPresenced(t)
+	addr := testkit.FreeAddr(t)
+	testkit.StartProc(t, bin, "lifetime", map[string]string{
+		"PRESENCE_HTTP_ADDR": addr, "PRESENCE_JWT_SECRET": testSecret, "PRESENCE_STORE": "memory",
+		"PRESENCE_STANDALONE": "true", "PRESENCE_JWT_LEEWAY": "0s", "PRESENCE_WS_PING_INTERVAL": "400ms",
+	}, nil)
+	hc := testkit.NewHTTPClient(5 * time.Second)
+	testkit.Eventually(t, 20*time.Second, "presenced healthy", func() error {
+		_, err := testkit.Send(context.Background(), hc, http.MethodGet, "http://"+addr+"/healthz", "", nil)
+		return err
+	})
+	expired := tokenUntil(521, time.Now().Add(-time.Second))
+	res, err := testkit.Send(context.Background(), hc, http.MethodGet, "http://"+addr+"/users/me/status", expired, nil)
+	if err != nil || res.Code != http.StatusUnauthorized {
+		t.Fatalf("token expired 1s ago with PRESENCE_JWT_LEEWAY=0s: %v, %v; want 401", res, err)
+	}
+	exp := soon()
+	conn, err := testkit.DialWS(addr, testkit.WSQuery(tokenUntil(522, exp), ""), testkit.WSOptions{Name: "daemon-ws"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &wsClient{WSConn: conn, t: t, last: map[int64]uint64{}}
+	t.Cleanup(c.Close)
+	c.sync()
+	c.expectEndedAt(wire.CloseTokenExpired, wire.CloseTokenExpiredReason, exp)
 }
