@@ -230,6 +230,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 func (s *Server) routes() {
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
+	s.app.Get("/openapi.json", s.getOpenAPI)
 	if s.deps.MetricsHandler != nil {
 		s.app.Get("/metrics", adaptor.HTTPHandler(s.deps.MetricsHandler))
 	}
