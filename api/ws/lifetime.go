@@ -6,14 +6,13 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/presence-cluster/presence/api/auth"
-
 	"github.com/presence-cluster/presence/messages"
 	"github.com/presence-cluster/presence/wire"
 )
 
 // Session lifetime: a session lives no longer than its token. Each session
 // keeps one deadline (its token's exp plus the verifier's leeway), a
-// refresh frame with a newer token of the same user replaces it, and the
+// refresh frame with a valid token of the same user replaces it, and the
 // hub's pinger, which already visits every session a few times per ping
 // interval, closes those past it with 4001. So the check costs nothing per
 // frame and no timer per session: one atomic load per session per pinger
