@@ -4,7 +4,7 @@ package api_test
 // standalone mode on the memory store, driven over loopback TCP by a
 // fasthttp client, exactly as a client would. Every HTTP figure has a
 // baseline beside it in the same run: a bare Fiber app answering a fixed
-// small JSON body (api.BenchBaselineApp), driven with the same requests by
+// small JSON body (baseline.NewApp, the one `presencectl bench --serve-baseline` serves), driven with the same requests by
 // the same client. The ratio baseline ns/op : route ns/op is the route's
 // share of the baseline's throughput.
 //
@@ -36,6 +36,7 @@ import (
 
 	"github.com/presence-cluster/presence/api"
 	"github.com/presence-cluster/presence/api/auth"
+	"github.com/presence-cluster/presence/internal/loadgen/baseline"
 	"github.com/presence-cluster/presence/internal/testkit"
 	"github.com/presence-cluster/presence/messages"
 	"github.com/presence-cluster/presence/node"
@@ -73,7 +74,7 @@ func startBaseline(b testing.TB) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	app := api.BenchBaselineApp()
+	app := baseline.NewApp()
 	go func() { _ = app.Listener(ln) }()
 	b.Cleanup(func() { _ = app.Shutdown() })
 	return ln.Addr().String()

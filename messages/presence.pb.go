@@ -1654,6 +1654,107 @@ func (x *Inspection) GetSessions() int32 {
 	return 0
 }
 
+// DisconnectUser asks a node's WebSocket hub (the actor named HubName on
+// every node) to close every local session of the user with 4003 (admin
+// disconnect); the hub answers DisconnectCount.
+type DisconnectUser struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisconnectUser) Reset() {
+	*x = DisconnectUser{}
+	mi := &file_presence_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectUser) ProtoMessage() {}
+
+func (x *DisconnectUser) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectUser.ProtoReflect.Descriptor instead.
+func (*DisconnectUser) Descriptor() ([]byte, []int) {
+	return file_presence_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *DisconnectUser) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+// DisconnectCount answers DisconnectUser: how many sessions that hub
+// closed.
+type DisconnectCount struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	UserId         int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	SessionsClosed int64                  `protobuf:"varint,2,opt,name=sessions_closed,json=sessionsClosed,proto3" json:"sessions_closed,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DisconnectCount) Reset() {
+	*x = DisconnectCount{}
+	mi := &file_presence_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectCount) ProtoMessage() {}
+
+func (x *DisconnectCount) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectCount.ProtoReflect.Descriptor instead.
+func (*DisconnectCount) Descriptor() ([]byte, []int) {
+	return file_presence_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *DisconnectCount) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *DisconnectCount) GetSessionsClosed() int64 {
+	if x != nil {
+		return x.SessionsClosed
+	}
+	return 0
+}
+
 // Envelope carries every message above.
 type Envelope struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1682,6 +1783,8 @@ type Envelope struct {
 	//	*Envelope_PresenceBatchReply
 	//	*Envelope_Inspect
 	//	*Envelope_Inspection
+	//	*Envelope_DisconnectUser
+	//	*Envelope_DisconnectCount
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1689,7 +1792,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_presence_proto_msgTypes[24]
+	mi := &file_presence_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1701,7 +1804,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[24]
+	mi := &file_presence_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1714,7 +1817,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{24}
+	return file_presence_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Envelope) GetBody() isEnvelope_Body {
@@ -1931,6 +2034,24 @@ func (x *Envelope) GetInspection() *Inspection {
 	return nil
 }
 
+func (x *Envelope) GetDisconnectUser() *DisconnectUser {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_DisconnectUser); ok {
+			return x.DisconnectUser
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetDisconnectCount() *DisconnectCount {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_DisconnectCount); ok {
+			return x.DisconnectCount
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -2027,6 +2148,16 @@ type Envelope_Inspection struct {
 	Inspection *Inspection `protobuf:"bytes,51,opt,name=inspection,proto3,oneof"`
 }
 
+type Envelope_DisconnectUser struct {
+	// 60 and up: session lifetime (numbers kept apart from other
+	// additions of the same round).
+	DisconnectUser *DisconnectUser `protobuf:"bytes,60,opt,name=disconnect_user,json=disconnectUser,proto3,oneof"`
+}
+
+type Envelope_DisconnectCount struct {
+	DisconnectCount *DisconnectCount `protobuf:"bytes,61,opt,name=disconnect_count,json=disconnectCount,proto3,oneof"`
+}
+
 func (*Envelope_GetStatus) isEnvelope_Body() {}
 
 func (*Envelope_Heartbeat) isEnvelope_Body() {}
@@ -2072,6 +2203,10 @@ func (*Envelope_PresenceBatchReply) isEnvelope_Body() {}
 func (*Envelope_Inspect) isEnvelope_Body() {}
 
 func (*Envelope_Inspection) isEnvelope_Body() {}
+
+func (*Envelope_DisconnectUser) isEnvelope_Body() {}
+
+func (*Envelope_DisconnectCount) isEnvelope_Body() {}
 
 var File_presence_proto protoreflect.FileDescriptor
 
@@ -2190,8 +2325,12 @@ const file_presence_proto_rawDesc = "" +
 	"\x05state\x18\x01 \x01(\v2\x16.presence.v1.UserStateR\x05state\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x1a\n" +
 	"\bwatchers\x18\x03 \x01(\x05R\bwatchers\x12\x1a\n" +
-	"\bsessions\x18\x04 \x01(\x05R\bsessions\"\xc7\n" +
-	"\n" +
+	"\bsessions\x18\x04 \x01(\x05R\bsessions\")\n" +
+	"\x0eDisconnectUser\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\"S\n" +
+	"\x0fDisconnectCount\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12'\n" +
+	"\x0fsessions_closed\x18\x02 \x01(\x03R\x0esessionsClosed\"\xda\v\n" +
 	"\bEnvelope\x127\n" +
 	"\n" +
 	"get_status\x18\x01 \x01(\v2\x16.presence.v1.GetStatusH\x00R\tgetStatus\x126\n" +
@@ -2221,7 +2360,9 @@ const file_presence_proto_rawDesc = "" +
 	"\ainspect\x182 \x01(\v2\x14.presence.v1.InspectH\x00R\ainspect\x129\n" +
 	"\n" +
 	"inspection\x183 \x01(\v2\x17.presence.v1.InspectionH\x00R\n" +
-	"inspectionB\x06\n" +
+	"inspection\x12F\n" +
+	"\x0fdisconnect_user\x18< \x01(\v2\x1b.presence.v1.DisconnectUserH\x00R\x0edisconnectUser\x12I\n" +
+	"\x10disconnect_count\x18= \x01(\v2\x1c.presence.v1.DisconnectCountH\x00R\x0fdisconnectCountB\x06\n" +
 	"\x04body*\x88\x01\n" +
 	"\x0fPresenceOutcome\x12\x19\n" +
 	"\x15PRESENCE_OUTCOME_MISS\x10\x00\x12\x1a\n" +
@@ -2246,7 +2387,7 @@ func file_presence_proto_rawDescGZIP() []byte {
 }
 
 var file_presence_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_presence_proto_goTypes = []any{
 	(PresenceOutcome)(0),       // 0: presence.v1.PresenceOutcome
 	(FailureKind)(0),           // 1: presence.v1.FailureKind
@@ -2274,7 +2415,9 @@ var file_presence_proto_goTypes = []any{
 	(*NodeStats)(nil),          // 23: presence.v1.NodeStats
 	(*Inspect)(nil),            // 24: presence.v1.Inspect
 	(*Inspection)(nil),         // 25: presence.v1.Inspection
-	(*Envelope)(nil),           // 26: presence.v1.Envelope
+	(*DisconnectUser)(nil),     // 26: presence.v1.DisconnectUser
+	(*DisconnectCount)(nil),    // 27: presence.v1.DisconnectCount
+	(*Envelope)(nil),           // 28: presence.v1.Envelope
 }
 var file_presence_proto_depIdxs = []int32{
 	0,  // 0: presence.v1.PresenceBatchReply.outcomes:type_name -> presence.v1.PresenceOutcome
@@ -2306,11 +2449,13 @@ var file_presence_proto_depIdxs = []int32{
 	9,  // 26: presence.v1.Envelope.presence_batch_reply:type_name -> presence.v1.PresenceBatchReply
 	24, // 27: presence.v1.Envelope.inspect:type_name -> presence.v1.Inspect
 	25, // 28: presence.v1.Envelope.inspection:type_name -> presence.v1.Inspection
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	26, // 29: presence.v1.Envelope.disconnect_user:type_name -> presence.v1.DisconnectUser
+	27, // 30: presence.v1.Envelope.disconnect_count:type_name -> presence.v1.DisconnectCount
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_presence_proto_init() }
@@ -2318,7 +2463,7 @@ func file_presence_proto_init() {
 	if File_presence_proto != nil {
 		return
 	}
-	file_presence_proto_msgTypes[24].OneofWrappers = []any{
+	file_presence_proto_msgTypes[26].OneofWrappers = []any{
 		(*Envelope_GetStatus)(nil),
 		(*Envelope_Heartbeat)(nil),
 		(*Envelope_Activity)(nil),
@@ -2342,6 +2487,8 @@ func file_presence_proto_init() {
 		(*Envelope_PresenceBatchReply)(nil),
 		(*Envelope_Inspect)(nil),
 		(*Envelope_Inspection)(nil),
+		(*Envelope_DisconnectUser)(nil),
+		(*Envelope_DisconnectCount)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2349,7 +2496,7 @@ func file_presence_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_presence_proto_rawDesc), len(file_presence_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -72,6 +72,14 @@ func AppendCleanup(b []byte, usersMarkedOffline, busyStatusCleared int64) []byte
 	return append(b, '}')
 }
 
+// AppendDisconnect appends the answer of POST /admin/users/{id}/disconnect
+// (Disconnect) with DisconnectMessage.
+func AppendDisconnect(b []byte, sessionsClosed int64) []byte {
+	b = append(b, `{"message":"`+DisconnectMessage+`","sessions_closed":`...)
+	b = strconv.AppendInt(b, sessionsClosed, 10)
+	return append(b, '}')
+}
+
 // appendTime writes a Unix-microsecond time as an RFC 3339 string in UTC
 // ending in Z (fraction only when there is one), or null for 0.
 func appendTime(b []byte, us int64) []byte {

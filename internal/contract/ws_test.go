@@ -72,6 +72,8 @@ func TestWebSocketFramesMatchAsyncAPI(t *testing.T) {
 	send(wire.HeartbeatFrame())
 	send(wire.UnsubscribeFrame([]int64{789}))
 	await(wire.TypeUnsubscribed)
+	send(wire.RefreshFrame(bob))
+	await(wire.TypeRefreshed)
 	send(map[string]any{"type": "bogus"})
 	await(wire.TypeError)
 	// A change by alice is pushed.
@@ -88,7 +90,7 @@ func TestWebSocketFramesMatchAsyncAPI(t *testing.T) {
 	if want := v.ServerFrameTypes(); !slices.Equal(got, want) {
 		t.Errorf("server frame types seen %v, documented %v", got, want)
 	}
-	if want := []string{wire.TypeHeartbeat, wire.TypeSubscribe, wire.TypeUnsubscribe}; !slices.Equal(v.ClientFrameTypes(), want) {
+	if want := []string{wire.TypeHeartbeat, wire.TypeRefresh, wire.TypeSubscribe, wire.TypeUnsubscribe}; !slices.Equal(v.ClientFrameTypes(), want) {
 		t.Errorf("client frame types documented %v, the server takes %v", v.ClientFrameTypes(), want)
 	}
 
