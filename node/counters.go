@@ -1,6 +1,7 @@
 package node
 
 import (
+	"log/slog"
 	"strings"
 
 	dto "github.com/prometheus/client_model/go"
@@ -17,7 +18,7 @@ func (n *Node) fillCounters(st *messages.NodeStats) {
 	families, err := n.metrics.reg.Gather()
 	if err != nil {
 		// Gather returns what it could read along with the error.
-		n.log.Debug("gather metrics for /admin/stats", "err", err)
+		n.log.Debug("gather metrics for /admin/stats", slog.Any("err", err))
 	}
 	for _, f := range families {
 		ms := f.GetMetric()
