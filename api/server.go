@@ -81,6 +81,12 @@ type Config struct {
 	// WS holds the WebSocket settings (zero fields: ws.DefaultConfig).
 	WS ws.Config
 
+	// AllowedOrigins are the browser origins ("https://app.example.com")
+	// allowed to call REST (CORS) and open WebSockets; "*" allows any.
+	// Empty: no CORS headers, and WebSocket handshakes from any origin
+	// (tokens are not ambient credentials).
+	AllowedOrigins []string
+
 	// WriteRate and WriteBurst limit each user's writes (PUT status,
 	// heartbeat) on this node; beyond them the answer is 429 with
 	// Retry-After. A negative WriteRate disables the limit.

@@ -118,8 +118,11 @@ func (n *Node) startActorSystem() error {
 	if n.cfg.Standalone {
 		return nil
 	}
+	n.warnInsecure()
+	rc := n.cfg.Routing
+	rc.ClusterKey = n.cfg.clusterKey()
 	var err error
-	n.remote, n.remoteAddr, err = routing.StartRemote(n.system, n.cfg.Routing, n.advertiseHost())
+	n.remote, n.remoteAddr, err = routing.StartRemote(n.system, rc, n.advertiseHost())
 	return err
 }
 

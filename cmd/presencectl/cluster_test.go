@@ -13,7 +13,7 @@ import (
 )
 
 func TestClusterCommandListsTheNode(t *testing.T) {
-	const secret = "cluster-cmd-secret"
+	const secret = "cluster-cmd-secret-0123456789abcdef"
 	node, err := node.Start(context.Background(), node.Config{Standalone: true, HTTPAddr: "127.0.0.1:0", Store: "memory", DataDir: t.TempDir(), Name: "node-under-test", Auth: node.AuthConfig{Secret: secret}})
 	if err != nil {
 		t.Fatal(err)
