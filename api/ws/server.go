@@ -82,7 +82,8 @@ func (s *Server) Hub() *Hub { return s.hub }
 // configured socket send buffer, and a slow consumer's connection can be
 // reset. Serve HTTP on what it returns.
 func (s *Server) Listener(ln net.Listener) net.Listener {
-	l := &connListener{Listener: ln, sendBuffer: s.cfg.SocketSendBuffer}
+	l := &connListener{Listener: ln, sendBuffer: s.cfg.SocketSendBuffer,
+		drainBytes: DefaultDrainBytes, drainTime: DefaultDrainTime, lingering: make(chan struct{}, maxLingering)}
 	s.listener.Store(l)
 	return l
 }
