@@ -181,6 +181,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		deps.Now = time.Now
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger}
+	origins, err := ws.ParseOrigins(cfg.AllowedOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("api: allowed origins: %w", err)
+	}
+	if len(cfg.WS.AllowedOrigins) == 0 {
+		cfg.WS.AllowedOrigins = cfg.AllowedOrigins
+	}
 	wsrv, err := ws.New(cfg.WS, ws.Deps{
 		Router: deps.Router, Verifier: deps.Verifier, System: deps.System,
 		Logger: deps.Logger, RequestTimeout: cfg.RequestTimeout,
@@ -226,6 +233,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.app.Use(s.observe)
 	}
 	s.app.Use(fiberrecover.New(fiberrecover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
+	if origins != nil {
+		s.app.Use(corsMiddleware(origins))
+	}
 	s.routes()
 	return s, nil
 }

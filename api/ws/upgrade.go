@@ -38,6 +38,11 @@ func (s *Server) Upgrade(c *fiber.Ctx) error {
 	if !websocket.IsWebSocketUpgrade(c) {
 		return reject(c, fiber.StatusUpgradeRequired, "WebSocket upgrade required")
 	}
+	// Checked before the token: a page of another site must learn
+	// nothing from the answer.
+	if !s.origins.Allows(c.Get(fiber.HeaderOrigin)) {
+		return reject(c, fiber.StatusForbidden, "Origin not allowed")
+	}
 	token := c.Query("token")
 	if token == "" {
 		var ok bool

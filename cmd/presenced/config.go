@@ -50,7 +50,7 @@ func settings(c *node.Config) []setting {
 		{"body-limit", "PRESENCE_BODY_LIMIT", "largest HTTP request body", false, sizeValue{&c.API.BodyLimit, 1 << 10, 16 << 20}},
 		{"request-timeout", "PRESENCE_REQUEST_TIMEOUT", "bound on one request to a user actor", false, durationValue{&c.API.RequestTimeout, positive}},
 		{"shutdown-timeout", "PRESENCE_SHUTDOWN_TIMEOUT", "bound on a graceful shutdown", false, durationValue{&c.ShutdownTimeout, positive}},
-		{"allowed-origins", "PRESENCE_ALLOWED_ORIGINS", "comma-separated browser origins (https://app.example.com) or *: CORS for REST, Origin check on WebSocket (default: no CORS, any WebSocket origin)", false, listValue{&c.API.AllowedOrigins}},
+		{"allowed-origins", "PRESENCE_ALLOWED_ORIGINS", "comma-separated browser origins (https://app.example.com) or *: CORS for REST, Origin check on WebSocket (default: no CORS, any WebSocket origin)", false, originsValue{listValue{&c.API.AllowedOrigins}}},
 		{"pprof-addr", "PRESENCE_PPROF_ADDR", "serve net/http/pprof here, e.g. 127.0.0.1:6060 (default: off)", false, stringValue{&c.PprofAddr}},
 		{"node-name", "PRESENCE_NODE_NAME", "this member's name", false, stringValue{&c.Name}},
 		{"standalone", "PRESENCE_STANDALONE", "true: no gossip and no remoting, a single node nobody can join", false, boolValue{&c.Standalone}},

@@ -50,6 +50,11 @@ func TestConfigValidation(t *testing.T) {
 		{"PRESENCE_WS_FRAME_RATE", "0", false},
 		{"PRESENCE_WS_FRAME_RATE", "-1", false},
 		{"PRESENCE_INSECURE_CLUSTER", "maybe", false},
+		{"PRESENCE_ALLOWED_ORIGINS", "https://app.example.com,http://127.0.0.1:3000", true},
+		{"PRESENCE_ALLOWED_ORIGINS", "*", true},
+		{"PRESENCE_ALLOWED_ORIGINS", "https://app.example.com/", false},
+		{"PRESENCE_ALLOWED_ORIGINS", "app.example.com", false},
+		{"PRESENCE_ALLOWED_ORIGINS", "ftp://app.example.com", false},
 	} {
 		t.Run(tc.env+"="+tc.value, func(t *testing.T) {
 			var stderr bytes.Buffer

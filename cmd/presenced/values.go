@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/presence-cluster/presence/api/ws"
 )
 
 // Each value kind parses one setting, refuses values out of its range
@@ -187,4 +189,15 @@ func (v sizeValue) Set(s string) error {
 	}
 	*v.p = n * mult
 	return nil
+}
+
+// originsValue is a list of browser origins, each checked.
+type originsValue struct{ listValue }
+
+func (v originsValue) Set(s string) error {
+	if err := v.listValue.Set(s); err != nil {
+		return err
+	}
+	_, err := ws.ParseOrigins(*v.p)
+	return err
 }
