@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +128,36 @@ func TestDaemonDefaultStartOpensOnlyHTTP(t *testing.T) {
 	}
 	if exposed != 1 || len(addrs) != 3 {
 		t.Errorf("want HTTP beyond loopback and gossip+remoting on loopback, got %v", addrs)
+	}
+}
+
+// PRESENCE_INSECURE_CLUSTER=true starts an exposed cluster node without
+// key or TLS, and says so in the log at start.
+func TestDaemonInsecureClusterWarns(t *testing.T) {
+	bin := testkit.BuildPresenced(t)
+	ports := testkit.FreePorts(t, 3)
+	httpAddr := "127.0.0.1:" + strconv.Itoa(ports[0])
+	p := testkit.StartProc(t, bin, "insecure", map[string]string{
+		"PRESENCE_HTTP_ADDR":        httpAddr,
+		"PRESENCE_GOSSIP_ADDR":      "0.0.0.0:" + strconv.Itoa(ports[1]),
+		"PRESENCE_GOSSIP_ADVERTISE": "127.0.0.1:" + strconv.Itoa(ports[1]),
+		"PRESENCE_REMOTE_ADDR":      "0.0.0.0:" + strconv.Itoa(ports[2]),
+		"PRESENCE_STORE":            "memory",
+		"PRESENCE_JWT_SECRET":       testSecret,
+		"PRESENCE_INSECURE_CLUSTER": "true",
+	}, nil)
+	testkit.Eventually(t, 20*time.Second, "the insecure node answers /healthz", func() error {
+		if p.HasExited() {
+			t.Fatalf("exited:\n%s", p.Tail(20))
+		}
+		res, err := http.Get("http://" + httpAddr + "/healthz")
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		return nil
+	})
+	if tail := p.Tail(200); !strings.Contains(tail, "INSECURE CLUSTER") || !strings.Contains(tail, "level=WARN") {
+		t.Fatalf("no warning in the log:\n%s", tail)
 	}
 }

@@ -71,4 +71,4 @@ func (o *Origins) Allows(origin string) bool {
 
 // Listed reports whether origin is allowed by name or by "*" (a request
 // without Origin is not listed).
-func (o *Origins) Listed(origin string) bool { return origin != "" && o.Allows(origin) }
+func (o *Origins) Listed(origin string) bool { return o != nil && origin != "" && o.Allows(origin) }

@@ -24,7 +24,7 @@ func settings(c *node.Config) []setting {
 		{"http-addr", "PRESENCE_HTTP_ADDR", "HTTP and WebSocket listen address", false, stringValue{&c.HTTPAddr}},
 		{"data-dir", "PRESENCE_DATA_DIR", "embedded store and generated dev secret", false, stringValue{&c.DataDir}},
 		{"store", "PRESENCE_STORE", "bolt (file in the data dir), memory, or a postgres:// URL", true, stringValue{&c.Store}},
-		{"jwt-secret", "PRESENCE_JWT_SECRET", "HS256 secret (default: generated into the data dir)", true, secretValue{&c.Auth.Secret, node.MinSecretLen}},
+		{"jwt-secret", "PRESENCE_JWT_SECRET", "HS256 secret, at least 32 bytes (default: generated into the data dir)", true, secretValue{&c.Auth.Secret, node.MinSecretLen}},
 		{"jwt-public-keys", "PRESENCE_JWT_PUBLIC_KEYS", "PEM or JWKS file of RS256/ES256/EdDSA public keys", false, stringValue{&c.Auth.PublicKeys}},
 		{"jwt-issuer", "PRESENCE_JWT_ISSUER", "required iss claim (default: not checked)", false, stringValue{&c.Auth.Issuer}},
 		{"jwt-audience", "PRESENCE_JWT_AUDIENCE", "required aud claim (default: not checked)", false, stringValue{&c.Auth.Audience}},
@@ -46,7 +46,7 @@ func settings(c *node.Config) []setting {
 		{"read-timeout", "PRESENCE_READ_TIMEOUT", "bound on reading one HTTP request", false, durationValue{&c.API.ReadTimeout, positive}},
 		{"write-timeout", "PRESENCE_WRITE_TIMEOUT", "bound on writing one HTTP response", false, durationValue{&c.API.WriteTimeout, positive}},
 		{"idle-timeout", "PRESENCE_IDLE_TIMEOUT", "idle keep-alive connections are closed after this", false, durationValue{&c.API.IdleTimeout, positive}},
-		{"jwt-reload-interval", "PRESENCE_JWT_RELOAD_INTERVAL", "re-read PRESENCE_JWT_PUBLIC_KEYS this often (SIGHUP reloads at once; default: only on SIGHUP)", false, durationValue{&c.Auth.ReloadInterval, zeroMeansOff}},
+		{"jwt-reload-interval", "PRESENCE_JWT_RELOAD_INTERVAL", "re-read PRESENCE_JWT_PUBLIC_KEYS this often; SIGHUP reloads at once (default: only on SIGHUP)", false, durationValue{&c.Auth.ReloadInterval, zeroMeansOff}},
 		{"body-limit", "PRESENCE_BODY_LIMIT", "largest HTTP request body", false, sizeValue{&c.API.BodyLimit, 1 << 10, 16 << 20}},
 		{"request-timeout", "PRESENCE_REQUEST_TIMEOUT", "bound on one request to a user actor", false, durationValue{&c.API.RequestTimeout, positive}},
 		{"shutdown-timeout", "PRESENCE_SHUTDOWN_TIMEOUT", "bound on a graceful shutdown", false, durationValue{&c.ShutdownTimeout, positive}},
@@ -148,8 +148,8 @@ func printUsage(w io.Writer) {
 	for _, s := range settings(&d) {
 		typ := s.value.(interface{ Type() string }).Type()
 		usage := s.usage
-		if i := strings.Index(usage, " (default: "); i >= 0 && strings.HasSuffix(usage, ")") {
-			usage = usage[:i]
+		if i := strings.Index(usage, " (default: "); i >= 0 && strings.HasSuffix(usage, ")") && s.value.String() == "" {
+			usage = usage[:i] // the default line says it
 		}
 		fmt.Fprintf(w, "  -%s %s\n        %s\n        env %s, default %s\n", s.flag, typ, usage, s.env, shown(s, s.value.String()))
 	}

@@ -37,8 +37,11 @@ func (d durationValue) String() string {
 	if d.p == nil {
 		return ""
 	}
-	if *d.p < 0 && d.rule == zeroMeansNone {
+	switch {
+	case *d.p < 0 && d.rule == zeroMeansNone:
 		return "0s"
+	case *d.p == 0 && d.rule == zeroMeansOff:
+		return "" // shown as what off means, from the usage
 	}
 	return d.p.String()
 }
