@@ -121,6 +121,7 @@ func (n *Node) startActorSystem() error {
 	n.warnInsecure()
 	rc := n.cfg.Routing
 	rc.ClusterKey = n.cfg.clusterKey()
+	rc.OnRefused = n.remoteRefused
 	var err error
 	n.remote, n.remoteAddr, err = routing.StartRemote(n.system, rc, n.advertiseHost())
 	return err

@@ -55,3 +55,11 @@ func (n *Node) warnInsecure() {
 			slog.String("gossip", n.cfg.Membership.BindAddr), slog.String("remote", n.cfg.Routing.BindAddr))
 	}
 }
+
+// remoteRefused counts and logs a remoting call refused for want of a
+// valid cluster-key credential.
+func (n *Node) remoteRefused(peer string) {
+	n.metrics.remoteRefused.Inc()
+	n.log.Warn("remoting call refused: no valid cluster-key credential (not a member, another key, or a clock off by more than 2 minutes)",
+		slog.String("peer", peer))
+}

@@ -17,6 +17,9 @@ type Config struct {
 	// (see remoteauth.go), and this node's calls carry one. Nodes set it
 	// from the gossip key.
 	ClusterKey []byte
+	// OnRefused, when set, is called with the peer's address for each
+	// remoting call refused for want of a valid cluster-key credential.
+	OnRefused func(peer string)
 }
 
 // Secured reports whether remoting refuses peers that do not prove

@@ -70,6 +70,7 @@ func securityOptions(cfg Config) ([]remote.ConfigOption, error) {
 	}
 	if len(cfg.ClusterKey) > 0 {
 		a := newClusterAuth(cfg.ClusterKey)
+		a.refused = cfg.OnRefused
 		server = append(server, a.serverOptions()...)
 		dial = append(dial, a.dialOptions()...)
 	}

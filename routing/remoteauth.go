@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -59,6 +60,8 @@ var errUnauthenticated = status.Error(codes.Unauthenticated, "remoting: membersh
 type clusterAuth struct {
 	mac []byte // derived MAC key
 	now func() time.Time
+	// refused, when set, is told of each refused call (peer address).
+	refused func(peer string)
 
 	mu     sync.Mutex
 	nonces map[string]time.Time // nonce -> time it may be forgotten
@@ -139,6 +142,13 @@ func (a *clusterAuth) check(ctx context.Context) error {
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get(authMetadataKey)
 	if len(vals) != 1 || a.verify(vals[0]) != nil {
+		if a.refused != nil {
+			addr := "unknown"
+			if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+				addr = p.Addr.String()
+			}
+			a.refused(addr)
+		}
 		return errUnauthenticated
 	}
 	return nil

@@ -122,6 +122,10 @@ func TestRemotingRefusesNonMembersKey(t *testing.T) {
 		{"wrong key", routing.Config{ClusterKey: other}, false},
 		{"the cluster key (control)", routing.Config{ClusterKey: raw}, true},
 	})
+	// The refusals are visible to the operator.
+	if n, err := api.Metric("presence_remote_auth_refused_total"); err != nil || n < 2 {
+		t.Errorf("presence_remote_auth_refused_total = %v (%v), want at least the 2 refused probes", n, err)
+	}
 }
 
 func TestRemotingRefusesNonMembersTLS(t *testing.T) {
