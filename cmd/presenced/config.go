@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 
 	"github.com/presence-cluster/presence/node"
@@ -54,10 +55,10 @@ func settings(c *node.Config) []setting {
 		{"pprof-addr", "PRESENCE_PPROF_ADDR", "serve net/http/pprof here, e.g. 127.0.0.1:6060 (default: off)", false, stringValue{&c.PprofAddr}},
 		{"node-name", "PRESENCE_NODE_NAME", "this member's name", false, stringValue{&c.Name}},
 		{"standalone", "PRESENCE_STANDALONE", "true: no gossip and no remoting, a single node nobody can join", false, boolValue{&c.Standalone}},
-		{"gossip-addr", "PRESENCE_GOSSIP_ADDR", "memberlist bind address (default: 127.0.0.1:7946 alone, :7946 once PRESENCE_SEEDS or PRESENCE_REMOTE_ADDR is set)", false, stringValue{&c.Membership.BindAddr}},
+		{"gossip-addr", "PRESENCE_GOSSIP_ADDR", "memberlist bind address (default: 127.0.0.1:7946; with PRESENCE_REMOTE_ADDR, its host; with PRESENCE_SEEDS alone, :7946)", false, stringValue{&c.Membership.BindAddr}},
 		{"gossip-advertise", "PRESENCE_GOSSIP_ADVERTISE", "address other members reach this one at (default: derived)", false, stringValue{&c.Membership.Advertise}},
 		{"gossip-key", "PRESENCE_GOSSIP_KEY", "cluster key: base64 AES key (16, 24 or 32 bytes) encrypting gossip and authenticating actor remoting", true, stringValue{&c.Membership.SecretKey}},
-		{"remote-addr", "PRESENCE_REMOTE_ADDR", "actor remoting bind address (default: 127.0.0.1:8090 alone, :8090 once PRESENCE_SEEDS or PRESENCE_GOSSIP_ADDR is set)", false, stringValue{&c.Routing.BindAddr}},
+		{"remote-addr", "PRESENCE_REMOTE_ADDR", "actor remoting bind address (default: 127.0.0.1:8090; with PRESENCE_GOSSIP_ADDR, its host; with PRESENCE_SEEDS alone, :8090)", false, stringValue{&c.Routing.BindAddr}},
 		{"remote-advertise", "PRESENCE_REMOTE_ADVERTISE", "address other members send actor messages to (default: derived)", false, stringValue{&c.Routing.Advertise}},
 		{"remote-tls-cert", "PRESENCE_REMOTE_TLS_CERT", "PEM certificate for mutual TLS on actor remoting (with _KEY and _CA)", false, stringValue{&c.Routing.TLS.CertFile}},
 		{"remote-tls-key", "PRESENCE_REMOTE_TLS_KEY", "PEM private key for remoting TLS", false, stringValue{&c.Routing.TLS.KeyFile}},
@@ -116,19 +117,36 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (no
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	gossip, remote := isSet(getenv, fs, "PRESENCE_GOSSIP_ADDR", "gossip-addr"), isSet(getenv, fs, "PRESENCE_REMOTE_ADDR", "remote-addr")
-	if gossip || remote || isSet(getenv, fs, "PRESENCE_SEEDS", "seeds") {
-		// A cluster setting says the node talks to others: the cluster
-		// ports it does not name take their all-interfaces defaults.
-		d := node.DefaultConfig()
-		if !gossip {
-			cfg.Membership.BindAddr = d.Membership.BindAddr
-		}
-		if !remote {
-			cfg.Routing.BindAddr = d.Routing.BindAddr
-		}
-	}
+	clusterPortDefaults(&cfg, isSet(getenv, fs, "PRESENCE_GOSSIP_ADDR", "gossip-addr"),
+		isSet(getenv, fs, "PRESENCE_REMOTE_ADDR", "remote-addr"), isSet(getenv, fs, "PRESENCE_SEEDS", "seeds"))
 	return cfg, nil
+}
+
+// clusterPortDefaults decides the cluster bind address not given: with no
+// cluster setting both stay on loopback; one named address lends its host
+// to the other (PRESENCE_GOSSIP_ADDR=10.0.0.5:7946 puts remoting on
+// 10.0.0.5:8090, 127.0.0.1 keeps both local); seeds alone open both on
+// every interface.
+func clusterPortDefaults(cfg *node.Config, gossip, remote, seeds bool) {
+	d := node.DefaultConfig()
+	switch {
+	case gossip && !remote:
+		cfg.Routing.BindAddr = sameHost(cfg.Membership.BindAddr, d.Routing.BindAddr)
+	case remote && !gossip:
+		cfg.Membership.BindAddr = sameHost(cfg.Routing.BindAddr, d.Membership.BindAddr)
+	case seeds && !gossip && !remote:
+		cfg.Membership.BindAddr, cfg.Routing.BindAddr = d.Membership.BindAddr, d.Routing.BindAddr
+	}
+}
+
+// sameHost is def's port on addr's host.
+func sameHost(addr, def string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	_, port, _ := net.SplitHostPort(def)
+	return net.JoinHostPort(host, port)
 }
 
 // isSet reports whether a setting was given by its variable or its flag.

@@ -83,9 +83,9 @@ func TestConfigFlagValidation(t *testing.T) {
 	}
 }
 
-// With no cluster setting, gossip and remoting bind to loopback; any one
-// of PRESENCE_SEEDS, PRESENCE_GOSSIP_ADDR, PRESENCE_REMOTE_ADDR (or its
-// flag) gives the unnamed ports their all-interfaces defaults.
+// With no cluster setting, gossip and remoting bind to loopback; a named
+// cluster address lends its host to the other; seeds alone (by variable or
+// flag) open both on every interface.
 func TestClusterPortsDefaultToLoopback(t *testing.T) {
 	for _, tc := range []struct {
 		name               string
@@ -96,8 +96,11 @@ func TestClusterPortsDefaultToLoopback(t *testing.T) {
 		{"nothing set", nil, nil, "127.0.0.1:7946", "127.0.0.1:8090"},
 		{"seeds", map[string]string{"PRESENCE_SEEDS": "a:7946"}, nil, ":7946", ":8090"},
 		{"seeds flag", nil, []string{"-seeds", "a:7946"}, ":7946", ":8090"},
-		{"gossip addr", map[string]string{"PRESENCE_GOSSIP_ADDR": "10.0.0.5:7946"}, nil, "10.0.0.5:7946", ":8090"},
-		{"remote addr flag", nil, []string{"-remote-addr", "10.0.0.5:8090"}, ":7946", "10.0.0.5:8090"},
+		{"gossip addr", map[string]string{"PRESENCE_GOSSIP_ADDR": "10.0.0.5:7946"}, nil, "10.0.0.5:7946", "10.0.0.5:8090"},
+		{"gossip addr, all interfaces", map[string]string{"PRESENCE_GOSSIP_ADDR": ":7000", "PRESENCE_SEEDS": "a:7000"}, nil, ":7000", ":8090"},
+		{"gossip addr on loopback", map[string]string{"PRESENCE_GOSSIP_ADDR": "127.0.0.1:17946"}, nil, "127.0.0.1:17946", "127.0.0.1:8090"},
+		{"remote addr flag", nil, []string{"-remote-addr", "10.0.0.5:8090"}, "10.0.0.5:7946", "10.0.0.5:8090"},
+		{"IPv6 remote addr", map[string]string{"PRESENCE_REMOTE_ADDR": "[fd00::2]:9000"}, nil, "[fd00::2]:7946", "[fd00::2]:9000"},
 		{"both loopback", map[string]string{"PRESENCE_GOSSIP_ADDR": "127.0.0.1:17946", "PRESENCE_REMOTE_ADDR": "127.0.0.1:18090"}, nil, "127.0.0.1:17946", "127.0.0.1:18090"},
 		{"other settings only", map[string]string{"PRESENCE_HTTP_ADDR": ":9000", "PRESENCE_GOSSIP_KEY": "x"}, nil, "127.0.0.1:7946", "127.0.0.1:8090"},
 	} {
