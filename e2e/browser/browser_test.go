@@ -30,10 +30,10 @@ import (
 
 const secret = "browser-test-secret-0123456789abcdef"
 
-// page is what each test page runs: a PUT through fetch (needs a
-// preflight: PUT, Authorization, JSON), then a WebSocket subscribed to
-// the user itself, waiting for the push of the busy state it set. It
-// reports in window.__result.
+// page is what each test page runs: a WebSocket subscribed to the user
+// itself (open once the subscription is confirmed), then a PUT through
+// fetch (it needs a preflight: PUT, Authorization, JSON), then the wait
+// for the push of the busy state it set. It reports in window.__result.
 const page = `<!doctype html><html><head><meta charset="utf-8"><title>presence CORS test</title></head><body>
 <script type="module">
 const q = new URLSearchParams(location.search);
@@ -41,10 +41,11 @@ const node = q.get("node"), token = q.get("token"), uid = Number(q.get("uid"));
 const out = {origin: location.origin};
 const ws = await new Promise(resolve => {
   let s;
-  try { s = new WebSocket("ws://" + node + "/ws/presence?token=" + encodeURIComponent(token)); }
+  try { s = new WebSocket("ws://" + node + "/ws/presence?user_ids=" + uid + "&token=" + encodeURIComponent(token)); }
   catch (e) { resolve({result: "throw " + e}); return; }
-  const timer = setTimeout(() => resolve({result: "timeout", socket: s}), 10000);
-  s.onopen = () => { clearTimeout(timer); resolve({result: "open", socket: s}); };
+  const timer = setTimeout(() => resolve({result: "timeout"}), 10000);
+  // Subscribed: the node watches the user for this session from now on.
+  s.onmessage = ev => { if (JSON.parse(ev.data).type === "subscribed") { clearTimeout(timer); resolve({result: "open", socket: s}); } };
   s.onclose = ev => { clearTimeout(timer); resolve({result: "refused " + ev.code}); };
 });
 out.ws = ws.result;
