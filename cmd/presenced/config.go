@@ -100,7 +100,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (no
 	all := settings(&cfg)
 	for _, s := range all {
 		if v := getenv(s.env); v != "" {
-			if err := s.value.Set(v); err != nil {
+			if err := s.value.Set(v); err != nil && s.secret {
+				return cfg, fmt.Errorf("%s: %w", s.env, err) // never echo a secret
+			} else if err != nil {
 				return cfg, fmt.Errorf("%s=%q: %w", s.env, v, err)
 			}
 		}

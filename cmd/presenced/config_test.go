@@ -71,6 +71,9 @@ func TestConfigValidation(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.env) {
 				t.Fatalf("error %q does not name %s", err, tc.env)
 			}
+			if strings.Contains(tc.env, "SECRET") && strings.Contains(err.Error(), tc.value) {
+				t.Fatalf("error %q echoes the secret", err)
+			}
 		})
 	}
 }
