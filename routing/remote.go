@@ -74,6 +74,8 @@ func securityOptions(cfg Config) ([]remote.ConfigOption, error) {
 		server = append(server, a.serverOptions()...)
 		dial = append(dial, a.dialOptions()...)
 	}
+	// Chained after the membership check: non-members are refused first.
+	server = append(server, guardOptions()...)
 	return []remote.ConfigOption{remote.WithServerOptions(server...), remote.WithDialOptions(dial...)}, nil
 }
 

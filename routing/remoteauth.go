@@ -99,7 +99,8 @@ func (a *clusterAuth) verify(cred string) error {
 	if len(parts) != 4 || parts[0] != authVersion {
 		return errors.New("malformed credential")
 	}
-	mac, err := base64.RawURLEncoding.DecodeString(parts[3])
+	// Strict: one encoding per MAC, no slack in the trailing bits.
+	mac, err := base64.RawURLEncoding.Strict().DecodeString(parts[3])
 	if err != nil || !hmac.Equal(mac, a.sign(parts[1], parts[2])) {
 		return errors.New("bad MAC")
 	}

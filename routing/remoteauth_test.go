@@ -25,9 +25,16 @@ func TestClusterAuthVerify(t *testing.T) {
 		return c
 	}
 	good := at(key, now)
-	tamper := func(c string, i int) string {
+	// tamper changes the first character of part i, and with strict
+	// decoding the last one too (its low bits are padding).
+	tamper := func(c string, i int, last bool) string {
 		p := strings.Split(c, ".")
-		p[i] = p[i][:len(p[i])-1] + map[bool]string{true: "A", false: "B"}[!strings.HasSuffix(p[i], "A")]
+		k := 0
+		if last {
+			k = len(p[i]) - 1
+		}
+		swap := map[bool]string{true: "A", false: "B"}[p[i][k] != 'A']
+		p[i] = p[i][:k] + swap + p[i][k+1:]
 		return strings.Join(p, ".")
 	}
 	tests := []struct {
@@ -40,8 +47,9 @@ func TestClusterAuthVerify(t *testing.T) {
 		{"wrong key", at([]byte("another-cluster-key-0123456789ab"), now), false},
 		{"too old", at(key, now.Add(-AuthWindow-time.Second)), false},
 		{"from the future", at(key, now.Add(AuthWindow+time.Second)), false},
-		{"MAC tampered", tamper(good, 3), false},
-		{"nonce changed", tamper(good, 2), false},
+		{"MAC tampered", tamper(good, 3, false), false},
+		{"MAC's last character changed", tamper(good, 3, true), false},
+		{"nonce changed", tamper(good, 2, false), false},
 		{"time changed", strings.Replace(good, ".1800000000.", ".1800000001.", 1), false},
 		{"other version", "v2" + strings.TrimPrefix(good, "v1"), false},
 		{"empty", "", false},
