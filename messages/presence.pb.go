@@ -1418,6 +1418,107 @@ func (x *NodeStats) GetActiveActors() int64 {
 	return 0
 }
 
+// DisconnectUser asks a node's WebSocket hub (the actor named HubName on
+// every node) to close every local session of the user with 4003 (admin
+// disconnect); the hub answers DisconnectCount.
+type DisconnectUser struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisconnectUser) Reset() {
+	*x = DisconnectUser{}
+	mi := &file_presence_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectUser) ProtoMessage() {}
+
+func (x *DisconnectUser) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectUser.ProtoReflect.Descriptor instead.
+func (*DisconnectUser) Descriptor() ([]byte, []int) {
+	return file_presence_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DisconnectUser) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+// DisconnectCount answers DisconnectUser: how many sessions that hub
+// closed.
+type DisconnectCount struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	UserId         int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	SessionsClosed int64                  `protobuf:"varint,2,opt,name=sessions_closed,json=sessionsClosed,proto3" json:"sessions_closed,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DisconnectCount) Reset() {
+	*x = DisconnectCount{}
+	mi := &file_presence_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectCount) ProtoMessage() {}
+
+func (x *DisconnectCount) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectCount.ProtoReflect.Descriptor instead.
+func (*DisconnectCount) Descriptor() ([]byte, []int) {
+	return file_presence_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *DisconnectCount) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *DisconnectCount) GetSessionsClosed() int64 {
+	if x != nil {
+		return x.SessionsClosed
+	}
+	return 0
+}
+
 // Envelope carries every message above.
 type Envelope struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1444,6 +1545,8 @@ type Envelope struct {
 	//	*Envelope_NodeInfo
 	//	*Envelope_NodeStats
 	//	*Envelope_PresenceBatchReply
+	//	*Envelope_DisconnectUser
+	//	*Envelope_DisconnectCount
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1451,7 +1554,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_presence_proto_msgTypes[22]
+	mi := &file_presence_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1463,7 +1566,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[22]
+	mi := &file_presence_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1476,7 +1579,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{22}
+	return file_presence_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Envelope) GetBody() isEnvelope_Body {
@@ -1675,6 +1778,24 @@ func (x *Envelope) GetPresenceBatchReply() *PresenceBatchReply {
 	return nil
 }
 
+func (x *Envelope) GetDisconnectUser() *DisconnectUser {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_DisconnectUser); ok {
+			return x.DisconnectUser
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetDisconnectCount() *DisconnectCount {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_DisconnectCount); ok {
+			return x.DisconnectCount
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -1763,6 +1884,16 @@ type Envelope_PresenceBatchReply struct {
 	PresenceBatchReply *PresenceBatchReply `protobuf:"bytes,30,opt,name=presence_batch_reply,json=presenceBatchReply,proto3,oneof"`
 }
 
+type Envelope_DisconnectUser struct {
+	// 60 and up: session lifetime (numbers kept apart from other
+	// additions of the same round).
+	DisconnectUser *DisconnectUser `protobuf:"bytes,60,opt,name=disconnect_user,json=disconnectUser,proto3,oneof"`
+}
+
+type Envelope_DisconnectCount struct {
+	DisconnectCount *DisconnectCount `protobuf:"bytes,61,opt,name=disconnect_count,json=disconnectCount,proto3,oneof"`
+}
+
 func (*Envelope_GetStatus) isEnvelope_Body() {}
 
 func (*Envelope_Heartbeat) isEnvelope_Body() {}
@@ -1804,6 +1935,10 @@ func (*Envelope_NodeInfo) isEnvelope_Body() {}
 func (*Envelope_NodeStats) isEnvelope_Body() {}
 
 func (*Envelope_PresenceBatchReply) isEnvelope_Body() {}
+
+func (*Envelope_DisconnectUser) isEnvelope_Body() {}
+
+func (*Envelope_DisconnectCount) isEnvelope_Body() {}
 
 var File_presence_proto protoreflect.FileDescriptor
 
@@ -1895,7 +2030,13 @@ const file_presence_proto_rawDesc = "" +
 	"\n" +
 	"\bNodeInfo\"0\n" +
 	"\tNodeStats\x12#\n" +
-	"\ractive_actors\x18\x01 \x01(\x03R\factiveActors\"\xda\t\n" +
+	"\ractive_actors\x18\x01 \x01(\x03R\factiveActors\")\n" +
+	"\x0eDisconnectUser\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\"S\n" +
+	"\x0fDisconnectCount\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12'\n" +
+	"\x0fsessions_closed\x18\x02 \x01(\x03R\x0esessionsClosed\"\xed\n" +
+	"\n" +
 	"\bEnvelope\x127\n" +
 	"\n" +
 	"get_status\x18\x01 \x01(\v2\x16.presence.v1.GetStatusH\x00R\tgetStatus\x126\n" +
@@ -1921,7 +2062,9 @@ const file_presence_proto_rawDesc = "" +
 	"\tnode_info\x18\x1c \x01(\v2\x15.presence.v1.NodeInfoH\x00R\bnodeInfo\x127\n" +
 	"\n" +
 	"node_stats\x18\x1d \x01(\v2\x16.presence.v1.NodeStatsH\x00R\tnodeStats\x12S\n" +
-	"\x14presence_batch_reply\x18\x1e \x01(\v2\x1f.presence.v1.PresenceBatchReplyH\x00R\x12presenceBatchReplyB\x06\n" +
+	"\x14presence_batch_reply\x18\x1e \x01(\v2\x1f.presence.v1.PresenceBatchReplyH\x00R\x12presenceBatchReply\x12F\n" +
+	"\x0fdisconnect_user\x18< \x01(\v2\x1b.presence.v1.DisconnectUserH\x00R\x0edisconnectUser\x12I\n" +
+	"\x10disconnect_count\x18= \x01(\v2\x1c.presence.v1.DisconnectCountH\x00R\x0fdisconnectCountB\x06\n" +
 	"\x04body*\x88\x01\n" +
 	"\x0fPresenceOutcome\x12\x19\n" +
 	"\x15PRESENCE_OUTCOME_MISS\x10\x00\x12\x1a\n" +
@@ -1946,7 +2089,7 @@ func file_presence_proto_rawDescGZIP() []byte {
 }
 
 var file_presence_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_presence_proto_goTypes = []any{
 	(PresenceOutcome)(0),       // 0: presence.v1.PresenceOutcome
 	(FailureKind)(0),           // 1: presence.v1.FailureKind
@@ -1972,7 +2115,9 @@ var file_presence_proto_goTypes = []any{
 	(*CleanupNode)(nil),        // 21: presence.v1.CleanupNode
 	(*NodeInfo)(nil),           // 22: presence.v1.NodeInfo
 	(*NodeStats)(nil),          // 23: presence.v1.NodeStats
-	(*Envelope)(nil),           // 24: presence.v1.Envelope
+	(*DisconnectUser)(nil),     // 24: presence.v1.DisconnectUser
+	(*DisconnectCount)(nil),    // 25: presence.v1.DisconnectCount
+	(*Envelope)(nil),           // 26: presence.v1.Envelope
 }
 var file_presence_proto_depIdxs = []int32{
 	0,  // 0: presence.v1.PresenceBatchReply.outcomes:type_name -> presence.v1.PresenceOutcome
@@ -2001,11 +2146,13 @@ var file_presence_proto_depIdxs = []int32{
 	22, // 23: presence.v1.Envelope.node_info:type_name -> presence.v1.NodeInfo
 	23, // 24: presence.v1.Envelope.node_stats:type_name -> presence.v1.NodeStats
 	9,  // 25: presence.v1.Envelope.presence_batch_reply:type_name -> presence.v1.PresenceBatchReply
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	24, // 26: presence.v1.Envelope.disconnect_user:type_name -> presence.v1.DisconnectUser
+	25, // 27: presence.v1.Envelope.disconnect_count:type_name -> presence.v1.DisconnectCount
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_presence_proto_init() }
@@ -2013,7 +2160,7 @@ func file_presence_proto_init() {
 	if File_presence_proto != nil {
 		return
 	}
-	file_presence_proto_msgTypes[22].OneofWrappers = []any{
+	file_presence_proto_msgTypes[24].OneofWrappers = []any{
 		(*Envelope_GetStatus)(nil),
 		(*Envelope_Heartbeat)(nil),
 		(*Envelope_Activity)(nil),
@@ -2035,6 +2182,8 @@ func file_presence_proto_init() {
 		(*Envelope_NodeInfo)(nil),
 		(*Envelope_NodeStats)(nil),
 		(*Envelope_PresenceBatchReply)(nil),
+		(*Envelope_DisconnectUser)(nil),
+		(*Envelope_DisconnectCount)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2042,7 +2191,7 @@ func file_presence_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_presence_proto_rawDesc), len(file_presence_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/presence-cluster/presence/api/ws"
+	"github.com/presence-cluster/presence/node"
 )
 
 // Each value kind parses one setting, refuses values out of its range
@@ -23,7 +24,8 @@ const (
 	// zeroMeansOff: >= 0, where 0 turns the feature off.
 	zeroMeansOff
 	// zeroMeansNone: >= 0, where 0 means none; the library's "none" is a
-	// negative value (its zero is the default), so 0 is stored as -1ns.
+	// negative value (its zero is the default), so 0 is stored as
+	// node.NoJWTLeeway.
 	zeroMeansNone
 )
 
@@ -56,7 +58,7 @@ func (d durationValue) Set(s string) error {
 	case v < 0:
 		return errors.New("want a duration of 0s or more")
 	case v == 0 && d.rule == zeroMeansNone:
-		v = -1
+		v = node.NoJWTLeeway
 	}
 	*d.p = v
 	return nil

@@ -121,20 +121,7 @@ func TestPartitionHeals(t *testing.T) {
 	took := c.waitConverged(all, users, 30*time.Second)
 	t.Logf("views converged %v after the heal (%d gossip messages were dropped during the cut)", took.Round(time.Millisecond), c.net.dropped.Load())
 	// One activation per user: the actors hosted add up to the users.
-	testkit.Eventually(t, 10*time.Second, "one actor per user", func() error {
-		h, err := hosted(a)
-		if err != nil {
-			return err
-		}
-		var sum int64
-		for _, v := range h {
-			sum += v
-		}
-		if sum != int64(len(users)) {
-			return fmt.Errorf("actors_hosted %v sums to %d, want %d", h, sum, len(users))
-		}
-		return nil
-	})
+	waitHostedSum(t, a, int64(len(users)), "one actor per user")
 	t.Logf("single activations %v after the heal", time.Since(healAt).Round(time.Millisecond))
 
 	// Reconciliation: every write answered during the cut is in the final

@@ -115,6 +115,13 @@ func (r *REST) Cleanup() (Cleanup, error) {
 	return c, r.Call(AdminID, http.MethodPost, "/admin/cleanup-presence", "", &c)
 }
 
+// Disconnect is POST /admin/users/{id}/disconnect as user asker (AdminID
+// for an admin).
+func (r *REST) Disconnect(asker, id int64) (Disconnect, error) {
+	var d Disconnect
+	return d, r.Call(asker, http.MethodPost, "/admin/users/"+strconv.FormatInt(id, 10)+"/disconnect", "", &d)
+}
+
 // Cluster is GET /admin/cluster as admin.
 func (r *REST) Cluster() (ClusterStatus, error) {
 	var c ClusterStatus
