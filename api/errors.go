@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/presence-cluster/presence/api/ws"
 	"github.com/presence-cluster/presence/routing"
 	"github.com/presence-cluster/presence/wire"
 )
@@ -47,6 +48,13 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		s.log.Warn("actor request timed out", slog.String("path", c.Path()))
 		return writeDetail(c, fiber.StatusServiceUnavailable, detailUnavailable)
 	case errors.As(err, &fe):
+		switch fe.Code {
+		case fiber.StatusRequestEntityTooLarge, fiber.StatusRequestHeaderFieldsTooLarge:
+			// fasthttp closes the connection after this answer with the
+			// rest of the request unread: drain it so the client reads
+			// the answer instead of a reset.
+			ws.LingerOnClose(c.Context().Conn())
+		}
 		switch fe.Code {
 		case fiber.StatusRequestEntityTooLarge:
 			return writeDetail(c, fe.Code, "Request body too large")

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -78,14 +79,40 @@ func (c Config) memberlistConfig(name string) (*memberlist.Config, error) {
 		mc.AdvertiseAddr, mc.AdvertisePort = ahost, aport
 	}
 	if c.SecretKey != "" {
-		key, err := base64.StdEncoding.DecodeString(c.SecretKey)
+		key, err := DecodeKey(c.SecretKey)
 		if err != nil {
-			return nil, fmt.Errorf("%w: gossip key is not base64: %v", ErrSecretKey, err)
-		}
-		if n := len(key); n != 16 && n != 24 && n != 32 {
-			return nil, fmt.Errorf("%w: gossip key decodes to %d bytes", ErrSecretKey, n)
+			return nil, err
 		}
 		mc.SecretKey = key
 	}
 	return mc, nil
+}
+
+// DecodeKey decodes a gossip key (base64 of 16, 24 or 32 bytes); errors
+// wrap ErrSecretKey.
+func DecodeKey(s string) ([]byte, error) {
+	key, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: gossip key is not base64: %v", ErrSecretKey, err)
+	}
+	if n := len(key); n != 16 && n != 24 && n != 32 {
+		return nil, fmt.Errorf("%w: gossip key decodes to %d bytes", ErrSecretKey, n)
+	}
+	return key, nil
+}
+
+// IsLoopback reports whether a bind address (host:port, or a host) listens
+// on loopback only. An empty or unspecified host (":7946", "0.0.0.0")
+// listens on every interface; a host name other than localhost is taken
+// as reachable from the network.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

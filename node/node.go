@@ -122,8 +122,12 @@ func (n *Node) startActorSystem() error {
 	if n.cfg.Standalone {
 		return nil
 	}
+	n.warnInsecure()
+	rc := n.cfg.Routing
+	rc.ClusterKey = n.cfg.clusterKey()
+	rc.OnRefused = n.remoteRefused
 	var err error
-	n.remote, n.remoteAddr, err = routing.StartRemote(n.system, n.cfg.Routing, n.advertiseHost())
+	n.remote, n.remoteAddr, err = routing.StartRemote(n.system, rc, n.advertiseHost())
 	return err
 }
 
