@@ -66,6 +66,22 @@ func (r *record) visible(o *record) bool {
 
 func micros(t time.Time) int64 { return t.UnixMicro() }
 
+// nextVersion is the version of a visible change to a record at version
+// prev. A record created with no stored predecessor starts from the
+// clock (microseconds since the epoch, now), not from 1: when a record is
+// lost and created again (a node of a memory-store cluster crashed, a
+// store was wiped), the new versions are above every version a reader of
+// the lost record had seen, as long as the lost record did not change
+// more than once per microsecond of its life. After that, +1 per change.
+// 2^53 microseconds is the year 2255, so versions stay exact in
+// JavaScript numbers.
+func nextVersion(prev uint64, existed bool, now int64) uint64 {
+	if !existed && now > 0 {
+		return max(uint64(now), prev+1)
+	}
+	return prev + 1
+}
+
 // noDeadline is a snapshot's freshUntil when no timer of the actor can
 // change what a read returns.
 const noDeadline = math.MaxInt64

@@ -579,7 +579,7 @@ func (a *userActor) change(ctx actor.Context, now int64, mutate func(r *record))
 			}
 			return nil
 		}
-		a.rec.version = before.version + 1
+		a.rec.version = nextVersion(before.version, existed, now)
 		a.rec.updatedAt = now
 		err := a.save(before.version)
 		if err == nil {
