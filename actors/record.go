@@ -21,20 +21,25 @@ type record struct {
 	updatedAt    int64
 	version      uint64
 	sessionsHeld bool
+	// appearOffline: the user chose to appear offline (is_online: false);
+	// cleared whenever the user goes online again. A hub's re-sent session
+	// count does not make such a user online.
+	appearOffline bool
 }
 
 func recordFromProto(s *messages.UserState) record {
 	return record{
-		userID:       s.GetUserId(),
-		username:     s.GetUsername(),
-		online:       s.GetIsOnline(),
-		busy:         s.GetIsBusy(),
-		busyUntil:    s.GetBusyUntil(),
-		lastSeen:     s.GetLastSeen(),
-		createdAt:    s.GetCreatedAt(),
-		updatedAt:    s.GetUpdatedAt(),
-		version:      s.GetVersion(),
-		sessionsHeld: s.GetSessionsHeld(),
+		userID:        s.GetUserId(),
+		username:      s.GetUsername(),
+		online:        s.GetIsOnline(),
+		busy:          s.GetIsBusy(),
+		busyUntil:     s.GetBusyUntil(),
+		lastSeen:      s.GetLastSeen(),
+		createdAt:     s.GetCreatedAt(),
+		updatedAt:     s.GetUpdatedAt(),
+		version:       s.GetVersion(),
+		sessionsHeld:  s.GetSessionsHeld(),
+		appearOffline: s.GetAppearOffline(),
 	}
 }
 
@@ -57,6 +62,7 @@ func (r *record) fill(st *messages.UserState) {
 	st.UpdatedAt = r.updatedAt
 	st.Version = r.version
 	st.SessionsHeld = r.sessionsHeld
+	st.AppearOffline = r.appearOffline
 }
 
 // visible reports whether what watchers see differs between r and o.

@@ -495,6 +495,9 @@ func applyUpdate(r *record, now int64, m *messages.UpdateStatus) {
 	setName(r, m.GetUsername())
 	r.lastSeen = now
 	if m.GetSetOnline() {
+		if r.online && !m.GetIsOnline() {
+			r.appearOffline = true // the choice outlives re-sent session counts
+		}
 		r.online = m.GetIsOnline()
 	}
 	switch {
@@ -531,6 +534,10 @@ func (a *userActor) sessionsChanged(ctx actor.Context, now int64, m *messages.Se
 	}
 	var err error
 	switch {
+	case a.sessionTotal > prevTotal && m.GetResend() && a.exists && a.rec.appearOffline:
+		// A count re-sent to this activation (the user moved here), not a
+		// new connection: the user's choice to appear offline stands.
+		a.graceUntil = 0
 	case a.sessionTotal > prevTotal:
 		// A new connection makes the user online, even one who chose to
 		// appear offline ("until the next heartbeat or connection").
@@ -573,6 +580,9 @@ func (a *userActor) change(ctx actor.Context, now int64, mutate func(r *record))
 		}
 		mutate(&a.rec)
 		a.rec.sessionsHeld = a.sessionTotal > 0
+		if a.rec.online {
+			a.rec.appearOffline = false
+		}
 		if existed && !a.rec.visible(&before) {
 			if a.rec.lastSeen != before.lastSeen {
 				a.touchLastSeen()

@@ -118,6 +118,12 @@ func withWriter() envOption {
 	}
 }
 
+// withStore makes the env's store the memory store m (another env's: a
+// second node sharing the store).
+func withStore(m *store.Memory) envOption {
+	return func(e *env, _ *Config) { e.store.Memory = m }
+}
+
 func withPassivateAfter(d time.Duration) envOption {
 	return func(_ *env, c *Config) { c.PassivateAfter = d }
 }
@@ -321,6 +327,13 @@ func update(id int64, u *messages.UpdateStatus) *messages.Envelope {
 
 func sessions(id int64, hub string, count int32, seq uint64) *messages.Envelope {
 	return &messages.Envelope{Body: &messages.Envelope_Sessions{Sessions: &messages.Sessions{UserId: id, Hub: hub, Count: count, Seq: seq}}}
+}
+
+// resent is a hub's count sent again to a new owner.
+func resent(id int64, hub string, count int32, seq uint64) *messages.Envelope {
+	m := sessions(id, hub, count, seq)
+	m.GetSessions().Resend = true
+	return m
 }
 
 func watch(id int64, pid *actor.PID, seq uint64) *messages.Envelope {
@@ -1183,7 +1196,7 @@ func TestVersionConflictReloads(t *testing.T) {
 		e.clock.Advance(2 * time.Second)
 		st := e.state(update(id, offline))
 		want := &messages.UserState{UserId: id, Username: "alice2", IsOnline: false, IsBusy: true,
-			LastSeen: at(2 * time.Second), CreatedAt: us(t0), UpdatedAt: at(2 * time.Second), Version: 6}
+			LastSeen: at(2 * time.Second), CreatedAt: us(t0), UpdatedAt: at(2 * time.Second), Version: 6, AppearOffline: true}
 		checkEqual(t, "reply", st, want)
 		checkEqual(t, "stored", e.stored(id), want)
 	})
@@ -1328,5 +1341,76 @@ func BenchmarkHeartbeat(b *testing.B) {
 		if err != nil || reply.GetStateReply() == nil {
 			b.Fatalf("heartbeat: %v %v", reply, err)
 		}
+	}
+}
+
+// A record lost and created again (the node of a memory-store cluster that
+// held it crashed) has versions above every version of the lost one: the
+// new record starts from the clock, not from 1.
+func TestVersionsAboveALostRecord(t *testing.T) {
+	const id = 61
+	e := newEnv(t)
+	e.first(heartbeat(id))
+	for range 5 {
+		e.state(update(id, busy))
+		e.state(update(id, notBusy))
+	}
+	lost := e.mustPresence(id)
+	if lost.GetVersion() < uint64(us(t0)) {
+		t.Fatalf("created at %d with version %d: want a clock-derived version", us(t0), lost.GetVersion())
+	}
+	// Another node, with an empty store, a millisecond later.
+	e2 := newEnv(t)
+	e2.clock.Advance(time.Millisecond)
+	again := e2.state(heartbeat(id))
+	if again.GetVersion() <= lost.GetVersion() {
+		t.Fatalf("re-created record has version %d, not above the lost record's %d", again.GetVersion(), lost.GetVersion())
+	}
+	if again.GetVersion() != uint64(at(time.Millisecond)) {
+		t.Fatalf("re-created record has version %d, want the clock's %d", again.GetVersion(), at(time.Millisecond))
+	}
+	if next := e2.state(update(id, busy)); next.GetVersion() != again.GetVersion()+1 {
+		t.Fatalf("next change: version %d, want %d", next.GetVersion(), again.GetVersion()+1)
+	}
+}
+
+// The choice to appear offline while sessions are open is stored with the
+// record and survives a move: a hub re-sending its session count to the
+// new owner does not make the user visible; a new connection does.
+func TestAppearOfflineSurvivesMove(t *testing.T) {
+	const id = 62
+	const hubA, hubB = "nonhost/hubA", "nonhost/hubB"
+	e := newEnv(t)
+	e.first(getStatus(id, "", true))
+	checkView(t, "connected", e.state(sessions(id, hubA, 1, 1)), view{Online: true, Version: 2})
+	hidden := e.state(update(id, offline))
+	checkView(t, "appear offline", hidden, view{Version: 3})
+	if !hidden.GetAppearOffline() || !e.stored(id).GetAppearOffline() {
+		t.Fatalf("appear_offline not recorded: reply %v, stored %v", hidden, e.stored(id))
+	}
+	// The hub re-sends to the same activation: nothing changes.
+	checkView(t, "re-sent to the same owner", e.state(resent(id, hubA, 1, 2)), view{Version: 3})
+
+	// The user moves: a new activation (another node) on the same store.
+	e2 := newEnv(t, withStore(e.store.Memory))
+	st := e2.state(resent(id, hubA, 1, 3))
+	checkView(t, "count re-sent to the new owner", st, view{Version: 3})
+	if e2.obs.flaps.Load() != 0 || len(e2.clock.Deadlines()) != 0 {
+		t.Fatalf("timers %v armed for a hidden user with an open session", e2.clock.Deadlines())
+	}
+	// A new connection (another device) is the user coming back.
+	st = e2.state(sessions(id, hubB, 1, 1))
+	checkView(t, "new connection", st, view{Online: true, Version: 4})
+	if st.GetAppearOffline() || e2.stored(id).GetAppearOffline() {
+		t.Fatalf("appear_offline kept after a new connection: %v", st)
+	}
+	// A re-sent count for a user who did not choose to hide is a
+	// connection as before (the sessions hold the user online).
+	e3 := newEnv(t, withStore(e.store.Memory))
+	checkView(t, "re-sent, not hidden", e3.state(resent(id, hubA, 1, 9)), view{Online: true, Version: 4})
+	// A heartbeat clears the choice too.
+	e3.state(update(id, offline))
+	if st := e3.state(heartbeat(id)); !st.GetIsOnline() || st.GetAppearOffline() {
+		t.Fatalf("after a heartbeat: %v, want online and appear_offline cleared", st)
 	}
 }

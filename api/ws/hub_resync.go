@@ -31,7 +31,7 @@ func (h *Hub) Resync(ctx context.Context) {
 	}
 	h.log.Info("hub re-subscribing after membership change", slog.Int("watches", len(watchEnvs)), slog.Int("session_users", len(counts)))
 	for _, c := range counts {
-		if err := h.sendSessions(ctx, c.uid, c.username, c.count, c.seq); err != nil {
+		if err := h.sendSessions(ctx, c.uid, c.username, c.count, c.seq, true); err != nil {
 			h.log.Warn("session count not re-sent; will retry", slog.Int64("user_id", c.uid), slog.Any("err", err))
 			h.mu.Lock()
 			if own := h.sessions[c.uid]; own != nil {
