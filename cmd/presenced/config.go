@@ -174,6 +174,11 @@ func settings(c *node.Config) []setting {
 		{"remote-tls-server-name", "PRESENCE_REMOTE_TLS_SERVER_NAME", "name (DNS SAN) every remoting certificate carries", false, stringValue{&c.Routing.TLS.ServerName}},
 		{"seeds", "PRESENCE_SEEDS", "comma-separated host:port or DNS names of members to join", false, listValue{&c.Membership.Seeds}},
 		{"rejoin-interval", "PRESENCE_REJOIN_INTERVAL", "how often the seeds are joined again (heals partitions)", false, durationValue{&c.Membership.RejoinInterval}},
+		{"gossip-probe-interval", "PRESENCE_GOSSIP_PROBE_INTERVAL", "failure detection: time between probes of a member", false, durationValue{&c.Membership.Detection.ProbeInterval}},
+		{"gossip-probe-timeout", "PRESENCE_GOSSIP_PROBE_TIMEOUT", "failure detection: wait for a probe's ack (above the network round trip)", false, durationValue{&c.Membership.Detection.ProbeTimeout}},
+		{"gossip-suspicion-mult", "PRESENCE_GOSSIP_SUSPICION_MULT", "failure detection: a suspect is declared dead after this many probe intervals (x log10 of the members, at least 1)", false, sizeValue{&c.Membership.Detection.SuspicionMult}},
+		{"gossip-suspicion-max-mult", "PRESENCE_GOSSIP_SUSPICION_MAX_MULT", "failure detection: suspicion timeout bound while awaiting confirmations, as a multiple of it (1: fixed)", false, sizeValue{&c.Membership.Detection.SuspicionMaxTimeoutMult}},
+		{"gossip-interval", "PRESENCE_GOSSIP_INTERVAL", "how often gossip (a death, a join) is passed on", false, durationValue{&c.Membership.Detection.GossipInterval}},
 		{"drain-wait", "PRESENCE_DRAIN_WAIT", "how long a draining node keeps answering while the others take over", false, durationValue{&c.DrainWait}},
 	}
 }
