@@ -15,10 +15,10 @@ const (
 	DefaultGossipAddr     = ":7946"
 	DefaultRejoinInterval = 15 * time.Second
 	// Failure detection (see Config.Detection): a crashed member of a
-	// cluster of up to 10 nodes is declared dead about 3 to 5 s after it
-	// stopped answering (1.7x the suspicion part for 50 nodes).
-	DefaultProbeInterval           = time.Second
-	DefaultProbeTimeout            = 500 * time.Millisecond
+	// cluster of up to 10 nodes is declared dead about 3 to 4 s after it
+	// stopped answering (1.7x the suspicion part for 50 nodes: up to 5.7s).
+	DefaultProbeInterval           = 800 * time.Millisecond
+	DefaultProbeTimeout            = 400 * time.Millisecond
 	DefaultSuspicionMult           = 3
 	DefaultSuspicionMaxTimeoutMult = 1
 	DefaultGossipInterval          = 200 * time.Millisecond
@@ -69,11 +69,11 @@ type Config struct {
 // by mistake refutes it and is a member again at once, but its users move
 // away and back.
 type Detection struct {
-	// ProbeInterval is the time between two probes of this member
-	// (default 1s).
+	// ProbeInterval is the time between two probes this member makes
+	// (default 800ms).
 	ProbeInterval time.Duration
 	// ProbeTimeout is how long a direct probe waits for its ack
-	// (default 500ms); keep it above the network's round trip.
+	// (default 400ms); keep it well above the network's round trip.
 	ProbeTimeout time.Duration
 	// SuspicionMult scales the suspicion timeout (default 3).
 	SuspicionMult int

@@ -41,10 +41,10 @@ func TestDetectionTime(t *testing.T) {
 		members int
 		want    time.Duration
 	}{
-		{1, 5 * time.Second},
-		{3, 5 * time.Second},
-		{10, 5 * time.Second},
-		{50, 2*time.Second + 5096910013*time.Nanosecond},
+		{1, 4 * time.Second},
+		{3, 4 * time.Second},
+		{10, 4 * time.Second},
+		{50, 1600*time.Millisecond + 4077528010*time.Nanosecond},
 	} {
 		if got := d.DetectionTime(tc.members); got.Round(time.Millisecond) != tc.want.Round(time.Millisecond) {
 			t.Errorf("DetectionTime(%d) = %v, want %v", tc.members, got, tc.want)

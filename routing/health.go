@@ -23,6 +23,9 @@ const (
 	// remoteAttempt bounds one attempt at a remote owner: the longest a
 	// request waits for a member that has just stopped answering.
 	remoteAttempt = 1500 * time.Millisecond
+	// undeliveredFor is how long one request retries a remote owner the
+	// transport cannot reach before it suspects the owner.
+	undeliveredFor = 500 * time.Millisecond
 	// suspectFor is how long a member whose request failed is treated as
 	// down; the first request after it tries the member again.
 	suspectFor = 2 * time.Second

@@ -8,6 +8,7 @@ package routing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -149,8 +150,9 @@ func (r *Router) Request(ctx context.Context, userID int64, env *messages.Envelo
 	}
 	backoff := retryFirst
 	start := time.Now()
+	var undelivered time.Time // first failed delivery to a remote owner
 	for {
-		reply, done, err := r.attempt(ctx, userID, env, start)
+		reply, done, err := r.attempt(ctx, userID, env, start, &undelivered)
 		if done {
 			return reply, err
 		}
@@ -170,9 +172,11 @@ func (r *Router) Request(ctx context.Context, userID int64, env *messages.Envelo
 // attempt makes one attempt of Request at userID's current owner; done
 // says whether its outcome is final (an answer, or an error to return).
 // A remote owner that is suspected down refuses at once (*OwnerDown); one
-// that does not answer within remoteAttempt, or cannot be reached, becomes
-// suspected, so the next attempt (and every request after it) fails fast.
-func (r *Router) attempt(ctx context.Context, userID int64, env *messages.Envelope, start time.Time) (*messages.Envelope, bool, error) {
+// that does not answer within remoteAttempt, or that the transport cannot
+// reach for undeliveredFor (since *undelivered, the request's first failed
+// delivery; a connection being set up may fail once), becomes suspected,
+// so the request, and every request after it, fails fast.
+func (r *Router) attempt(ctx context.Context, userID int64, env *messages.Envelope, start time.Time, undelivered *time.Time) (*messages.Envelope, bool, error) {
 	pid, m, local, err := r.target(userID)
 	if err != nil {
 		return nil, false, err
@@ -195,11 +199,21 @@ func (r *Router) attempt(ctx context.Context, userID int64, env *messages.Envelo
 	actx, cancel := context.WithTimeout(ctx, remoteAttempt)
 	reply, err := r.request(actx, pid, env)
 	cancel()
+	now = time.Now()
+	if err != nil && ctx.Err() == nil && !errors.Is(err, errTimeout) {
+		// Not delivered (no connection): retried for a moment.
+		if undelivered.IsZero() {
+			*undelivered = now
+		}
+		if now.Sub(*undelivered) < undeliveredFor {
+			return nil, false, err
+		}
+	}
 	switch {
 	case err != nil && ctx.Err() == nil:
-		// The attempt ran out, or the transport gave up, before the
+		// The attempt ran out, or the transport kept failing, before the
 		// caller's deadline: the member is not answering.
-		if r.health.failed(m.RemoteAddr, time.Now()) {
+		if r.health.failed(m.RemoteAddr, now) {
 			r.log.Warn("member not answering; failing its users' requests fast until it answers or is declared dead",
 				slog.String("member", m.Name), slog.String("address", m.RemoteAddr), slog.Any("err", err))
 		}
