@@ -1414,3 +1414,28 @@ func TestAppearOfflineSurvivesMove(t *testing.T) {
 		t.Fatalf("after a heartbeat: %v, want online and appear_offline cleared", st)
 	}
 }
+
+// A hub whose node left the view (crashed, or cut off by a partition) is
+// not pushed to; if its node comes back, it gets the current record at
+// once (its hub may not know this owner forgot it, so it would not watch
+// again), and pushes resume.
+func TestWatchOfAHubThatCameBack(t *testing.T) {
+	const id = 63
+	e := newEnv(t)
+	c := newCollector(t, e.system)
+	e.first(getStatus(id, "", true))
+	e.state(watch(id, c.pid, 1))
+	var up atomic.Bool
+	alive := func(string) bool { return up.Load() }
+	e.host.ViewChanged(alive, false) // the hub's node left
+	e.req(heartbeat(id))             // 2nd version: not pushed to the gone hub
+	if got := c.take(); len(got) != 0 {
+		t.Fatalf("pushed to a hub whose node left: %v", got)
+	}
+	up.Store(true)
+	e.host.ViewChanged(alive, true) // it is back
+	e.req(getPresence(id))          // after the view change in the mailbox
+	c.expect("hub back", view{Online: true, Version: 2})
+	e.req(update(id, busy))
+	c.expect("next change", view{Online: true, Busy: true, Version: 3})
+}

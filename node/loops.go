@@ -22,7 +22,7 @@ func (n *Node) onView(old, cur *cluster.View) {
 	for _, m := range cur.Owners {
 		if _, ok := old.OwnerNamed(m.Name); !ok && m.Name != n.members.LocalName() {
 			joined = true
-			n.router.Reconnect(m.RemoteAddr)
+			break
 		}
 	}
 	n.host.ViewChanged(func(addr string) bool { return addr == self || cur.HasRemote(addr) }, joined)

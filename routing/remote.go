@@ -66,16 +66,3 @@ func freePort(host string) (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// Reconnect forgets this node's connection to the member at addr, and any
-// failure noted for it, so the next message opens a fresh connection at
-// once. It is for a member that (re)joined: protoactor-go's connection to
-// an address that stopped answering retries every 2s for 10s while holding
-// every message, so a member restarted at the same address would get its
-// answers up to 2s late, and its requests would time out.
-func (r *Router) Reconnect(addr string) {
-	if addr == "" || addr == r.local.Address {
-		return
-	}
-	r.health.answered(addr)
-	r.system.EventStream.Publish(&remote.EndpointTerminatedEvent{Address: addr})
-}

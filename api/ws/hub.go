@@ -86,6 +86,10 @@ func NewHub(system *actor.ActorSystem, router Router, maxSessionsPerUser int, lo
 		sessions:           make(map[int64]*ownEntry),
 		stopPinger:         make(chan struct{}),
 	}
+	// Sequence numbers start from the clock: a hub restarted at the same
+	// address (the same PID) must not send numbers that owners' actors
+	// take for older than its previous incarnation's.
+	h.seq.Store(uint64(time.Now().UnixNano()))
 	pid, err := system.Root.SpawnNamed(actor.PropsFromFunc(h.receive), HubName)
 	if err != nil {
 		return nil, fmt.Errorf("spawn %s: %w", HubName, err)

@@ -119,6 +119,7 @@ func TestChaos(t *testing.T) {
 	}
 
 	l.phase("partition of p2")
+	l.freeze(1, true)
 	c.SetUp(1, false)
 	if err := c.Proc(1).Pause(); err != nil {
 		t.Fatal(err)
@@ -127,6 +128,7 @@ func TestChaos(t *testing.T) {
 	if err := c.Proc(1).Resume(); err != nil {
 		t.Fatal(err)
 	}
+	l.freeze(1, false)
 	c.SetUp(1, true)
 	merged := c.WaitFormed(45*time.Second, "views merged after the partition")
 	l.phase("healed")
@@ -157,6 +159,11 @@ type chaosLedger struct {
 	other5xx  []string
 	noAnswer  int
 	longest   time.Duration
+	// frozen is the node paused (-1: none) and since when; requests sent
+	// to it before it ran again are counted apart.
+	frozen       int
+	frozenFrom   time.Time
+	longestFroze time.Duration
 	takeovers []time.Duration
 	phases    []string
 	conns     []*chaosConn
@@ -170,7 +177,18 @@ type chaosConn struct {
 }
 
 func newChaosLedger(c *testkit.ProcCluster, tok *testkit.Tokens, ids []int64) *chaosLedger {
-	return &chaosLedger{c: c, tok: tok, ids: ids, quit: make(chan struct{}), acked: map[int64][]Status{}}
+	return &chaosLedger{c: c, tok: tok, ids: ids, quit: make(chan struct{}), acked: map[int64][]Status{}, frozen: -1}
+}
+
+// freeze marks node i paused (on) or running again.
+func (l *chaosLedger) freeze(i int, on bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if on {
+		l.frozen, l.frozenFrom = i, time.Now()
+	} else {
+		l.frozen = -1
+	}
 }
 
 func (l *chaosLedger) phase(name string) {
@@ -225,7 +243,11 @@ func (l *chaosLedger) write(u int64, body string, rng *rand.Rand) error {
 	default:
 		l.noAnswer++ // a node killed or stopping under the request
 	}
-	if err == nil || code >= 500 {
+	toFrozen := up[0] == l.frozen || (l.frozen < 0 && !l.frozenFrom.IsZero() && up[0] == 1 && start.Before(l.frozenFrom.Add(10*time.Second)) && time.Now().After(l.frozenFrom) && d > 2*time.Second)
+	switch {
+	case toFrozen:
+		l.longestFroze = max(l.longestFroze, d)
+	case err == nil || code >= 500:
 		l.longest = max(l.longest, d)
 	}
 	return err
@@ -435,8 +457,8 @@ func (l *chaosLedger) check(t *testing.T, offlineAfter time.Duration) {
 		cc.ws.Close()
 	}
 	sort.Slice(l.takeovers, func(a, b int) bool { return l.takeovers[a] < l.takeovers[b] })
-	t.Logf("chaos figures: %d acknowledged writes, lost %d, 5xx other than 503: %d, 503s: %d, no answer (node killed under the request): %d, longest request %v, takeovers %v, watcher convergence after the last write %v, regressions %d over %d connections, ghosts %d\n  phases:\n  %s",
-		l.acks, lost, len(l.other5xx), l.n503, l.noAnswer, l.longest.Round(time.Millisecond), roundAll(l.takeovers), conv.Round(time.Millisecond),
+	t.Logf("chaos figures: %d acknowledged writes, lost %d, 5xx other than 503: %d, 503s: %d, no answer (node killed under the request): %d, longest request %v (%v to the paused node), takeovers %v, watcher convergence after the last write %v, regressions %d over %d connections, ghosts %d\n  phases:\n  %s",
+		l.acks, lost, len(l.other5xx), l.n503, l.noAnswer, l.longest.Round(time.Millisecond), l.longestFroze.Round(time.Millisecond), roundAll(l.takeovers), conv.Round(time.Millisecond),
 		regressions, len(l.conns), ghosts, strings.Join(l.phases, "\n  "))
 }
 
