@@ -133,10 +133,16 @@ func takeoverOnce(t *testing.T, c *testkit.ProcCluster, tok *testkit.Tokens, k i
 		busy = !busy
 		return r.PutStatus(u, fmt.Sprintf(`{"is_busy": %v, "is_online": true}`, busy))
 	}
-	first, err := put(via[1])
-	if err != nil {
-		t.Fatalf("user %d: %v", u, err)
-	}
+	// (A node just restarted may answer 503 for a moment: its peers'
+	// connections to its address are re-established.)
+	var first Status
+	testkit.Eventually(t, 10*time.Second, "a first write", func() error {
+		var err error
+		if first, err = put(via[1]); err != nil {
+			busy = !busy
+		}
+		return err
+	})
 	w := testkit.MustDialUser(t, c.HTTPAddr(s1), tok, int64(9000+k), []int64{u})
 	if !w.WaitFor(10*time.Second, func() bool { p, ok := w.Last(u); return ok && p.Version >= first.Version }) {
 		t.Fatalf("watcher: no snapshot of user %d:\n%s", u, w.Dump(10))
