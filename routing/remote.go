@@ -65,4 +65,3 @@ func freePort(host string) (int, error) {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
-

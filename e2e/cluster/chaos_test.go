@@ -152,21 +152,21 @@ type chaosLedger struct {
 	quit chan struct{}
 	wg   sync.WaitGroup
 
-	mu        sync.Mutex
-	acked     map[int64][]Status // every acknowledged write, in order
-	acks      int
-	n503      int
-	other5xx  []string
-	noAnswer  int
-	longest   time.Duration
-	// frozen is the node paused (-1: none) and since when; requests sent
-	// to it before it ran again are counted apart.
-	frozen       int
-	frozenFrom   time.Time
-	longestFroze time.Duration
-	takeovers []time.Duration
-	phases    []string
-	conns     []*chaosConn
+	mu       sync.Mutex
+	acked    map[int64][]Status // every acknowledged write, in order
+	acks     int
+	n503     int
+	other5xx []string
+	noAnswer int
+	longest  time.Duration
+	// frozen is the node paused (-1: none) and when; requests to it that
+	// overlap the pause are counted apart.
+	frozen               int
+	frozenFrom, frozenTo time.Time
+	longestFroze         time.Duration
+	takeovers            []time.Duration
+	phases               []string
+	conns                []*chaosConn
 }
 
 // chaosConn is one WebSocket connection of a watcher.
@@ -185,9 +185,9 @@ func (l *chaosLedger) freeze(i int, on bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if on {
-		l.frozen, l.frozenFrom = i, time.Now()
+		l.frozen, l.frozenFrom, l.frozenTo = i, time.Now(), time.Time{}
 	} else {
-		l.frozen = -1
+		l.frozenTo = time.Now()
 	}
 }
 
@@ -243,7 +243,7 @@ func (l *chaosLedger) write(u int64, body string, rng *rand.Rand) error {
 	default:
 		l.noAnswer++ // a node killed or stopping under the request
 	}
-	toFrozen := up[0] == l.frozen || (l.frozen < 0 && !l.frozenFrom.IsZero() && up[0] == 1 && start.Before(l.frozenFrom.Add(10*time.Second)) && time.Now().After(l.frozenFrom) && d > 2*time.Second)
+	toFrozen := up[0] == l.frozen && start.Add(d).After(l.frozenFrom) && (l.frozenTo.IsZero() || start.Before(l.frozenTo))
 	switch {
 	case toFrozen:
 		l.longestFroze = max(l.longestFroze, d)
