@@ -41,10 +41,10 @@ func TestDetectionTime(t *testing.T) {
 		members int
 		want    time.Duration
 	}{
-		{1, 4 * time.Second},
-		{3, 4 * time.Second},
-		{10, 4 * time.Second},
-		{50, 1600*time.Millisecond + 4077528010*time.Nanosecond},
+		{1, 4800 * time.Millisecond},
+		{3, 4800 * time.Millisecond},
+		{10, 4800 * time.Millisecond},
+		{50, 2400*time.Millisecond + 4077528010*time.Nanosecond},
 	} {
 		if got := d.DetectionTime(tc.members); got.Round(time.Millisecond) != tc.want.Round(time.Millisecond) {
 			t.Errorf("DetectionTime(%d) = %v, want %v", tc.members, got, tc.want)
