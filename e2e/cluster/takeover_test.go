@@ -2,6 +2,8 @@ package clustere2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -196,6 +198,8 @@ func takeoverOnce(t *testing.T, c *testkit.ProcCluster, tok *testkit.Tokens, k i
 	killed = time.Now()
 	mu.Unlock()
 	c.Kill9(victim)
+	retryAfter := make(chan string, 1)
+	go func() { retryAfter <- retryAfterOf503(c.HTTPAddr(s1), tok.Of(u)) }()
 	testkit.Eventually(t, 20*time.Second, "a write answered after the kill", func() error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -212,6 +216,9 @@ func takeoverOnce(t *testing.T, c *testkit.ProcCluster, tok *testkit.Tokens, k i
 	want := last
 	mu.Unlock()
 
+	if ra := <-retryAfter; ra != "1" {
+		t.Errorf("run %d: a 503 for a user of the dead %s: Retry-After %q, want \"1\"", k+1, run.victim, ra)
+	}
 	if run.takeover > takeoverLimit {
 		t.Errorf("run %d: takeover of %s's users took %v, want at most %v", k+1, run.victim, run.takeover, takeoverLimit)
 	}
@@ -248,4 +255,27 @@ func takeoverOnce(t *testing.T, c *testkit.ProcCluster, tok *testkit.Tokens, k i
 	}
 	w.Close()
 	return run
+}
+
+// retryAfterOf503 reads users/me/status as the holder of token through
+// addr until an answer is 503 (within 10s), and returns its Retry-After
+// header ("none" when no 503 came).
+func retryAfterOf503(addr, token string) string {
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/users/me/status", nil)
+		if err != nil {
+			return err.Error()
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			continue
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode == http.StatusServiceUnavailable {
+			return res.Header.Get("Retry-After")
+		}
+	}
+	return "none"
 }
