@@ -685,9 +685,11 @@ func (a *userActor) push(ctx actor.Context) {
 // updateEnvelope is the push of the current record: the published
 // snapshot's state, which is immutable, so every hub can share it.
 func (a *userActor) updateEnvelope() *messages.Envelope {
-	st := a.rec.proto()
+	var st *messages.UserState
 	if snap := a.publish(); snap != nil {
 		st = &snap.state
+	} else {
+		st = a.rec.proto()
 	}
 	return &messages.Envelope{Body: &messages.Envelope_PresenceUpdate{PresenceUpdate: &messages.PresenceUpdate{State: st}}}
 }
