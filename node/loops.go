@@ -25,10 +25,13 @@ func (n *Node) onView(old, cur *cluster.View) {
 	self := n.system.Address()
 	joined := false
 	for _, m := range cur.Owners {
-		if _, ok := old.OwnerNamed(m.Name); !ok && m.Name != n.members.LocalName() {
+		was, ok := old.OwnerNamed(m.Name)
+		if !ok && m.Name != n.members.LocalName() {
 			joined = true
-			// Back (restarted, or a partition healed): what its silence
-			// taught the router no longer holds.
+		}
+		if (!ok || was.State != "alive") && m.State == "alive" {
+			// Back (restarted, a partition healed, a suspicion refuted):
+			// what its silence taught the router no longer holds.
 			n.router.MemberBack(m.RemoteAddr)
 		}
 	}

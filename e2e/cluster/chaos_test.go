@@ -347,30 +347,45 @@ func (l *chaosLedger) healCheck(t *testing.T) time.Duration {
 	l.acked[u] = append(l.acked[u], st)
 	l.mu.Unlock()
 	want := testkit.StatusPresence(st)
+	var waited error // the last thing waited for, for the log
+	start := time.Now()
 	d, err := testkit.Poll(10*time.Second, 20*time.Millisecond, func() error {
-		for i := range 3 {
-			p, err := l.c.Rests[i].Presence(testkit.AdminID, u)
-			if err != nil {
-				return err
-			}
-			if p.Version < want.Version {
-				return fmt.Errorf("%s answers %s, want %s", l.c.Name(i), p, want)
-			}
+		err := l.shows(u, want)
+		if err != nil {
+			waited = fmt.Errorf("%v after %v", err, time.Since(start).Round(time.Millisecond))
 		}
-		for _, cc := range l.current() {
-			if cc == nil {
-				return errNotYet
-			}
-			if p, ok := cc.ws.Last(u); !ok || p.Version < want.Version {
-				return fmt.Errorf("watcher %d on %s shows %s, want %s", cc.watcher, cc.node, p, want)
-			}
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		t.Errorf("after the heal: %v", err)
 	}
+	if waited != nil {
+		t.Logf("after the heal, the last wait: %v", waited)
+	}
 	return d
+}
+
+// shows reports whether every node answers, and every watcher shows, at
+// least want for user u.
+func (l *chaosLedger) shows(u int64, want Presence) error {
+	for i := range 3 {
+		p, err := l.c.Rests[i].Presence(testkit.AdminID, u)
+		if err != nil {
+			return err
+		}
+		if p.Version < want.Version {
+			return fmt.Errorf("%s answers %s, want %s", l.c.Name(i), p, want)
+		}
+	}
+	for _, cc := range l.current() {
+		if cc == nil {
+			return errNotYet
+		}
+		if p, ok := cc.ws.Last(u); !ok || p.Version < want.Version {
+			return fmt.Errorf("watcher %d on %s shows %s, want %s", cc.watcher, cc.node, p, want)
+		}
+	}
+	return nil
 }
 
 // stop ends the load; each user then gets one last acknowledged write.
