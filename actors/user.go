@@ -353,6 +353,9 @@ func (a *userActor) answer(ctx actor.Context, now int64, env *messages.Envelope)
 		m := b.Unwatch
 		a.setWatch(m.GetHubAddress(), m.GetHubId(), m.GetSeq(), false)
 		return &messages.Envelope{Body: &messages.Envelope_Ack{Ack: &messages.Ack{UserId: a.id}}}, true
+
+	case *messages.Envelope_Inspect:
+		return a.inspection(), true
 	}
 	return nil, false
 }
@@ -884,6 +887,19 @@ func (a *userActor) status() *messages.Envelope {
 		st = a.rec.proto()
 	}
 	return &messages.Envelope{Body: &messages.Envelope_StateReply{StateReply: &messages.StateReply{State: st}}}
+}
+
+// inspection answers Inspect: the true record and what holds the actor.
+func (a *userActor) inspection() *messages.Envelope {
+	if !a.exists {
+		return a.notFound()
+	}
+	return &messages.Envelope{Body: &messages.Envelope_Inspection{Inspection: &messages.Inspection{
+		State:    a.status().GetStateReply().GetState(),
+		Node:     a.cfg.NodeName,
+		Watchers: int32(a.watcherCount),
+		Sessions: a.sessionTotal,
+	}}}
 }
 
 func failure(kind messages.FailureKind, detail string) *messages.Envelope {

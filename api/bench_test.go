@@ -4,7 +4,7 @@ package api_test
 // standalone mode on the memory store, driven over loopback TCP by a
 // fasthttp client, exactly as a client would. Every HTTP figure has a
 // baseline beside it in the same run: a bare Fiber app answering a fixed
-// small JSON body (api.BenchBaselineApp), driven with the same requests by
+// small JSON body (baseline.NewApp, the one `presencectl bench --serve-baseline` serves), driven with the same requests by
 // the same client. The ratio baseline ns/op : route ns/op is the route's
 // share of the baseline's throughput.
 //
@@ -21,8 +21,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/url"
 	"slices"
@@ -38,9 +36,10 @@ import (
 
 	"github.com/presence-cluster/presence/api"
 	"github.com/presence-cluster/presence/api/auth"
+	"github.com/presence-cluster/presence/internal/loadgen/baseline"
+	"github.com/presence-cluster/presence/internal/testkit"
 	"github.com/presence-cluster/presence/messages"
 	"github.com/presence-cluster/presence/node"
-	"github.com/presence-cluster/presence/wire"
 )
 
 const benchSecret = "bench-secret-0123456789abcdef0123"
@@ -65,18 +64,7 @@ func benchToken(b testing.TB, id int64) string {
 // on the path, as in production).
 func startBenchNode(b testing.TB) *node.Node {
 	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	n, err := node.Start(ctx, node.Config{HTTPAddr: "127.0.0.1:0", Standalone: true, Store: "memory", DataDir: b.TempDir(), Name: "bench", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Auth: node.AuthConfig{Secret: benchSecret}, API: api.Config{WriteRate: 1e9}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = n.Shutdown(ctx)
-	})
-	return n
+	return testkit.StartStandalone(b, node.Config{Name: "bench", API: api.Config{WriteRate: 1e9}}, benchSecret).Node
 }
 
 // startBaseline serves the bare Fiber app on a loopback port.
@@ -86,7 +74,7 @@ func startBaseline(b testing.TB) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	app := api.BenchBaselineApp()
+	app := baseline.NewApp()
 	go func() { _ = app.Listener(ln) }()
 	b.Cleanup(func() { _ = app.Shutdown() })
 	return ln.Addr().String()
@@ -266,46 +254,6 @@ func BenchmarkVerify(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-}
-
-func benchState() *messages.UserState {
-	now := time.Date(2026, 11, 29, 21, 26, 50, 140534000, time.UTC)
-	return &messages.UserState{
-		UserId: 1_000_042, Username: "alice_smith", IsOnline: true, IsBusy: true,
-		BusyUntil: now.Add(time.Hour).UnixMicro(), LastSeen: now.UnixMicro(),
-		CreatedAt: now.Add(-time.Hour).UnixMicro(), UpdatedAt: now.UnixMicro(), Version: 1234,
-	}
-}
-
-func BenchmarkEncode(b *testing.B) {
-	st := benchState()
-	now := time.Now()
-	b.Run("AppendPresence", func(b *testing.B) {
-		buf := wire.AppendPresence(nil, st)
-		b.SetBytes(int64(len(buf)))
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			buf = wire.AppendPresence(buf[:0], st)
-		}
-	})
-	b.Run("AppendUpdateFrame", func(b *testing.B) {
-		buf := wire.AppendUpdateFrame(nil, st, now)
-		b.SetBytes(int64(len(buf)))
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			buf = wire.AppendUpdateFrame(buf[:0], st, now)
-		}
-	})
-	// What the hub does per change: a fresh 256-byte buffer (the frame is
-	// shared by every session's queue, so it cannot be pooled).
-	b.Run("AppendUpdateFrame/hub", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			_ = wire.AppendUpdateFrame(make([]byte, 0, 256), st, now)
-		}
-	})
 }
 
 // BenchmarkFanout1000 measures one change reaching 1,000 local sessions:

@@ -61,6 +61,9 @@ type Presence interface {
 	// Cleanup makes every user actor of the cluster re-check its timers and
 	// returns the summed counts.
 	Cleanup(ctx context.Context) (*messages.CleanupCount, error)
+	// DisconnectUser closes the WebSocket sessions of userID on every node
+	// (close code 4003) and returns how many it closed.
+	DisconnectUser(ctx context.Context, userID int64) (int64, error)
 }
 
 // Config holds the HTTP front's own settings. A zero field means its
@@ -227,6 +230,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 func (s *Server) routes() {
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
+	s.app.Get("/openapi.json", s.getOpenAPI)
 	if s.deps.MetricsHandler != nil {
 		s.app.Get("/metrics", adaptor.HTTPHandler(s.deps.MetricsHandler))
 	}
@@ -238,10 +242,12 @@ func (s *Server) routes() {
 	s.app.Get("/users/presence", authed, s.getPresenceBatch)
 	s.app.Get("/users/:user_id/presence", authed, s.getPresence)
 	s.app.Post("/admin/cleanup-presence", authed, s.requireAdmin, s.postCleanup)
+	s.app.Post("/admin/users/:user_id/disconnect", authed, s.requireAdmin, s.postDisconnect)
 	if s.deps.ClusterStatus != nil {
 		s.app.Get("/admin/cluster", authed, s.requireAdmin, s.getCluster)
 	}
 	s.ws.Mount(s.app, "/ws/presence")
+	s.browserRoutes(authed)
 }
 
 // Hub returns the WebSocket hub.

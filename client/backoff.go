@@ -5,12 +5,15 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+
+	"github.com/presence-cluster/presence/wire"
 )
 
 // outcome is how one connection attempt ended.
 type outcome struct {
 	err       error
 	dialed    bool          // the handshake succeeded
+	token     string        // the token the connection was opened with
 	closeCode int           // the server's close code, 0 if none
 	lived     time.Duration // how long the connection was open
 }
@@ -20,6 +23,7 @@ type plan struct {
 	nextURL bool // move on to the next URL of the list
 	attempt int  // failed attempts in a row after this one
 	delay   time.Duration
+	stop    bool // do not reconnect (an admin disconnect)
 }
 
 // planReconnect decides the reconnect after out, following the close codes
@@ -27,11 +31,22 @@ type plan struct {
 // node; 1013 (presence unavailable) and 1008 (policy) back off on the same
 // node; a node that cannot be reached is left for the next; any other loss
 // backs off, from the start again if the connection had been stable.
+// 4001 (the token expired) reconnects soon to the same node, with a token
+// fresh from the TokenSource; 4003 (an administrator disconnected the user)
+// stops unless ReconnectAfterDisconnect says otherwise, and then backs off.
 // rnd returns a random duration in [0, n).
 func planReconnect(cfg *SubscriberConfig, out outcome, attempt int, rnd func(n time.Duration) time.Duration) plan {
 	switch {
 	case out.closeCode == websocket.CloseServiceRestart:
 		return plan{nextURL: true, delay: rnd(cfg.RestartJitter)}
+	case out.closeCode == wire.CloseTokenExpired:
+		return plan{attempt: attempt, delay: rnd(cfg.RestartJitter)}
+	case out.closeCode == wire.CloseDisconnected:
+		ev := StateEvent{State: StateDisconnected, Err: out.err, CloseCode: out.closeCode}
+		if cfg.ReconnectAfterDisconnect == nil || !cfg.ReconnectAfterDisconnect(ev) {
+			return plan{stop: true}
+		}
+		return plan{attempt: attempt + 1, delay: backoff(cfg, attempt, rnd)}
 	case !out.dialed:
 		return plan{nextURL: true, attempt: attempt + 1, delay: backoff(cfg, attempt, rnd)}
 	case out.closeCode == websocket.CloseTryAgainLater, out.closeCode == websocket.ClosePolicyViolation:

@@ -69,6 +69,21 @@ type SubscriberConfig struct {
 	IdleTimeout time.Duration
 	// WriteTimeout bounds writing one frame.
 	WriteTimeout time.Duration
+	// RefreshBefore is how long before the connection's token expires the
+	// subscriber asks Config.TokenSource for a new token and sends it in a
+	// refresh frame, so the server does not close the session (close code
+	// 4001). A token with less than twice this left is refreshed half-way
+	// through what is left. Only with a TokenSource (a static Token cannot
+	// be refreshed: its session ends at its exp, and the reconnect is
+	// refused once it has expired).
+	RefreshBefore time.Duration
+	// ReconnectAfterDisconnect is asked when the server closed the
+	// connection because an administrator disconnected the user (close
+	// code 4003). Returning true reconnects (with a token from
+	// TokenSource, which should be a new one); false, or no function, stops
+	// the subscriber: its last StateEvent is StateClosed with an Err
+	// matching ErrDisconnected.
+	ReconnectAfterDisconnect func(StateEvent) bool
 	// Dialer opens the connections (its HandshakeTimeout bounds a
 	// handshake).
 	Dialer *websocket.Dialer
@@ -90,6 +105,7 @@ func DefaultConfig() Config {
 			StableAfter:   10 * time.Second,
 			IdleTimeout:   90 * time.Second,
 			WriteTimeout:  10 * time.Second,
+			RefreshBefore: 30 * time.Second,
 			Dialer:        &websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: http.ProxyFromEnvironment},
 			Logger:        slog.Default(),
 		},
@@ -119,6 +135,7 @@ func (c Config) withDefaults() Config {
 	setDuration(&s.StableAfter, ds.StableAfter)
 	setDuration(&s.IdleTimeout, ds.IdleTimeout)
 	setDuration(&s.WriteTimeout, ds.WriteTimeout)
+	setDuration(&s.RefreshBefore, ds.RefreshBefore)
 	if s.MaxBackoff < s.MinBackoff {
 		s.MaxBackoff = s.MinBackoff
 	}

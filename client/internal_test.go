@@ -1,6 +1,7 @@
 package client
 
 import (
+	"encoding/base64"
 	"errors"
 	"testing"
 	"time"
@@ -63,6 +64,10 @@ func TestPlanReconnect(t *testing.T) {
 			plan{attempt: 1, delay: time.Second}},
 		{"short connection lost: backoff grows", outcome{dialed: true, lived: time.Second}, 1,
 			plan{attempt: 2, delay: 2 * time.Second}},
+		{"4001 token expired: same node soon, with a fresh token", outcome{dialed: true, closeCode: 4001}, 2,
+			plan{attempt: 2, delay: 250*time.Millisecond - 1}},
+		{"4003 disconnected: stop", outcome{dialed: true, closeCode: 4003}, 0,
+			plan{stop: true}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,6 +75,12 @@ func TestPlanReconnect(t *testing.T) {
 				t.Fatalf("plan %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+	// 4003 with an application that wants to reconnect: backoff.
+	allow := cfg
+	allow.ReconnectAfterDisconnect = func(ev StateEvent) bool { return ev.CloseCode == 4003 }
+	if got := planReconnect(&allow, outcome{dialed: true, closeCode: 4003}, 0, top); got != (plan{attempt: 1, delay: time.Second}) {
+		t.Fatalf("4003 with ReconnectAfterDisconnect: plan %+v", got)
 	}
 	// The jitter's low end is half the delay.
 	if got := backoff(&cfg, 2, func(time.Duration) time.Duration { return 0 }); got != 2*time.Second {
@@ -91,6 +102,45 @@ func TestWSEndpoint(t *testing.T) {
 	for _, bad := range []string{"localhost:8000", "ftp://x", "ws://", "::"} {
 		if _, err := wsEndpoint(bad); err == nil {
 			t.Errorf("wsEndpoint(%q) accepted", bad)
+		}
+	}
+}
+
+func TestRefreshDelay(t *testing.T) {
+	for _, tc := range []struct{ left, before, want time.Duration }{
+		{time.Hour, 30 * time.Second, time.Hour - 30*time.Second},
+		{time.Minute, 30 * time.Second, 30 * time.Second},
+		{40 * time.Second, 30 * time.Second, 20 * time.Second}, // less than twice: half-way
+		{3 * time.Second, time.Second, 2 * time.Second},
+		{0, time.Second, 0},
+		{-time.Second, time.Second, 0},
+	} {
+		if got := refreshDelay(tc.left, tc.before); got != tc.want {
+			t.Errorf("refreshDelay(%v, %v) = %v, want %v", tc.left, tc.before, got, tc.want)
+		}
+	}
+}
+
+func TestTokenExpiry(t *testing.T) {
+	enc := func(payload string) string {
+		return "eyJhbGciOiJIUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(payload)) + ".sig"
+	}
+	for _, tc := range []struct {
+		tok  string
+		want time.Time
+		ok   bool
+	}{
+		{enc(`{"sub":"1","exp":1900000000}`), time.Unix(1900000000, 0), true},
+		{enc(`{"exp":1900000000.5}`), time.Unix(1900000000, 5e8), true},
+		{enc(`{"sub":"1"}`), time.Time{}, false},
+		{enc(`{"exp":"soon"}`), time.Time{}, false},
+		{enc(`not json`), time.Time{}, false},
+		{"a.b", time.Time{}, false},
+		{"", time.Time{}, false},
+	} {
+		got, ok := tokenExpiry(tc.tok)
+		if ok != tc.ok || !got.Equal(tc.want) {
+			t.Errorf("tokenExpiry(%q) = %v, %v; want %v, %v", tc.tok, got, ok, tc.want, tc.ok)
 		}
 	}
 }

@@ -69,6 +69,17 @@ func (c *Client) Cleanup(ctx context.Context) (wire.Cleanup, error) {
 	return r, err
 }
 
+// AdminDisconnect is POST /admin/users/{id}/disconnect (admin token):
+// every WebSocket session of user id, on every node, is closed with code
+// 4003. It returns how many sessions were closed (0 when the user had
+// none). To ban a user, also stop issuing tokens to them: a client told
+// to reconnect would otherwise come back with a token it still holds.
+func (c *Client) AdminDisconnect(ctx context.Context, id int64) (int64, error) {
+	var r wire.Disconnect
+	err := c.do(ctx, http.MethodPost, "/admin/users/"+strconv.FormatInt(id, 10)+"/disconnect", nil, &r)
+	return r.SessionsClosed, err
+}
+
 // Cluster is GET /admin/cluster (admin token): the membership as the node
 // asked sees it.
 func (c *Client) Cluster(ctx context.Context) (wire.ClusterStatus, error) {

@@ -16,6 +16,11 @@ import (
 // ErrClosed is returned by the methods of a closed Subscriber.
 var ErrClosed = errors.New("presence: subscriber closed")
 
+// ErrDisconnected is the Err of the last StateEvent (StateClosed) of a
+// Subscriber that stopped because an administrator disconnected its user
+// (close code 4003) and ReconnectAfterDisconnect did not ask to reconnect.
+var ErrDisconnected = errors.New("presence: the server disconnected this user (close 4003); not reconnecting")
+
 // Subscriber keeps a WebSocket connection to a node open, subscribed to a
 // set of users, and hands on their presence updates newest-first-wins (see
 // the package documentation). It reconnects by itself; Close stops it.

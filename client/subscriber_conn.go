@@ -19,7 +19,8 @@ import (
 func (s *Subscriber) run() {
 	defer close(s.stopped)
 	defer close(s.updates)
-	defer s.setState(StateEvent{State: StateClosed})
+	final := StateEvent{State: StateClosed}
+	defer func() { s.setState(final) }()
 	attempt, idx := 0, 0
 	for {
 		u := s.urls[idx]
@@ -29,6 +30,13 @@ func (s *Subscriber) run() {
 			return
 		}
 		p := planReconnect(&s.cfg, out, attempt, randDuration)
+		if p.stop {
+			// Stopped for good: later calls get ErrClosed, as after Close.
+			s.cancel()
+			s.setState(StateEvent{State: StateDisconnected, URL: u, Err: out.err, CloseCode: out.closeCode})
+			final = StateEvent{State: StateClosed, URL: u, Err: fmt.Errorf("%w: %w", ErrDisconnected, out.err), CloseCode: out.closeCode}
+			return
+		}
 		attempt = p.attempt
 		if p.nextURL {
 			idx = (idx + 1) % len(s.urls)
@@ -48,7 +56,7 @@ func (s *Subscriber) run() {
 
 // connectAndServe makes one connection to u and reads it until it ends.
 func (s *Subscriber) connectAndServe(u string) outcome {
-	conn, err := s.dial(u)
+	conn, tok, err := s.dial(u)
 	if err != nil {
 		return outcome{err: err}
 	}
@@ -77,20 +85,24 @@ func (s *Subscriber) connectAndServe(u string) outcome {
 			return outcome{err: fmt.Errorf("send subscribe: %w", err), dialed: true}
 		}
 	}
+	stop := make(chan struct{})
+	defer close(stop)
 	if s.cfg.HeartbeatInterval > 0 {
-		stop := make(chan struct{})
-		defer close(stop)
 		go s.heartbeats(conn, stop)
 	}
+	if s.baseCfg.TokenSource != nil {
+		go s.refresher(conn, tok, stop)
+	}
 	err = s.read(conn)
-	return outcome{err: err, dialed: true, closeCode: closeCodeOf(err), lived: time.Since(start)}
+	return outcome{err: err, dialed: true, token: tok, closeCode: closeCodeOf(err), lived: time.Since(start)}
 }
 
-// dial opens a connection to u with the token in the query.
-func (s *Subscriber) dial(u string) (*websocket.Conn, error) {
+// dial opens a connection to u with the token in the query, and returns
+// the token too.
+func (s *Subscriber) dial(u string) (*websocket.Conn, string, error) {
 	tok, err := tokenOf(s.ctx, s.baseCfg)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	target := u
 	if tok != "" {
@@ -102,11 +114,11 @@ func (s *Subscriber) dial(u string) (*websocket.Conn, error) {
 			// A refused handshake: the status and the API's error body.
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 			resp.Body.Close()
-			return nil, fmt.Errorf("presence: connect %s: %w", u, newError(resp.StatusCode, resp.Header, body))
+			return nil, "", fmt.Errorf("presence: connect %s: %w", u, newError(resp.StatusCode, resp.Header, body))
 		}
-		return nil, fmt.Errorf("presence: connect %s: %w", u, err)
+		return nil, "", fmt.Errorf("presence: connect %s: %w", u, err)
 	}
-	return conn, nil
+	return conn, tok, nil
 }
 
 // read handles frames until the connection ends, and returns why.
@@ -139,6 +151,8 @@ func (s *Subscriber) read(conn *websocket.Conn) error {
 			}
 		case wire.TypeError:
 			s.cfg.Logger.Warn("presence subscriber: the server refused a frame", slog.String("detail", f.Detail))
+		case wire.TypeRefreshed:
+			s.cfg.Logger.Debug("presence subscriber: session refreshed", slog.Time("expires_at", f.ExpiresAt))
 		}
 	}
 }

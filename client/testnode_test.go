@@ -28,10 +28,18 @@ type testNode struct {
 }
 
 // startNodeE starts a node named name; examples use it directly.
-func startNodeE(name string) (*testNode, error) {
+func startNodeE(name string) (*testNode, error) { return startNodeTuned(name, nil) }
+
+// startNodeTuned starts a node named name whose configuration tune (if
+// not nil) adjusts.
+func startNodeTuned(name string, tune func(*node.Config)) (*testNode, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	n, err := node.Start(ctx, node.Config{Standalone: true, Store: "memory", HTTPAddr: "127.0.0.1:0", Auth: node.AuthConfig{Secret: testSecret}, Name: name, API: api.Config{WriteRate: -1, WS: ws.Config{FrameRate: 1e6, FrameBurst: 1e6}}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := node.Config{Standalone: true, Store: "memory", HTTPAddr: "127.0.0.1:0", Auth: node.AuthConfig{Secret: testSecret}, Name: name, API: api.Config{WriteRate: -1, WS: ws.Config{FrameRate: 1e6, FrameBurst: 1e6}}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if tune != nil {
+		tune(&cfg)
+	}
+	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +55,13 @@ func startNodeE(name string) (*testNode, error) {
 // earlier with stopNow.
 func startNode(t *testing.T, name string) *testNode {
 	t.Helper()
-	n, err := startNodeE(name)
+	return startNodeT(t, name, nil)
+}
+
+// startNodeT is startNode with a configuration tune.
+func startNodeT(t *testing.T, name string, tune func(*node.Config)) *testNode {
+	t.Helper()
+	n, err := startNodeTuned(name, tune)
 	if err != nil {
 		t.Fatalf("start node: %v", err)
 	}

@@ -8,7 +8,9 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,17 +40,23 @@ type Gossip struct {
 	seeds  []string
 	rejoin time.Duration
 
+	// nodes are copies of memberlist's members, taken in its event
+	// callbacks (see nodeCopy).
+	nodesMu sync.Mutex
+	nodes   map[string]nodeCopy
+
 	metaMu sync.Mutex
 	meta   Meta
 	metaB  []byte
 
-	view    atomic.Pointer[View]
-	epoch   uint64
-	kick    chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
-	onMu    sync.Mutex
-	onViews []func(old, cur *View)
+	view     atomic.Pointer[View]
+	epoch    uint64
+	kick     chan struct{}
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+	onMu     sync.Mutex
+	onViews  []func(old, cur *View)
 }
 
 // Join starts gossip as the member name (unique per process incarnation)
@@ -65,6 +73,7 @@ func Join(cfg Config, name string, meta Meta, logger *slog.Logger) (*Gossip, err
 		rejoin: cfg.RejoinInterval,
 		meta:   meta,
 		kick:   make(chan struct{}, 1),
+		nodes:  make(map[string]nodeCopy),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
@@ -174,22 +183,28 @@ func (m *Gossip) loop() {
 // if it changed. It runs on the membership goroutine, never inside a
 // memberlist callback (calling memberlist from one deadlocks).
 func (m *Gossip) refresh() {
-	nodes := m.ml.Members()
+	m.nodesMu.Lock()
+	nodes := make([]nodeCopy, 0, len(m.nodes))
+	for _, n := range m.nodes {
+		nodes = append(nodes, n)
+	}
+	m.nodesMu.Unlock()
+	slices.SortFunc(nodes, func(a, b nodeCopy) int { return strings.Compare(a.name, b.name) })
 	all := make([]Member, 0, len(nodes))
 	for _, n := range nodes {
-		meta, err := decodeMeta(n.Meta)
+		meta, err := decodeMeta(n.meta)
 		if err != nil {
-			m.log.Warn("member with unreadable metadata ignored", slog.String("member", n.Name), slog.Any("err", err))
+			m.log.Warn("member with unreadable metadata ignored", slog.String("member", n.name), slog.Any("err", err))
 			continue
 		}
 		all = append(all, Member{
-			Name:       n.Name,
+			Name:       n.name,
 			NodeName:   meta.NodeName,
 			RemoteAddr: meta.RemoteAddr,
 			HTTPAddr:   meta.HTTPAddr,
-			GossipAddr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
+			GossipAddr: n.addr,
 			Draining:   meta.Draining,
-			State:      stateName(n.State),
+			State:      stateName(n.state),
 			Proto:      meta.Proto,
 		})
 	}
@@ -294,8 +309,9 @@ func (m *Gossip) poke() {
 // Leave tells the others this node is going (so they need not wait for
 // failure detection), then stops gossip.
 func (m *Gossip) Leave(timeout time.Duration) error {
-	close(m.stop)
-	<-m.done
+	if !m.halt() {
+		return nil
+	}
 	err := m.ml.Leave(timeout)
 	if serr := m.ml.Shutdown(); err == nil && serr != nil {
 		err = serr
@@ -306,9 +322,22 @@ func (m *Gossip) Leave(timeout time.Duration) error {
 // Kill stops gossip without a goodbye, as a crash would (tests, and a
 // failed start).
 func (m *Gossip) Kill() error {
-	close(m.stop)
-	<-m.done
+	if !m.halt() {
+		return nil
+	}
 	return m.ml.Shutdown()
+}
+
+// halt stops the view loop; it reports false when gossip was stopped
+// already (a Leave followed by the Kill of a failed shutdown path).
+func (m *Gossip) halt() bool {
+	first := false
+	m.stopOnce.Do(func() {
+		first = true
+		close(m.stop)
+	})
+	<-m.done
+	return first
 }
 
 // mlDelegate serves this node's metadata to memberlist.
@@ -324,13 +353,41 @@ func (d *mlDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *mlDelegate) LocalState(join bool) []byte                { return nil }
 func (d *mlDelegate) MergeRemoteState(buf []byte, join bool)     {}
 
-// mlEvents only pokes the membership goroutine: the view is rebuilt there,
+// nodeCopy is what the view needs of a memberlist node, copied inside the
+// event callback: memberlist calls it under its node lock and keeps
+// writing the *Node afterwards, so reading the node later (as Members()
+// returns it) is a data race.
+type nodeCopy struct {
+	name, addr string
+	meta       []byte
+	state      memberlist.NodeStateType
+}
+
+// record keeps a copy of n (alive: joined or updated) or forgets it (dead
+// or left), and pokes the membership goroutine.
+func (m *Gossip) record(n *memberlist.Node, alive bool) {
+	m.nodesMu.Lock()
+	if alive {
+		m.nodes[n.Name] = nodeCopy{
+			name:  n.Name,
+			addr:  net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
+			meta:  bytes.Clone(n.Meta),
+			state: n.State,
+		}
+	} else {
+		delete(m.nodes, n.Name)
+	}
+	m.nodesMu.Unlock()
+	m.poke()
+}
+
+// mlEvents records the node and pokes the membership goroutine: the view is rebuilt there,
 // because calling memberlist from inside its callbacks deadlocks.
 type mlEvents Gossip
 
-func (e *mlEvents) NotifyJoin(*memberlist.Node)   { (*Gossip)(e).poke() }
-func (e *mlEvents) NotifyLeave(*memberlist.Node)  { (*Gossip)(e).poke() }
-func (e *mlEvents) NotifyUpdate(*memberlist.Node) { (*Gossip)(e).poke() }
+func (e *mlEvents) NotifyJoin(n *memberlist.Node)   { (*Gossip)(e).record(n, true) }
+func (e *mlEvents) NotifyLeave(n *memberlist.Node)  { (*Gossip)(e).record(n, false) }
+func (e *mlEvents) NotifyUpdate(n *memberlist.Node) { (*Gossip)(e).record(n, true) }
 
 // logWriter turns memberlist's "[LEVEL] memberlist: ..." lines into slog.
 type logWriter struct{ log *slog.Logger }

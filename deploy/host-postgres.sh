@@ -3,9 +3,16 @@
 # docker-compose.host-postgres.yml (and the container test suite), and
 # prints the lines to export:
 #
-#   eval "$(sudo bash deploy/host-postgres.sh)"
+#   vars=$(sudo bash deploy/host-postgres.sh) && eval "$vars"
 #   # PRESENCE_STORE          the URL containers use (host.docker.internal)
 #   # PRESENCE_CT_HOST_STORE  the same database from the host (127.0.0.1)
+#
+# (Assign first, then eval: `eval "$(...)"` returns 0 even when the script
+# or sudo failed.) With --env-file FILE it prints nothing and writes
+# PRESENCE_STORE=... into FILE instead (replacing an earlier line), so
+# compose finds it in deploy/.env with nothing exported:
+#
+#   sudo bash deploy/host-postgres.sh --env-file deploy/.env
 #
 # It starts (installing if needed) the server with .ci/postgres.sh: role and
 # database presence/presence, cluster PRESENCE_PG_CLUSTER (default main) on
@@ -28,6 +35,18 @@ CLUSTER=${PRESENCE_PG_CLUSTER:-main}
 export PRESENCE_PG_PORT=$PG_PORT PRESENCE_PG_CLUSTER=$CLUSTER
 
 log() { echo "host-postgres.sh: $*" >&2; }
+
+env_file=
+case "${1:-}" in
+  --env-file)
+    env_file=${2:?--env-file needs a file name}
+    ;;
+  "") ;;
+  *)
+    log "unknown argument $1 (want --env-file FILE or nothing)"
+    exit 2
+    ;;
+esac
 
 if [ "$(id -u)" -ne 0 ]; then
   log "must run as root (configures and restarts PostgreSQL)"
@@ -106,5 +125,20 @@ for i in $(seq 1 60); do
   sleep 0.5
 done
 log "ready: containers use host.docker.internal:$PG_PORT ($gateway)"
-echo "export PRESENCE_STORE='${host_url/@127.0.0.1:/@host.docker.internal:}'"
+container_url=${host_url/@127.0.0.1:/@host.docker.internal:}
+if [ -n "$env_file" ]; then
+  # Rewritten through cat so an existing file keeps its owner and mode.
+  tmp=$(mktemp)
+  { grep -v '^PRESENCE_STORE=' "$env_file" 2>/dev/null || true; echo "PRESENCE_STORE=$container_url"; } >"$tmp"
+  new=no
+  [ -e "$env_file" ] || new=yes
+  cat "$tmp" >"$env_file"
+  rm -f "$tmp"
+  if [ "$new" = yes ] && [ -n "${SUDO_UID:-}" ]; then
+    chown "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$env_file"
+  fi
+  log "wrote PRESENCE_STORE to $env_file"
+  exit 0
+fi
+echo "export PRESENCE_STORE='$container_url'"
 echo "export PRESENCE_CT_HOST_STORE='$host_url'"

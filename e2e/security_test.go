@@ -168,23 +168,6 @@ func TestSecLimitBatchSize(t *testing.T) {
 	expectDetail(t, r, http.StatusRequestHeaderFieldsTooLarge, "Request Header Fields Too Large")
 }
 
-// TestSecLimitWSFrameSize: a frame of exactly WSMaxFrame is processed, one
-// byte more closes the session with 1009; the user may connect again.
-func TestSecLimitWSFrameSize(t *testing.T) {
-	t.Parallel()
-	const maxFrame = 2048
-	n := startNode(t, node.Config{API: api.Config{WS: ws.Config{MaxFrame: maxFrame}}})
-	c := wsDialUser(t, n, 1131, "frame", "")
-	c.sync()
-	c.sendText(wsPad(wsIDsFrame("subscribe", []int64{1132}), maxFrame))
-	c.expectSubscribed(1132)
-	c.sendText(wsPad(wsIDsFrame("subscribe", []int64{1133}), maxFrame+1))
-	c.expectClose(websocket.CloseMessageTooBig)
-	wsWaitSessions(t, n, 1131, 0)
-	again := wsDialUser(t, n, 1131, "frame", "")
-	again.sync()
-}
-
 // TestSecLimitWSSubscriptions: beyond WSMaxSubscriptions a subscribe frame
 // gets an error frame and subscribes nothing, the session stays usable; a
 // URL asking for more is refused at the handshake with 422.

@@ -547,7 +547,8 @@ func TestWSMalformedFrames(t *testing.T) {
 }
 
 // TestWSFrameTooLarge: a frame of exactly WSMaxFrame bytes is read; one
-// byte more closes the connection with 1009.
+// byte more closes the connection with 1009, and the user may connect
+// again (SECURITY.md).
 func TestWSFrameTooLarge(t *testing.T) {
 	t.Parallel()
 	const maxFrame = 1024
@@ -560,8 +561,9 @@ func TestWSFrameTooLarge(t *testing.T) {
 	c.sendText(wsPad(wsIDsFrame("subscribe", []int64{652}), maxFrame+1))
 	c.expectClose(websocket.CloseMessageTooBig)
 
-	// The session is gone from the node.
+	// The session is gone from the node, and the user may come back.
 	wsWaitSessions(t, n, 650, 0)
+	wsDialUser(t, n, 650, "big", "").sync()
 	d := wsDialUser(t, n, 653, "huge", "")
 	d.sync()
 	// The server may stop reading mid-frame; a failed write is expected.

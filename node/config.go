@@ -7,6 +7,7 @@ import (
 
 	"github.com/presence-cluster/presence/actors"
 	"github.com/presence-cluster/presence/api"
+	"github.com/presence-cluster/presence/api/auth"
 	"github.com/presence-cluster/presence/cluster"
 	"github.com/presence-cluster/presence/routing"
 	"github.com/presence-cluster/presence/store"
@@ -20,7 +21,10 @@ const (
 	DefaultLastSeenFlush   = time.Second
 	DefaultShutdownTimeout = 20 * time.Second
 	DefaultJWTLeeway       = 30 * time.Second
-	DefaultDrainWait       = time.Second
+	// NoJWTLeeway, as AuthConfig.Leeway, allows no clock skew at all
+	// (PRESENCE_JWT_LEEWAY=0s); zero means DefaultJWTLeeway.
+	NoJWTLeeway      = auth.NoLeeway
+	DefaultDrainWait = time.Second
 )
 
 // BoltFileName is the embedded store's file inside the data directory.
@@ -89,7 +93,9 @@ type AuthConfig struct {
 	// Issuer and Audience, when set, must match the token's claims.
 	Issuer   string
 	Audience string
-	// Leeway is the clock skew allowed on exp/nbf/iat (default 30s).
+	// Leeway is the clock skew allowed on exp/nbf/iat, and how long a
+	// WebSocket session outlives its token's exp: zero means the default
+	// (30s), NoJWTLeeway (any negative value) none.
 	Leeway time.Duration
 	// ReloadInterval, when set, re-reads PublicKeys this often, so rotated
 	// keys are picked up without a restart (ReloadKeys does it at once).

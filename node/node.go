@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
@@ -49,6 +50,8 @@ type Node struct {
 	resync     chan struct{}
 	stopped    chan struct{}
 	stopOnce   sync.Once
+	// started is when Start began, for the uptime in /admin/stats.
+	started time.Time
 }
 
 // Start opens the store, starts the actors, joins the cluster (unless
@@ -67,6 +70,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		resync:  make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 		metrics: newNodeMetrics(),
+		started: time.Now(),
 	}
 	defer func() {
 		if err != nil {
@@ -172,6 +176,7 @@ func (n *Node) startActors() error {
 	n.router = routing.New(n.system, n.members, n.metrics, n.log)
 	ac := n.cfg.Actors
 	ac.Store, ac.LastSeen, ac.Logger, ac.Observer, ac.Handoff = n.store, n.lastSeen, n.log, n.metrics, n.router.Handoff
+	ac.NodeName, ac.NodeCounters = n.cfg.Name, n.fillCounters
 	if n.cfg.Clock != nil {
 		ac.Clock = n.cfg.Clock
 	}

@@ -5,47 +5,25 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/presence-cluster/presence/wire"
 )
-
-// MemberStatus is one member in GET /admin/cluster.
-type MemberStatus struct {
-	Name         string `json:"name"`
-	NodeName     string `json:"node_name"`
-	Status       string `json:"status"`
-	Draining     bool   `json:"draining"`
-	Owner        bool   `json:"owns_users"`
-	Self         bool   `json:"self"`
-	HTTPAddr     string `json:"http_addr"`
-	GossipAddr   string `json:"gossip_addr"`
-	RemoteAddr   string `json:"remote_addr"`
-	ActorsHosted *int64 `json:"actors_hosted"`
-	Error        string `json:"error,omitempty"`
-}
-
-// ClusterStatus is GET /admin/cluster: the membership as the node asked
-// sees it.
-type ClusterStatus struct {
-	Node       string         `json:"node"`
-	Standalone bool           `json:"standalone"`
-	Epoch      uint64         `json:"epoch"`
-	Members    []MemberStatus `json:"members"`
-}
 
 // clusterStatus answers GET /admin/cluster: every member of this node's
 // view, each asked for its statistics in parallel.
 func (n *Node) clusterStatus(ctx context.Context) (any, error) {
 	view := n.members.View()
 	self := n.members.LocalName()
-	out := ClusterStatus{Node: self, Standalone: n.cfg.Standalone, Epoch: view.Epoch, Members: make([]MemberStatus, len(view.All))}
+	out := wire.ClusterStatus{Node: self, Standalone: n.cfg.Standalone, Epoch: view.Epoch, Members: make([]wire.MemberStatus, len(view.All))}
 	var wg sync.WaitGroup
 	for i, m := range view.All {
 		_, owner := view.OwnerNamed(m.Name)
-		out.Members[i] = MemberStatus{
+		out.Members[i] = wire.MemberStatus{
 			Name: m.Name, NodeName: m.NodeName, Status: m.State, Draining: m.Draining, Owner: owner,
 			Self: m.Name == self, HTTPAddr: m.HTTPAddr, GossipAddr: m.GossipAddr, RemoteAddr: m.RemoteAddr,
 		}
 		wg.Add(1)
-		go func(ms *MemberStatus) {
+		go func(ms *wire.MemberStatus) {
 			defer wg.Done()
 			n.memberStats(ctx, ms)
 		}(&out.Members[i])
@@ -57,7 +35,7 @@ func (n *Node) clusterStatus(ctx context.Context) (any, error) {
 
 // memberStats fills in how many actors the member hosts, or why it could
 // not tell.
-func (n *Node) memberStats(ctx context.Context, ms *MemberStatus) {
+func (n *Node) memberStats(ctx context.Context, ms *wire.MemberStatus) {
 	addr := ms.RemoteAddr
 	if ms.Self {
 		addr = ""

@@ -17,21 +17,12 @@ import (
 func AppendStatus(b []byte, s *messages.UserState) []byte {
 	b = append(b, `{"user_id":`...)
 	b = strconv.AppendInt(b, s.GetUserId(), 10)
-	b = append(b, `,"is_online":`...)
-	b = strconv.AppendBool(b, s.GetIsOnline())
-	b = append(b, `,"is_busy":`...)
-	b = strconv.AppendBool(b, s.GetIsBusy())
-	b = append(b, `,"busy_until":`...)
-	b = appendTime(b, s.GetBusyUntil())
-	b = append(b, `,"last_seen":`...)
-	b = appendTime(b, s.GetLastSeen())
+	b = appendState(b, s)
 	b = append(b, `,"created_at":`...)
 	b = appendTime(b, s.GetCreatedAt())
 	b = append(b, `,"updated_at":`...)
 	b = appendTime(b, s.GetUpdatedAt())
-	b = append(b, `,"version":`...)
-	b = strconv.AppendUint(b, s.GetVersion(), 10)
-	return append(b, '}')
+	return appendVersion(b, s)
 }
 
 // AppendPresence appends the presence record of GET /users/{id}/presence,
@@ -41,6 +32,12 @@ func AppendPresence(b []byte, s *messages.UserState) []byte {
 	b = strconv.AppendInt(b, s.GetUserId(), 10)
 	b = append(b, `,"username":`...)
 	b = appendString(b, s.GetUsername())
+	b = appendState(b, s)
+	return appendVersion(b, s)
+}
+
+// appendState appends the fields both records share, in the seed's order.
+func appendState(b []byte, s *messages.UserState) []byte {
 	b = append(b, `,"is_online":`...)
 	b = strconv.AppendBool(b, s.GetIsOnline())
 	b = append(b, `,"is_busy":`...)
@@ -48,7 +45,11 @@ func AppendPresence(b []byte, s *messages.UserState) []byte {
 	b = append(b, `,"busy_until":`...)
 	b = appendTime(b, s.GetBusyUntil())
 	b = append(b, `,"last_seen":`...)
-	b = appendTime(b, s.GetLastSeen())
+	return appendTime(b, s.GetLastSeen())
+}
+
+// appendVersion appends the version and closes the record.
+func appendVersion(b []byte, s *messages.UserState) []byte {
 	b = append(b, `,"version":`...)
 	b = strconv.AppendUint(b, s.GetVersion(), 10)
 	return append(b, '}')
@@ -68,6 +69,14 @@ func AppendCleanup(b []byte, usersMarkedOffline, busyStatusCleared int64) []byte
 	b = strconv.AppendInt(b, usersMarkedOffline, 10)
 	b = append(b, `,"busy_status_cleared":`...)
 	b = strconv.AppendInt(b, busyStatusCleared, 10)
+	return append(b, '}')
+}
+
+// AppendDisconnect appends the answer of POST /admin/users/{id}/disconnect
+// (Disconnect) with DisconnectMessage.
+func AppendDisconnect(b []byte, sessionsClosed int64) []byte {
+	b = append(b, `{"message":"`+DisconnectMessage+`","sessions_closed":`...)
+	b = strconv.AppendInt(b, sessionsClosed, 10)
 	return append(b, '}')
 }
 

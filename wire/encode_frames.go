@@ -38,3 +38,11 @@ func AppendErrorFrame(b []byte, detail string) []byte {
 	b = appendString(b, detail)
 	return append(b, '}')
 }
+
+// AppendRefreshedFrame appends the answer to a successful refresh:
+// {"type":"refreshed","expires_at":...} with exp in RFC 3339, UTC.
+func AppendRefreshedFrame(b []byte, exp time.Time) []byte {
+	b = append(b, `{"type":"refreshed","expires_at":"`...)
+	b = exp.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, `"}`...)
+}

@@ -91,16 +91,7 @@ func TestAppendStatus(t *testing.T) {
 			if !slices.Equal(keys, wantKeys) {
 				t.Fatalf("keys %v, want %v", keys, wantKeys)
 			}
-			var dec struct {
-				UserID    int64      `json:"user_id"`
-				IsOnline  bool       `json:"is_online"`
-				IsBusy    bool       `json:"is_busy"`
-				BusyUntil *time.Time `json:"busy_until"`
-				LastSeen  *time.Time `json:"last_seen"`
-				CreatedAt *time.Time `json:"created_at"`
-				UpdatedAt *time.Time `json:"updated_at"`
-				Version   uint64     `json:"version"`
-			}
+			var dec Status
 			if err := json.Unmarshal(body, &dec); err != nil {
 				t.Fatal(err)
 			}
@@ -177,15 +168,7 @@ func TestAppendPresence(t *testing.T) {
 			if !slices.Equal(keys, wantKeys) {
 				t.Fatalf("keys %v, want %v", keys, wantKeys)
 			}
-			var dec struct {
-				UserID    int64      `json:"user_id"`
-				Username  string     `json:"username"`
-				IsOnline  bool       `json:"is_online"`
-				IsBusy    bool       `json:"is_busy"`
-				BusyUntil *time.Time `json:"busy_until"`
-				LastSeen  *time.Time `json:"last_seen"`
-				Version   uint64     `json:"version"`
-			}
+			var dec Presence
 			if err := json.Unmarshal(got, &dec); err != nil {
 				t.Fatal(err)
 			}

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 
@@ -159,6 +160,7 @@ func TestClientFrames(t *testing.T) {
 		{SubscribeFrame([]int64{456, 789}), `{"type":"subscribe","user_ids":[456,789]}`},
 		{UnsubscribeFrame([]int64{789}), `{"type":"unsubscribe","user_ids":[789]}`},
 		{HeartbeatFrame(), `{"type":"heartbeat"}`},
+		{RefreshFrame("a.b.c"), `{"type":"refresh","token":"a.b.c"}`},
 	} {
 		b, err := json.Marshal(tc.f)
 		if err != nil || string(b) != tc.want {
@@ -183,5 +185,37 @@ func TestClusterStatusJSON(t *testing.T) {
 	b, err := json.Marshal(cs)
 	if err != nil || string(b) != body {
 		t.Fatalf("re-encoded\n %s\nwant\n %s (%v)", b, body, err)
+	}
+}
+
+func TestAppendRefreshedFrame(t *testing.T) {
+	for _, tc := range []struct {
+		exp  time.Time
+		want string
+	}{
+		{time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC), `{"type":"refreshed","expires_at":"2030-01-02T03:04:05Z"}`},
+		// Another zone is written in UTC.
+		{time.Date(2030, 1, 2, 5, 4, 5, 0, time.FixedZone("x", 2*3600)), `{"type":"refreshed","expires_at":"2030-01-02T03:04:05Z"}`},
+	} {
+		b := AppendRefreshedFrame(nil, tc.exp)
+		if string(b) != tc.want {
+			t.Errorf("AppendRefreshedFrame(%v) = %s, want %s", tc.exp, b, tc.want)
+		}
+		if got := decode[Frame](t, b); got.Type != TypeRefreshed || !got.ExpiresAt.Equal(tc.exp) {
+			t.Errorf("AppendRefreshedFrame(%v) decodes to %+v", tc.exp, got)
+		}
+	}
+}
+
+func TestAppendDisconnect(t *testing.T) {
+	for _, n := range []int64{0, 2} {
+		b := AppendDisconnect(nil, n)
+		want := `{"message":"User disconnected","sessions_closed":` + strconv.FormatInt(n, 10) + `}`
+		if string(b) != want {
+			t.Errorf("AppendDisconnect(%d) = %s, want %s", n, b, want)
+		}
+		if got := decode[Disconnect](t, b); got != (Disconnect{Message: DisconnectMessage, SessionsClosed: n}) {
+			t.Errorf("AppendDisconnect(%d) decodes to %+v", n, got)
+		}
 	}
 }

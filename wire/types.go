@@ -40,6 +40,17 @@ type Cleanup struct {
 // CleanupMessage is Cleanup.Message of a completed cleanup.
 const CleanupMessage = "Presence cleanup completed"
 
+// Disconnect is the answer of POST /admin/users/{id}/disconnect:
+// SessionsClosed counts the user's sessions closed on every node (0 when
+// the user had none: nothing to do is not an error).
+type Disconnect struct {
+	Message        string `json:"message"`
+	SessionsClosed int64  `json:"sessions_closed"`
+}
+
+// DisconnectMessage is Disconnect.Message.
+const DisconnectMessage = "User disconnected"
+
 // Message is a body that only says something: the answer of
 // POST /users/me/heartbeat.
 type Message struct {

@@ -27,6 +27,10 @@ import (
 // into spurious 401s.
 const DefaultLeeway = 30 * time.Second
 
+// NoLeeway, as Config.Leeway, tolerates no clock skew at all (zero means
+// DefaultLeeway).
+const NoLeeway = -1 * time.Nanosecond
+
 // MaxTokenLength bounds the token size Verify will look at, so an attacker
 // cannot make every node base64- and JSON-decode megabytes per request (the
 // WebSocket query parameter is not bounded by header limits).
@@ -61,7 +65,7 @@ type Config struct {
 	// Audience, when set, must be one of the token's aud values.
 	Audience string
 	// Leeway is the tolerated clock skew: zero means DefaultLeeway, a
-	// negative value means none.
+	// negative value means none (NoLeeway).
 	Leeway time.Duration
 }
 
@@ -126,37 +130,50 @@ func (v *Verifier) load() (*keySet, error) {
 // Verify checks the token's signature and claims and extracts the caller's
 // identity. Every failure is ErrInvalidToken (with the cause wrapped).
 func (v *Verifier) Verify(token string) (Identity, error) {
+	id, _, err := v.VerifyExpiry(token)
+	return id, err
+}
+
+// VerifyExpiry is Verify that also returns the token's exp claim (without
+// the leeway), which bounds how long a WebSocket session opened or
+// refreshed with it may live.
+func (v *Verifier) VerifyExpiry(token string) (Identity, time.Time, error) {
 	if token == "" {
-		return Identity{}, fmt.Errorf("%w: empty token", ErrInvalidToken)
+		return Identity{}, time.Time{}, fmt.Errorf("%w: empty token", ErrInvalidToken)
 	}
 	if len(token) > MaxTokenLength {
-		return Identity{}, fmt.Errorf("%w: token longer than %d bytes", ErrInvalidToken, MaxTokenLength)
+		return Identity{}, time.Time{}, fmt.Errorf("%w: token longer than %d bytes", ErrInvalidToken, MaxTokenLength)
 	}
 	ks := v.keys.Load()
 	now := time.Now()
-	if id, ok := v.cache.get(token, ks, now); ok {
-		return id, nil
+	if e, ok := v.cache.get(token, ks, now); ok {
+		return e.id, e.exp, nil
 	}
 	var c claims
 	if _, err := ks.parser.ParseWithClaims(token, &c, ks.keyfunc); err != nil {
-		return Identity{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return Identity{}, time.Time{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	id, err := c.identity()
 	if err != nil {
-		return Identity{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return Identity{}, time.Time{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
-	if c.ExpiresAt != nil {
+	var exp time.Time
+	if c.ExpiresAt != nil { // always set: the parser requires exp
+		exp = c.ExpiresAt.Time
 		// The parser accepts the token until exp plus the leeway.
-		expires := c.ExpiresAt.Add(v.leeway())
+		expires := exp.Add(v.Leeway())
 		if limit := now.Add(cacheTTL); limit.Before(expires) {
 			expires = limit
 		}
-		v.cache.put(token, cacheEntry{id: id, expires: expires, keys: ks})
+		v.cache.put(token, cacheEntry{id: id, exp: exp, expires: expires, keys: ks})
 	}
-	return id, nil
+	return id, exp, nil
 }
 
-func (v *Verifier) leeway() time.Duration {
+// Leeway is the clock skew tolerated on exp, nbf and iat: Config.Leeway,
+// DefaultLeeway when that is zero, none when it is negative. A WebSocket
+// session lives until its token's exp plus this.
+func (v *Verifier) Leeway() time.Duration {
 	switch {
 	case v.cfg.Leeway > 0:
 		return v.cfg.Leeway

@@ -23,7 +23,9 @@ const (
 )
 
 type cacheEntry struct {
-	id      Identity
+	id Identity
+	// exp is the token's exp claim; expires is when the entry lapses.
+	exp     time.Time
 	expires time.Time
 	keys    *keySet
 }
@@ -50,7 +52,7 @@ func (c *tokenCache) shard(token string) *cacheShard {
 	return &c.shards[maphash.String(c.seed, token)%cacheShards]
 }
 
-func (c *tokenCache) get(token string, ks *keySet, now time.Time) (Identity, bool) {
+func (c *tokenCache) get(token string, ks *keySet, now time.Time) (cacheEntry, bool) {
 	sh := c.shard(token)
 	sh.mu.Lock()
 	e, ok := sh.m[token]
@@ -59,7 +61,7 @@ func (c *tokenCache) get(token string, ks *keySet, now time.Time) (Identity, boo
 		ok = false
 	}
 	sh.mu.Unlock()
-	return e.id, ok
+	return e, ok
 }
 
 func (c *tokenCache) put(token string, e cacheEntry) {

@@ -173,7 +173,7 @@ func fuzzWSCheckFrame(mt int, msg []byte) (typ, detail string, err error) {
 				return typ, "", fmt.Errorf("user id %d", id)
 			}
 		}
-	case "presence_update":
+	case "presence_update", "refreshed":
 	default:
 		return typ, "", fmt.Errorf("unknown frame type %q", typ)
 	}

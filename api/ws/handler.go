@@ -23,12 +23,13 @@ const maxDroppedFrames = 100
 func (s *Server) serveSession(c *websocket.Conn) {
 	s.handlers.Add(1)
 	defer s.handlers.Add(-1)
-	user, ids := identityOf(c)
+	user, exp, ids := identityOf(c)
 	conn := c.Conn
 	sess := newSession(conn, user, sessionOptions{
 		queue: s.cfg.SendQueue, writeTimeout: s.cfg.WriteTimeout,
 		stats: s.hub.Stats(), reset: s.resetConn,
 	})
+	sess.setExpiry(exp, s.deps.Verifier.Leeway())
 	// The library recycles the connection when this function returns, so
 	// the writer must be gone by then (close, deferred below, runs first
 	// and starts no writer after the close frame's).
@@ -135,7 +136,7 @@ func (s *Server) handleFrame(sess *session, mt int, data []byte) {
 		sess.send(wire.AppendErrorFrame(nil, "binary frames are not supported; send JSON text frames"))
 		return
 	}
-	typ, ids, err := parseClientFrame(data)
+	typ, ids, token, err := parseClientFrame(data)
 	if err != nil {
 		sess.send(wire.AppendErrorFrame(nil, err.Error()))
 		return
@@ -151,6 +152,9 @@ func (s *Server) handleFrame(sess *session, mt int, data []byte) {
 		} else {
 			s.unsubscribe(sess, ids)
 		}
+	case frameRefresh:
+		s.signOfLife(user.UserID, &messages.Envelope{Body: &messages.Envelope_Activity{Activity: &messages.Activity{UserId: user.UserID, Username: user.Username}}})
+		s.refresh(sess, token)
 	}
 }
 

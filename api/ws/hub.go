@@ -16,8 +16,8 @@ import (
 )
 
 // HubName is the well-known actor name of a node's hub; user actors push
-// their changes to it.
-const HubName = "presence-hub"
+// their changes to it, and an admin disconnect reaches it on every node.
+const HubName = messages.HubName
 
 // Hub is the node-local fan-out of presence changes to WebSocket sessions.
 // It watches each user once per node, however many local sessions watch
@@ -111,6 +111,8 @@ func (h *Hub) receive(ctx actor.Context) {
 	}
 	if u := env.GetPresenceUpdate(); u != nil && u.GetState() != nil {
 		h.deliver(u.GetState())
+	} else if d := env.GetDisconnectUser(); d != nil {
+		h.answerDisconnect(ctx, d)
 	}
 }
 
@@ -251,23 +253,27 @@ func (h *Hub) CloseAll(code int, reason string) {
 
 // runPinger pings every session once per interval until CloseAll. One
 // goroutine for the node instead of a ticker per session: it looks at the
-// sessions a few times per interval and pings those whose last ping is an
-// interval old, so pings stay spread over the interval by connect time.
+// sessions a few times per interval (at least once a second) and pings
+// those whose last ping is an interval old, so pings stay spread over the
+// interval by connect time. On the same walk it closes the sessions whose
+// token has expired (4001), so expiry needs no timer of its own.
 func (h *Hub) runPinger(every time.Duration) {
 	tick := min(max(every/8, 10*time.Millisecond), time.Second)
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	var due []*session
+	var due, expired []*session
 	for {
 		select {
 		case <-h.stopPinger:
 			return
 		case now := <-t.C:
-			due = due[:0]
+			due, expired = due[:0], expired[:0]
 			h.mu.RLock()
 			for _, own := range h.sessions {
 				for s := range own.sessions {
-					if s.pingIfDue(now, every) {
+					if s.expiredAt(now) {
+						expired = append(expired, s)
+					} else if s.pingIfDue(now, every) {
 						due = append(due, s)
 					}
 				}
@@ -276,7 +282,11 @@ func (h *Hub) runPinger(every time.Duration) {
 			for _, s := range due {
 				s.ping()
 			}
+			for _, s := range expired {
+				s.close(CloseTokenExpired, wire.CloseTokenExpiredReason)
+			}
 			clear(due)
+			clear(expired)
 		}
 	}
 }

@@ -12,12 +12,17 @@ const (
 	frameHeartbeat   = "heartbeat"
 	frameSubscribe   = "subscribe"
 	frameUnsubscribe = "unsubscribe"
+	frameRefresh     = "refresh"
 )
 
-// clientFrame is a client frame: {"type": ..., "user_ids": [...]}.
+// clientFrame is a client frame: {"type": ..., "user_ids": [...]}, or
+// {"type": "refresh", "token": ...}.
 type clientFrame struct {
 	Type    string          `json:"type"`
 	UserIDs json.RawMessage `json:"user_ids"`
+	// Token is raw so that a token of the wrong type gets an error that
+	// names it, not "not a JSON object".
+	Token json.RawMessage `json:"token"`
 }
 
 // errFrame is a client frame the session answers with an error frame of
@@ -27,26 +32,32 @@ type errFrame string
 
 func (e errFrame) Error() string { return string(e) }
 
-// parseClientFrame parses a text frame. Its type is checked, and for
-// subscribe and unsubscribe its user_ids; an error is an errFrame.
-func parseClientFrame(data []byte) (typ string, ids []int64, err error) {
+// parseClientFrame parses a text frame. Its type is checked, for
+// subscribe and unsubscribe its user_ids, for refresh its token (a
+// non-empty string, not yet verified); an error is an errFrame.
+func parseClientFrame(data []byte) (typ string, ids []int64, token string, err error) {
 	var f clientFrame
 	if err := json.Unmarshal(data, &f); err != nil || !bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
-		return "", nil, errFrame("frame is not a JSON object")
+		return "", nil, "", errFrame("frame is not a JSON object")
 	}
 	switch f.Type {
 	case frameHeartbeat:
-		return f.Type, nil, nil
+		return f.Type, nil, "", nil
 	case frameSubscribe, frameUnsubscribe:
 		ids, err := parseFrameIDs(f.UserIDs)
 		if err != nil {
-			return "", nil, err
+			return "", nil, "", err
 		}
-		return f.Type, ids, nil
+		return f.Type, ids, "", nil
+	case frameRefresh:
+		if json.Unmarshal(f.Token, &token) != nil || token == "" {
+			return "", nil, "", errFrame("token is required: a JWT string")
+		}
+		return f.Type, nil, token, nil
 	case "":
-		return "", nil, errFrame("frame has no type")
+		return "", nil, "", errFrame("frame has no type")
 	}
-	return "", nil, errFrame("unknown frame type " + strconv.Quote(f.Type) + "; want subscribe, unsubscribe or heartbeat")
+	return "", nil, "", errFrame("unknown frame type " + strconv.Quote(f.Type) + "; want subscribe, unsubscribe, heartbeat or refresh")
 }
 
 // parseFrameIDs parses a frame's user_ids: an array of bare JSON numbers

@@ -16,9 +16,15 @@ func TestParseClientFrame(t *testing.T) {
 		in     string
 		typ    string
 		ids    []int64
+		token  string
 		detail string
 	}{
 		{in: `{"type":"heartbeat"}`, typ: "heartbeat"},
+		{in: `{"type":"refresh","token":"a.b.c"}`, typ: "refresh", token: "a.b.c"},
+		{in: `{"type":"refresh"}`, detail: "token is required: a JWT string"},
+		{in: `{"type":"refresh","token":""}`, detail: "token is required: a JWT string"},
+		{in: `{"type":"refresh","token":42}`, detail: "token is required: a JWT string"},
+		{in: `{"type":"refresh","token":null}`, detail: "token is required: a JWT string"},
 		{in: `  {"type":"heartbeat"}  `, typ: "heartbeat"},
 		{in: `{"type":"subscribe","user_ids":[1,2,2,3]}`, typ: "subscribe", ids: []int64{1, 2, 3}},
 		{in: `{"type":"unsubscribe","user_ids":[7]}`, typ: "unsubscribe", ids: []int64{7}},
@@ -34,7 +40,7 @@ func TestParseClientFrame(t *testing.T) {
 		{in: `{"type":"subscribe","user_ids":[99999999999999999999]}`, detail: badIDs},
 		{in: `{"type":""}`, detail: "frame has no type"},
 		{in: `{}`, detail: "frame has no type"},
-		{in: `{"type":"sub"}`, detail: `unknown frame type "sub"; want subscribe, unsubscribe or heartbeat`},
+		{in: `{"type":"sub"}`, detail: `unknown frame type "sub"; want subscribe, unsubscribe, heartbeat or refresh`},
 		{in: `[{"type":"heartbeat"}]`, detail: "frame is not a JSON object"},
 		{in: `null`, detail: "frame is not a JSON object"},
 		{in: `{"type":1}`, detail: "frame is not a JSON object"},
@@ -42,7 +48,7 @@ func TestParseClientFrame(t *testing.T) {
 		{in: ``, detail: "frame is not a JSON object"},
 	}
 	for _, tc := range tests {
-		typ, ids, err := parseClientFrame([]byte(tc.in))
+		typ, ids, token, err := parseClientFrame([]byte(tc.in))
 		switch {
 		case tc.detail != "":
 			if err == nil || err.Error() != tc.detail {
@@ -50,8 +56,8 @@ func TestParseClientFrame(t *testing.T) {
 			}
 		case err != nil:
 			t.Errorf("%s: %v", tc.in, err)
-		case typ != tc.typ || !slices.Equal(ids, tc.ids):
-			t.Errorf("%s = %q %v, want %q %v", tc.in, typ, ids, tc.typ, tc.ids)
+		case typ != tc.typ || !slices.Equal(ids, tc.ids) || token != tc.token:
+			t.Errorf("%s = %q %v %q, want %q %v %q", tc.in, typ, ids, token, tc.typ, tc.ids, tc.token)
 		}
 	}
 }

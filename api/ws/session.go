@@ -3,6 +3,7 @@ package ws
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/presence-cluster/presence/api/auth"
@@ -87,6 +88,11 @@ type session struct {
 	closeOnce   sync.Once
 
 	lastPing time.Time
+	// deadline is when the session's credentials lapse (its token's exp
+	// plus the leeway), in Unix nanoseconds; 0: never. A refresh moves
+	// it, the hub's pinger closes the session once it passes
+	// (lifetime.go).
+	deadline atomic.Int64
 }
 
 func newSession(c conn, user auth.Identity, opts sessionOptions) *session {

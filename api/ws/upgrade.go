@@ -3,6 +3,7 @@ package ws
 import (
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
@@ -45,7 +46,7 @@ func (s *Server) Upgrade(c *fiber.Ctx) error {
 			return unauthorized(c)
 		}
 	}
-	id, err := s.deps.Verifier.Verify(token)
+	id, exp, err := s.deps.Verifier.VerifyExpiry(token)
 	if err != nil {
 		return unauthorized(c)
 	}
@@ -61,7 +62,7 @@ func (s *Server) Upgrade(c *fiber.Ctx) error {
 	if s.draining.Load() {
 		return reject(c, fiber.StatusServiceUnavailable, "Draining")
 	}
-	c.Locals(localsIdentity, id)
+	c.Locals(localsIdentity, handshakeAuth{id: id, exp: exp})
 	c.Locals(localsIDs, ids)
 	// gofiber/contrib/websocket copies every query argument, header and
 	// cookie of the handshake into the connection, for the connection's
@@ -77,11 +78,12 @@ func (s *Server) Upgrade(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// identityOf returns what Upgrade stored for the session.
-func identityOf(c *websocket.Conn) (auth.Identity, []int64) {
-	user, _ := c.Locals(localsIdentity).(auth.Identity)
+// identityOf returns what Upgrade stored for the session: the user, the
+// token's exp, and the URL's user_ids.
+func identityOf(c *websocket.Conn) (auth.Identity, time.Time, []int64) {
+	a, _ := c.Locals(localsIdentity).(handshakeAuth)
 	ids, _ := c.Locals(localsIDs).([]int64)
-	return user, ids
+	return a.id, a.exp, ids
 }
 
 // reject answers the handshake with status and the REST error body

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/presence-cluster/presence/internal/loadgen"
-	"github.com/presence-cluster/presence/internal/loadgen/baseline"
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // The generator's own tests are in internal/loadgen; these drive it
@@ -56,7 +56,7 @@ func TestBenchAgainstBaseline(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the generator for 2 s")
 	}
-	addr := startBaselineApp(t)
+	addr := testkit.StartBaseline(t)
 	sum := benchJSON(t, "--url", "http://"+addr, "--secret", "any-secret-0123456789abcdef", "--user-base", "5000000",
 		"--users", "8", "--contacts", "0", "--hot", "1", "--workers", "0", "--source-ips", "2", "--prewarm",
 		"--pprof-url", "http://"+addr,
@@ -83,18 +83,6 @@ func TestBenchAgainstBaseline(t *testing.T) {
 	if m := sum.Memory[0]; m.MetricsError != "" || m.Error != "" || m.Source != "pprof" || m.SessionsFrom != "metrics" || m.SessionsDelta != 8 {
 		t.Errorf("memory: %+v", m)
 	}
-}
-
-// startBaselineApp serves the baseline app, WebSocket part included, on a
-// loopback port, as --serve-baseline does.
-func startBaselineApp(t *testing.T) string {
-	t.Helper()
-	srv, err := baseline.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	return srv.Addr
 }
 
 // benchJSON runs presencectl bench with args and --json, fails the test on

@@ -2,27 +2,18 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/presence-cluster/presence/internal/testkit"
 	"github.com/presence-cluster/presence/node"
 	"github.com/presence-cluster/presence/wire"
 )
 
 func TestClusterCommandListsTheNode(t *testing.T) {
-	const secret = "cluster-cmd-secret"
-	node, err := node.Start(context.Background(), node.Config{Standalone: true, HTTPAddr: "127.0.0.1:0", Store: "memory", DataDir: t.TempDir(), Name: "node-under-test", Auth: node.AuthConfig{Secret: secret}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = node.Shutdown(ctx)
-	})
+	const secret = "cluster-cmd-secret-0123456789abcdef"
+	node := testkit.StartStandalone(t, node.Config{Name: "node-under-test"}, secret)
 
 	var out, errOut bytes.Buffer
 	code := run([]string{"cluster", "--url", "http://" + node.HTTPAddr(), "--secret", secret}, &out, &errOut)

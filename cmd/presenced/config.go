@@ -37,6 +37,28 @@ func (d durationValue) Set(s string) error {
 	return nil
 }
 
+// leewayValue is PRESENCE_JWT_LEEWAY: a duration where 0s means no leeway
+// at all (node.NoJWTLeeway), not the default that a zero field stands for.
+type leewayValue struct{ p *time.Duration }
+
+func (d leewayValue) String() string {
+	if d.p == nil {
+		return ""
+	}
+	return max(*d.p, 0).String()
+}
+func (d leewayValue) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("want a duration of 0s or more, such as 30s")
+	}
+	if v == 0 {
+		v = node.NoJWTLeeway
+	}
+	*d.p = v
+	return nil
+}
+
 type stringValue struct{ p *string }
 
 func (v stringValue) String() string {
@@ -138,7 +160,7 @@ func settings(c *node.Config) []setting {
 		{"jwt-public-keys", "PRESENCE_JWT_PUBLIC_KEYS", "PEM or JWKS file of RS256/ES256/EdDSA public keys", false, stringValue{&c.Auth.PublicKeys}},
 		{"jwt-issuer", "PRESENCE_JWT_ISSUER", "required iss claim (default: not checked)", false, stringValue{&c.Auth.Issuer}},
 		{"jwt-audience", "PRESENCE_JWT_AUDIENCE", "required aud claim (default: not checked)", false, stringValue{&c.Auth.Audience}},
-		{"jwt-leeway", "PRESENCE_JWT_LEEWAY", "clock skew allowed on exp/nbf/iat", false, durationValue{&c.Auth.Leeway}},
+		{"jwt-leeway", "PRESENCE_JWT_LEEWAY", "clock skew allowed on exp/nbf/iat", false, leewayValue{&c.Auth.Leeway}},
 		{"offline-after", "PRESENCE_OFFLINE_AFTER", "no heartbeat and no WebSocket for this long: offline", false, durationValue{&c.Actors.OfflineAfter}},
 		{"disconnect-grace", "PRESENCE_DISCONNECT_GRACE", "last WebSocket closed for this long: offline", false, durationValue{&c.Actors.DisconnectGrace}},
 		{"passivate-after", "PRESENCE_PASSIVATE_AFTER", "idle user actors are stopped after this long", false, durationValue{&c.Actors.PassivateAfter}},

@@ -501,6 +501,26 @@ func (c *tcluster) usersOwnedBy(n *tnode, k int, start int64) []int64 {
 	return out
 }
 
+// waitHostedSum waits until the actors hosted over the cluster, as via
+// reports them, add up to want: one activation per active user.
+func waitHostedSum(t *testing.T, via *tnode, want int64, what string) {
+	t.Helper()
+	testkit.Eventually(t, 10*time.Second, what, func() error {
+		h, err := hosted(via)
+		if err != nil {
+			return err
+		}
+		var sum int64
+		for _, v := range h {
+			sum += v
+		}
+		if sum != want {
+			return fmt.Errorf("actors_hosted %v sums to %d, want %d", h, sum, want)
+		}
+		return nil
+	})
+}
+
 // hosted returns actors_hosted per node label as node via reports it.
 func hosted(via *tnode) (map[string]int64, error) {
 	st, err := via.API.Cluster()

@@ -19,20 +19,8 @@ import (
 // timers touches these users, so this is read in the database itself (an
 // API read would activate the user and so mask a timer that nobody armed).
 func TestPGColdStartWhileDatabaseDownRearmsTimers(t *testing.T) {
-	base := pgBase(t)
-	conn, schema := testkit.PgSchema(t, base)
-	proxy := pgStartProxy(t, testkit.URLHostPort(t, base))
-	bin := testkit.BuildPresenced(t)
-	tok := newTokens()
-	c := testkit.NewProcCluster(t, bin, tok, 3, map[string]string{
-		"PRESENCE_STORE":      testkit.SetURLHost(t, conn, proxy.addr()),
-		"PRESENCE_WRITE_RATE": "-1",
-	})
-	for i := range 3 {
-		c.Start(i)
-	}
-	formed := c.WaitFormed(45*time.Second, "three processes on PostgreSQL (through the proxy) form a cluster")
-	t.Logf("schema %s: cluster of 3 formed %v after the starts", schema, formed.Round(time.Millisecond))
+	pc := startPGCluster(t, nil, true)
+	c, conn, proxy := pc.c, pc.conn, pc.proxy
 
 	users := []int64{7501, 7502, 7503, 7504, 7505, 7506}
 	due := time.Now().Add(12 * time.Second).Truncate(time.Microsecond)

@@ -281,3 +281,40 @@ func pgRowMatches(r pgRow, s Status) bool {
 	}
 	return r.IsOnline == s.IsOnline && r.IsBusy == s.IsBusy && r.BusyUntil == bu && uint64(r.Version) == s.Version
 }
+
+// pgCluster is three presenced processes sharing a fresh PostgreSQL
+// schema, formed into one cluster.
+type pgCluster struct {
+	c      *testkit.ProcCluster
+	tok    *testkit.Tokens
+	conn   string   // the schema's database URL
+	schema string   // the schema's name
+	proxy  *pgProxy // between the nodes and PostgreSQL; nil unless asked for
+}
+
+// startPGCluster starts the three processes with env (on top of the
+// schema's PRESENCE_STORE and no write rate limit), through a TCP proxy to
+// the database when viaProxy, and waits until they form a cluster.
+func startPGCluster(t *testing.T, env map[string]string, viaProxy bool) *pgCluster {
+	t.Helper()
+	base := pgBase(t)
+	pc := &pgCluster{tok: newTokens()}
+	pc.conn, pc.schema = testkit.PgSchema(t, base)
+	all := map[string]string{"PRESENCE_STORE": pc.conn, "PRESENCE_WRITE_RATE": "-1"}
+	what := "three processes on PostgreSQL form a cluster"
+	if viaProxy {
+		pc.proxy = pgStartProxy(t, testkit.URLHostPort(t, base))
+		all["PRESENCE_STORE"] = testkit.SetURLHost(t, pc.conn, pc.proxy.addr())
+		what = "three processes on PostgreSQL (through the proxy) form a cluster"
+	}
+	for k, v := range env {
+		all[k] = v
+	}
+	pc.c = testkit.NewProcCluster(t, testkit.BuildPresenced(t), pc.tok, 3, all)
+	for i := range 3 {
+		pc.c.Start(i)
+	}
+	formed := pc.c.WaitFormed(45*time.Second, what)
+	t.Logf("schema %s: cluster of 3 formed %v after the starts", pc.schema, formed.Round(time.Millisecond))
+	return pc
+}

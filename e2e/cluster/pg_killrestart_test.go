@@ -24,21 +24,11 @@ import (
 // the survivors declared it dead), within 1.5s of the users being served
 // again.
 func TestPGKillRestartKeepsAnsweredChanges(t *testing.T) {
-	base := pgBase(t)
-	conn, schema := testkit.PgSchema(t, base)
-	bin := testkit.BuildPresenced(t)
-	tok := newTokens()
-	c := testkit.NewProcCluster(t, bin, tok, 3, map[string]string{
-		"PRESENCE_STORE":            conn,
+	pc := startPGCluster(t, map[string]string{
 		"PRESENCE_OFFLINE_AFTER":    "10m",
 		"PRESENCE_DISCONNECT_GRACE": "3s",
-		"PRESENCE_WRITE_RATE":       "-1",
-	})
-	for i := range 3 {
-		c.Start(i)
-	}
-	formed := c.WaitFormed(45*time.Second, "three processes on PostgreSQL form a cluster")
-	t.Logf("schema %s: cluster of 3 formed %v after the starts", schema, formed.Round(time.Millisecond))
+	}, false)
+	c, conn := pc.c, pc.conn
 
 	const n = 60
 	users := make([]int64, n)

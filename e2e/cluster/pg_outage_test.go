@@ -63,21 +63,10 @@ func TestPGOutageServes503AndRecovers(t *testing.T) {
 		reqTimeout = 2 * time.Second
 		cutFor     = 4 * time.Second
 	)
-	base := pgBase(t)
-	conn, schema := testkit.PgSchema(t, base)
-	proxy := pgStartProxy(t, testkit.URLHostPort(t, base))
-	bin := testkit.BuildPresenced(t)
-	tok := newTokens()
-	c := testkit.NewProcCluster(t, bin, tok, 3, map[string]string{
-		"PRESENCE_STORE":           testkit.SetURLHost(t, conn, proxy.addr()),
+	pc := startPGCluster(t, map[string]string{
 		"PRESENCE_REQUEST_TIMEOUT": reqTimeout.String(),
-		"PRESENCE_WRITE_RATE":      "-1",
-	})
-	for i := range 3 {
-		c.Start(i)
-	}
-	formed := c.WaitFormed(45*time.Second, "three processes on PostgreSQL (through the proxy) form a cluster")
-	t.Logf("schema %s: cluster of 3 formed %v after the starts", schema, formed.Round(time.Millisecond))
+	}, true)
+	c, tok, conn, proxy := pc.c, pc.tok, pc.conn, pc.proxy
 	// Clients that wait well past the request timeout, so a hang shows as
 	// a long answer rather than a client error.
 	clients := make([]*testkit.REST, 3)

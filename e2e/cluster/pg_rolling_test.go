@@ -235,22 +235,12 @@ func (w *pgWatcher) current() *testkit.WSConn {
 // ends with every user's final state.
 func TestPGRollingRestartLosesNothing(t *testing.T) {
 	const offlineAfter = 5 * time.Second
-	base := pgBase(t)
-	conn, schema := testkit.PgSchema(t, base)
-	bin := testkit.BuildPresenced(t)
-	tok := newTokens()
-	c := testkit.NewProcCluster(t, bin, tok, 3, map[string]string{
-		"PRESENCE_STORE":            conn,
+	pc := startPGCluster(t, map[string]string{
 		"PRESENCE_OFFLINE_AFTER":    offlineAfter.String(),
 		"PRESENCE_DISCONNECT_GRACE": "3s",
 		"PRESENCE_DRAIN_WAIT":       "1s",
-		"PRESENCE_WRITE_RATE":       "-1",
-	})
-	for i := range 3 {
-		c.Start(i)
-	}
-	formed := c.WaitFormed(45*time.Second, "three processes on PostgreSQL form a cluster")
-	t.Logf("schema %s: cluster of 3 formed %v after the starts", schema, formed.Round(time.Millisecond))
+	}, false)
+	c, conn := pc.c, pc.conn
 
 	users := make([]int64, 30)
 	for i := range users {

@@ -4,8 +4,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // TestPGStopAllAtOnceFlushesAndExitsZero: every node of a cluster on
@@ -15,20 +13,10 @@ import (
 // written in batches, here every 30s: only the shutdown flush writes
 // them) and exit 0, since nothing was lost.
 func TestPGStopAllAtOnceFlushesAndExitsZero(t *testing.T) {
-	base := pgBase(t)
-	conn, schema := testkit.PgSchema(t, base)
-	bin := testkit.BuildPresenced(t)
-	tok := newTokens()
-	c := testkit.NewProcCluster(t, bin, tok, 3, map[string]string{
-		"PRESENCE_STORE":           conn,
-		"PRESENCE_WRITE_RATE":      "-1",
+	pc := startPGCluster(t, map[string]string{
 		"PRESENCE_LAST_SEEN_FLUSH": "30s",
-	})
-	for i := range 3 {
-		c.Start(i)
-	}
-	formed := c.WaitFormed(45*time.Second, "three processes on PostgreSQL form a cluster")
-	t.Logf("schema %s: cluster of 3 formed %v after the starts", schema, formed.Round(time.Millisecond))
+	}, false)
+	c, conn := pc.c, pc.conn
 
 	users := make([]int64, 30)
 	for i := range users {

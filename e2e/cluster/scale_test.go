@@ -311,20 +311,7 @@ func TestScaleOutAndIn(t *testing.T) {
 	subscribersMatch(t, []*testkit.WSConn{subs["A"], subs["C"], subs["D"], subs["B"]}, final)
 
 	// One actor per active user: traffic users plus the four watchers.
-	testkit.Eventually(t, 10*time.Second, "actors_hosted adds up", func() error {
-		h, err := hosted(a)
-		if err != nil {
-			return err
-		}
-		var sum int64
-		for _, v := range h {
-			sum += v
-		}
-		if want := int64(len(users) + 4); sum != want {
-			return fmt.Errorf("actors_hosted %v sums to %d, want %d", h, sum, want)
-		}
-		return nil
-	})
+	waitHostedSum(t, a, int64(len(users)+4), "actors_hosted adds up")
 }
 
 // TestRegression_GracefulShutdownSkipsDrainWait is a regression test (the bug is fixed). node.DefaultConfig()

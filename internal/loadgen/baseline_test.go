@@ -19,19 +19,8 @@ import (
 	"github.com/presence-cluster/presence/api/auth"
 	"github.com/presence-cluster/presence/internal/loadgen/baseline"
 	"github.com/presence-cluster/presence/internal/loadgen/prom"
+	"github.com/presence-cluster/presence/internal/testkit"
 )
-
-// startBaselineApp serves the baseline app, WebSocket part included, on a
-// loopback port, as --serve-baseline does.
-func startBaselineApp(t *testing.T) string {
-	t.Helper()
-	srv, err := baseline.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	return srv.Addr
-}
 
 // A token signed with a secret nobody knows: the baseline reads sub
 // without verifying.
@@ -179,7 +168,7 @@ func putStatus(t *testing.T, addr, token string, busy bool) statusRecord {
 // the version the PUT answered; a client subscribed to someone else gets
 // nothing. Everything the wrk scripts send still gets the fixed body.
 func TestBaselineFanout(t *testing.T) {
-	addr := startBaselineApp(t)
+	addr := testkit.StartBaseline(t)
 	const alice = 42
 	aliceTok := unverifiedToken(t, alice, "alice")
 
@@ -278,7 +267,7 @@ func TestBaselineShapeMatchesServer(t *testing.T) {
 		}
 		return tok
 	}
-	base := startBaselineApp(t)
+	base := testkit.StartBaseline(t)
 	type shape struct{ answer, frame, data []string }
 	get := func(addr string) shape {
 		c := dialWS(t, addr, mint(501), "502")

@@ -1,13 +1,10 @@
 package loadgen
 
 import (
-	"context"
-	"log/slog"
-	"os"
 	"testing"
-	"time"
 
 	"github.com/presence-cluster/presence/api"
+	"github.com/presence-cluster/presence/internal/testkit"
 	"github.com/presence-cluster/presence/node"
 )
 
@@ -21,18 +18,7 @@ type testNode struct{ n *node.Node }
 // and HS256 secret, stopped when the test ends.
 func startTestNode(t *testing.T, name, secret string) testNode {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	n, err := node.Start(ctx, node.Config{HTTPAddr: "127.0.0.1:0", Standalone: true, Store: "memory", DataDir: t.TempDir(), Auth: node.AuthConfig{Secret: secret}, Name: name, API: api.Config{WriteRate: 1e6}, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = n.Shutdown(sctx)
-	})
-	return testNode{n}
+	return testNode{testkit.StartStandalone(t, node.Config{Name: name, API: api.Config{WriteRate: 1e6}}, secret).Node}
 }
 
 // addr is the node's HTTP address (host:port).

@@ -51,10 +51,14 @@ func buildPresenced() (string, error) {
 	return bin, nil
 }
 
-// Main runs the tests of a package and removes the binary BuildPresenced
-// made; call it from TestMain.
+// Main runs the tests of a package, fails it if any answer broke the API
+// documents (see contract.go), and removes the binary BuildPresenced made;
+// call it from TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
+	if reportViolations() && code == 0 {
+		code = 1
+	}
 	if build.dir != "" {
 		_ = os.RemoveAll(build.dir)
 	}

@@ -23,11 +23,12 @@ type Response struct {
 func (r *Response) String() string { return fmt.Sprintf("%d %s", r.Code, r.Body) }
 
 // NewHTTPClient is the client of the REST helpers: keep-alive connections
-// to a few nodes, a bounded dial, and no proxy from the environment.
+// to a few nodes, a bounded dial, and no proxy from the environment. Every
+// answer is checked against the OpenAPI document (see contract.go).
 func NewHTTPClient(timeout time.Duration) *http.Client {
-	return &http.Client{Timeout: timeout, Transport: &http.Transport{
+	return &http.Client{Timeout: timeout, Transport: checkedTransport(&http.Transport{
 		MaxIdleConnsPerHost: 64, Proxy: nil, DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
-	}}
+	})}
 }
 
 // Send performs one request with an optional bearer token ("" sends no

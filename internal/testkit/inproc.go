@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/presence-cluster/presence/internal/loadgen/baseline"
 	"github.com/presence-cluster/presence/node"
 	"github.com/presence-cluster/presence/store"
 )
@@ -104,7 +105,7 @@ func StartStandalone(t testing.TB, cfg node.Config, secret string) *InProc {
 		t.Fatalf("node.Start: %v", err)
 	}
 	in := &InProc{Node: n, name: cfg.Name, Logs: sink, Base: "http://" + n.HTTPAddr(),
-		HTTP: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+		HTTP: NewHTTPClient(15 * time.Second)}
 	t.Cleanup(func() { in.Stop(t) })
 	return in
 }
@@ -145,3 +146,16 @@ func StartMember(t testing.TB, base node.Config, m Member) (*node.Node, error) {
 // MarkStopped records that the test stopped the node itself, so Stop (and
 // the cleanup) does nothing.
 func (n *InProc) MarkStopped() { n.once.Do(func() {}) }
+
+// StartBaseline serves the load generator's bare baseline app (REST and
+// WebSocket parts) on a loopback port, as `presencectl bench
+// --serve-baseline` does, until the test ends; it returns its address.
+func StartBaseline(t testing.TB) string {
+	t.Helper()
+	srv, err := baseline.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	return srv.Addr
+}

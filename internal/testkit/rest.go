@@ -115,10 +115,29 @@ func (r *REST) Cleanup() (Cleanup, error) {
 	return c, r.Call(AdminID, http.MethodPost, "/admin/cleanup-presence", "", &c)
 }
 
+// Disconnect is POST /admin/users/{id}/disconnect as user asker (AdminID
+// for an admin).
+func (r *REST) Disconnect(asker, id int64) (Disconnect, error) {
+	var d Disconnect
+	return d, r.Call(asker, http.MethodPost, "/admin/users/"+strconv.FormatInt(id, 10)+"/disconnect", "", &d)
+}
+
 // Cluster is GET /admin/cluster as admin.
 func (r *REST) Cluster() (ClusterStatus, error) {
 	var c ClusterStatus
 	return c, r.Call(AdminID, http.MethodGet, "/admin/cluster", "", &c)
+}
+
+// InspectUser is GET /admin/users/{id} as admin.
+func (r *REST) InspectUser(id int64) (UserInspection, error) {
+	var u UserInspection
+	return u, r.Call(AdminID, http.MethodGet, "/admin/users/"+strconv.FormatInt(id, 10), "", &u)
+}
+
+// Stats is GET /admin/stats as admin.
+func (r *REST) Stats() (ClusterStats, error) {
+	var s ClusterStats
+	return s, r.Call(AdminID, http.MethodGet, "/admin/stats", "", &s)
 }
 
 // Metric reads one sample of GET /metrics: the line that starts with

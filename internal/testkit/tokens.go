@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/presence-cluster/presence/api/auth"
 )
 
@@ -53,6 +55,33 @@ func (k *Tokens) Of(id int64) string {
 			panic(fmt.Sprintf("testkit: mint: %v", err))
 		}
 		k.m[id] = tok
+	}
+	return tok
+}
+
+// Until mints a fresh (uncached) token of user id, named as Of names it,
+// that expires at exp: a short-lived token for session-lifetime tests, or
+// an already expired one when exp is in the past. exp is kept to the
+// second, as JWTs carry it.
+func (k *Tokens) Until(id int64, exp time.Time) string {
+	return MintUntil(k.secret, id, "user"+strconv.FormatInt(id, 10), exp)
+}
+
+// MintUntil issues an HS256 token of userID, signed with secret, that
+// expires at exp (issued a minute before exp when exp is in the past, so
+// that only exp makes it invalid). It panics if signing fails, which only
+// an empty secret does.
+func MintUntil(secret []byte, userID int64, username string, exp time.Time) string {
+	iat := time.Now()
+	if !exp.After(iat) {
+		iat = exp.Add(-time.Minute)
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": strconv.FormatInt(userID, 10), "username": username,
+		"iat": iat.Unix(), "exp": exp.Unix(),
+	}).SignedString(secret)
+	if err != nil || len(secret) == 0 {
+		panic(fmt.Sprintf("testkit: mint: %v", err))
 	}
 	return tok
 }

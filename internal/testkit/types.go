@@ -13,6 +13,10 @@ type (
 	Cleanup       = wire.Cleanup
 	ClusterStatus = wire.ClusterStatus
 	MemberStatus  = wire.MemberStatus
+	Disconnect    = wire.Disconnect
+	// UserInspection is GET /admin/users/{id}; ClusterStats GET /admin/stats.
+	UserInspection = wire.UserInspection
+	ClusterStats   = wire.ClusterStats
 )
 
 // WireFrame is a WebSocket frame as the tests read it: wire.Frame with the
@@ -24,4 +28,5 @@ type WireFrame struct {
 	UserIDs   []int64         `json:"user_ids"`
 	Detail    string          `json:"detail"`
 	Timestamp string          `json:"timestamp"`
+	ExpiresAt string          `json:"expires_at"`
 }

@@ -156,6 +156,7 @@ func (c *WSConn) read() {
 		m := &Frame{Kind: kind, Raw: data, At: time.Now()}
 		if kind == websocket.TextMessage {
 			m.ParseErr = json.Unmarshal(data, &m.WireFrame)
+			checkFrame(data)
 		} else {
 			m.ParseErr = fmt.Errorf("frame of message type %d", kind)
 		}
