@@ -141,7 +141,9 @@ func (r *Router) activatorAt(addr string) *actor.PID {
 
 // Request sends env to the actor of userID, wherever it lives, and waits
 // for its answer, re-routing while views disagree. An answer that does
-// not come before ctx's deadline is an error wrapping ErrUnavailable.
+// not come before ctx's deadline is an error wrapping ErrUnavailable; an
+// owner that stopped answering is refused fast with *OwnerDown (see
+// health.go).
 func (r *Router) Request(ctx context.Context, userID int64, env *messages.Envelope) (*messages.Envelope, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
