@@ -60,7 +60,7 @@ func TestNodeCounters(t *testing.T) {
 		c.NodeName = "n1"
 		c.NodeCounters = func(st *messages.NodeStats) { calls++; st.HttpRequests = 7 }
 	})
-	e.state(heartbeat(1))
+	e.first(heartbeat(1)) // settled: a new user's first activation may be passivating
 	for _, counters := range []bool{false, true} {
 		r := e.req(&messages.Envelope{Body: &messages.Envelope_NodeInfo{NodeInfo: &messages.NodeInfo{Counters: counters}}})
 		st := r.GetNodeStats()

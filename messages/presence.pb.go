@@ -166,7 +166,13 @@ type UserState struct {
 	// sessions_held records that open WebSocket sessions were holding the user
 	// online when the record was written, so a new activation after a crash or
 	// a move knows to give them the disconnect grace period to re-attach.
-	SessionsHeld  bool `protobuf:"varint,10,opt,name=sessions_held,json=sessionsHeld,proto3" json:"sessions_held,omitempty"`
+	SessionsHeld bool `protobuf:"varint,10,opt,name=sessions_held,json=sessionsHeld,proto3" json:"sessions_held,omitempty"`
+	// appear_offline records the user's choice to appear offline
+	// (is_online: false) while sessions are open. It survives moves and
+	// restarts: a hub re-sending its session count to a new activation does
+	// not make the user visible again; only a heartbeat, a PUT with
+	// is_online: true or a new connection does.
+	AppearOffline bool `protobuf:"varint,11,opt,name=appear_offline,json=appearOffline,proto3" json:"appear_offline,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -267,6 +273,13 @@ func (x *UserState) GetVersion() uint64 {
 func (x *UserState) GetSessionsHeld() bool {
 	if x != nil {
 		return x.SessionsHeld
+	}
+	return false
+}
+
+func (x *UserState) GetAppearOffline() bool {
+	if x != nil {
+		return x.AppearOffline
 	}
 	return false
 }
@@ -884,12 +897,16 @@ func (x *Unwatch) GetSeq() uint64 {
 // move, for example); seq (per hub, rising) lets the actor drop a report
 // older than one it already applied.
 type Sessions struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
-	Hub           string                 `protobuf:"bytes,3,opt,name=hub,proto3" json:"hub,omitempty"`
-	Count         int32                  `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
-	Seq           uint64                 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	UserId   int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Username string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	Hub      string                 `protobuf:"bytes,3,opt,name=hub,proto3" json:"hub,omitempty"`
+	Count    int32                  `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	Seq      uint64                 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	// resend marks a count the hub sends again (after an ownership change,
+	// or a report that failed), not a change: the sessions were counted
+	// before, so the report is no new connection.
+	Resend        bool `protobuf:"varint,6,opt,name=resend,proto3" json:"resend,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -957,6 +974,13 @@ func (x *Sessions) GetSeq() uint64 {
 		return x.Seq
 	}
 	return 0
+}
+
+func (x *Sessions) GetResend() bool {
+	if x != nil {
+		return x.Resend
+	}
+	return false
 }
 
 // StateReply answers a request with the user's record.
@@ -2212,7 +2236,7 @@ var File_presence_proto protoreflect.FileDescriptor
 
 const file_presence_proto_rawDesc = "" +
 	"\n" +
-	"\x0epresence.proto\x12\vpresence.v1\"\xaf\x02\n" +
+	"\x0epresence.proto\x12\vpresence.v1\"\xd6\x02\n" +
 	"\tUserState\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x1b\n" +
@@ -2227,7 +2251,8 @@ const file_presence_proto_rawDesc = "" +
 	"updated_at\x18\b \x01(\x03R\tupdatedAt\x12\x18\n" +
 	"\aversion\x18\t \x01(\x04R\aversion\x12#\n" +
 	"\rsessions_held\x18\n" +
-	" \x01(\bR\fsessionsHeld\"X\n" +
+	" \x01(\bR\fsessionsHeld\x12%\n" +
+	"\x0eappear_offline\x18\v \x01(\bR\rappearOffline\"X\n" +
 	"\tGetStatus\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x16\n" +
@@ -2269,13 +2294,14 @@ const file_presence_proto_rawDesc = "" +
 	"\vhub_address\x18\x02 \x01(\tR\n" +
 	"hubAddress\x12\x15\n" +
 	"\x06hub_id\x18\x03 \x01(\tR\x05hubId\x12\x10\n" +
-	"\x03seq\x18\x04 \x01(\x04R\x03seq\"y\n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq\"\x91\x01\n" +
 	"\bSessions\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x10\n" +
 	"\x03hub\x18\x03 \x01(\tR\x03hub\x12\x14\n" +
 	"\x05count\x18\x04 \x01(\x05R\x05count\x12\x10\n" +
-	"\x03seq\x18\x05 \x01(\x04R\x03seq\":\n" +
+	"\x03seq\x18\x05 \x01(\x04R\x03seq\x12\x16\n" +
+	"\x06resend\x18\x06 \x01(\bR\x06resend\":\n" +
 	"\n" +
 	"StateReply\x12,\n" +
 	"\x05state\x18\x01 \x01(\v2\x16.presence.v1.UserStateR\x05state\"#\n" +

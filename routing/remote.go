@@ -87,3 +87,12 @@ func freePort(host string) (int, error) {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
+
+// MemberBack tells the router that the member at addr (re)joined the view:
+// requests that failed while it was gone no longer make its users' requests
+// fail fast.
+func (r *Router) MemberBack(addr string) {
+	if addr != "" {
+		r.health.answered(addr)
+	}
+}

@@ -67,6 +67,11 @@ func settings(c *node.Config) []setting {
 		{"insecure-cluster", "PRESENCE_INSECURE_CLUSTER", "true: allow gossip/remoting beyond loopback without PRESENCE_GOSSIP_KEY or PRESENCE_REMOTE_TLS_* (anyone reaching the remoting port can read and change every user)", false, boolValue{&c.InsecureCluster}},
 		{"seeds", "PRESENCE_SEEDS", "comma-separated host:port or DNS names of members to join", false, listValue{&c.Membership.Seeds}},
 		{"rejoin-interval", "PRESENCE_REJOIN_INTERVAL", "how often the seeds are joined again (heals partitions)", false, durationValue{&c.Membership.RejoinInterval, positive}},
+		{"gossip-probe-interval", "PRESENCE_GOSSIP_PROBE_INTERVAL", "failure detection: time between probes of a member", false, durationValue{&c.Membership.Detection.ProbeInterval, positive}},
+		{"gossip-probe-timeout", "PRESENCE_GOSSIP_PROBE_TIMEOUT", "failure detection: wait for a probe's ack (above the network round trip)", false, durationValue{&c.Membership.Detection.ProbeTimeout, positive}},
+		{"gossip-suspicion-mult", "PRESENCE_GOSSIP_SUSPICION_MULT", "failure detection: a suspect is declared dead after this many probe intervals (x log10 of the members, at least 1)", false, sizeValue{&c.Membership.Detection.SuspicionMult, 1, 100}},
+		{"gossip-suspicion-max-mult", "PRESENCE_GOSSIP_SUSPICION_MAX_MULT", "failure detection: suspicion timeout bound while awaiting confirmations, as a multiple of it (1: fixed)", false, sizeValue{&c.Membership.Detection.SuspicionMaxTimeoutMult, 1, 100}},
+		{"gossip-interval", "PRESENCE_GOSSIP_INTERVAL", "how often gossip (a death, a join) is passed on", false, durationValue{&c.Membership.Detection.GossipInterval, positive}},
 		{"drain-wait", "PRESENCE_DRAIN_WAIT", "how long a draining node keeps answering while the others take over", false, durationValue{&c.DrainWait, positive}},
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -192,10 +193,11 @@ func TestPrintConfig(t *testing.T) {
 		}
 	}
 	s := out.String()
-	for _, want := range []string{"PRESENCE_REMOTE_TLS_SERVER_NAME   presence-remote", "PRESENCE_JWT_SECRET               ****",
-		"PRESENCE_GOSSIP_ADDR              127.0.0.1:7946", "PRESENCE_OFFLINE_AFTER            " + (5 * time.Minute).String()} {
-		if !strings.Contains(s, want) {
-			t.Errorf("printed config lacks %q:\n%s", want, s)
+	// The alignment is checked above; here each variable and its value.
+	for _, want := range [][2]string{{"PRESENCE_REMOTE_TLS_SERVER_NAME", "presence-remote"}, {"PRESENCE_JWT_SECRET", "****"},
+		{"PRESENCE_GOSSIP_ADDR", "127.0.0.1:7946"}, {"PRESENCE_OFFLINE_AFTER", (5 * time.Minute).String()}} {
+		if !regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(want[0]) + ` +` + regexp.QuoteMeta(want[1]) + `$`).MatchString(s) {
+			t.Errorf("printed config lacks %s = %s:\n%s", want[0], want[1], s)
 		}
 	}
 	if strings.Contains(s, strings.Repeat("k", 32)) {
