@@ -4,6 +4,7 @@ package clustere2e
 // types under their short names and a heartbeat loop.
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -79,3 +80,6 @@ func (h *heartbeater) halt() {
 	}
 	h.wg.Wait()
 }
+
+// errNotYet is what a poll condition returns while it is not met yet.
+var errNotYet = errors.New("not yet")

@@ -11,7 +11,6 @@ package clustere2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -536,5 +535,3 @@ func hosted(via *tnode) (map[string]int64, error) {
 	}
 	return out, nil
 }
-
-var errNotYet = errors.New("not yet")
