@@ -234,6 +234,9 @@ func (a *userActor) activate(ctx actor.Context) {
 	if !a.exists {
 		return
 	}
+	if a.cfg.Feed != nil {
+		a.cfg.Feed.Activated(a.rec.proto())
+	}
 	now := a.now()
 	a.lastRest = a.rec.lastSeen
 	if a.rec.online && a.rec.sessionsHeld {
@@ -623,12 +626,15 @@ func (a *userActor) push(ctx actor.Context) {
 	// Published before the push: a watcher that reads after it got the
 	// change must see it too.
 	snap := a.publish()
-	if a.watcherCount == 0 {
+	if a.watcherCount == 0 && a.cfg.Feed == nil {
 		return
 	}
 	st := a.rec.proto()
 	if snap != nil {
-		st = &snap.state // immutable, so every hub can share it
+		st = &snap.state // immutable, so every hub and the feed can share it
+	}
+	if a.cfg.Feed != nil {
+		a.cfg.Feed.Changed(st)
 	}
 	env := &messages.Envelope{Body: &messages.Envelope_PresenceUpdate{PresenceUpdate: &messages.PresenceUpdate{State: st}}}
 	for _, w := range a.watchers {

@@ -152,7 +152,7 @@ func (v sizeValue) Set(s string) error {
 }
 
 func settings(c *node.Config) []setting {
-	return []setting{
+	return append([]setting{
 		{"http-addr", "PRESENCE_HTTP_ADDR", "HTTP and WebSocket listen address", false, stringValue{&c.HTTPAddr}},
 		{"data-dir", "PRESENCE_DATA_DIR", "embedded store and generated dev secret", false, stringValue{&c.DataDir}},
 		{"store", "PRESENCE_STORE", "bolt (file in the data dir), memory, or a postgres:// URL", true, stringValue{&c.Store}},
@@ -197,7 +197,7 @@ func settings(c *node.Config) []setting {
 		{"seeds", "PRESENCE_SEEDS", "comma-separated host:port or DNS names of members to join", false, listValue{&c.Membership.Seeds}},
 		{"rejoin-interval", "PRESENCE_REJOIN_INTERVAL", "how often the seeds are joined again (heals partitions)", false, durationValue{&c.Membership.RejoinInterval}},
 		{"drain-wait", "PRESENCE_DRAIN_WAIT", "how long a draining node keeps answering while the others take over", false, durationValue{&c.DrainWait}},
-	}
+	}, webhookSettings(c)...)
 }
 
 // loadConfig builds the configuration from defaults, the environment and
@@ -224,6 +224,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (no
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if err := checkWebhook(&cfg); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }
