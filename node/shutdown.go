@@ -28,9 +28,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if err := n.host.Stop(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := n.stopFeed(ctx); err != nil {
-		errs = append(errs, err)
-	}
+	n.stopFeed(ctx)
 	if err := n.lastSeen.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("flush last_seen: %w", err))
 	}
