@@ -139,9 +139,15 @@ func (r *WebhookReceiver) handle(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	var batch wire.WebhookBatch
-	if err := json.Unmarshal(body, &batch); err != nil {
+	var raw struct{ Events []json.RawMessage }
+	if json.Unmarshal(body, &batch) != nil || json.Unmarshal(body, &raw) != nil {
 		w.WriteHeader(http.StatusBadRequest)
 		return
+	}
+	for _, ev := range raw.Events {
+		// Each event is a presence_update frame as the WebSocket sends it:
+		// the AsyncAPI document describes both.
+		checkFrame(ev)
 	}
 	r.record(batch)
 	r.mu.Lock()
