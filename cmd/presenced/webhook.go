@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/presence-cluster/presence/node"
 	"github.com/presence-cluster/presence/webhook"
@@ -25,6 +26,18 @@ func webhookSettings(c *node.Config) []setting {
 
 // checkWebhook refuses a change feed that cannot work, naming the variable.
 func checkWebhook(c *node.Config) error {
+	for _, d := range []struct {
+		env string
+		v   time.Duration
+	}{
+		{"PRESENCE_WEBHOOK_FLUSH", c.Webhook.Flush},
+		{"PRESENCE_WEBHOOK_TIMEOUT", c.Webhook.Timeout},
+		{"PRESENCE_WEBHOOK_MAX_BACKOFF", c.Webhook.MaxBackoff},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s=%s: want a positive duration", d.env, d.v)
+		}
+	}
 	err := c.Webhook.Validate()
 	switch {
 	case err == nil:
