@@ -120,7 +120,7 @@ func TestWebhookEveryChangeInOrderSigned(t *testing.T) {
 }
 
 // TestWebhookReceiverFailingThenDownLosesNothing: the receiver answers 500
-// for 2s, then refuses connections for 2s, while users keep changing; once
+// for 10s, then refuses connections for 10s, while users keep changing; once
 // it is back, every version arrives in order, and the batches that failed
 // were accepted later under their first webhook-id.
 func TestWebhookReceiverFailingThenDownLosesNothing(t *testing.T) {
@@ -134,11 +134,15 @@ func TestWebhookReceiverFailingThenDownLosesNothing(t *testing.T) {
 			all[u] = append(all[u], vs...)
 		}
 	}
-	merge(toggleBusy(t, api, users, 4))
-	time.Sleep(2 * time.Second)
+	for range 5 {
+		merge(toggleBusy(t, api, users, 2))
+		time.Sleep(2 * time.Second)
+	}
 	rcv.Down()
-	merge(toggleBusy(t, api, users, 4))
-	time.Sleep(2 * time.Second)
+	for range 5 {
+		merge(toggleBusy(t, api, users, 2))
+		time.Sleep(2 * time.Second)
+	}
 	if got := rcv.Latest(users[0]); got != 0 {
 		t.Fatalf("receiver processed version %d while failing", got)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,8 +14,9 @@ import (
 // TestPGWebhookCrashDeliversAnswered: three presenced processes share a
 // PostgreSQL schema and post their change feed to one receiver. The
 // receiver answers 500 while 30 users become busy through random nodes, so
-// every answered change is still undelivered when one node is SIGKILLed
-// right after; then the receiver recovers. Every user's answered final
+// every answered change is still undelivered, and writers keep changing
+// them through every node while one node is SIGKILLed; then the receiver
+// recovers. Every user's answered final
 // version reaches the receiver, in order per user, including the users the
 // dead node owned: their new owner activates them (a read through a
 // survivor) and delivers what the ledger shows undelivered.
@@ -53,7 +55,39 @@ func TestPGWebhookCrashDeliversAnswered(t *testing.T) {
 		st := c.Proc(rng.IntN(2)).API.Must(t).PutOwn(u, `{"is_busy": true}`)
 		final[u] = st.Version
 	}
+	// Writers keep changing every user through every node while p3 is
+	// killed; each acknowledged version counts, failures do not.
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			api := c.Proc(w).API.WithTimeout(2 * time.Second)
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				u := users[(k*7+w*11)%n]
+				st, err := api.PutOwn(u, fmt.Sprintf(`{"is_busy": %t}`, k%2 == 0))
+				if err != nil {
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				mu.Lock()
+				final[u] = max(final[u], st.Version)
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(time.Second)
 	c.Kill9(victim)
+	time.Sleep(2 * time.Second)
+	close(stop)
+	wg.Wait()
 	if got := rcv.Latest(users[0]); got > created[users[0]] {
 		t.Fatalf("receiver processed version %d while answering 500", got)
 	}
@@ -74,7 +108,7 @@ func TestPGWebhookCrashDeliversAnswered(t *testing.T) {
 	if len(s.OutOfOrder) != 0 || s.BadSig != 0 {
 		t.Errorf("receiver stats %+v", s)
 	}
-	t.Logf("%s hosted %d of %d users; every final version delivered %v after the kill; %d requests, %d ids retried",
+	t.Logf("%s hosted %d of %d users; every acknowledged final version delivered %v after the receiver recovered; %d requests, %d ids retried",
 		c.Name(victim), hosted[c.Name(victim)], n, time.Since(start).Round(time.Millisecond), s.Requests, s.Retried)
 	c.CheckLogs()
 }
