@@ -234,9 +234,6 @@ func (a *userActor) activate(ctx actor.Context) {
 	if !a.exists {
 		return
 	}
-	if a.cfg.Feed != nil {
-		a.cfg.Feed.Activated(a.rec.proto())
-	}
 	now := a.now()
 	a.lastRest = a.rec.lastSeen
 	if a.rec.online && a.rec.sessionsHeld {
@@ -250,6 +247,15 @@ func (a *userActor) activate(ctx actor.Context) {
 	off, busy, _ := a.expire(ctx, now)
 	a.settled.UsersMarkedOffline += b2i(off)
 	a.settled.BusyStatusCleared += b2i(busy)
+	if a.cfg.Feed != nil {
+		// The previous owner may have crashed before delivering its last
+		// change: the feed checks (with the PostgreSQL store) and delivers
+		// the current state if so. The snapshot is what Receive publishes
+		// next anyway, so this costs no allocation.
+		if snap := a.publish(); snap != nil && snap.exists {
+			a.cfg.Feed.Activated(&snap.state)
+		}
+	}
 }
 
 func (a *userActor) reload() error {

@@ -102,11 +102,11 @@ func (f *Feed) enqueue(it item) {
 	for _, s := range f.senders {
 		overflowed, first := s.q.push(it)
 		if overflowed {
-			f.m.dropped.WithLabelValues(s.url).Inc()
+			f.m.dropped.WithLabelValues(s.name).Inc()
 		}
 		if first {
 			f.log.Warn("webhook queue full: keeping only the latest state per user until the receiver catches up",
-				slog.String("receiver", s.url), slog.Int("queue", f.cfg.Queue))
+				slog.String("receiver", s.name), slog.Int("queue", f.cfg.Queue))
 		}
 	}
 }

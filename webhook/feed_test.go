@@ -206,3 +206,15 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestReceiverNameHidesPassword: a password in a receiver URL stays out of
+// the metrics label, the logs and the ledger key.
+func TestReceiverNameHidesPassword(t *testing.T) {
+	f, err := New(Config{URLs: []string{"https://hook:s3cret@backend.internal/p"}, Secret: specSecret}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.senders[0].name; got != "https://hook:xxxxx@backend.internal/p" {
+		t.Fatalf("name %q", got)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -24,15 +25,22 @@ const maxDrainBody = 64 << 10
 // is retried until accepted before the next is taken, which keeps each
 // user's events in version order.
 type sender struct {
-	f     *Feed
-	url   string
+	f   *Feed
+	url string
+	// name is url without its password: the metrics label, the log
+	// field and the ledger key (a rotated password keeps the ledger).
+	name  string
 	q     *queue
 	batch []item
 	body  []byte
 }
 
-func newSender(f *Feed, url string) *sender {
-	return &sender{f: f, url: url, q: newQueue(f.cfg.Queue)}
+func newSender(f *Feed, raw string) *sender {
+	name := raw
+	if u, err := url.Parse(raw); err == nil {
+		name = u.Redacted()
+	}
+	return &sender{f: f, url: raw, name: name, q: newQueue(f.cfg.Queue)}
 }
 
 func (s *sender) run() {
@@ -63,7 +71,7 @@ func (s *sender) collect() bool {
 		var caughtUp bool
 		s.batch, caughtUp = s.q.take(s.batch, cfg.Batch)
 		if caughtUp {
-			s.f.log.Info("webhook receiver caught up", slog.String("receiver", s.url))
+			s.f.log.Info("webhook receiver caught up", slog.String("receiver", s.name))
 		}
 		if len(s.batch) >= cfg.Batch {
 			return true
@@ -104,7 +112,7 @@ func (s *sender) filterDelivered() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.f.cfg.Timeout)
-	done, err := s.f.ledger.WebhookDelivered(ctx, s.url, ids)
+	done, err := s.f.ledger.WebhookDelivered(ctx, s.name, ids)
 	cancel()
 	if err != nil {
 		s.f.log.Warn("webhook ledger read failed; delivering activated users again", slog.Any("err", err))
@@ -129,10 +137,10 @@ func (s *sender) deliver(id string, body []byte) bool {
 		if err == nil {
 			return true
 		}
-		s.f.m.failed.WithLabelValues(s.url, reason).Inc()
+		s.f.m.failed.WithLabelValues(s.name, reason).Inc()
 		wait := backoff(attempt, s.f.cfg.MinBackoff, s.f.cfg.MaxBackoff)
 		if attempt == 0 || attempt%10 == 0 {
-			s.f.log.Warn("webhook delivery failed, retrying", slog.String("receiver", s.url),
+			s.f.log.Warn("webhook delivery failed, retrying", slog.String("receiver", s.name),
 				slog.String("webhook_id", id), slog.Int("attempt", attempt+1), slog.Duration("wait", wait), slog.Any("err", err))
 		}
 		t := time.NewTimer(wait)
@@ -142,7 +150,7 @@ func (s *sender) deliver(id string, body []byte) bool {
 			return false
 		case <-t.C:
 		}
-		s.f.m.retries.WithLabelValues(s.url).Inc()
+		s.f.m.retries.WithLabelValues(s.name).Inc()
 	}
 }
 
@@ -176,8 +184,8 @@ func (s *sender) post(id string, body []byte) (reason string, err error) {
 // accepted counts a delivered batch and records it in the ledger.
 func (s *sender) accepted() {
 	now := time.Now()
-	s.f.m.delivered.WithLabelValues(s.url).Add(float64(len(s.batch)))
-	lag := s.f.m.lag.WithLabelValues(s.url)
+	s.f.m.delivered.WithLabelValues(s.name).Add(float64(len(s.batch)))
+	lag := s.f.m.lag.WithLabelValues(s.name)
 	for _, it := range s.batch {
 		lag.Observe(now.Sub(time.UnixMicro(it.st.GetUpdatedAt())).Seconds())
 	}
@@ -191,9 +199,9 @@ func (s *sender) accepted() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.f.cfg.Timeout)
 	defer cancel()
-	if err := s.f.ledger.ConfirmWebhook(ctx, s.url, versions); err != nil {
+	if err := s.f.ledger.ConfirmWebhook(ctx, s.name, versions); err != nil {
 		// Not fatal: the next owner may deliver these again (a duplicate).
-		s.f.log.Warn("webhook ledger write failed", slog.String("receiver", s.url), slog.Any("err", err))
+		s.f.log.Warn("webhook ledger write failed", slog.String("receiver", s.name), slog.Any("err", err))
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 func webhookSettings(c *node.Config) []setting {
 	w := &c.Webhook
 	return []setting{
-		{"webhook-url", "PRESENCE_WEBHOOK_URL", "comma-separated URLs that receive every visible change (default: off)", false, listValue{&w.URLs}},
+		{"webhook-url", "PRESENCE_WEBHOOK_URL", "comma-separated URLs that receive every visible change (default: off)", true, listValue{&w.URLs}},
 		{"webhook-secret", "PRESENCE_WEBHOOK_SECRET", "signing secret: whsec_<base64> or raw (at least 16 bytes)", true, stringValue{&w.Secret}},
 		{"webhook-batch", "PRESENCE_WEBHOOK_BATCH", "most events per webhook request", false, sizeValue{&w.Batch}},
 		{"webhook-flush", "PRESENCE_WEBHOOK_FLUSH", "longest an event waits for its batch to fill", false, durationValue{&w.Flush}},
