@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"net/url"
 	"time"
+
+	"github.com/presence-cluster/presence/webhook/signing"
 )
 
 // Defaults for Config; they match the PRESENCE_WEBHOOK_* defaults in the
@@ -125,7 +127,7 @@ func (c Config) Validate() error {
 	if c.Secret == "" {
 		return ErrNoSecret
 	}
-	if _, err := ParseSecret(c.Secret); err != nil {
+	if _, err := signing.ParseSecret(c.Secret); err != nil {
 		return err
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/presence-cluster/presence/messages"
+	"github.com/presence-cluster/presence/webhook/signing"
 )
 
 // Deps are what a Feed needs besides its Config.
@@ -29,7 +30,7 @@ type Deps struct {
 // Changed and Activated are called from user actors: they only enqueue.
 type Feed struct {
 	cfg     Config
-	signer  *Signer
+	signer  *signing.Signer
 	ledger  Ledger
 	log     *slog.Logger
 	client  *http.Client
@@ -50,7 +51,7 @@ func New(cfg Config, deps Deps) (*Feed, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	signer, err := NewSigner(cfg.Secret)
+	signer, err := signing.NewSigner(cfg.Secret)
 	if err != nil {
 		return nil, err
 	}

@@ -12,8 +12,12 @@ import (
 	"time"
 
 	"github.com/presence-cluster/presence/messages"
+	"github.com/presence-cluster/presence/webhook/signing"
 	"github.com/presence-cluster/presence/wire"
 )
+
+// specSecret is the Standard Webhooks test vector's secret.
+const specSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 // request is what the test receiver saw of one request.
 type request struct {
@@ -27,13 +31,13 @@ type request struct {
 // once they run out), after verifying its signature.
 func testReceiver(t *testing.T, statuses ...int) (*httptest.Server, func() []request) {
 	t.Helper()
-	signer, _ := NewSigner(specSecret)
+	signer, _ := signing.NewSigner(specSecret)
 	var mu sync.Mutex
 	var seen []request
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		id := r.Header.Get(HeaderID)
-		if err := signer.Verify(id, r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature), body, time.Now(), time.Minute); err != nil {
+		id := r.Header.Get(signing.HeaderID)
+		if err := signer.Verify(id, r.Header.Get(signing.HeaderTimestamp), r.Header.Get(signing.HeaderSignature), body, time.Now(), time.Minute); err != nil {
 			t.Errorf("request %s: %v", id, err)
 		}
 		var b wire.WebhookBatch

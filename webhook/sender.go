@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/presence-cluster/presence/webhook/signing"
 	"github.com/presence-cluster/presence/wire"
 )
 
@@ -162,9 +163,9 @@ func (s *sender) post(id string, body []byte) (reason string, err error) {
 		return ReasonNetwork, fmt.Errorf("build request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(HeaderID, id)
-	req.Header.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
-	req.Header.Set(HeaderSignature, s.f.signer.Sign(id, now, body))
+	req.Header.Set(signing.HeaderID, id)
+	req.Header.Set(signing.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set(signing.HeaderSignature, s.f.signer.Sign(id, now, body))
 	resp, err := s.f.client.Do(req)
 	if err != nil {
 		var ne net.Error

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/presence-cluster/presence/webhook"
+	"github.com/presence-cluster/presence/webhook/signing"
 	"github.com/presence-cluster/presence/wire"
 )
 
@@ -33,7 +33,7 @@ func runWebhookListen(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(flags, args); err != nil {
 		return err
 	}
-	signer, err := webhook.NewSigner(*secret)
+	signer, err := signing.NewSigner(*secret)
 	if err != nil {
 		return usageErrorf(flags, "--secret: %v", err)
 	}
@@ -64,7 +64,7 @@ func runWebhookListen(args []string, stdout, stderr io.Writer) error {
 
 // webhookListener is the handler of webhook-listen.
 type webhookListener struct {
-	signer *webhook.Signer
+	signer *signing.Signer
 	out    io.Writer
 	status int
 
@@ -79,13 +79,13 @@ func (l *webhookListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	id := r.Header.Get(webhook.HeaderID)
+	id := r.Header.Get(signing.HeaderID)
 	if l.status != 0 {
 		l.printf("%s: answered %d\n", id, l.status)
 		w.WriteHeader(l.status)
 		return
 	}
-	if err := l.signer.Verify(id, r.Header.Get(webhook.HeaderTimestamp), r.Header.Get(webhook.HeaderSignature), body, time.Now(), 5*time.Minute); err != nil {
+	if err := l.signer.Verify(id, r.Header.Get(signing.HeaderTimestamp), r.Header.Get(signing.HeaderSignature), body, time.Now(), 5*time.Minute); err != nil {
 		l.printf("%s: rejected: %v\n", id, err)
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return

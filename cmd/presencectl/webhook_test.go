@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presence-cluster/presence/webhook"
+	"github.com/presence-cluster/presence/webhook/signing"
 )
 
 const testWebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -18,19 +18,19 @@ const testWebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 // version); a repeat is reported as a duplicate; a request signed with
 // another secret is rejected with 401 and prints nothing of its events.
 func TestWebhookListener(t *testing.T) {
-	signer, _ := webhook.NewSigner(testWebhookSecret)
-	other, _ := webhook.NewSigner("another-secret-of-enough-length")
+	signer, _ := signing.NewSigner(testWebhookSecret)
+	other, _ := signing.NewSigner("another-secret-of-enough-length")
 	var out bytes.Buffer
 	l := &webhookListener{signer: signer, out: &out, seen: map[[2]uint64]bool{}}
 	srv := httptest.NewServer(l)
 	defer srv.Close()
 	body := `{"events":[{"type":"presence_update","data":{"user_id":42,"username":"alice","is_online":true,"is_busy":false,"busy_until":null,"last_seen":null,"version":7},"timestamp":"2026-12-06T10:00:00Z"}]}`
-	post := func(s *webhook.Signer, id string) int {
+	post := func(s *signing.Signer, id string) int {
 		now := time.Now()
 		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(body))
-		req.Header.Set(webhook.HeaderID, id)
-		req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
-		req.Header.Set(webhook.HeaderSignature, s.Sign(id, now, []byte(body)))
+		req.Header.Set(signing.HeaderID, id)
+		req.Header.Set(signing.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+		req.Header.Set(signing.HeaderSignature, s.Sign(id, now, []byte(body)))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -39,7 +39,7 @@ func TestWebhookListener(t *testing.T) {
 		return resp.StatusCode
 	}
 	tests := []struct {
-		signer *webhook.Signer
+		signer *signing.Signer
 		id     string
 		code   int
 		want   string

@@ -7,6 +7,7 @@ import (
 
 	"github.com/presence-cluster/presence/node"
 	"github.com/presence-cluster/presence/webhook"
+	"github.com/presence-cluster/presence/webhook/signing"
 )
 
 // webhookSettings are the change feed's knobs (README: "Change feed
@@ -45,7 +46,7 @@ func checkWebhook(c *node.Config) error {
 	case errors.Is(err, webhook.ErrNoSecret):
 		return fmt.Errorf("PRESENCE_WEBHOOK_SECRET: %w", err)
 	case c.Webhook.Secret != "":
-		if _, serr := webhook.ParseSecret(c.Webhook.Secret); serr != nil {
+		if _, serr := signing.ParseSecret(c.Webhook.Secret); serr != nil {
 			return fmt.Errorf("PRESENCE_WEBHOOK_SECRET: %w", serr)
 		}
 	}

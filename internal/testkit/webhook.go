@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presence-cluster/presence/webhook"
+	"github.com/presence-cluster/presence/webhook/signing"
 	"github.com/presence-cluster/presence/wire"
 )
 
@@ -28,7 +28,7 @@ const WebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 type WebhookReceiver struct {
 	URL    string
 	addr   string
-	signer *webhook.Signer
+	signer *signing.Signer
 
 	mu         sync.Mutex
 	srv        *http.Server
@@ -55,7 +55,7 @@ func NewWebhookReceiver(t testing.TB) *WebhookReceiver {
 // NewWebhookReceiverSecret starts a receiver that verifies with secret.
 func NewWebhookReceiverSecret(t testing.TB, secret string) *WebhookReceiver {
 	t.Helper()
-	signer, err := webhook.NewSigner(secret)
+	signer, err := signing.NewSigner(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func (r *WebhookReceiver) handle(w http.ResponseWriter, req *http.Request) {
 	if err != nil {
 		return
 	}
-	id := req.Header.Get(webhook.HeaderID)
+	id := req.Header.Get(signing.HeaderID)
 	r.mu.Lock()
 	r.requests++
 	r.attempts[id]++
@@ -130,7 +130,7 @@ func (r *WebhookReceiver) handle(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(status)
 		return
 	}
-	err = r.signer.Verify(id, req.Header.Get(webhook.HeaderTimestamp), req.Header.Get(webhook.HeaderSignature), body, time.Now(), 5*time.Minute)
+	err = r.signer.Verify(id, req.Header.Get(signing.HeaderTimestamp), req.Header.Get(signing.HeaderSignature), body, time.Now(), 5*time.Minute)
 	if err != nil {
 		r.mu.Lock()
 		r.badSig++

@@ -1,8 +1,10 @@
-package webhook
+// Package signing signs and verifies change-feed requests per the Standard
+// Webhooks specification. It is separate from package webhook so that
+// receivers (presencectl webhook-listen, tests) link no server code.
+package signing
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
@@ -100,11 +102,4 @@ func (s *Signer) Verify(id, timestamp, signatures string, body []byte, now time.
 		}
 	}
 	return fmt.Errorf("webhook: no matching signature")
-}
-
-// newMessageID returns a fresh webhook-id: "msg_" and 16 random bytes.
-func newMessageID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return "msg_" + base64.RawURLEncoding.EncodeToString(b[:])
 }
