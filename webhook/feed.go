@@ -112,11 +112,12 @@ func (f *Feed) enqueue(it item) {
 	}
 }
 
-// Depth is the number of events waiting, summed over receivers.
+// Depth is the number of events not yet accepted (queued or in the batch
+// being delivered), summed over receivers.
 func (f *Feed) Depth() int {
 	n := 0
 	for _, s := range f.senders {
-		n += s.q.depth()
+		n += s.q.depth() + int(s.inflight.Load())
 	}
 	return n
 }

@@ -222,3 +222,39 @@ func TestReceiverNameHidesPassword(t *testing.T) {
 		t.Fatalf("name %q", got)
 	}
 }
+
+// TestFeedCloseDrains: a graceful stop sends what is queued at once (no
+// flush wait); with the receiver failing it gives up after Drain and
+// reports what it left.
+func TestFeedCloseDrains(t *testing.T) {
+	srv, seen := testReceiver(t)
+	f := testFeed(t, srv.URL, 10, time.Hour, nil)
+	f.Changed(&messages.UserState{UserId: 1, Version: 1})
+	f.Changed(&messages.UserState{UserId: 2, Version: 1})
+	start := time.Now()
+	if left := f.Close(context.Background()); left != 0 {
+		t.Fatalf("%d events left", left)
+	}
+	if got := seen(); len(got) != 1 || len(got[0].events) != 2 {
+		t.Fatalf("requests %+v, want one with both events", got)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Close took %v", d)
+	}
+
+	failing, _ := testReceiver(t, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500)
+	g, err := New(Config{URLs: []string{failing.URL}, Secret: specSecret, Flush: time.Millisecond,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Drain: 200 * time.Millisecond}, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Start()
+	g.Changed(&messages.UserState{UserId: 1, Version: 1})
+	time.Sleep(20 * time.Millisecond) // taken into a batch, failing
+	g.Changed(&messages.UserState{UserId: 1, Version: 2})
+	start = time.Now()
+	left := g.Close(context.Background())
+	if d := time.Since(start); left != 2 || d < 150*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("Close with a failing receiver: %d left after %v, want 2 (in flight and queued) after about 200ms", left, d)
+	}
+}

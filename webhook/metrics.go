@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer, f *Feed) (*metrics, error) {
 		}, []string{"receiver"}),
 	}
 	depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "presence_webhook_queue_depth", Help: "Events waiting for webhook receivers (all receivers).",
+		Name: "presence_webhook_queue_depth", Help: "Events not yet accepted by webhook receivers, queued or in flight (all receivers).",
 	}, func() float64 { return float64(f.Depth()) })
 	if reg == nil {
 		return m, nil

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/presence-cluster/presence/webhook/signing"
@@ -34,6 +35,8 @@ type sender struct {
 	q     *queue
 	batch []item
 	body  []byte
+	// inflight is the size of the batch being delivered (part of Depth).
+	inflight atomic.Int64
 }
 
 func newSender(f *Feed, raw string) *sender {
@@ -54,10 +57,12 @@ func (s *sender) run() {
 			continue
 		}
 		s.body = appendBatch(s.body[:0], s.batch)
+		s.inflight.Store(int64(len(s.batch)))
 		if !s.deliver(newMessageID(), s.body) {
 			return
 		}
 		s.accepted()
+		s.inflight.Store(0)
 	}
 }
 
