@@ -3,6 +3,8 @@ GO        ?= go
 BIN       ?= bin
 PROTOC    ?= protoc
 PKGS      ?= ./...
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 10s
 
 .PHONY: help run build test test-short vet fmt proto fuzz bench tidy clean
@@ -14,7 +16,7 @@ run: ## run one node on the embedded defaults (:8000, ./data)
 	$(GO) run ./cmd/presenced
 
 build: ## build presenced and presencectl into ./bin (static)
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/presenced ./cmd/presenced
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/presenced ./cmd/presenced
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/presencectl ./cmd/presencectl
 
 test: ## the whole test suite: everything under -race, then the in-process cluster tests without it
@@ -64,7 +66,7 @@ CT_PG_PORT    ?= 5433
 
 image: ## build the FROM-scratch image $(IMAGE) around static binaries (needs docker)
 	rm -rf $(IMAGE_CTX) && mkdir -p $(IMAGE_CTX)/data
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(IMAGE_CTX)/presenced ./cmd/presenced
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(IMAGE_CTX)/presenced ./cmd/presenced
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(IMAGE_CTX)/presencectl ./cmd/presencectl
 	@# FROM scratch has no dynamic loader: refuse a binary that wants one.
 	@for b in presenced presencectl; do \

@@ -256,9 +256,20 @@ func (x *activator) nodeRequest(ctx actor.Context, env *messages.Envelope) {
 	case *messages.Envelope_GetPresenceBatch:
 		ctx.Respond(x.presenceBatch(b.GetPresenceBatch.GetUserIds()))
 	case *messages.Envelope_NodeInfo:
-		ctx.Respond(&messages.Envelope{Body: &messages.Envelope_NodeStats{NodeStats: &messages.NodeStats{
-			ActiveActors: int64(len(x.children)),
-		}}})
+		stats := &messages.NodeStats{ActiveActors: int64(len(x.children)), NodeName: x.cfg.NodeName}
+		reply := &messages.Envelope{Body: &messages.Envelope_NodeStats{NodeStats: stats}}
+		fill := x.cfg.NodeCounters
+		if !b.NodeInfo.GetCounters() || fill == nil {
+			ctx.Respond(reply)
+			return
+		}
+		// Reading the counters (a metrics gather) must not hold up the
+		// activator, which every message of every user passes through.
+		root := ctx.ActorSystem().Root
+		go func() {
+			fill(stats)
+			root.Send(sender, reply)
+		}()
 	case *messages.Envelope_CleanupNode:
 		// The cleanup asks this very actor for its children, so it runs
 		// beside it, not inside it.
@@ -354,6 +365,8 @@ func UserID(env *messages.Envelope) int64 {
 		return b.Unwatch.GetUserId()
 	case *messages.Envelope_Sessions:
 		return b.Sessions.GetUserId()
+	case *messages.Envelope_Inspect:
+		return b.Inspect.GetUserId()
 	}
 	return 0
 }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/presence-cluster/presence/messages"
 	"github.com/presence-cluster/presence/store"
 )
 
@@ -48,6 +49,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer, when set, is told about events worth a metric.
 	Observer Observer
+	// NodeName is this node's name (PRESENCE_NODE_NAME); an Inspection
+	// names it as the user's owner.
+	NodeName string
+	// NodeCounters, when set, fills a NodeStats with the node's counters
+	// for a NodeInfo that asks for them (GET /admin/stats). It is called
+	// outside the activator's receive loop, so it may take a moment.
+	NodeCounters func(*messages.NodeStats)
 	// Handoff, when set, is called (from the activator) with a user whose
 	// actor stopped because another node owns it now while it still had
 	// timers running; it must make the new owner activate the user, without

@@ -21,20 +21,25 @@ type record struct {
 	updatedAt    int64
 	version      uint64
 	sessionsHeld bool
+	// appearOffline: the user chose to appear offline (is_online: false);
+	// cleared whenever the user goes online again. A hub's re-sent session
+	// count does not make such a user online.
+	appearOffline bool
 }
 
 func recordFromProto(s *messages.UserState) record {
 	return record{
-		userID:       s.GetUserId(),
-		username:     s.GetUsername(),
-		online:       s.GetIsOnline(),
-		busy:         s.GetIsBusy(),
-		busyUntil:    s.GetBusyUntil(),
-		lastSeen:     s.GetLastSeen(),
-		createdAt:    s.GetCreatedAt(),
-		updatedAt:    s.GetUpdatedAt(),
-		version:      s.GetVersion(),
-		sessionsHeld: s.GetSessionsHeld(),
+		userID:        s.GetUserId(),
+		username:      s.GetUsername(),
+		online:        s.GetIsOnline(),
+		busy:          s.GetIsBusy(),
+		busyUntil:     s.GetBusyUntil(),
+		lastSeen:      s.GetLastSeen(),
+		createdAt:     s.GetCreatedAt(),
+		updatedAt:     s.GetUpdatedAt(),
+		version:       s.GetVersion(),
+		sessionsHeld:  s.GetSessionsHeld(),
+		appearOffline: s.GetAppearOffline(),
 	}
 }
 
@@ -57,6 +62,7 @@ func (r *record) fill(st *messages.UserState) {
 	st.UpdatedAt = r.updatedAt
 	st.Version = r.version
 	st.SessionsHeld = r.sessionsHeld
+	st.AppearOffline = r.appearOffline
 }
 
 // visible reports whether what watchers see differs between r and o.
@@ -65,6 +71,22 @@ func (r *record) visible(o *record) bool {
 }
 
 func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// nextVersion is the version of a visible change to a record at version
+// prev. A record created with no stored predecessor starts from the
+// clock (microseconds since the epoch, now), not from 1: when a record is
+// lost and created again (a node of a memory-store cluster crashed, a
+// store was wiped), the new versions are above every version a reader of
+// the lost record had seen, as long as the lost record did not change
+// more than once per microsecond of its life. After that, +1 per change.
+// 2^53 microseconds is the year 2255, so versions stay exact in
+// JavaScript numbers.
+func nextVersion(prev uint64, existed bool, now int64) uint64 {
+	if !existed && now > 0 {
+		return max(uint64(now), prev+1)
+	}
+	return prev + 1
+}
 
 // noDeadline is a snapshot's freshUntil when no timer of the actor can
 // change what a read returns.

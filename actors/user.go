@@ -57,7 +57,25 @@ type watcher struct {
 	pid    *actor.PID
 	seq    uint64
 	active bool
+	// gone: the hub's node left the view (crashed, or cut off). Its watch
+	// is kept, without pushes, for goneKeep: if the node comes back (a
+	// partition healed), it is pushed the current record at once, because
+	// its hub may not know that this owner forgot it.
+	gone   bool
+	goneAt int64
 }
+
+// counts reports whether w is a watch that gets pushes (and keeps the
+// actor active).
+func (w *watcher) counts() int {
+	if w.active && !w.gone {
+		return 1
+	}
+	return 0
+}
+
+// goneKeep is how long the watch of a hub whose node left is kept.
+const goneKeep = 10 * time.Minute
 
 // timer is one armed timer of the actor. gen tells a stale firing (one that
 // was stopped too late) from the current one.
@@ -136,7 +154,7 @@ func (a *userActor) Receive(ctx actor.Context) {
 	case *forgetHubs:
 		a.forgetHubs(ctx, m.alive)
 		if m.refresh {
-			a.refreshIfStale(ctx, a.now())
+			_ = a.refreshIfStale(ctx, a.now()) // best effort: writes are compare-and-set
 		}
 	case *actor.Started:
 		a.self, a.root = ctx.Self(), ctx.ActorSystem().Root
@@ -344,6 +362,9 @@ func (a *userActor) answer(ctx actor.Context, now int64, env *messages.Envelope)
 		m := b.Unwatch
 		a.setWatch(m.GetHubAddress(), m.GetHubId(), m.GetSeq(), false)
 		return &messages.Envelope{Body: &messages.Envelope_Ack{Ack: &messages.Ack{UserId: a.id}}}, true
+
+	case *messages.Envelope_Inspect:
+		return a.inspection(), true
 	}
 	return nil, false
 }
@@ -385,7 +406,11 @@ func (a *userActor) write(ctx actor.Context, now int64, env *messages.Envelope) 
 			next := a.rec
 			applyUpdate(&next, now, b.UpdateStatus)
 			if !next.visible(&a.rec) {
-				a.refreshIfStale(ctx, now)
+				if err := a.refreshIfStale(ctx, now); err != nil {
+					// The copy cannot be confirmed: answering it could
+					// answer an older state than one already answered.
+					return true, err
+				}
 			}
 		}
 		return true, a.update(ctx, now, b.UpdateStatus)
@@ -411,30 +436,32 @@ func (a *userActor) setWatch(address, id string, seq uint64, active bool) {
 		w = &watcher{pid: actor.NewPID(address, id)}
 		a.watchers[key] = w
 	}
-	if w.active != active {
-		if active {
-			a.watcherCount++
-		} else {
-			a.watcherCount--
-		}
-	}
-	w.seq, w.active = seq, active
+	before := w.counts()
+	// A message from the hub: its node is there.
+	w.seq, w.active, w.gone = seq, active, false
+	a.watcherCount += w.counts() - before
 }
 
 // refreshIfStale adopts the stored record when another activation of the
 // user stored a newer version than this actor's copy (views of the
 // membership disagreed for a while: a partition, a join), and pushes it to
-// this actor's watchers. A failed read changes nothing: writes are
-// compare-and-set anyway.
-func (a *userActor) refreshIfStale(ctx actor.Context, now int64) {
+// this actor's watchers. A failed read changes nothing (writes are
+// compare-and-set anyway) and is returned; a missing record is no error.
+func (a *userActor) refreshIfStale(ctx actor.Context, now int64) error {
 	if a.loadErr != nil {
-		return
+		return nil
 	}
 	sctx, cancel := a.storeCtx()
 	st, err := a.cfg.Store.Load(sctx, a.id)
 	cancel()
-	if err != nil || (a.exists && st.GetVersion() <= a.rec.version) {
-		return
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if a.exists && st.GetVersion() <= a.rec.version {
+		return nil
 	}
 	before := a.rec
 	a.exists, a.rec = true, recordFromProto(st)
@@ -444,17 +471,31 @@ func (a *userActor) refreshIfStale(ctx actor.Context, now int64) {
 		slog.Uint64("had", before.version), slog.Uint64("stored", a.rec.version))
 	a.push(ctx)
 	a.rearm(now)
+	return nil
 }
 
-// forgetHubs drops the watches and session counts of hubs whose node is
-// gone; sessions held only there start the disconnect grace.
+// forgetHubs drops the session counts of hubs whose node is gone (sessions
+// held only there start the disconnect grace) and stops pushing to their
+// watches; a hub whose node is back gets the current record at once.
 func (a *userActor) forgetHubs(ctx actor.Context, alive func(address string) bool) {
+	now := a.now()
 	for key, w := range a.watchers {
-		if !alive(w.pid.Address) {
-			if w.active {
-				a.watcherCount--
-			}
+		before, up := w.counts(), alive(w.pid.Address)
+		switch {
+		case !up && (!w.active || (w.gone && now-w.goneAt > goneKeep.Microseconds())):
 			delete(a.watchers, key)
+		case !up && !w.gone:
+			w.gone, w.goneAt = true, now
+		case up && w.gone:
+			w.gone = false
+			if w.active && a.exists {
+				ctx.Send(w.pid, a.updateEnvelope())
+			}
+		}
+		if _, kept := a.watchers[key]; kept {
+			a.watcherCount += w.counts() - before
+		} else {
+			a.watcherCount -= before
 		}
 	}
 	prev := a.sessionTotal
@@ -504,6 +545,9 @@ func applyUpdate(r *record, now int64, m *messages.UpdateStatus) {
 	setName(r, m.GetUsername())
 	r.lastSeen = now
 	if m.GetSetOnline() {
+		if r.online && !m.GetIsOnline() {
+			r.appearOffline = true // the choice outlives re-sent session counts
+		}
 		r.online = m.GetIsOnline()
 	}
 	switch {
@@ -540,6 +584,10 @@ func (a *userActor) sessionsChanged(ctx actor.Context, now int64, m *messages.Se
 	}
 	var err error
 	switch {
+	case a.sessionTotal > prevTotal && m.GetResend() && a.exists && a.rec.appearOffline:
+		// A count re-sent to this activation (the user moved here), not a
+		// new connection: the user's choice to appear offline stands.
+		a.graceUntil = 0
 	case a.sessionTotal > prevTotal:
 		// A new connection makes the user online, even one who chose to
 		// appear offline ("until the next heartbeat or connection").
@@ -582,13 +630,16 @@ func (a *userActor) change(ctx actor.Context, now int64, mutate func(r *record))
 		}
 		mutate(&a.rec)
 		a.rec.sessionsHeld = a.sessionTotal > 0
+		if a.rec.online {
+			a.rec.appearOffline = false
+		}
 		if existed && !a.rec.visible(&before) {
 			if a.rec.lastSeen != before.lastSeen {
 				a.touchLastSeen()
 			}
 			return nil
 		}
-		a.rec.version = before.version + 1
+		a.rec.version = nextVersion(before.version, existed, now)
 		a.rec.updatedAt = now
 		err := a.save(before.version)
 		if err == nil {
@@ -632,22 +683,35 @@ func (a *userActor) push(ctx actor.Context) {
 	// Published before the push: a watcher that reads after it got the
 	// change must see it too.
 	snap := a.publish()
-	if a.watcherCount == 0 && a.cfg.Feed == nil {
+	if a.cfg.Feed != nil {
+		// The published snapshot is immutable, so the feed may keep it.
+		if snap != nil {
+			a.cfg.Feed.Changed(&snap.state)
+		} else {
+			a.cfg.Feed.Changed(a.rec.proto())
+		}
+	}
+	if a.watcherCount == 0 {
 		return
 	}
-	st := a.rec.proto()
-	if snap != nil {
-		st = &snap.state // immutable, so every hub and the feed can share it
-	}
-	if a.cfg.Feed != nil {
-		a.cfg.Feed.Changed(st)
-	}
-	env := &messages.Envelope{Body: &messages.Envelope_PresenceUpdate{PresenceUpdate: &messages.PresenceUpdate{State: st}}}
+	env := a.updateEnvelope()
 	for _, w := range a.watchers {
-		if w.active {
+		if w.counts() == 1 {
 			ctx.Send(w.pid, env)
 		}
 	}
+}
+
+// updateEnvelope is the push of the current record: the published
+// snapshot's state, which is immutable, so every hub can share it.
+func (a *userActor) updateEnvelope() *messages.Envelope {
+	var st *messages.UserState
+	if snap := a.publish(); snap != nil {
+		st = &snap.state
+	} else {
+		st = a.rec.proto()
+	}
+	return &messages.Envelope{Body: &messages.Envelope_PresenceUpdate{PresenceUpdate: &messages.PresenceUpdate{State: st}}}
 }
 
 // offlineDeadline is when the user goes offline if nothing happens, or 0
@@ -840,6 +904,19 @@ func (a *userActor) status() *messages.Envelope {
 		st = a.rec.proto()
 	}
 	return &messages.Envelope{Body: &messages.Envelope_StateReply{StateReply: &messages.StateReply{State: st}}}
+}
+
+// inspection answers Inspect: the true record and what holds the actor.
+func (a *userActor) inspection() *messages.Envelope {
+	if !a.exists {
+		return a.notFound()
+	}
+	return &messages.Envelope{Body: &messages.Envelope_Inspection{Inspection: &messages.Inspection{
+		State:    a.status().GetStateReply().GetState(),
+		Node:     a.cfg.NodeName,
+		Watchers: int32(a.watcherCount),
+		Sessions: a.sessionTotal,
+	}}}
 }
 
 func failure(kind messages.FailureKind, detail string) *messages.Envelope {

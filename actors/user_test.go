@@ -118,6 +118,12 @@ func withWriter() envOption {
 	}
 }
 
+// withStore makes the env's store the memory store m (another env's: a
+// second node sharing the store).
+func withStore(m *store.Memory) envOption {
+	return func(e *env, _ *Config) { e.store.Memory = m }
+}
+
 func withPassivateAfter(d time.Duration) envOption {
 	return func(_ *env, c *Config) { c.PassivateAfter = d }
 }
@@ -323,6 +329,13 @@ func sessions(id int64, hub string, count int32, seq uint64) *messages.Envelope 
 	return &messages.Envelope{Body: &messages.Envelope_Sessions{Sessions: &messages.Sessions{UserId: id, Hub: hub, Count: count, Seq: seq}}}
 }
 
+// resent is a hub's count sent again to a new owner.
+func resent(id int64, hub string, count int32, seq uint64) *messages.Envelope {
+	m := sessions(id, hub, count, seq)
+	m.GetSessions().Resend = true
+	return m
+}
+
 func watch(id int64, pid *actor.PID, seq uint64) *messages.Envelope {
 	return &messages.Envelope{Body: &messages.Envelope_Watch{Watch: &messages.Watch{UserId: id, HubAddress: pid.Address, HubId: pid.Id, Seq: seq}}}
 }
@@ -357,7 +370,31 @@ type view struct {
 }
 
 func viewOf(s *messages.UserState) view {
-	return view{s.GetIsOnline(), s.GetIsBusy(), s.GetBusyUntil(), s.GetVersion()}
+	return view{s.GetIsOnline(), s.GetIsBusy(), s.GetBusyUntil(), relVersion(s)}
+}
+
+// relVersion is a record's version counted from its creation (1 for the
+// creating change), so tables can say "the second change": a record the
+// actor creates starts at the clock's microseconds, which is its
+// created_at. A record a test stored itself (a small version) is left as
+// it is.
+func relVersion(s *messages.UserState) uint64 {
+	v, c := s.GetVersion(), s.GetCreatedAt()
+	if c > 0 && v >= uint64(c) {
+		return v - uint64(c) + 1
+	}
+	return v
+}
+
+// relative returns a copy of s with its version counted from its creation
+// (see relVersion).
+func relative(s *messages.UserState) *messages.UserState {
+	if s == nil {
+		return nil
+	}
+	c := proto.Clone(s).(*messages.UserState)
+	c.Version = relVersion(s)
+	return c
 }
 
 func checkView(tb testing.TB, what string, got *messages.UserState, want view) {
@@ -372,7 +409,7 @@ func checkView(tb testing.TB, what string, got *messages.UserState, want view) {
 
 func checkEqual(tb testing.TB, what string, got, want *messages.UserState) {
 	tb.Helper()
-	if !proto.Equal(got, want) {
+	if !proto.Equal(relative(got), relative(want)) {
 		tb.Fatalf("%s:\n got  %v\n want %v", what, got, want)
 	}
 }
@@ -607,7 +644,7 @@ func TestHeartbeat(t *testing.T) {
 			if n := e.store.touches.Load(); n != touches {
 				t.Fatalf("TouchLastSeen called synchronously with a writer configured")
 			}
-			if stored.GetLastSeen() != at(time.Second) || stored.GetVersion() != 2 {
+			if stored.GetLastSeen() != at(time.Second) || relVersion(stored) != 2 {
 				t.Fatalf("stored before flush = %v, want last_seen %d version 2", stored, at(time.Second))
 			}
 			if v, ok := e.lastSeen.Pending(id); !ok || v != at(11*time.Second) {
@@ -749,7 +786,7 @@ func TestUpdateStatus(t *testing.T) {
 			e.clock.Advance(time.Second)
 			st := e.state(update(id, tc.upd))
 			want := tc.want
-			want.Version += before.GetVersion()
+			want.Version += relVersion(before)
 			checkView(t, "after PUT", st, want)
 			if st.GetLastSeen() != at(time.Second) {
 				t.Fatalf("last_seen = %d, want %d (a PUT is a sign of life)", st.GetLastSeen(), at(time.Second))
@@ -759,7 +796,7 @@ func TestUpdateStatus(t *testing.T) {
 				return
 			}
 			after := tc.after
-			after.Version += before.GetVersion()
+			after.Version += relVersion(before)
 			checkView(t, fmt.Sprintf("%v later", tc.then), e.advance(id, tc.then), after)
 		})
 	}
@@ -960,15 +997,15 @@ func TestVersionsRiseWithEveryVisibleChange(t *testing.T) {
 		}
 		prev = st
 	}
-	if prev.GetVersion() != 11 {
-		t.Fatalf("final version %d, want 11", prev.GetVersion())
+	if relVersion(prev) != 11 {
+		t.Fatalf("final version %d, want the 11th from creation", prev.GetVersion())
 	}
 	pushed := c.take()
 	if len(pushed) != 10 {
 		t.Fatalf("%d pushes, want 10: %v", len(pushed), pushed)
 	}
 	for i, s := range pushed {
-		if s.GetVersion() != uint64(i+2) {
+		if relVersion(s) != uint64(i+2) {
 			t.Fatalf("push %d has version %d, want %d", i, s.GetVersion(), i+2)
 		}
 	}
@@ -1152,13 +1189,14 @@ func TestVersionConflictReloads(t *testing.T) {
 		e.first(heartbeatAs(id, "alice")) // v1
 		// Another activation wrote v5 meanwhile.
 		other := e.stored(id)
-		other.Username, other.IsBusy, other.Version, other.UpdatedAt = "alice2", true, 5, at(time.Second)
-		e.put(other, 1)
+		prev := other.Version
+		other.Username, other.IsBusy, other.Version, other.UpdatedAt = "alice2", true, prev+4, at(time.Second)
+		e.put(other, prev)
 
 		e.clock.Advance(2 * time.Second)
 		st := e.state(update(id, offline))
 		want := &messages.UserState{UserId: id, Username: "alice2", IsOnline: false, IsBusy: true,
-			LastSeen: at(2 * time.Second), CreatedAt: us(t0), UpdatedAt: at(2 * time.Second), Version: 6}
+			LastSeen: at(2 * time.Second), CreatedAt: us(t0), UpdatedAt: at(2 * time.Second), Version: 6, AppearOffline: true}
 		checkEqual(t, "reply", st, want)
 		checkEqual(t, "stored", e.stored(id), want)
 	})
@@ -1166,8 +1204,9 @@ func TestVersionConflictReloads(t *testing.T) {
 		e := newEnv(t)
 		e.first(heartbeatAs(id, "alice")) // v1
 		other := e.stored(id)
-		other.IsBusy, other.Version = true, 5
-		e.put(other, 1)
+		prev := other.Version
+		other.IsBusy, other.Version = true, prev+4
+		e.put(other, prev)
 		e.clock.Advance(2 * time.Second)
 		st := e.state(update(id, busy))
 		checkView(t, "reply", st, view{Online: true, Busy: true, Version: 5})
@@ -1177,8 +1216,9 @@ func TestVersionConflictReloads(t *testing.T) {
 		e := newEnv(t)
 		e.first(heartbeat(id)) // v1, offline at t0+5m
 		other := e.stored(id)
-		other.Username, other.Version = "moved", 3
-		e.put(other, 1)
+		prev := other.Version
+		other.Username, other.Version = "moved", prev+2
+		e.put(other, prev)
 		st := e.advance(id, testOfflineAfter)
 		checkEqual(t, "after timer", st, &messages.UserState{UserId: id, Username: "moved", LastSeen: us(t0),
 			CreatedAt: us(t0), UpdatedAt: at(testOfflineAfter), Version: 4})
@@ -1302,4 +1342,100 @@ func BenchmarkHeartbeat(b *testing.B) {
 			b.Fatalf("heartbeat: %v %v", reply, err)
 		}
 	}
+}
+
+// A record lost and created again (the node of a memory-store cluster that
+// held it crashed) has versions above every version of the lost one: the
+// new record starts from the clock, not from 1.
+func TestVersionsAboveALostRecord(t *testing.T) {
+	const id = 61
+	e := newEnv(t)
+	e.first(heartbeat(id))
+	for range 5 {
+		e.state(update(id, busy))
+		e.state(update(id, notBusy))
+	}
+	lost := e.mustPresence(id)
+	if lost.GetVersion() < uint64(us(t0)) {
+		t.Fatalf("created at %d with version %d: want a clock-derived version", us(t0), lost.GetVersion())
+	}
+	// Another node, with an empty store, a millisecond later.
+	e2 := newEnv(t)
+	e2.clock.Advance(time.Millisecond)
+	again := e2.state(heartbeat(id))
+	if again.GetVersion() <= lost.GetVersion() {
+		t.Fatalf("re-created record has version %d, not above the lost record's %d", again.GetVersion(), lost.GetVersion())
+	}
+	if again.GetVersion() != uint64(at(time.Millisecond)) {
+		t.Fatalf("re-created record has version %d, want the clock's %d", again.GetVersion(), at(time.Millisecond))
+	}
+	if next := e2.state(update(id, busy)); next.GetVersion() != again.GetVersion()+1 {
+		t.Fatalf("next change: version %d, want %d", next.GetVersion(), again.GetVersion()+1)
+	}
+}
+
+// The choice to appear offline while sessions are open is stored with the
+// record and survives a move: a hub re-sending its session count to the
+// new owner does not make the user visible; a new connection does.
+func TestAppearOfflineSurvivesMove(t *testing.T) {
+	const id = 62
+	const hubA, hubB = "nonhost/hubA", "nonhost/hubB"
+	e := newEnv(t)
+	e.first(getStatus(id, "", true))
+	checkView(t, "connected", e.state(sessions(id, hubA, 1, 1)), view{Online: true, Version: 2})
+	hidden := e.state(update(id, offline))
+	checkView(t, "appear offline", hidden, view{Version: 3})
+	if !hidden.GetAppearOffline() || !e.stored(id).GetAppearOffline() {
+		t.Fatalf("appear_offline not recorded: reply %v, stored %v", hidden, e.stored(id))
+	}
+	// The hub re-sends to the same activation: nothing changes.
+	checkView(t, "re-sent to the same owner", e.state(resent(id, hubA, 1, 2)), view{Version: 3})
+
+	// The user moves: a new activation (another node) on the same store.
+	e2 := newEnv(t, withStore(e.store.Memory))
+	st := e2.state(resent(id, hubA, 1, 3))
+	checkView(t, "count re-sent to the new owner", st, view{Version: 3})
+	if e2.obs.flaps.Load() != 0 || len(e2.clock.Deadlines()) != 0 {
+		t.Fatalf("timers %v armed for a hidden user with an open session", e2.clock.Deadlines())
+	}
+	// A new connection (another device) is the user coming back.
+	st = e2.state(sessions(id, hubB, 1, 1))
+	checkView(t, "new connection", st, view{Online: true, Version: 4})
+	if st.GetAppearOffline() || e2.stored(id).GetAppearOffline() {
+		t.Fatalf("appear_offline kept after a new connection: %v", st)
+	}
+	// A re-sent count for a user who did not choose to hide is a
+	// connection as before (the sessions hold the user online).
+	e3 := newEnv(t, withStore(e.store.Memory))
+	checkView(t, "re-sent, not hidden", e3.state(resent(id, hubA, 1, 9)), view{Online: true, Version: 4})
+	// A heartbeat clears the choice too.
+	e3.state(update(id, offline))
+	if st := e3.state(heartbeat(id)); !st.GetIsOnline() || st.GetAppearOffline() {
+		t.Fatalf("after a heartbeat: %v, want online and appear_offline cleared", st)
+	}
+}
+
+// A hub whose node left the view (crashed, or cut off by a partition) is
+// not pushed to; if its node comes back, it gets the current record at
+// once (its hub may not know this owner forgot it, so it would not watch
+// again), and pushes resume.
+func TestWatchOfAHubThatCameBack(t *testing.T) {
+	const id = 63
+	e := newEnv(t)
+	c := newCollector(t, e.system)
+	e.first(getStatus(id, "", true))
+	e.state(watch(id, c.pid, 1))
+	var up atomic.Bool
+	alive := func(string) bool { return up.Load() }
+	e.host.ViewChanged(alive, false) // the hub's node left
+	e.req(heartbeat(id))             // 2nd version: not pushed to the gone hub
+	if got := c.take(); len(got) != 0 {
+		t.Fatalf("pushed to a hub whose node left: %v", got)
+	}
+	up.Store(true)
+	e.host.ViewChanged(alive, true) // it is back
+	e.req(getPresence(id))          // after the view change in the mailbox
+	c.expect("hub back", view{Online: true, Version: 2})
+	e.req(update(id, busy))
+	c.expect("next change", view{Online: true, Busy: true, Version: 3})
 }

@@ -5,9 +5,12 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/presence-cluster/presence/api/ws"
 	"github.com/presence-cluster/presence/routing"
 	"github.com/presence-cluster/presence/wire"
 )
@@ -34,7 +37,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	switch {
 	case errors.As(err, &refused):
 		// The actor's own words, with the status of its kind.
-		return writeDetail(c, statusOf(refused.Kind), refused.Detail)
+		status := statusOf(refused.Kind)
+		if status == fiber.StatusServiceUnavailable {
+			setRetryAfter(c, err)
+		}
+		return writeDetail(c, status, refused.Detail)
 	case errors.Is(err, routing.ErrNotFound):
 		return writeDetail(c, fiber.StatusNotFound, detailNotFound)
 	case errors.As(err, &v):
@@ -44,9 +51,20 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	case errors.Is(err, errTooManyIDs):
 		return writeDetail(c, fiber.StatusBadRequest, detailTooManyIDs)
 	case errors.Is(err, routing.ErrUnavailable):
-		s.log.Warn("actor request timed out", slog.String("path", c.Path()))
+		if routing.RetryAfter(err) == 0 {
+			// (An owner suspected down is logged once by the router.)
+			s.log.Warn("actor request timed out", slog.String("path", c.Path()))
+		}
+		setRetryAfter(c, err)
 		return writeDetail(c, fiber.StatusServiceUnavailable, detailUnavailable)
 	case errors.As(err, &fe):
+		switch fe.Code {
+		case fiber.StatusRequestEntityTooLarge, fiber.StatusRequestHeaderFieldsTooLarge:
+			// fasthttp closes the connection after this answer with the
+			// rest of the request unread: drain it so the client reads
+			// the answer instead of a reset.
+			ws.LingerOnClose(c.Context().Conn())
+		}
 		switch fe.Code {
 		case fiber.StatusRequestEntityTooLarge:
 			return writeDetail(c, fe.Code, "Request body too large")
@@ -65,6 +83,17 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	}
 	s.log.Error("request failed", slog.String("path", c.Path()), slog.Any("err", err))
 	return writeDetail(c, fiber.StatusInternalServerError, detailInternal)
+}
+
+// setRetryAfter advises a client refused with 503 when to try again: the
+// router's advice for an owner suspected down, else a second (a store or
+// an owner that did not answer in time).
+func setRetryAfter(c *fiber.Ctx, err error) {
+	d := routing.RetryAfter(err)
+	if d <= 0 {
+		d = time.Second
+	}
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int((d+time.Second-1)/time.Second)))
 }
 
 func (s *Server) logPanic(c *fiber.Ctx, e any) {

@@ -84,6 +84,12 @@ type Config struct {
 	// WS holds the WebSocket settings (zero fields: ws.DefaultConfig).
 	WS ws.Config
 
+	// AllowedOrigins are the browser origins ("https://app.example.com")
+	// allowed to call REST (CORS) and open WebSockets; "*" allows any.
+	// Empty: no CORS headers, and WebSocket handshakes from any origin
+	// (tokens are not ambient credentials).
+	AllowedOrigins []string
+
 	// WriteRate and WriteBurst limit each user's writes (PUT status,
 	// heartbeat) on this node; beyond them the answer is 429 with
 	// Retry-After. A negative WriteRate disables the limit.
@@ -178,6 +184,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		deps.Now = time.Now
 	}
 	s := &Server{cfg: cfg, deps: deps, log: deps.Logger}
+	origins, err := ws.ParseOrigins(cfg.AllowedOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("api: allowed origins: %w", err)
+	}
+	if len(cfg.WS.AllowedOrigins) == 0 {
+		cfg.WS.AllowedOrigins = cfg.AllowedOrigins
+	}
 	wsrv, err := ws.New(cfg.WS, ws.Deps{
 		Router: deps.Router, Verifier: deps.Verifier, System: deps.System,
 		Logger: deps.Logger, RequestTimeout: cfg.RequestTimeout,
@@ -223,6 +236,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.app.Use(s.observe)
 	}
 	s.app.Use(fiberrecover.New(fiberrecover.Config{EnableStackTrace: true, StackTraceHandler: s.logPanic}))
+	if origins != nil {
+		s.app.Use(corsMiddleware(origins))
+	}
 	s.routes()
 	return s, nil
 }
@@ -247,6 +263,7 @@ func (s *Server) routes() {
 		s.app.Get("/admin/cluster", authed, s.requireAdmin, s.getCluster)
 	}
 	s.ws.Mount(s.app, "/ws/presence")
+	s.browserRoutes(authed)
 }
 
 // Hub returns the WebSocket hub.

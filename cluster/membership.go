@@ -22,6 +22,14 @@ import (
 // was missed; memberlist delivers events on its own goroutines.
 const viewRefresh = time.Second
 
+// pausedAfter: a gap this long between two view refreshes means this
+// process did not run (a VM or container frozen, SIGSTOP, CPU starvation)
+// for about the suspicion timeout, so the others have probably declared it
+// dead and taken its users over meanwhile, while its own view, frozen too,
+// never changed. It then acts as if every other member had just joined:
+// its actors re-read their records and the owners push to its hub again.
+const pausedAfter = 3 * time.Second
+
 // Gossip is the membership of a clustered node: it wraps memberlist,
 // advertises this node's metadata, turns membership events into immutable
 // Views, and keeps re-joining the seeds so a partition heals by itself
@@ -139,6 +147,7 @@ func (m *Gossip) loop() {
 	go join()
 	backoff := 500 * time.Millisecond
 	var nextJoin time.Time
+	lastTick := time.Now()
 	for {
 		select {
 		case <-m.stop:
@@ -157,6 +166,10 @@ func (m *Gossip) loop() {
 			}
 			m.refresh()
 		case now := <-refresh.C:
+			if gap := time.Since(lastTick); gap > pausedAfter {
+				m.resumed(gap)
+			}
+			lastTick = time.Now()
 			if !joining && now.After(nextJoin) {
 				joining = true
 				go join()
@@ -208,6 +221,20 @@ func (m *Gossip) refresh() {
 	m.onMu.Unlock()
 	for _, f := range subs {
 		f(old, cur)
+	}
+}
+
+// resumed tells the view's subscribers that this node did not run for gap:
+// they get the current view as if every member had joined it.
+func (m *Gossip) resumed(gap time.Duration) {
+	m.refresh()
+	m.log.Warn("this node did not run for a while; re-reading its users as after a partition", slog.Duration("gap", gap))
+	cur := m.view.Load()
+	m.onMu.Lock()
+	subs := append([]func(old, cur *View){}, m.onViews...)
+	m.onMu.Unlock()
+	for _, f := range subs {
+		f(NewView(nil, 0), cur)
 	}
 }
 

@@ -166,7 +166,13 @@ type UserState struct {
 	// sessions_held records that open WebSocket sessions were holding the user
 	// online when the record was written, so a new activation after a crash or
 	// a move knows to give them the disconnect grace period to re-attach.
-	SessionsHeld  bool `protobuf:"varint,10,opt,name=sessions_held,json=sessionsHeld,proto3" json:"sessions_held,omitempty"`
+	SessionsHeld bool `protobuf:"varint,10,opt,name=sessions_held,json=sessionsHeld,proto3" json:"sessions_held,omitempty"`
+	// appear_offline records the user's choice to appear offline
+	// (is_online: false) while sessions are open. It survives moves and
+	// restarts: a hub re-sending its session count to a new activation does
+	// not make the user visible again; only a heartbeat, a PUT with
+	// is_online: true or a new connection does.
+	AppearOffline bool `protobuf:"varint,11,opt,name=appear_offline,json=appearOffline,proto3" json:"appear_offline,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -267,6 +273,13 @@ func (x *UserState) GetVersion() uint64 {
 func (x *UserState) GetSessionsHeld() bool {
 	if x != nil {
 		return x.SessionsHeld
+	}
+	return false
+}
+
+func (x *UserState) GetAppearOffline() bool {
+	if x != nil {
+		return x.AppearOffline
 	}
 	return false
 }
@@ -884,12 +897,16 @@ func (x *Unwatch) GetSeq() uint64 {
 // move, for example); seq (per hub, rising) lets the actor drop a report
 // older than one it already applied.
 type Sessions struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
-	Hub           string                 `protobuf:"bytes,3,opt,name=hub,proto3" json:"hub,omitempty"`
-	Count         int32                  `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
-	Seq           uint64                 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	UserId   int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Username string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	Hub      string                 `protobuf:"bytes,3,opt,name=hub,proto3" json:"hub,omitempty"`
+	Count    int32                  `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	Seq      uint64                 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	// resend marks a count the hub sends again (after an ownership change,
+	// or a report that failed), not a change: the sessions were counted
+	// before, so the report is no new connection.
+	Resend        bool `protobuf:"varint,6,opt,name=resend,proto3" json:"resend,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -957,6 +974,13 @@ func (x *Sessions) GetSeq() uint64 {
 		return x.Seq
 	}
 	return 0
+}
+
+func (x *Sessions) GetResend() bool {
+	if x != nil {
+		return x.Resend
+	}
+	return false
 }
 
 // StateReply answers a request with the user's record.
@@ -1337,9 +1361,13 @@ func (*CleanupNode) Descriptor() ([]byte, []int) {
 	return file_presence_proto_rawDescGZIP(), []int{19}
 }
 
-// NodeInfo asks a node's activator for its NodeStats.
+// NodeInfo asks a node's activator for its NodeStats. With counters set
+// (GET /admin/stats) the answer also carries the node's counters; without
+// it (GET /admin/cluster) only the cheap active_actors. A node older than
+// the counters field answers zeros for them.
 type NodeInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Counters      bool                   `protobuf:"varint,1,opt,name=counters,proto3" json:"counters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1374,11 +1402,33 @@ func (*NodeInfo) Descriptor() ([]byte, []int) {
 	return file_presence_proto_rawDescGZIP(), []int{20}
 }
 
+func (x *NodeInfo) GetCounters() bool {
+	if x != nil {
+		return x.Counters
+	}
+	return false
+}
+
+// NodeStats answers NodeInfo. The counters are cumulative since the node
+// started, so a reader takes rates from two samples.
 type NodeStats struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ActiveActors  int64                  `protobuf:"varint,1,opt,name=active_actors,json=activeActors,proto3" json:"active_actors,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state                      protoimpl.MessageState `protogen:"open.v1"`
+	ActiveActors               int64                  `protobuf:"varint,1,opt,name=active_actors,json=activeActors,proto3" json:"active_actors,omitempty"`
+	NodeName                   string                 `protobuf:"bytes,2,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
+	SessionsOpen               int64                  `protobuf:"varint,3,opt,name=sessions_open,json=sessionsOpen,proto3" json:"sessions_open,omitempty"`
+	HttpRequests               int64                  `protobuf:"varint,4,opt,name=http_requests,json=httpRequests,proto3" json:"http_requests,omitempty"`
+	HttpClientErrors           int64                  `protobuf:"varint,5,opt,name=http_client_errors,json=httpClientErrors,proto3" json:"http_client_errors,omitempty"`
+	HttpServerErrors           int64                  `protobuf:"varint,6,opt,name=http_server_errors,json=httpServerErrors,proto3" json:"http_server_errors,omitempty"`
+	OfflinePushDelayCount      int64                  `protobuf:"varint,7,opt,name=offline_push_delay_count,json=offlinePushDelayCount,proto3" json:"offline_push_delay_count,omitempty"`
+	OfflinePushDelaySumSeconds float64                `protobuf:"fixed64,8,opt,name=offline_push_delay_sum_seconds,json=offlinePushDelaySumSeconds,proto3" json:"offline_push_delay_sum_seconds,omitempty"`
+	FlapsSuppressed            int64                  `protobuf:"varint,9,opt,name=flaps_suppressed,json=flapsSuppressed,proto3" json:"flaps_suppressed,omitempty"`
+	Ghosts                     int64                  `protobuf:"varint,10,opt,name=ghosts,proto3" json:"ghosts,omitempty"`
+	CpuSeconds                 float64                `protobuf:"fixed64,11,opt,name=cpu_seconds,json=cpuSeconds,proto3" json:"cpu_seconds,omitempty"`
+	Goroutines                 int64                  `protobuf:"varint,12,opt,name=goroutines,proto3" json:"goroutines,omitempty"`
+	HeapBytes                  int64                  `protobuf:"varint,13,opt,name=heap_bytes,json=heapBytes,proto3" json:"heap_bytes,omitempty"`
+	StartedAt                  int64                  `protobuf:"varint,14,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"` // Unix microseconds
+	unknownFields              protoimpl.UnknownFields
+	sizeCache                  protoimpl.SizeCache
 }
 
 func (x *NodeStats) Reset() {
@@ -1418,6 +1468,216 @@ func (x *NodeStats) GetActiveActors() int64 {
 	return 0
 }
 
+func (x *NodeStats) GetNodeName() string {
+	if x != nil {
+		return x.NodeName
+	}
+	return ""
+}
+
+func (x *NodeStats) GetSessionsOpen() int64 {
+	if x != nil {
+		return x.SessionsOpen
+	}
+	return 0
+}
+
+func (x *NodeStats) GetHttpRequests() int64 {
+	if x != nil {
+		return x.HttpRequests
+	}
+	return 0
+}
+
+func (x *NodeStats) GetHttpClientErrors() int64 {
+	if x != nil {
+		return x.HttpClientErrors
+	}
+	return 0
+}
+
+func (x *NodeStats) GetHttpServerErrors() int64 {
+	if x != nil {
+		return x.HttpServerErrors
+	}
+	return 0
+}
+
+func (x *NodeStats) GetOfflinePushDelayCount() int64 {
+	if x != nil {
+		return x.OfflinePushDelayCount
+	}
+	return 0
+}
+
+func (x *NodeStats) GetOfflinePushDelaySumSeconds() float64 {
+	if x != nil {
+		return x.OfflinePushDelaySumSeconds
+	}
+	return 0
+}
+
+func (x *NodeStats) GetFlapsSuppressed() int64 {
+	if x != nil {
+		return x.FlapsSuppressed
+	}
+	return 0
+}
+
+func (x *NodeStats) GetGhosts() int64 {
+	if x != nil {
+		return x.Ghosts
+	}
+	return 0
+}
+
+func (x *NodeStats) GetCpuSeconds() float64 {
+	if x != nil {
+		return x.CpuSeconds
+	}
+	return 0
+}
+
+func (x *NodeStats) GetGoroutines() int64 {
+	if x != nil {
+		return x.Goroutines
+	}
+	return 0
+}
+
+func (x *NodeStats) GetHeapBytes() int64 {
+	if x != nil {
+		return x.HeapBytes
+	}
+	return 0
+}
+
+func (x *NodeStats) GetStartedAt() int64 {
+	if x != nil {
+		return x.StartedAt
+	}
+	return 0
+}
+
+// Inspect asks a user actor for what an operator looks at (GET
+// /admin/users/{id}): the true record, where the actor lives, how many hubs
+// watch it and how many sessions hold it online. It is answered with an
+// Inspection, or NotFound for a user without a record.
+type Inspect struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Inspect) Reset() {
+	*x = Inspect{}
+	mi := &file_presence_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Inspect) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Inspect) ProtoMessage() {}
+
+func (x *Inspect) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Inspect.ProtoReflect.Descriptor instead.
+func (*Inspect) Descriptor() ([]byte, []int) {
+	return file_presence_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *Inspect) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+// Inspection answers Inspect.
+type Inspection struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	State *UserState             `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	// node is the node name (PRESENCE_NODE_NAME) of the node whose actor
+	// answered: the user's owner.
+	Node          string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Watchers      int32  `protobuf:"varint,3,opt,name=watchers,proto3" json:"watchers,omitempty"`
+	Sessions      int32  `protobuf:"varint,4,opt,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Inspection) Reset() {
+	*x = Inspection{}
+	mi := &file_presence_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Inspection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Inspection) ProtoMessage() {}
+
+func (x *Inspection) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Inspection.ProtoReflect.Descriptor instead.
+func (*Inspection) Descriptor() ([]byte, []int) {
+	return file_presence_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Inspection) GetState() *UserState {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *Inspection) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *Inspection) GetWatchers() int32 {
+	if x != nil {
+		return x.Watchers
+	}
+	return 0
+}
+
+func (x *Inspection) GetSessions() int32 {
+	if x != nil {
+		return x.Sessions
+	}
+	return 0
+}
+
 // DisconnectUser asks a node's WebSocket hub (the actor named HubName on
 // every node) to close every local session of the user with 4003 (admin
 // disconnect); the hub answers DisconnectCount.
@@ -1430,7 +1690,7 @@ type DisconnectUser struct {
 
 func (x *DisconnectUser) Reset() {
 	*x = DisconnectUser{}
-	mi := &file_presence_proto_msgTypes[22]
+	mi := &file_presence_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1702,7 @@ func (x *DisconnectUser) String() string {
 func (*DisconnectUser) ProtoMessage() {}
 
 func (x *DisconnectUser) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[22]
+	mi := &file_presence_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1715,7 @@ func (x *DisconnectUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectUser.ProtoReflect.Descriptor instead.
 func (*DisconnectUser) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{22}
+	return file_presence_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DisconnectUser) GetUserId() int64 {
@@ -1477,7 +1737,7 @@ type DisconnectCount struct {
 
 func (x *DisconnectCount) Reset() {
 	*x = DisconnectCount{}
-	mi := &file_presence_proto_msgTypes[23]
+	mi := &file_presence_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1489,7 +1749,7 @@ func (x *DisconnectCount) String() string {
 func (*DisconnectCount) ProtoMessage() {}
 
 func (x *DisconnectCount) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[23]
+	mi := &file_presence_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1502,7 +1762,7 @@ func (x *DisconnectCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectCount.ProtoReflect.Descriptor instead.
 func (*DisconnectCount) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{23}
+	return file_presence_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DisconnectCount) GetUserId() int64 {
@@ -1545,6 +1805,8 @@ type Envelope struct {
 	//	*Envelope_NodeInfo
 	//	*Envelope_NodeStats
 	//	*Envelope_PresenceBatchReply
+	//	*Envelope_Inspect
+	//	*Envelope_Inspection
 	//	*Envelope_DisconnectUser
 	//	*Envelope_DisconnectCount
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
@@ -1554,7 +1816,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_presence_proto_msgTypes[24]
+	mi := &file_presence_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1566,7 +1828,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[24]
+	mi := &file_presence_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1579,7 +1841,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{24}
+	return file_presence_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Envelope) GetBody() isEnvelope_Body {
@@ -1778,6 +2040,24 @@ func (x *Envelope) GetPresenceBatchReply() *PresenceBatchReply {
 	return nil
 }
 
+func (x *Envelope) GetInspect() *Inspect {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_Inspect); ok {
+			return x.Inspect
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetInspection() *Inspection {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_Inspection); ok {
+			return x.Inspection
+		}
+	}
+	return nil
+}
+
 func (x *Envelope) GetDisconnectUser() *DisconnectUser {
 	if x != nil {
 		if x, ok := x.Body.(*Envelope_DisconnectUser); ok {
@@ -1884,6 +2164,14 @@ type Envelope_PresenceBatchReply struct {
 	PresenceBatchReply *PresenceBatchReply `protobuf:"bytes,30,opt,name=presence_batch_reply,json=presenceBatchReply,proto3,oneof"`
 }
 
+type Envelope_Inspect struct {
+	Inspect *Inspect `protobuf:"bytes,50,opt,name=inspect,proto3,oneof"`
+}
+
+type Envelope_Inspection struct {
+	Inspection *Inspection `protobuf:"bytes,51,opt,name=inspection,proto3,oneof"`
+}
+
 type Envelope_DisconnectUser struct {
 	// 60 and up: session lifetime (numbers kept apart from other
 	// additions of the same round).
@@ -1936,6 +2224,10 @@ func (*Envelope_NodeStats) isEnvelope_Body() {}
 
 func (*Envelope_PresenceBatchReply) isEnvelope_Body() {}
 
+func (*Envelope_Inspect) isEnvelope_Body() {}
+
+func (*Envelope_Inspection) isEnvelope_Body() {}
+
 func (*Envelope_DisconnectUser) isEnvelope_Body() {}
 
 func (*Envelope_DisconnectCount) isEnvelope_Body() {}
@@ -1944,7 +2236,7 @@ var File_presence_proto protoreflect.FileDescriptor
 
 const file_presence_proto_rawDesc = "" +
 	"\n" +
-	"\x0epresence.proto\x12\vpresence.v1\"\xaf\x02\n" +
+	"\x0epresence.proto\x12\vpresence.v1\"\xd6\x02\n" +
 	"\tUserState\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x1b\n" +
@@ -1959,7 +2251,8 @@ const file_presence_proto_rawDesc = "" +
 	"updated_at\x18\b \x01(\x03R\tupdatedAt\x12\x18\n" +
 	"\aversion\x18\t \x01(\x04R\aversion\x12#\n" +
 	"\rsessions_held\x18\n" +
-	" \x01(\bR\fsessionsHeld\"X\n" +
+	" \x01(\bR\fsessionsHeld\x12%\n" +
+	"\x0eappear_offline\x18\v \x01(\bR\rappearOffline\"X\n" +
 	"\tGetStatus\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x16\n" +
@@ -2001,13 +2294,14 @@ const file_presence_proto_rawDesc = "" +
 	"\vhub_address\x18\x02 \x01(\tR\n" +
 	"hubAddress\x12\x15\n" +
 	"\x06hub_id\x18\x03 \x01(\tR\x05hubId\x12\x10\n" +
-	"\x03seq\x18\x04 \x01(\x04R\x03seq\"y\n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq\"\x91\x01\n" +
 	"\bSessions\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x10\n" +
 	"\x03hub\x18\x03 \x01(\tR\x03hub\x12\x14\n" +
 	"\x05count\x18\x04 \x01(\x05R\x05count\x12\x10\n" +
-	"\x03seq\x18\x05 \x01(\x04R\x03seq\":\n" +
+	"\x03seq\x18\x05 \x01(\x04R\x03seq\x12\x16\n" +
+	"\x06resend\x18\x06 \x01(\bR\x06resend\":\n" +
 	"\n" +
 	"StateReply\x12,\n" +
 	"\x05state\x18\x01 \x01(\v2\x16.presence.v1.UserStateR\x05state\"#\n" +
@@ -2026,17 +2320,43 @@ const file_presence_proto_rawDesc = "" +
 	"\x05state\x18\x01 \x01(\v2\x16.presence.v1.UserStateR\x05state\"#\n" +
 	"\bNotOwner\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\"\r\n" +
-	"\vCleanupNode\"\n" +
-	"\n" +
-	"\bNodeInfo\"0\n" +
+	"\vCleanupNode\"&\n" +
+	"\bNodeInfo\x12\x1a\n" +
+	"\bcounters\x18\x01 \x01(\bR\bcounters\"\xb2\x04\n" +
 	"\tNodeStats\x12#\n" +
-	"\ractive_actors\x18\x01 \x01(\x03R\factiveActors\")\n" +
+	"\ractive_actors\x18\x01 \x01(\x03R\factiveActors\x12\x1b\n" +
+	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x12#\n" +
+	"\rsessions_open\x18\x03 \x01(\x03R\fsessionsOpen\x12#\n" +
+	"\rhttp_requests\x18\x04 \x01(\x03R\fhttpRequests\x12,\n" +
+	"\x12http_client_errors\x18\x05 \x01(\x03R\x10httpClientErrors\x12,\n" +
+	"\x12http_server_errors\x18\x06 \x01(\x03R\x10httpServerErrors\x127\n" +
+	"\x18offline_push_delay_count\x18\a \x01(\x03R\x15offlinePushDelayCount\x12B\n" +
+	"\x1eoffline_push_delay_sum_seconds\x18\b \x01(\x01R\x1aofflinePushDelaySumSeconds\x12)\n" +
+	"\x10flaps_suppressed\x18\t \x01(\x03R\x0fflapsSuppressed\x12\x16\n" +
+	"\x06ghosts\x18\n" +
+	" \x01(\x03R\x06ghosts\x12\x1f\n" +
+	"\vcpu_seconds\x18\v \x01(\x01R\n" +
+	"cpuSeconds\x12\x1e\n" +
+	"\n" +
+	"goroutines\x18\f \x01(\x03R\n" +
+	"goroutines\x12\x1d\n" +
+	"\n" +
+	"heap_bytes\x18\r \x01(\x03R\theapBytes\x12\x1d\n" +
+	"\n" +
+	"started_at\x18\x0e \x01(\x03R\tstartedAt\"\"\n" +
+	"\aInspect\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\"\x86\x01\n" +
+	"\n" +
+	"Inspection\x12,\n" +
+	"\x05state\x18\x01 \x01(\v2\x16.presence.v1.UserStateR\x05state\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x1a\n" +
+	"\bwatchers\x18\x03 \x01(\x05R\bwatchers\x12\x1a\n" +
+	"\bsessions\x18\x04 \x01(\x05R\bsessions\")\n" +
 	"\x0eDisconnectUser\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\"S\n" +
 	"\x0fDisconnectCount\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12'\n" +
-	"\x0fsessions_closed\x18\x02 \x01(\x03R\x0esessionsClosed\"\xed\n" +
-	"\n" +
+	"\x0fsessions_closed\x18\x02 \x01(\x03R\x0esessionsClosed\"\xda\v\n" +
 	"\bEnvelope\x127\n" +
 	"\n" +
 	"get_status\x18\x01 \x01(\v2\x16.presence.v1.GetStatusH\x00R\tgetStatus\x126\n" +
@@ -2062,7 +2382,11 @@ const file_presence_proto_rawDesc = "" +
 	"\tnode_info\x18\x1c \x01(\v2\x15.presence.v1.NodeInfoH\x00R\bnodeInfo\x127\n" +
 	"\n" +
 	"node_stats\x18\x1d \x01(\v2\x16.presence.v1.NodeStatsH\x00R\tnodeStats\x12S\n" +
-	"\x14presence_batch_reply\x18\x1e \x01(\v2\x1f.presence.v1.PresenceBatchReplyH\x00R\x12presenceBatchReply\x12F\n" +
+	"\x14presence_batch_reply\x18\x1e \x01(\v2\x1f.presence.v1.PresenceBatchReplyH\x00R\x12presenceBatchReply\x120\n" +
+	"\ainspect\x182 \x01(\v2\x14.presence.v1.InspectH\x00R\ainspect\x129\n" +
+	"\n" +
+	"inspection\x183 \x01(\v2\x17.presence.v1.InspectionH\x00R\n" +
+	"inspection\x12F\n" +
 	"\x0fdisconnect_user\x18< \x01(\v2\x1b.presence.v1.DisconnectUserH\x00R\x0edisconnectUser\x12I\n" +
 	"\x10disconnect_count\x18= \x01(\v2\x1c.presence.v1.DisconnectCountH\x00R\x0fdisconnectCountB\x06\n" +
 	"\x04body*\x88\x01\n" +
@@ -2089,7 +2413,7 @@ func file_presence_proto_rawDescGZIP() []byte {
 }
 
 var file_presence_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_presence_proto_goTypes = []any{
 	(PresenceOutcome)(0),       // 0: presence.v1.PresenceOutcome
 	(FailureKind)(0),           // 1: presence.v1.FailureKind
@@ -2115,9 +2439,11 @@ var file_presence_proto_goTypes = []any{
 	(*CleanupNode)(nil),        // 21: presence.v1.CleanupNode
 	(*NodeInfo)(nil),           // 22: presence.v1.NodeInfo
 	(*NodeStats)(nil),          // 23: presence.v1.NodeStats
-	(*DisconnectUser)(nil),     // 24: presence.v1.DisconnectUser
-	(*DisconnectCount)(nil),    // 25: presence.v1.DisconnectCount
-	(*Envelope)(nil),           // 26: presence.v1.Envelope
+	(*Inspect)(nil),            // 24: presence.v1.Inspect
+	(*Inspection)(nil),         // 25: presence.v1.Inspection
+	(*DisconnectUser)(nil),     // 26: presence.v1.DisconnectUser
+	(*DisconnectCount)(nil),    // 27: presence.v1.DisconnectCount
+	(*Envelope)(nil),           // 28: presence.v1.Envelope
 }
 var file_presence_proto_depIdxs = []int32{
 	0,  // 0: presence.v1.PresenceBatchReply.outcomes:type_name -> presence.v1.PresenceOutcome
@@ -2125,34 +2451,37 @@ var file_presence_proto_depIdxs = []int32{
 	2,  // 2: presence.v1.StateReply.state:type_name -> presence.v1.UserState
 	1,  // 3: presence.v1.Failure.kind:type_name -> presence.v1.FailureKind
 	2,  // 4: presence.v1.PresenceUpdate.state:type_name -> presence.v1.UserState
-	3,  // 5: presence.v1.Envelope.get_status:type_name -> presence.v1.GetStatus
-	4,  // 6: presence.v1.Envelope.heartbeat:type_name -> presence.v1.Heartbeat
-	5,  // 7: presence.v1.Envelope.activity:type_name -> presence.v1.Activity
-	6,  // 8: presence.v1.Envelope.update_status:type_name -> presence.v1.UpdateStatus
-	7,  // 9: presence.v1.Envelope.get_presence:type_name -> presence.v1.GetPresence
-	10, // 10: presence.v1.Envelope.recheck:type_name -> presence.v1.Recheck
-	11, // 11: presence.v1.Envelope.watch:type_name -> presence.v1.Watch
-	12, // 12: presence.v1.Envelope.unwatch:type_name -> presence.v1.Unwatch
-	13, // 13: presence.v1.Envelope.sessions:type_name -> presence.v1.Sessions
-	8,  // 14: presence.v1.Envelope.get_presence_batch:type_name -> presence.v1.GetPresenceBatch
-	14, // 15: presence.v1.Envelope.state_reply:type_name -> presence.v1.StateReply
-	15, // 16: presence.v1.Envelope.not_found:type_name -> presence.v1.NotFound
-	16, // 17: presence.v1.Envelope.failure:type_name -> presence.v1.Failure
-	17, // 18: presence.v1.Envelope.cleanup_count:type_name -> presence.v1.CleanupCount
-	18, // 19: presence.v1.Envelope.ack:type_name -> presence.v1.Ack
-	19, // 20: presence.v1.Envelope.presence_update:type_name -> presence.v1.PresenceUpdate
-	20, // 21: presence.v1.Envelope.not_owner:type_name -> presence.v1.NotOwner
-	21, // 22: presence.v1.Envelope.cleanup_node:type_name -> presence.v1.CleanupNode
-	22, // 23: presence.v1.Envelope.node_info:type_name -> presence.v1.NodeInfo
-	23, // 24: presence.v1.Envelope.node_stats:type_name -> presence.v1.NodeStats
-	9,  // 25: presence.v1.Envelope.presence_batch_reply:type_name -> presence.v1.PresenceBatchReply
-	24, // 26: presence.v1.Envelope.disconnect_user:type_name -> presence.v1.DisconnectUser
-	25, // 27: presence.v1.Envelope.disconnect_count:type_name -> presence.v1.DisconnectCount
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	2,  // 5: presence.v1.Inspection.state:type_name -> presence.v1.UserState
+	3,  // 6: presence.v1.Envelope.get_status:type_name -> presence.v1.GetStatus
+	4,  // 7: presence.v1.Envelope.heartbeat:type_name -> presence.v1.Heartbeat
+	5,  // 8: presence.v1.Envelope.activity:type_name -> presence.v1.Activity
+	6,  // 9: presence.v1.Envelope.update_status:type_name -> presence.v1.UpdateStatus
+	7,  // 10: presence.v1.Envelope.get_presence:type_name -> presence.v1.GetPresence
+	10, // 11: presence.v1.Envelope.recheck:type_name -> presence.v1.Recheck
+	11, // 12: presence.v1.Envelope.watch:type_name -> presence.v1.Watch
+	12, // 13: presence.v1.Envelope.unwatch:type_name -> presence.v1.Unwatch
+	13, // 14: presence.v1.Envelope.sessions:type_name -> presence.v1.Sessions
+	8,  // 15: presence.v1.Envelope.get_presence_batch:type_name -> presence.v1.GetPresenceBatch
+	14, // 16: presence.v1.Envelope.state_reply:type_name -> presence.v1.StateReply
+	15, // 17: presence.v1.Envelope.not_found:type_name -> presence.v1.NotFound
+	16, // 18: presence.v1.Envelope.failure:type_name -> presence.v1.Failure
+	17, // 19: presence.v1.Envelope.cleanup_count:type_name -> presence.v1.CleanupCount
+	18, // 20: presence.v1.Envelope.ack:type_name -> presence.v1.Ack
+	19, // 21: presence.v1.Envelope.presence_update:type_name -> presence.v1.PresenceUpdate
+	20, // 22: presence.v1.Envelope.not_owner:type_name -> presence.v1.NotOwner
+	21, // 23: presence.v1.Envelope.cleanup_node:type_name -> presence.v1.CleanupNode
+	22, // 24: presence.v1.Envelope.node_info:type_name -> presence.v1.NodeInfo
+	23, // 25: presence.v1.Envelope.node_stats:type_name -> presence.v1.NodeStats
+	9,  // 26: presence.v1.Envelope.presence_batch_reply:type_name -> presence.v1.PresenceBatchReply
+	24, // 27: presence.v1.Envelope.inspect:type_name -> presence.v1.Inspect
+	25, // 28: presence.v1.Envelope.inspection:type_name -> presence.v1.Inspection
+	26, // 29: presence.v1.Envelope.disconnect_user:type_name -> presence.v1.DisconnectUser
+	27, // 30: presence.v1.Envelope.disconnect_count:type_name -> presence.v1.DisconnectCount
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_presence_proto_init() }
@@ -2160,7 +2489,7 @@ func file_presence_proto_init() {
 	if File_presence_proto != nil {
 		return
 	}
-	file_presence_proto_msgTypes[24].OneofWrappers = []any{
+	file_presence_proto_msgTypes[26].OneofWrappers = []any{
 		(*Envelope_GetStatus)(nil),
 		(*Envelope_Heartbeat)(nil),
 		(*Envelope_Activity)(nil),
@@ -2182,6 +2511,8 @@ func file_presence_proto_init() {
 		(*Envelope_NodeInfo)(nil),
 		(*Envelope_NodeStats)(nil),
 		(*Envelope_PresenceBatchReply)(nil),
+		(*Envelope_Inspect)(nil),
+		(*Envelope_Inspection)(nil),
 		(*Envelope_DisconnectUser)(nil),
 		(*Envelope_DisconnectCount)(nil),
 	}
@@ -2191,7 +2522,7 @@ func file_presence_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_presence_proto_rawDesc), len(file_presence_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -59,6 +59,10 @@ type Config struct {
 	// opened. Single-node tests use it (two protoactor-go remotes in one
 	// process trip the race detector).
 	Standalone bool
+	// InsecureCluster lets a clustered node listen beyond loopback with
+	// neither the cluster key nor remoting mutual TLS (logged as a
+	// warning at start); without it such a node refuses to start.
+	InsecureCluster bool
 	// PprofAddr, when set, serves net/http/pprof there; keep it on a local
 	// interface (default: off).
 	PprofAddr string

@@ -8,8 +8,13 @@ import (
 	"github.com/presence-cluster/presence/cluster"
 )
 
-// resyncEvery is how often the hub retries re-subscriptions that failed.
-const resyncEvery = 5 * time.Second
+// resyncEvery is how often the hub looks for re-subscriptions to retry;
+// resyncRetry is how soon it retries after a pass in which some failed
+// (an owner not answering for a moment, a store down).
+const (
+	resyncEvery = 5 * time.Second
+	resyncRetry = time.Second
+)
 
 // onView reacts to a membership change: users that moved away are stopped
 // (and handed to their new owner when their timers run), actors forget hubs
@@ -20,9 +25,14 @@ func (n *Node) onView(old, cur *cluster.View) {
 	self := n.system.Address()
 	joined := false
 	for _, m := range cur.Owners {
-		if _, ok := old.OwnerNamed(m.Name); !ok && m.Name != n.members.LocalName() {
+		was, ok := old.OwnerNamed(m.Name)
+		if !ok && m.Name != n.members.LocalName() {
 			joined = true
-			break
+		}
+		if (!ok || was.State != "alive") && m.State == "alive" {
+			// Back (restarted, a partition healed, a suspicion refuted):
+			// what its silence taught the router no longer holds.
+			n.router.MemberBack(m.RemoteAddr)
 		}
 	}
 	n.host.ViewChanged(func(addr string) bool { return addr == self || cur.HasRemote(addr) }, joined)
@@ -48,16 +58,22 @@ func (n *Node) onView(old, cur *cluster.View) {
 func (n *Node) resyncLoop() {
 	tick := time.NewTicker(resyncEvery)
 	defer tick.Stop()
+	var retry <-chan time.Time
 	for {
 		select {
 		case <-n.stopped:
 			return
 		case <-tick.C:
+		case <-retry:
 		case <-n.resync:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		n.api.Hub().Resync(ctx)
+		failed := n.api.Hub().Resync(ctx)
 		cancel()
+		retry = nil
+		if failed {
+			retry = time.After(resyncRetry)
+		}
 	}
 }
 

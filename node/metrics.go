@@ -26,6 +26,7 @@ type nodeMetrics struct {
 	storeLatency    *prometheus.HistogramVec
 	storeErrors     *prometheus.CounterVec
 	reads           *prometheus.CounterVec
+	remoteRefused   prometheus.Counter
 }
 
 func newNodeMetrics() *nodeMetrics {
@@ -64,6 +65,10 @@ func newNodeMetrics() *nodeMetrics {
 			Name: "presence_reads_total",
 			Help: "Users read by presence reads through this node, by how they were answered: from the owners' published snapshots, or by the user actors (inactive users, a timer due).",
 		}, []string{"path"}),
+		remoteRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "presence_remote_auth_refused_total",
+			Help: "Calls to the actor-remoting port refused because they carried no valid cluster-key credential (a non-member, a node with another key, a clock off by more than 2 min, a replay).",
+		}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "presence_store_errors_total", Help: "Failed store calls by operation (version conflicts excluded).",
 		}, []string{"op"}),
@@ -72,7 +77,7 @@ func newNodeMetrics() *nodeMetrics {
 	m.reads.WithLabelValues("snapshot")
 	m.reads.WithLabelValues("actor")
 	m.reg.MustRegister(m.actorsActive, m.activations, m.offlineAfter, m.flapsSuppressed, m.ghosts,
-		m.requestLatency, m.storeLatency, m.storeErrors, m.reads,
+		m.requestLatency, m.storeLatency, m.storeErrors, m.reads, m.remoteRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

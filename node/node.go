@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
@@ -51,6 +52,8 @@ type Node struct {
 	resync     chan struct{}
 	stopped    chan struct{}
 	stopOnce   sync.Once
+	// started is when Start began, for the uptime in /admin/stats.
+	started time.Time
 }
 
 // Start opens the store, starts the actors, joins the cluster (unless
@@ -69,6 +72,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		resync:  make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 		metrics: newNodeMetrics(),
+		started: time.Now(),
 	}
 	defer func() {
 		if err != nil {
@@ -120,8 +124,12 @@ func (n *Node) startActorSystem() error {
 	if n.cfg.Standalone {
 		return nil
 	}
+	n.warnInsecure()
+	rc := n.cfg.Routing
+	rc.ClusterKey = n.cfg.clusterKey()
+	rc.OnRefused = n.remoteRefused
 	var err error
-	n.remote, n.remoteAddr, err = routing.StartRemote(n.system, n.cfg.Routing, n.advertiseHost())
+	n.remote, n.remoteAddr, err = routing.StartRemote(n.system, rc, n.advertiseHost())
 	return err
 }
 
@@ -174,6 +182,7 @@ func (n *Node) startActors() error {
 	n.router = routing.New(n.system, n.members, n.metrics, n.log)
 	ac := n.cfg.Actors
 	ac.Store, ac.LastSeen, ac.Logger, ac.Observer, ac.Handoff = n.store, n.lastSeen, n.log, n.metrics, n.router.Handoff
+	ac.NodeName, ac.NodeCounters = n.cfg.Name, n.fillCounters
 	if n.cfg.Clock != nil {
 		ac.Clock = n.cfg.Clock
 	}

@@ -31,6 +31,7 @@ func TestDefaultConfig(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
+	key := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // 32 bytes
 	for _, tc := range []struct {
 		name string
 		cfg  Config
@@ -38,11 +39,22 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{"bolt cluster", Config{Store: "bolt", Membership: cluster.Config{Seeds: []string{"a:7946"}}}, ErrBoltCluster},
 		{"bolt standalone", Config{Store: "bolt", Standalone: true, Membership: cluster.Config{Seeds: []string{"a:7946"}}}, nil},
-		{"bolt alone", Config{Store: "bolt"}, nil},
-		{"postgres cluster", Config{Store: "postgres://h/db", Membership: cluster.Config{Seeds: []string{"a:7946"}}}, nil},
+		{"bolt alone", Config{Store: "bolt", Membership: cluster.Config{BindAddr: "127.0.0.1:7946"}, Routing: routing.Config{BindAddr: "127.0.0.1:8090"}}, nil},
+		{"postgres cluster with the key", Config{Store: "postgres://h/db", Membership: cluster.Config{Seeds: []string{"a:7946"}, SecretKey: key}}, nil},
+		{"exposed cluster, no key, no TLS", Config{Store: "memory", Membership: cluster.Config{Seeds: []string{"a:7946"}}}, ErrInsecureCluster},
+		{"exposed remoting only", Config{Store: "memory", Membership: cluster.Config{BindAddr: "127.0.0.1:7946"}, Routing: routing.Config{BindAddr: "10.0.0.5:8090"}}, ErrInsecureCluster},
+		{"exposed gossip only", Config{Store: "memory", Membership: cluster.Config{BindAddr: "0.0.0.0:7946"}, Routing: routing.Config{BindAddr: "127.0.0.1:8090"}}, ErrInsecureCluster},
+		{"exposed, insecure allowed", Config{Store: "memory", InsecureCluster: true}, nil},
+		{"exposed with TLS", Config{Store: "memory", Routing: routing.Config{TLS: routing.RemoteTLS{CertFile: "c", KeyFile: "k", CAFile: "ca"}}}, nil},
+		{"loopback cluster, no key", Config{Store: "memory", Membership: cluster.Config{BindAddr: "127.0.0.1:7946"}, Routing: routing.Config{BindAddr: "localhost:8090"}}, nil},
+		{"standalone on default addresses", Config{Store: "memory", Standalone: true}, nil},
+		{"bad gossip key", Config{Store: "memory", Membership: cluster.Config{SecretKey: "c2hvcnQ="}}, cluster.ErrSecretKey},
+		{"short HS256 secret", Config{Store: "memory", Standalone: true, Auth: AuthConfig{Secret: "12345"}}, ErrShortSecret},
+		{"31-byte HS256 secret", Config{Store: "memory", Standalone: true, Auth: AuthConfig{Secret: strings.Repeat("x", 31)}}, ErrShortSecret},
+		{"32-byte HS256 secret", Config{Store: "memory", Standalone: true, Auth: AuthConfig{Secret: strings.Repeat("x", 32)}}, nil},
 	} {
-		if err := tc.cfg.withDefaults().check(); !errors.Is(err, tc.want) {
-			t.Errorf("%s: check() = %v, want %v", tc.name, err, tc.want)
+		if err := tc.cfg.Validate(); !errors.Is(err, tc.want) {
+			t.Errorf("%s: Validate() = %v, want %v", tc.name, err, tc.want)
 		}
 	}
 	if _, err := openStore(Config{Store: "cassandra"}); !errors.Is(err, ErrUnknownStore) || !strings.Contains(err.Error(), "cassandra") {

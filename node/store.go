@@ -18,15 +18,30 @@ var (
 	// ErrUnknownStore: Config.Store names no store kind.
 	ErrUnknownStore = errors.New("want bolt, memory or a postgres:// URL")
 	// ErrBoltCluster: a clustered node (seeds set) on the bolt store.
+	// ErrShortSecret: an HS256 secret shorter than MinSecretLen bytes.
+	ErrShortSecret = fmt.Errorf("an HS256 secret must be at least %d bytes (256 bits, the HMAC-SHA256 output size)", MinSecretLen)
 	ErrBoltCluster = errors.New("the bolt store keeps state in a file of this node only, so a cluster (seeds set) would lose users that move between nodes: use a postgres:// URL shared by every node, or the memory store for an ephemeral cluster")
 )
 
-// check refuses configurations that cannot work.
+// Validate reports what Start would refuse in cfg before anything is
+// opened: a clustered node on the bolt store (ErrBoltCluster), a bad
+// gossip key (cluster.ErrSecretKey), an exposed cluster without
+// authenticated remoting (ErrInsecureCluster), an HS256 secret too short
+// (ErrShortSecret).
+func (c Config) Validate() error { return c.withDefaults().check() }
+
+// MinSecretLen is the shortest HS256 secret accepted, in bytes.
+const MinSecretLen = 32
+
+// check refuses configurations that cannot work or are unsafe.
 func (c Config) check() error {
 	if !c.Standalone && len(c.Membership.Seeds) > 0 && storeKind(c.Store) == "bolt" {
 		return ErrBoltCluster
 	}
-	return nil
+	if c.Auth.Secret != "" && len(c.Auth.Secret) < MinSecretLen {
+		return ErrShortSecret
+	}
+	return c.checkSecurity()
 }
 
 // openStore opens the configured store (or wraps the shared one so this

@@ -83,11 +83,18 @@ func (r *Router) Handoff(userID int64) {
 // statistics.
 func (r *Router) NodeStats(ctx context.Context, remoteAddr string) (*messages.NodeStats, error) {
 	pid := r.local
-	if remoteAddr != "" && remoteAddr != pid.Address {
+	remote := remoteAddr != "" && remoteAddr != pid.Address
+	if remote {
+		if r.health.failing(remoteAddr, time.Now()) {
+			return nil, fmt.Errorf("member at %s is not answering: %w", remoteAddr, ErrUnavailable)
+		}
 		pid = r.activatorAt(remoteAddr)
 	}
 	reply, err := r.request(ctx, pid, &messages.Envelope{Body: &messages.Envelope_NodeInfo{NodeInfo: &messages.NodeInfo{}}})
 	if err != nil {
+		if remote && ctx.Err() == nil {
+			r.health.failed(remoteAddr, time.Now())
+		}
 		return nil, err
 	}
 	return reply.GetNodeStats(), nil

@@ -139,6 +139,7 @@ func (p *presenceRead) sendBatches(groups []batchGroup, timeout time.Duration) {
 			p.r.batchUnanswered(g.pid)
 			continue
 		}
+		p.r.health.answered(g.pid.Address)
 		// A reply of another kind (a failure, say) settles nothing.
 		b := reply.GetPresenceBatchReply()
 		g.answered, g.outcomes, g.states = b != nil, b.GetOutcomes(), b.GetStates()
@@ -179,6 +180,9 @@ func (p *presenceRead) batchTarget(userID int64) *actor.PID {
 		return pid
 	}
 	p.remote = true
+	if p.r.suspected(m, p.now) {
+		return nil // the per-user path refuses it at once
+	}
 	if pid != p.last {
 		// A member of an older version ignores the kind: its users are
 		// read one by one without asking it first.
@@ -214,6 +218,8 @@ func (r *Router) batchUnanswered(pid *actor.PID) {
 	}
 	r.log.Info("member did not answer a batch presence read; reading its users one by one for a while",
 		slog.String("address", pid.Address), slog.Duration("for", noBatchFor))
+	// It may be down: its users' per-user reads fail fast meanwhile.
+	r.health.failed(pid.Address, time.Now())
 	r.mu.Lock()
 	if r.noBatch == nil {
 		r.noBatch = make(map[string]time.Time)

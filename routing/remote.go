@@ -7,6 +7,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/presence-cluster/presence/cluster"
 )
@@ -18,13 +20,9 @@ import (
 // library panics when it cannot listen; that becomes an error here.
 func StartRemote(system *actor.ActorSystem, cfg Config, advertiseHost string) (r *remote.Remote, addr string, err error) {
 	cfg = cfg.withDefaults()
-	opts := []remote.ConfigOption{}
-	if cfg.TLS.enabled() {
-		topts, err := cfg.TLS.options()
-		if err != nil {
-			return nil, "", err
-		}
-		opts = append(opts, topts...)
+	opts, err := securityOptions(cfg)
+	if err != nil {
+		return nil, "", err
 	}
 	host, port, err := cluster.SplitHostPort(cfg.BindAddr, 8090)
 	if err != nil {
@@ -57,6 +55,30 @@ func StartRemote(system *actor.ActorSystem, cfg Config, advertiseHost string) (r
 	return r, advertise, nil
 }
 
+// securityOptions returns the remote options for mutual TLS and the
+// cluster-key credential. protoactor-go's WithServerOptions and
+// WithDialOptions replace rather than add, so both are built together.
+func securityOptions(cfg Config) ([]remote.ConfigOption, error) {
+	var server []grpc.ServerOption
+	dial := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if cfg.TLS.Enabled() {
+		so, do, err := cfg.TLS.options()
+		if err != nil {
+			return nil, err
+		}
+		server, dial = append(server, so), []grpc.DialOption{do}
+	}
+	if len(cfg.ClusterKey) > 0 {
+		a := newClusterAuth(cfg.ClusterKey)
+		a.refused = cfg.OnRefused
+		server = append(server, a.serverOptions()...)
+		dial = append(dial, a.dialOptions()...)
+	}
+	// Chained after the membership check: non-members are refused first.
+	server = append(server, guardOptions()...)
+	return []remote.ConfigOption{remote.WithServerOptions(server...), remote.WithDialOptions(dial...)}, nil
+}
+
 func freePort(host string) (int, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
@@ -64,4 +86,13 @@ func freePort(host string) (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// MemberBack tells the router that the member at addr (re)joined the view:
+// requests that failed while it was gone no longer make its users' requests
+// fail fast.
+func (r *Router) MemberBack(addr string) {
+	if addr != "" {
+		r.health.answered(addr)
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
@@ -27,24 +26,25 @@ type RemoteTLS struct {
 	ServerName string
 }
 
-func (t RemoteTLS) enabled() bool { return t.CertFile != "" || t.KeyFile != "" || t.CAFile != "" }
+// Enabled reports whether any TLS file is configured.
+func (t RemoteTLS) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" || t.CAFile != "" }
 
-// options returns the protoactor-go remote options for mutual TLS.
-func (t RemoteTLS) options() ([]remote.ConfigOption, error) {
+// options returns the gRPC server and dial options for mutual TLS.
+func (t RemoteTLS) options() (grpc.ServerOption, grpc.DialOption, error) {
 	if t.CertFile == "" || t.KeyFile == "" || t.CAFile == "" {
-		return nil, errors.New("remoting TLS needs the certificate, key and CA files together")
+		return nil, nil, errors.New("remoting TLS needs the certificate, key and CA files together")
 	}
 	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("remoting TLS key pair: %w", err)
+		return nil, nil, fmt.Errorf("remoting TLS key pair: %w", err)
 	}
 	caPEM, err := os.ReadFile(t.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("remoting TLS CA: %w", err)
+		return nil, nil, fmt.Errorf("remoting TLS CA: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("remoting TLS CA %s: no PEM certificate found", t.CAFile)
+		return nil, nil, fmt.Errorf("remoting TLS CA %s: no PEM certificate found", t.CAFile)
 	}
 	name := t.ServerName
 	if name == "" {
@@ -62,8 +62,5 @@ func (t RemoteTLS) options() ([]remote.ConfigOption, error) {
 		RootCAs:      pool,
 		ServerName:   name,
 	}
-	return []remote.ConfigOption{
-		remote.WithServerOptions(grpc.Creds(credentials.NewTLS(server))),
-		remote.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(client))),
-	}, nil
+	return grpc.Creds(credentials.NewTLS(server)), grpc.WithTransportCredentials(credentials.NewTLS(client)), nil
 }

@@ -8,6 +8,7 @@ package routing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -31,7 +32,6 @@ const DefaultRequestTimeout = 5 * time.Second
 const (
 	retryFirst      = 20 * time.Millisecond
 	retryMax        = 500 * time.Millisecond
-	remoteAttempt   = 2 * time.Second
 	handoffDeadline = 10 * time.Second
 )
 
@@ -70,6 +70,9 @@ type Router struct {
 	log     *slog.Logger
 	// batchTimeout is BatchTimeout; tests shorten it.
 	batchTimeout time.Duration
+
+	// health fails requests fast for members that stopped answering.
+	health health
 
 	mu   sync.Mutex
 	pids map[string]*actor.PID // remote address -> activator PID
@@ -138,7 +141,9 @@ func (r *Router) activatorAt(addr string) *actor.PID {
 
 // Request sends env to the actor of userID, wherever it lives, and waits
 // for its answer, re-routing while views disagree. An answer that does
-// not come before ctx's deadline is an error wrapping ErrUnavailable.
+// not come before ctx's deadline is an error wrapping ErrUnavailable; an
+// owner that stopped answering is refused fast with *OwnerDown (see
+// health.go).
 func (r *Router) Request(ctx context.Context, userID int64, env *messages.Envelope) (*messages.Envelope, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -147,23 +152,11 @@ func (r *Router) Request(ctx context.Context, userID int64, env *messages.Envelo
 	}
 	backoff := retryFirst
 	start := time.Now()
+	var undelivered time.Time // first failed delivery to a remote owner
 	for {
-		pid, _, local, err := r.target(userID)
-		var reply *messages.Envelope
-		if err == nil {
-			actx, cancel := ctx, context.CancelFunc(func() {})
-			if !local {
-				actx, cancel = context.WithTimeout(ctx, remoteAttempt)
-			}
-			reply, err = r.request(actx, pid, env)
-			cancel()
-			if err == nil && reply.GetNotOwner() == nil {
-				r.obs.RequestDone(local, time.Since(start))
-				return reply, nil
-			}
-			if err != nil && local {
-				return nil, err // a local actor that does not answer is not a routing problem
-			}
+		reply, done, err := r.attempt(ctx, userID, env, start, &undelivered)
+		if done {
+			return reply, err
 		}
 		select {
 		case <-ctx.Done():
@@ -178,16 +171,82 @@ func (r *Router) Request(ctx context.Context, userID int64, env *messages.Envelo
 	}
 }
 
+// attempt makes one attempt of Request at userID's current owner; done
+// says whether its outcome is final (an answer, or an error to return).
+// A remote owner that is suspected down refuses at once (*OwnerDown); one
+// that does not answer within remoteAttempt, or that the transport cannot
+// reach for undeliveredFor (since *undelivered, the request's first failed
+// delivery; a connection being set up may fail once), becomes suspected,
+// so the request, and every request after it, fails fast.
+func (r *Router) attempt(ctx context.Context, userID int64, env *messages.Envelope, start time.Time, undelivered *time.Time) (*messages.Envelope, bool, error) {
+	pid, m, local, err := r.target(userID)
+	if err != nil {
+		return nil, false, err
+	}
+	if local {
+		reply, err := r.request(ctx, pid, env)
+		if err != nil {
+			return nil, true, err // a local actor that does not answer is not a routing problem
+		}
+		if reply.GetNotOwner() != nil {
+			return nil, false, nil
+		}
+		r.obs.RequestDone(true, time.Since(start))
+		return reply, true, nil
+	}
+	now := time.Now()
+	if r.suspected(m, now) {
+		return nil, true, ownerDown(userID, m)
+	}
+	actx, cancel := context.WithTimeout(ctx, remoteAttempt)
+	reply, err := r.request(actx, pid, env)
+	cancel()
+	now = time.Now()
+	if err != nil && ctx.Err() == nil && !errors.Is(err, errTimeout) {
+		// Not delivered (no connection): retried for a moment.
+		if undelivered.IsZero() {
+			*undelivered = now
+		}
+		if now.Sub(*undelivered) < undeliveredFor {
+			return nil, false, err
+		}
+	}
+	switch {
+	case err != nil && ctx.Err() == nil:
+		// The attempt ran out, or the transport kept failing, before the
+		// caller's deadline: the member is not answering.
+		if r.health.failed(m.RemoteAddr, now) {
+			r.log.Warn("member not answering; failing its users' requests fast until it answers or is declared dead",
+				slog.String("member", m.Name), slog.String("address", m.RemoteAddr), slog.Any("err", err))
+		}
+		return nil, true, ownerDown(userID, m)
+	case err != nil:
+		return nil, false, err
+	}
+	r.health.answered(m.RemoteAddr)
+	if reply.GetNotOwner() != nil {
+		return nil, false, nil
+	}
+	r.obs.RequestDone(false, time.Since(start))
+	return reply, true, nil
+}
+
 // RequestAll sends every envelope before waiting for any answer, with one
 // reply collector for the lot; answers that need re-routing, and requests
 // whose answer did not come in the first round, are retried one by one.
 // The envelopes must name distinct users.
 func (r *Router) RequestAll(ctx context.Context, envs []*messages.Envelope) ([]*messages.Envelope, []error) {
 	targets := make([]*actor.PID, len(envs))
+	errs := make([]error, len(envs))
+	now := time.Now()
 	for i, env := range envs {
-		pid, _, _, err := r.target(actors.UserID(env))
-		if err != nil {
+		pid, m, local, err := r.target(actors.UserID(env))
+		switch {
+		case err != nil:
 			pid = r.local // answered NotOwner or failed, then retried
+		case !local && r.suspected(m, now):
+			errs[i] = ownerDown(actors.UserID(env), m)
+			pid = nil // not sent
 		}
 		targets[i] = pid
 	}
@@ -196,12 +255,43 @@ func (r *Router) RequestAll(ctx context.Context, envs []*messages.Envelope) ([]*
 	first, cancel := context.WithTimeout(ctx, remoteAttempt)
 	replies := r.askAll(first, targets, envs)
 	cancel()
-	errs := make([]error, len(envs))
+	r.noteSilent(ctx, targets, replies)
 	for i, reply := range replies {
-		if reply != nil && reply.GetNotOwner() == nil {
+		if errs[i] != nil || (reply != nil && reply.GetNotOwner() == nil) {
 			continue
 		}
 		replies[i], errs[i] = r.Request(ctx, actors.UserID(envs[i]), envs[i])
 	}
 	return replies, errs
+}
+
+// noteSilent marks as failing the remote members that answered none of
+// the requests of a RequestAll round (before the caller's deadline), so
+// the retries and later requests for their users fail fast.
+func (r *Router) noteSilent(ctx context.Context, targets []*actor.PID, replies []*messages.Envelope) {
+	if ctx.Err() != nil {
+		return
+	}
+	var silent map[string]bool // address -> no answer yet
+	for i, pid := range targets {
+		if pid == nil || pid.Address == r.local.Address {
+			continue
+		}
+		if silent == nil {
+			silent = make(map[string]bool)
+		}
+		if replies[i] != nil {
+			silent[pid.Address] = false
+		} else if _, seen := silent[pid.Address]; !seen {
+			silent[pid.Address] = true
+		}
+	}
+	now := time.Now()
+	for addr, none := range silent {
+		if none {
+			r.health.failed(addr, now)
+		} else {
+			r.health.answered(addr)
+		}
+	}
 }

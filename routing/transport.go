@@ -83,7 +83,7 @@ func (c *replyCollector) SendUserMessage(_ *actor.PID, message interface{}) {
 func (c *replyCollector) SendSystemMessage(*actor.PID, interface{}) {}
 func (c *replyCollector) Stop(*actor.PID)                           {}
 
-// askAll sends envs[i] to targets[i] and waits, until ctx ends, for the
+// askAll sends envs[i] to targets[i] (nil: not sent) and waits, until ctx ends, for the
 // answers, correlated by user id (the ids must be distinct). Requests
 // without an answer by then are nil in the result; the caller retries them
 // one by one.
@@ -96,12 +96,17 @@ func (r *Router) askAll(ctx context.Context, targets []*actor.PID, envs []*messa
 	}
 	defer reg.Remove(pid)
 	index := make(map[int64]int, len(envs))
+	pending := 0
 	for i, env := range envs {
+		if targets[i] == nil {
+			continue // not sent (its owner is suspected down)
+		}
 		index[actors.UserID(env)] = i
 		r.system.Root.RequestWithCustomSender(targets[i], env, pid)
+		pending++
 	}
 	out := make([]*messages.Envelope, len(envs))
-	for pending := len(envs); pending > 0; {
+	for pending > 0 {
 		select {
 		case <-ctx.Done():
 			return out

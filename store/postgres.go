@@ -259,7 +259,7 @@ func (p *Postgres) Ping(ctx context.Context) error {
 	return nil
 }
 
-const userColumns = "user_id, username, is_online, is_busy, busy_until, last_seen, created_at, updated_at, version, sessions_held"
+const userColumns = "user_id, username, is_online, is_busy, busy_until, last_seen, created_at, updated_at, version, sessions_held, appear_offline"
 
 const loadSQL = "SELECT " + userColumns + " FROM presence_users WHERE user_id = $1"
 
@@ -286,7 +286,7 @@ func scanUser(row pgx.Row) (*messages.UserState, error) {
 	st := new(messages.UserState)
 	var version int64
 	if err := row.Scan(&st.UserId, &st.Username, &st.IsOnline, &st.IsBusy, &st.BusyUntil,
-		&st.LastSeen, &st.CreatedAt, &st.UpdatedAt, &version, &st.SessionsHeld); err != nil {
+		&st.LastSeen, &st.CreatedAt, &st.UpdatedAt, &version, &st.SessionsHeld, &st.AppearOffline); err != nil {
 		return nil, err
 	}
 	st.Version = uint64(version)
@@ -295,10 +295,10 @@ func scanUser(row pgx.Row) (*messages.UserState, error) {
 
 // insertSQL creates a record that must not exist yet (prevVersion 0).
 const insertSQL = "INSERT INTO presence_users (" + userColumns + `)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (user_id) DO NOTHING`
 
-// updateSQL replaces a record whose version is $11. A concurrent writer's
+// updateSQL replaces a record whose version is $12. A concurrent writer's
 // update makes this one wait for its row lock and then re-check the version
 // on the row as committed, so exactly one of two writers with the same
 // prevVersion wins. A missing row matches nothing, as prevVersion > 0
@@ -306,8 +306,8 @@ ON CONFLICT (user_id) DO NOTHING`
 const updateSQL = `UPDATE presence_users SET
 	username = $2, is_online = $3, is_busy = $4, busy_until = $5,
 	last_seen = greatest(last_seen, $6), created_at = $7, updated_at = $8,
-	version = $9, sessions_held = $10
-WHERE user_id = $1 AND version = $11`
+	version = $9, sessions_held = $10, appear_offline = $11
+WHERE user_id = $1 AND version = $12`
 
 // Save writes st if the stored version equals prevVersion; see Store.Save.
 // The write is one statement; only a conflict costs a second query, to say
@@ -324,7 +324,7 @@ func (p *Postgres) Save(ctx context.Context, st *messages.UserState, prevVersion
 		return fmt.Errorf("store: save user %d: %w", id, err)
 	}
 	args := []any{id, st.GetUsername(), st.GetIsOnline(), st.GetIsBusy(), st.GetBusyUntil(),
-		st.GetLastSeen(), st.GetCreatedAt(), st.GetUpdatedAt(), int64(st.GetVersion()), st.GetSessionsHeld()}
+		st.GetLastSeen(), st.GetCreatedAt(), st.GetUpdatedAt(), int64(st.GetVersion()), st.GetSessionsHeld(), st.GetAppearOffline()}
 	var tag pgconn.CommandTag
 	var err error
 	if prevVersion == 0 {

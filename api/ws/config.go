@@ -30,6 +30,10 @@ type Config struct {
 	// beyond get an error frame and are dropped.
 	FrameRate  float64
 	FrameBurst int
+	// AllowedOrigins, when set, refuses with 403 a handshake whose Origin
+	// header is not listed ("*": any); a handshake without Origin (not
+	// from a browser) is accepted. Empty: any origin.
+	AllowedOrigins []string
 }
 
 // DefaultConfig returns the WebSocket settings a node runs with unless told

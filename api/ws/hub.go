@@ -86,6 +86,10 @@ func NewHub(system *actor.ActorSystem, router Router, maxSessionsPerUser int, lo
 		sessions:           make(map[int64]*ownEntry),
 		stopPinger:         make(chan struct{}),
 	}
+	// Sequence numbers start from the clock: a hub restarted at the same
+	// address (the same PID) must not send numbers that owners' actors
+	// take for older than its previous incarnation's.
+	h.seq.Store(uint64(time.Now().UnixNano()))
 	pid, err := system.Root.SpawnNamed(actor.PropsFromFunc(h.receive), HubName)
 	if err != nil {
 		return nil, fmt.Errorf("spawn %s: %w", HubName, err)
@@ -167,7 +171,7 @@ func (h *Hub) attach(ctx context.Context, s *session) error {
 	count, seq := len(own.sessions), h.seq.Add(1)
 	h.mu.Unlock()
 	h.stats.SessionsOpen.Add(1)
-	if err := h.sendSessions(ctx, user.UserID, user.Username, count, seq); err != nil {
+	if err := h.sendSessions(ctx, user.UserID, user.Username, count, seq, false); err != nil {
 		// The session will be closed: take it back out, and tell the actor
 		// the count without it (its answer may have been lost, not the
 		// report).
@@ -204,16 +208,17 @@ func (h *Hub) detachOwn(ctx context.Context, s *session) {
 	count, seq := len(own.sessions), h.seq.Add(1)
 	h.mu.Unlock()
 	h.stats.SessionsOpen.Add(-1)
-	if err := h.sendSessions(ctx, user.UserID, user.Username, count, seq); err != nil {
+	if err := h.sendSessions(ctx, user.UserID, user.Username, count, seq, false); err != nil {
 		h.log.Warn("session count not delivered", slog.Int64("user_id", user.UserID), slog.Any("err", err))
 	}
 }
 
 // sendSessions tells the actor of uid how many sessions its user holds on
-// this node.
-func (h *Hub) sendSessions(ctx context.Context, uid int64, username string, count int, seq uint64) error {
+// this node; resend marks a count sent again (to a new owner), which is no
+// new connection.
+func (h *Hub) sendSessions(ctx context.Context, uid int64, username string, count int, seq uint64, resend bool) error {
 	reply, err := h.router.Request(ctx, uid, &messages.Envelope{Body: &messages.Envelope_Sessions{Sessions: &messages.Sessions{
-		UserId: uid, Username: username, Hub: h.hubKey(), Count: int32(count), Seq: seq,
+		UserId: uid, Username: username, Hub: h.hubKey(), Count: int32(count), Seq: seq, Resend: resend,
 	}}})
 	if err != nil {
 		return err

@@ -23,15 +23,17 @@ type sessCount struct {
 // delivers the fresh state it answers with, so subscribers end with the
 // true state even if the old owner died before pushing it. It also re-sends
 // the session counts of local users whose owner changed. What fails is
-// marked so that the next Resync tries it again.
-func (h *Hub) Resync(ctx context.Context) {
+// marked so that the next Resync tries it again; failed reports whether
+// something did.
+func (h *Hub) Resync(ctx context.Context) (failed bool) {
 	watchEnvs, counts := h.ownerChanges()
 	if len(watchEnvs) == 0 && len(counts) == 0 {
-		return
+		return false
 	}
 	h.log.Info("hub re-subscribing after membership change", slog.Int("watches", len(watchEnvs)), slog.Int("session_users", len(counts)))
 	for _, c := range counts {
-		if err := h.sendSessions(ctx, c.uid, c.username, c.count, c.seq); err != nil {
+		if err := h.sendSessions(ctx, c.uid, c.username, c.count, c.seq, true); err != nil {
+			failed = true
 			h.log.Warn("session count not re-sent; will retry", slog.Int64("user_id", c.uid), slog.Any("err", err))
 			h.mu.Lock()
 			if own := h.sessions[c.uid]; own != nil {
@@ -45,6 +47,7 @@ func (h *Hub) Resync(ctx context.Context) {
 		replies, errs := h.router.RequestAll(ctx, part)
 		for i, reply := range replies {
 			if errs[i] != nil {
+				failed = true
 				h.log.Warn("re-watch failed; will retry", slog.Any("err", errs[i]))
 				h.forgetOwner(part[i].GetWatch().GetUserId())
 				continue
@@ -54,6 +57,7 @@ func (h *Hub) Resync(ctx context.Context) {
 			}
 		}
 	}
+	return failed
 }
 
 // ownerChanges records the current owner of every watched user and of

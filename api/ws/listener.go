@@ -3,6 +3,8 @@ package ws
 import (
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // connListener tunes every accepted TCP connection and remembers it by
@@ -12,12 +14,18 @@ type connListener struct {
 	net.Listener
 	sendBuffer int
 	conns      sync.Map // remote address -> *trackedConn
+	// drainBytes and drainTime bound a lingering close; lingering holds
+	// a token per lingering connection (see linger.go).
+	drainBytes int
+	drainTime  time.Duration
+	lingering  chan struct{}
 }
 
 type trackedConn struct {
 	*net.TCPConn
-	owner *connListener
-	once  sync.Once
+	owner  *connListener
+	once   sync.Once
+	linger atomic.Bool
 }
 
 // Accept tunes and tracks the next TCP connection.
@@ -38,9 +46,13 @@ func (l *connListener) Accept() (net.Conn, error) {
 	return t, nil
 }
 
-// Close forgets the connection and closes it.
+// Close forgets the connection and closes it, after draining what the
+// client still sends if it was marked by LingerOnClose.
 func (c *trackedConn) Close() error {
 	c.once.Do(func() { c.owner.conns.Delete(c.RemoteAddr().String()) })
+	if c.linger.CompareAndSwap(true, false) && c.owner.lingerClose(c) {
+		return nil
+	}
 	return c.TCPConn.Close()
 }
 

@@ -49,6 +49,8 @@ type Server struct {
 	// listener, once Listener wrapped the node's listener, resets the
 	// connections of slow consumers.
 	listener atomic.Pointer[connListener]
+	// origins restricts the handshake's Origin (nil: any).
+	origins *Origins
 }
 
 // New spawns the hub in d.System and starts its pinger; zero fields of cfg
@@ -64,12 +66,16 @@ func New(cfg Config, d Deps) (*Server, error) {
 		d.RequestTimeout = defaultRequestTimeout
 	}
 	cfg = cfg.withDefaults()
+	origins, err := ParseOrigins(cfg.AllowedOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("allowed origins: %w", err)
+	}
 	hub, err := NewHub(d.System, d.Router, cfg.MaxSessionsPerUser, d.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("start hub: %w", err)
 	}
 	go hub.runPinger(cfg.PingInterval)
-	return &Server{cfg: cfg, deps: d, hub: hub, log: d.Logger}, nil
+	return &Server{cfg: cfg, deps: d, hub: hub, log: d.Logger, origins: origins}, nil
 }
 
 // Config returns the settings in force (defaults filled in).
@@ -82,7 +88,8 @@ func (s *Server) Hub() *Hub { return s.hub }
 // configured socket send buffer, and a slow consumer's connection can be
 // reset. Serve HTTP on what it returns.
 func (s *Server) Listener(ln net.Listener) net.Listener {
-	l := &connListener{Listener: ln, sendBuffer: s.cfg.SocketSendBuffer}
+	l := &connListener{Listener: ln, sendBuffer: s.cfg.SocketSendBuffer,
+		drainBytes: DefaultDrainBytes, drainTime: DefaultDrainTime, lingering: make(chan struct{}, maxLingering)}
 	s.listener.Store(l)
 	return l
 }

@@ -39,6 +39,11 @@ func (s *Server) Upgrade(c *fiber.Ctx) error {
 	if !websocket.IsWebSocketUpgrade(c) {
 		return reject(c, fiber.StatusUpgradeRequired, "WebSocket upgrade required")
 	}
+	// Checked before the token: a page of another site must learn
+	// nothing from the answer.
+	if !s.origins.AllowsHandshake(c.Get(fiber.HeaderOrigin), string(c.Request().Host())) {
+		return reject(c, fiber.StatusForbidden, "Origin not allowed")
+	}
 	token := c.Query("token")
 	if token == "" {
 		var ok bool

@@ -39,7 +39,7 @@ func TestJWTLeewaySetting(t *testing.T) {
 		if err != nil || cfg.Auth.Leeway != tc.want {
 			t.Errorf("PRESENCE_JWT_LEEWAY=%q: %v, %v; want %v", tc.env, cfg.Auth.Leeway, err, tc.want)
 		}
-		if got := (leewayValue{&cfg.Auth.Leeway}).String(); got != tc.printed {
+		if got := (durationValue{&cfg.Auth.Leeway, zeroMeansNone}).String(); got != tc.printed {
 			t.Errorf("PRESENCE_JWT_LEEWAY=%q prints %q, want %q", tc.env, got, tc.printed)
 		}
 	}

@@ -19,6 +19,10 @@ import (
 	"github.com/presence-cluster/presence/node"
 )
 
+// version is set at build time (make build: -ldflags "-X main.version=$(git
+// describe)").
+var version = "dev"
+
 func main() {
 	os.Exit(run())
 }
@@ -29,6 +33,16 @@ func run() int {
 	cfg, err := loadConfig(os.Args[1:], os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
+	}
+	if errors.Is(err, errVersion) {
+		fmt.Println("presenced", version)
+		return 0
+	}
+	if err == nil {
+		err = cfg.Validate()
+		if err != nil {
+			err = startError(err, &cfg)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "presenced:", err)
@@ -78,6 +92,11 @@ func startError(err error, cfg *node.Config) error {
 		return fmt.Errorf("PRESENCE_STORE=%q: %w", cfg.Store, node.ErrUnknownStore)
 	case errors.Is(err, cluster.ErrSecretKey):
 		return fmt.Errorf("PRESENCE_GOSSIP_KEY: %w", err)
+	case errors.Is(err, node.ErrShortSecret):
+		return fmt.Errorf("PRESENCE_JWT_SECRET: %w", err)
+	case errors.Is(err, node.ErrInsecureCluster):
+		return fmt.Errorf("gossip (PRESENCE_GOSSIP_ADDR=%s) or actor remoting (PRESENCE_REMOTE_ADDR=%s) listens beyond loopback, and nothing proves membership on the remoting port: anyone who reaches it could read and change every user's presence. Set PRESENCE_GOSSIP_KEY (the cluster key, e.g. `openssl rand -base64 32`, the same on every node) or mutual TLS (PRESENCE_REMOTE_TLS_CERT, PRESENCE_REMOTE_TLS_KEY, PRESENCE_REMOTE_TLS_CA); or bind both to 127.0.0.1; or, on a network you trust, PRESENCE_INSECURE_CLUSTER=true",
+			cfg.Membership.BindAddr, cfg.Routing.BindAddr)
 	}
 	return err
 }

@@ -59,6 +59,22 @@ func TestPartitionHeals(t *testing.T) {
 	for _, u := range users {
 		a.API.Must(t).Heartbeat(u)
 	}
+	// A watcher of every user on every node, through the cut and the heal.
+	var subs []*testkit.WSConn
+	for i, n := range all {
+		s := testkit.MustDialUser(t, n.HTTPAddr(), c.tok, int64(8101+i), users)
+		if !s.WaitFor(10*time.Second, func() bool {
+			for _, u := range users {
+				if _, ok := s.Last(u); !ok {
+					return false
+				}
+			}
+			return true
+		}) {
+			t.Fatalf("no snapshot of every user:\n%s", s.Dump(20))
+		}
+		subs = append(subs, s)
+	}
 
 	split := partitionC(t, c, a, b, cc)
 	t.Logf("views split %v after the cut", split.Round(time.Millisecond))
@@ -120,8 +136,38 @@ func TestPartitionHeals(t *testing.T) {
 	c.net.heal()
 	took := c.waitConverged(all, users, 30*time.Second)
 	t.Logf("views converged %v after the heal (%d gossip messages were dropped during the cut)", took.Round(time.Millisecond), c.net.dropped.Load())
+	// Within 2s of the views merging, every node and every watcher shows
+	// each user's last answered write.
+	shown, err := testkit.Poll(10*time.Second, 20*time.Millisecond, func() error {
+		for _, u := range users {
+			var best Status
+			for _, st := range answers[u] {
+				if st.Version > best.Version {
+					best = st
+				}
+			}
+			for _, via := range all {
+				p, err := via.API.Presence(testkit.AdminID, u)
+				if err != nil || p.Version < best.Version || p.IsBusy != best.IsBusy {
+					return fmt.Errorf("user %d through %s: %s %v, want %s", u, via.label, p, err, best)
+				}
+			}
+			for _, s := range subs {
+				if p, ok := s.Last(u); !ok || p.Version < best.Version || p.IsBusy != best.IsBusy {
+					return fmt.Errorf("user %d on watcher %s: %s, want %s", u, s.Name, p, best)
+				}
+			}
+		}
+		return nil
+	})
+	t.Logf("every node and watcher shows the last writes %v after the views merged (%v after the heal)",
+		shown.Round(time.Millisecond), time.Since(healAt).Round(time.Millisecond))
+	if err != nil || shown > 2*time.Second {
+		t.Errorf("after the views merged, the last writes took %v to show on every node and watcher, want at most 2s: %v", shown, err)
+	}
 	// One activation per user: the actors hosted add up to the users.
-	waitHostedSum(t, a, int64(len(users)), "one actor per user")
+	// (The watchers' own users hold an actor each too: their sessions.)
+	waitHostedSum(t, a, int64(len(users)+len(subs)), "one actor per user")
 	t.Logf("single activations %v after the heal", time.Since(healAt).Round(time.Millisecond))
 
 	// Reconciliation: every write answered during the cut is in the final

@@ -123,3 +123,10 @@ func (p *Proc) Tail(n int) string {
 	}
 	return strings.Join(lines, "\n    ")
 }
+
+// Pause freezes the process (SIGSTOP): it answers nothing, gossip
+// included, as a host cut off the network would, until Resume.
+func (p *Proc) Pause() error { return p.Cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume lets a paused process run again (SIGCONT).
+func (p *Proc) Resume() error { return p.Cmd.Process.Signal(syscall.SIGCONT) }

@@ -13,6 +13,11 @@ import (
 // ProcSecret is the HS256 secret of the nodes of a ProcCluster.
 const ProcSecret = "cluster-e2e-secret-0123456789abcdef"
 
+// ProcClusterKey is the cluster key (PRESENCE_GOSSIP_KEY) of the nodes of
+// a ProcCluster: as in the deploy files, gossip is encrypted and every
+// remoting call carries a credential derived from it.
+const ProcClusterKey = "cHJvYy1jbHVzdGVyLWtleS0wMTIzNDU2Nzg5YWJjZGU="
+
 type procPorts struct{ http, gossip, remote int }
 
 // ProcCluster is n presenced processes on fixed loopback ports (a
@@ -73,6 +78,7 @@ func (c *ProcCluster) Launch(i int, up bool) *Proc {
 		"PRESENCE_REMOTE_ADDR":     "127.0.0.1:" + strconv.Itoa(c.ports[i].remote),
 		"PRESENCE_SEEDS":           strings.Join(seeds, ","),
 		"PRESENCE_JWT_SECRET":      string(c.Tok.Secret()),
+		"PRESENCE_GOSSIP_KEY":      ProcClusterKey,
 		"PRESENCE_REJOIN_INTERVAL": "2s",
 	}
 	for k, v := range c.env {

@@ -128,6 +128,18 @@ func (r *REST) Cluster() (ClusterStatus, error) {
 	return c, r.Call(AdminID, http.MethodGet, "/admin/cluster", "", &c)
 }
 
+// InspectUser is GET /admin/users/{id} as admin.
+func (r *REST) InspectUser(id int64) (UserInspection, error) {
+	var u UserInspection
+	return u, r.Call(AdminID, http.MethodGet, "/admin/users/"+strconv.FormatInt(id, 10), "", &u)
+}
+
+// Stats is GET /admin/stats as admin.
+func (r *REST) Stats() (ClusterStats, error) {
+	var s ClusterStats
+	return s, r.Call(AdminID, http.MethodGet, "/admin/stats", "", &s)
+}
+
 // Metric reads one sample of GET /metrics: the line that starts with
 // series (a name, with its labels if any) followed by a space.
 func (r *REST) Metric(series string) (float64, error) {

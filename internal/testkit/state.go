@@ -1,6 +1,10 @@
 package testkit
 
-import "time"
+import (
+	"time"
+
+	"github.com/presence-cluster/presence/cluster"
+)
 
 // StatusPresence is what a presence read shows of an answered status.
 func StatusPresence(s Status) Presence {
@@ -62,4 +66,21 @@ func HostedSum(c ClusterStatus) (sum int64, ok bool) {
 		sum += *m.ActorsHosted
 	}
 	return sum, true
+}
+
+// OwnerOf returns the node name of the member that owns userID in the
+// view c shows (rendezvous hashing over the alive, user-owning members, as
+// the nodes compute it); "" when none owns users.
+func OwnerOf(c ClusterStatus, userID int64) string {
+	var ms []cluster.Member
+	for _, m := range c.Members {
+		if m.Owner && m.Status == "alive" {
+			ms = append(ms, cluster.Member{Name: m.Name, NodeName: m.NodeName, RemoteAddr: m.RemoteAddr, State: "alive"})
+		}
+	}
+	m, ok := cluster.NewView(ms, 0).Owner(userID)
+	if !ok {
+		return ""
+	}
+	return m.NodeName
 }

@@ -14,6 +14,9 @@ type (
 	ClusterStatus = wire.ClusterStatus
 	MemberStatus  = wire.MemberStatus
 	Disconnect    = wire.Disconnect
+	// UserInspection is GET /admin/users/{id}; ClusterStats GET /admin/stats.
+	UserInspection = wire.UserInspection
+	ClusterStats   = wire.ClusterStats
 )
 
 // WireFrame is a WebSocket frame as the tests read it: wire.Frame with the

@@ -31,6 +31,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"LoadMissing", testLoadMissing},
 		{"SaveNew", testSaveNew},
+		{"ClockBasedVersions", testClockBasedVersions},
+		{"AppearOffline", testAppearOffline},
 		{"SaveConflicts", testSaveConflicts},
 		{"SaveCorrectPrevVersion", testSaveCorrectPrevVersion},
 		{"SaveVersionMustRise", testSaveVersionMustRise},
@@ -133,6 +135,48 @@ func testSaveNew(t *testing.T, s store.Store) {
 	mustSave(t, s, st, 0)
 	wantStored(t, s, st)
 	wantNotFound(t, s, 2)
+}
+
+// testClockBasedVersions: a record created with no stored predecessor
+// starts at a clock-derived version (microseconds since the epoch, about
+// 2^51 today, below 2^53 until the year 2255) and rises by one per change;
+// the store keeps such versions exactly and fences on them. A record lost
+// and created again gets a higher base, so it is saved with prevVersion 0
+// over nothing, and Load never answers a version below the base.
+func testClockBasedVersions(t *testing.T, s store.Store) {
+	const base = uint64(1_780_000_000_000_000) // 2026 in µs
+	const near53 = uint64(1)<<53 - 2
+	for _, tc := range []struct {
+		id   int64
+		base uint64
+	}{{1, base}, {2, near53}} {
+		v1 := user(tc.id, tc.base)
+		mustSave(t, s, v1, 0)
+		wantStored(t, s, v1)
+		v2 := clone(v1)
+		v2.Version, v2.IsBusy = tc.base+1, true
+		mustSave(t, s, v2, tc.base)
+		wantStored(t, s, v2)
+		stale := clone(v1)
+		stale.Version = tc.base + 1
+		if err := s.Save(context.Background(), stale, tc.base); !errors.Is(err, store.ErrVersionConflict) {
+			t.Fatalf("user %d: Save with superseded clock-based prevVersion = %v, want ErrVersionConflict", tc.id, err)
+		}
+		wantStored(t, s, v2)
+	}
+}
+
+// testAppearOffline: the user's choice to appear offline while sessions
+// are open is stored with the record and can be cleared.
+func testAppearOffline(t *testing.T, s store.Store) {
+	v1 := user(1, 1)
+	v1.IsOnline, v1.SessionsHeld, v1.AppearOffline = false, true, true
+	mustSave(t, s, v1, 0)
+	wantStored(t, s, v1)
+	v2 := clone(v1)
+	v2.Version, v2.IsOnline, v2.AppearOffline = 2, true, false
+	mustSave(t, s, v2, 1)
+	wantStored(t, s, v2)
 }
 
 func testSaveConflicts(t *testing.T, s store.Store) {

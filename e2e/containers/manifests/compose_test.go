@@ -83,6 +83,12 @@ func TestCompose(t *testing.T) {
 		if !strings.Contains(env["PRESENCE_STORE"], "postgres://") || !strings.Contains(env["PRESENCE_STORE"], "@postgres:") {
 			t.Errorf("%s: PRESENCE_STORE %q does not default to the postgres service", name, env["PRESENCE_STORE"])
 		}
+		// A node with no cluster address binds gossip and remoting to
+		// loopback; a compose node names them (and proves membership
+		// with the required key).
+		if env["PRESENCE_GOSSIP_ADDR"] != ":7946" || env["PRESENCE_REMOTE_ADDR"] != ":8090" {
+			t.Errorf("%s: gossip/remote bind %q/%q, want :7946/:8090", name, env["PRESENCE_GOSSIP_ADDR"], env["PRESENCE_REMOTE_ADDR"])
+		}
 		for _, secret := range []string{"PRESENCE_JWT_SECRET", "PRESENCE_GOSSIP_KEY"} {
 			if !strings.HasPrefix(env[secret], "${"+secret+":?") {
 				t.Errorf("%s: %s = %q, want it required from the environment (${%s:?...})", name, secret, env[secret], secret)

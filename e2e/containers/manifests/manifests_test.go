@@ -656,6 +656,13 @@ func TestKubernetesManifests(t *testing.T) {
 				t.Errorf("%s = %q, want %q", name, env[name], want)
 			}
 		}
+		// Cluster ports named, on the pod's interfaces: unnamed, they
+		// would stay on loopback.
+		for name, port := range map[string]string{"PRESENCE_GOSSIP_ADDR": "gossip", "PRESENCE_REMOTE_ADDR": "remote"} {
+			if want := fmt.Sprintf(":%d", portNum(c, port)); env[name] != want {
+				t.Errorf("%s = %q, want %q", name, env[name], want)
+			}
+		}
 		for _, secret := range []string{"PRESENCE_STORE", "PRESENCE_JWT_SECRET", "PRESENCE_GOSSIP_KEY"} {
 			if !slices.Contains(order, secret) {
 				t.Errorf("%s is not set", secret)
