@@ -61,6 +61,9 @@ type Config struct {
 	// timers running; it must make the new owner activate the user, without
 	// blocking.
 	Handoff func(userID int64)
+	// Feed, when set, receives every visible change (the change feed for
+	// backends) and each activation's stored state.
+	Feed ChangeFeed
 }
 
 // Observer receives events from user actors; implementations must be cheap

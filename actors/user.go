@@ -265,6 +265,15 @@ func (a *userActor) activate(ctx actor.Context) {
 	off, busy, _ := a.expire(ctx, now)
 	a.settled.UsersMarkedOffline += b2i(off)
 	a.settled.BusyStatusCleared += b2i(busy)
+	if a.cfg.Feed != nil {
+		// The previous owner may have crashed before delivering its last
+		// change: the feed checks (with the PostgreSQL store) and delivers
+		// the current state if so. The snapshot is what Receive publishes
+		// next anyway, so this costs no allocation.
+		if snap := a.publish(); snap != nil && snap.exists {
+			a.cfg.Feed.Activated(&snap.state)
+		}
+	}
 }
 
 func (a *userActor) reload() error {
@@ -673,7 +682,15 @@ func (a *userActor) touchLastSeen() {
 func (a *userActor) push(ctx actor.Context) {
 	// Published before the push: a watcher that reads after it got the
 	// change must see it too.
-	a.publish()
+	snap := a.publish()
+	if a.cfg.Feed != nil {
+		// The published snapshot is immutable, so the feed may keep it.
+		if snap != nil {
+			a.cfg.Feed.Changed(&snap.state)
+		} else {
+			a.cfg.Feed.Changed(a.rec.proto())
+		}
+	}
 	if a.watcherCount == 0 {
 		return
 	}

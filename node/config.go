@@ -11,6 +11,7 @@ import (
 	"github.com/presence-cluster/presence/cluster"
 	"github.com/presence-cluster/presence/routing"
 	"github.com/presence-cluster/presence/store"
+	"github.com/presence-cluster/presence/webhook"
 )
 
 // Defaults of the node-level settings.
@@ -85,6 +86,8 @@ type Config struct {
 	Membership cluster.Config
 	// Routing configures actor remoting (ignored when Standalone).
 	Routing routing.Config
+	// Webhook configures the change feed for backends (off without URLs).
+	Webhook webhook.Config
 }
 
 // AuthConfig configures how bearer tokens are verified.
@@ -123,6 +126,7 @@ func DefaultConfig() Config {
 		API:             api.DefaultConfig(),
 		Membership:      cluster.DefaultConfig(),
 		Routing:         routing.DefaultConfig(),
+		Webhook:         webhook.DefaultConfig(),
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/presence-cluster/presence/cluster"
 	"github.com/presence-cluster/presence/routing"
 	"github.com/presence-cluster/presence/store"
+	"github.com/presence-cluster/presence/webhook"
 )
 
 // Node is one running presence node.
@@ -40,6 +41,7 @@ type Node struct {
 	remoteAddr string
 	members    cluster.Membership
 	host       *actors.Host
+	feed       *webhook.Feed
 	router     *routing.Router
 	api        *api.Server
 	ln         net.Listener
@@ -183,6 +185,12 @@ func (n *Node) startActors() error {
 	ac.NodeName, ac.NodeCounters = n.cfg.Name, n.fillCounters
 	if n.cfg.Clock != nil {
 		ac.Clock = n.cfg.Clock
+	}
+	if err := n.startFeed(); err != nil {
+		return err
+	}
+	if n.feed != nil {
+		ac.Feed = n.feed
 	}
 	host, err := actors.NewHost(n.system, ac, n.router.Owns)
 	if err != nil {

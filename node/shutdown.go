@@ -28,6 +28,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if err := n.host.Stop(); err != nil {
 		errs = append(errs, err)
 	}
+	n.stopFeed(ctx)
 	if err := n.lastSeen.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("flush last_seen: %w", err))
 	}
@@ -60,6 +61,9 @@ func (n *Node) Kill() {
 	// A dead process runs no timers, writes nothing and pushes nothing:
 	// stop the actors (stopping writes nothing) and cut the clients off.
 	_ = n.host.Stop()
+	if n.feed != nil {
+		n.feed.Kill()
+	}
 	n.api.Hub().CloseAll(ws.CloseDraining, "node killed")
 	_ = n.api.App().Shutdown()
 	_ = n.members.Kill()
@@ -72,6 +76,9 @@ func (n *Node) Kill() {
 // abort releases what a failed Start had acquired; the parts it did not
 // reach are nil.
 func (n *Node) abort() {
+	if n.feed != nil {
+		n.feed.Kill()
+	}
 	if n.members != nil {
 		_ = n.members.Kill()
 	}

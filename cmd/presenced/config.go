@@ -21,7 +21,7 @@ type setting struct {
 }
 
 func settings(c *node.Config) []setting {
-	return []setting{
+	return append([]setting{
 		{"http-addr", "PRESENCE_HTTP_ADDR", "HTTP and WebSocket listen address", false, stringValue{&c.HTTPAddr}},
 		{"data-dir", "PRESENCE_DATA_DIR", "embedded store and generated dev secret", false, stringValue{&c.DataDir}},
 		{"store", "PRESENCE_STORE", "bolt (file in the data dir), memory, or a postgres:// URL", true, stringValue{&c.Store}},
@@ -73,7 +73,7 @@ func settings(c *node.Config) []setting {
 		{"gossip-suspicion-max-mult", "PRESENCE_GOSSIP_SUSPICION_MAX_MULT", "failure detection: suspicion timeout bound while awaiting confirmations, as a multiple of it (1: fixed)", false, sizeValue{&c.Membership.Detection.SuspicionMaxTimeoutMult, 1, 100}},
 		{"gossip-interval", "PRESENCE_GOSSIP_INTERVAL", "how often gossip (a death, a join) is passed on", false, durationValue{&c.Membership.Detection.GossipInterval, positive}},
 		{"drain-wait", "PRESENCE_DRAIN_WAIT", "how long a draining node keeps answering while the others take over", false, durationValue{&c.DrainWait, positive}},
-	}
+	}, webhookSettings(c)...)
 }
 
 // Loopback addresses of gossip and remoting on a node with no cluster
@@ -126,6 +126,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (no
 	}
 	clusterPortDefaults(&cfg, isSet(getenv, fs, "PRESENCE_GOSSIP_ADDR", "gossip-addr"),
 		isSet(getenv, fs, "PRESENCE_REMOTE_ADDR", "remote-addr"), isSet(getenv, fs, "PRESENCE_SEEDS", "seeds"))
+	if err := checkWebhook(&cfg); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 
