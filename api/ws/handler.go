@@ -36,7 +36,11 @@ func (s *Server) serveSession(c *websocket.Conn) {
 	defer sess.wait()
 	defer sess.close(fws.CloseNormalClosure, "")
 
-	if !s.attach(sess) {
+	// Attaching asks the user's actor, possibly on another node: a deep
+	// stack, kept off the reader's (see offStack).
+	attached := false
+	offStack(func() { attached = s.attach(sess) })
+	if !attached {
 		return
 	}
 	defer func() {
