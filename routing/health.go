@@ -12,17 +12,20 @@ import (
 
 // Fail fast: requests for the users of a member that stopped answering do
 // not each wait for the request timeout. Once the member is suspected (by
-// memberlist, or because a remote request to it just timed out or could
-// not be delivered), requests for its users are refused at once with
+// memberlist, or because a remote request to it just timed out and the
+// member then failed a liveness probe, or the request could not be
+// delivered), requests for its users are refused at once with
 // *OwnerDown (a 503 with Retry-After) until failure detection declares it
 // dead and its users move, or until it answers again. A new activation of
 // those users elsewhere is not attempted: it would run their timers and
 // pushes twice while the member may still be alive, and the version
 // compare-and-set would only settle the writes, not the rest.
 const (
-	// remoteAttempt bounds one attempt at a remote owner: the longest a
-	// request waits for a member that has just stopped answering.
-	remoteAttempt = 1500 * time.Millisecond
+	// remoteAttempt bounds one attempt at a remote owner. With the
+	// liveness probe that follows an attempt that ran out (probe.go),
+	// remoteAttempt + probeTimeout is the longest a request waits for a
+	// member that has just stopped answering.
+	remoteAttempt = 1100 * time.Millisecond
 	// undeliveredFor is how long one request retries a remote owner the
 	// transport cannot reach before it suspects the owner.
 	undeliveredFor = 500 * time.Millisecond

@@ -22,7 +22,7 @@ func TestFailFastForOwnerDown(t *testing.T) {
 		state string
 		first time.Duration // bound on the first request
 	}{
-		{"unreachable", "alive", remoteAttempt + 500*time.Millisecond},
+		{"unreachable", "alive", remoteAttempt + probeTimeout + 500*time.Millisecond},
 		{"suspected by memberlist", "suspect", 100 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/presence-cluster/presence/actors"
 	"github.com/presence-cluster/presence/cluster"
@@ -73,6 +74,9 @@ type Router struct {
 
 	// health fails requests fast for members that stopped answering.
 	health health
+	// probes shares one liveness probe per member among the requests
+	// that ran out of their attempt at the same time.
+	probes singleflight.Group
 
 	mu   sync.Mutex
 	pids map[string]*actor.PID // remote address -> activator PID
@@ -211,10 +215,22 @@ func (r *Router) attempt(ctx context.Context, userID int64, env *messages.Envelo
 			return nil, false, err
 		}
 	}
+	if errors.Is(err, errTimeout) && ctx.Err() == nil && r.answersProbe(m.RemoteAddr) {
+		// The member answers; only this user's actor is slow (its store
+		// hangs, say). Wait for it until the caller's deadline, as for a
+		// local actor. The request goes again: the first copy's answer
+		// had no one left to take it, and every request the actors take
+		// sets absolute values, so taking it twice changes nothing more.
+		if reply, err = r.request(ctx, pid, env); err != nil {
+			return nil, true, err
+		}
+		now = time.Now()
+	}
 	switch {
 	case err != nil && ctx.Err() == nil:
 		// The attempt ran out, or the transport kept failing, before the
-		// caller's deadline: the member is not answering.
+		// caller's deadline, and the member does not answer a probe: it is
+		// not answering.
 		if r.health.failed(m.RemoteAddr, now) {
 			r.log.Warn("member not answering; failing its users' requests fast until it answers or is declared dead",
 				slog.String("member", m.Name), slog.String("address", m.RemoteAddr), slog.Any("err", err))
@@ -288,7 +304,7 @@ func (r *Router) noteSilent(ctx context.Context, targets []*actor.PID, replies [
 	}
 	now := time.Now()
 	for addr, none := range silent {
-		if none {
+		if none && !r.answersProbe(addr) {
 			r.health.failed(addr, now)
 		} else {
 			r.health.answered(addr)
