@@ -26,10 +26,16 @@ type Meta struct {
 //
 //	1: the first release
 //	2: GetPresenceBatch / PresenceBatchReply (batch presence reads)
-const ProtoVersion = 2
+//	3: Inspect / Inspection (admin inspection), DisconnectUser /
+//	   DisconnectCount (admin disconnect)
+const ProtoVersion = 3
 
 // ProtoBatchReads is the first version that answers GetPresenceBatch.
 const ProtoBatchReads = 2
+
+// ProtoAdminV3 is the first version that answers Inspect and
+// DisconnectUser.
+const ProtoAdminV3 = 3
 
 func (m Meta) encode() ([]byte, error) {
 	b, err := json.Marshal(m)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/presence-cluster/presence/cluster"
 	"github.com/presence-cluster/presence/messages"
 )
 
@@ -18,7 +19,7 @@ import (
 // ErrUnavailable, returned with the count of those that did; a disconnect
 // is idempotent, so the caller may simply retry.
 func (r *Router) DisconnectUser(ctx context.Context, userID int64) (int64, error) {
-	targets := r.hubs()
+	targets, older := r.hubs()
 	timeout := DefaultRequestTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
@@ -29,7 +30,7 @@ func (r *Router) DisconnectUser(ctx context.Context, userID int64) (int64, error
 		futures[i] = r.ask(pid, env, timeout)
 	}
 	var total int64
-	var errs []error
+	errs := older
 	for i, f := range futures {
 		reply, err := await(f, targets[i])
 		if err == nil && reply.GetDisconnectCount() == nil {
@@ -48,15 +49,22 @@ func (r *Router) DisconnectUser(ctx context.Context, userID int64) (int64, error
 }
 
 // hubs returns the hub of this node and of every other member that is
-// alive or suspect and reachable by remoting.
-func (r *Router) hubs() []*actor.PID {
+// alive or suspect and reachable by remoting, and an error wrapping
+// ErrUnavailable for each such member whose release cannot take a
+// disconnect (a rolling upgrade is under way).
+func (r *Router) hubs() ([]*actor.PID, []error) {
 	view, self := r.members.View(), r.members.LocalName()
 	pids := []*actor.PID{actor.NewPID(r.system.Address(), messages.HubName)}
+	var older []error
 	for _, m := range view.All {
 		if m.Name == self || m.RemoteAddr == "" || (m.State != "alive" && m.State != "suspect") {
 			continue
 		}
+		if m.Proto < cluster.ProtoAdminV3 {
+			older = append(older, fmt.Errorf("disconnect on %s: %w", m.Name, &OlderMember{Member: m.Name, Proto: m.Proto, Needs: cluster.ProtoAdminV3}))
+			continue
+		}
 		pids = append(pids, actor.NewPID(m.RemoteAddr, messages.HubName))
 	}
-	return pids
+	return pids, older
 }

@@ -93,3 +93,34 @@ func TestHealthExpires(t *testing.T) {
 		t.Fatal("failing after an answer")
 	}
 }
+
+// A request of a kind the owner's release does not know (its advertised
+// protocol version is older) is refused at once with *OlderMember (503),
+// not sent to be ignored while the caller waits for the request timeout.
+func TestOlderOwnerRefusedAtOnce(t *testing.T) {
+	view := cluster.NewView([]cluster.Member{
+		{Name: "a", RemoteAddr: "nonhost", State: "alive", Proto: cluster.ProtoVersion},
+		{Name: "b", RemoteAddr: "127.0.0.1:1", State: "alive", Proto: cluster.ProtoAdminV3 - 1},
+	}, 1)
+	r, _ := newTestRouter(t, nil, "a", func() *cluster.View { return view })
+	id := int64(1)
+	for ; ; id++ {
+		if m, _ := view.Owner(id); m.Name == "b" {
+			break
+		}
+	}
+	inspect := &messages.Envelope{Body: &messages.Envelope_Inspect{Inspect: &messages.Inspect{UserId: id}}}
+	start := time.Now()
+	_, err := r.Request(context.Background(), id, inspect)
+	var om *OlderMember
+	if !errors.As(err, &om) || !errors.Is(err, ErrUnavailable) || om.Needs != cluster.ProtoAdminV3 || om.Proto != cluster.ProtoAdminV3-1 {
+		t.Fatalf("Inspect at an older owner: %v, want *OlderMember wrapping ErrUnavailable", err)
+	}
+	_, errs := r.RequestAll(context.Background(), []*messages.Envelope{inspect})
+	if !errors.As(errs[0], &om) {
+		t.Fatalf("RequestAll Inspect at an older owner: %v, want *OlderMember", errs[0])
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Fatalf("refusals took %v, want immediate", d)
+	}
+}

@@ -202,6 +202,9 @@ func (r *Router) attempt(ctx context.Context, userID int64, env *messages.Envelo
 	if r.suspected(m, now) {
 		return nil, true, ownerDown(userID, m)
 	}
+	if !knows(m, env) {
+		return nil, true, &OlderMember{UserID: userID, Member: m.Name, Proto: m.Proto, Needs: protoNeeded(env)}
+	}
 	actx, cancel := context.WithTimeout(ctx, remoteAttempt)
 	reply, err := r.request(actx, pid, env)
 	cancel()
@@ -263,6 +266,9 @@ func (r *Router) RequestAll(ctx context.Context, envs []*messages.Envelope) ([]*
 		case !local && r.suspected(m, now):
 			errs[i] = ownerDown(actors.UserID(env), m)
 			pid = nil // not sent
+		case !local && !knows(m, env):
+			errs[i] = &OlderMember{UserID: actors.UserID(env), Member: m.Name, Proto: m.Proto, Needs: protoNeeded(env)}
+			pid = nil
 		}
 		targets[i] = pid
 	}
