@@ -28,6 +28,7 @@ func (s *Server) serveSession(c *websocket.Conn) {
 	sess := newSession(conn, user, sessionOptions{
 		queue: s.cfg.SendQueue, writeTimeout: s.cfg.WriteTimeout,
 		stats: s.hub.Stats(), reset: s.resetConn,
+		pool: s.writers, sock: s.socketOf(conn.NetConn()),
 	})
 	sess.setExpiry(exp, s.deps.Verifier.Leeway())
 	// The library recycles the connection when this function returns, so
@@ -87,6 +88,17 @@ func (s *Server) readLoop(sess *session, conn *fws.Conn) {
 	conn.SetReadLimit(int64(s.cfg.MaxFrame))
 	_ = sess.extendRead(pongWait)
 	conn.SetPongHandler(func(string) error { return sess.extendRead(pongWait) })
+	// The library's own handlers would write the pong and the close echo
+	// from this goroutine, beside the session's writer, which puts frames
+	// on the socket directly: they go through the session's queue instead.
+	conn.SetPingHandler(func(data string) error {
+		sess.pong([]byte(data)) // a copy: the library reuses its buffer
+		return nil
+	})
+	conn.SetCloseHandler(func(code int, _ string) error {
+		sess.close(code, "")
+		return nil
+	})
 	limiter := rate.NewLimiter(rate.Limit(s.cfg.FrameRate), s.cfg.FrameBurst)
 	dropped := 0
 	for {

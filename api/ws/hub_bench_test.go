@@ -11,7 +11,8 @@ import (
 // discardConn is a client that reads everything at once.
 type discardConn struct{ *fakeConn }
 
-func (discardConn) WriteMessage(int, []byte) error { return nil }
+func (discardConn) Write(b []byte) (int, error)    { return len(b), nil }
+func (discardConn) tryWrite(b []byte) (int, error) { return len(b), nil }
 
 // BenchmarkHubFanOut1000 measures one change reaching the queues of 1,000
 // local sessions and their writers, in process (BenchmarkFanout1000 in

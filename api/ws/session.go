@@ -40,14 +40,22 @@ type sessionOptions struct {
 	// reset, when set, makes the close of the connection to remote a TCP
 	// reset (for a client that does not read).
 	reset func(remote net.Addr)
+	// pool, when set, writes the session's frames; without it (or when
+	// its backlog is full) a goroutine of the session's own does.
+	pool *writerPool
+	// sock is the byte stream the frames are written to (default: the
+	// connection's own, written from goroutines only).
+	sock socket
 }
 
 // session is one WebSocket connection of an authenticated user.
 //
 // An idle session costs as little as we can make it, because a node holds
 // tens of thousands: its outbound queue holds a slice only while frames
-// wait, and its writer goroutine runs only while there is something to
-// write (frames, a ping from the hub's pinger, or the close frame). The
+// wait, and it has a writer only while there is something to write
+// (frames, a ping from the hub's pinger, a pong, or the close frame): a
+// turn on one of the node's writer workers (writers.go), or a goroutine of
+// its own for what cannot be written at once and for the close frame. The
 // reader goroutine (the handler's) is the only one an idle session keeps.
 //
 // Invariants, all kept by the session's own methods (nothing outside this
@@ -56,9 +64,12 @@ type sessionOptions struct {
 //     under mu together with the subscription version that admits it, so
 //     frames of one user leave in version order and a version already
 //     sent is never sent again.
-//   - At most one writer goroutine runs (queue.writing); it is the only
-//     code that writes to the connection, and writers counts it so the
-//     handler can wait for it before the library recycles the connection.
+//   - At most one writer has the session (queue.writing): a worker's turn
+//     or a goroutine, which may pass the session on to a goroutine but
+//     never runs beside it. It is the only code that writes to the
+//     connection (the reader's pongs and close echo go through the queue
+//     too), and writers counts it so the handler can wait for it before
+//     the library recycles the connection.
 //   - Until a subscription is ready (its snapshot queued), pushes for that
 //     user are held in pending, newest wins, and queued right after it.
 //   - Once closing, nothing more is queued; the writer sends the close
@@ -96,6 +107,13 @@ type session struct {
 }
 
 func newSession(c conn, user auth.Identity, opts sessionOptions) *session {
+	if opts.sock == nil {
+		if sock, ok := c.(socket); ok {
+			opts.sock = sock
+		} else {
+			opts.sock = streamSocket{c.NetConn()}
+		}
+	}
 	return &session{
 		conn:  c,
 		user:  user,
@@ -141,7 +159,7 @@ func (s *session) push(id int64, v uint64, frame []byte) {
 }
 
 // enqueueLocked queues a frame without blocking and makes sure a writer
-// runs; false means the queue is full. s.mu must be held.
+// has the session; false means the queue is full. s.mu must be held.
 func (s *session) enqueueLocked(frame []byte) bool {
 	ok, wake := s.queue.push(frame)
 	if !ok {
@@ -154,10 +172,16 @@ func (s *session) enqueueLocked(frame []byte) bool {
 	return true
 }
 
-// startWriter starts the writer goroutine the queue asked for.
+// startWriter hands the session to the writer the queue asked for: a
+// worker of the pool, or a goroutine of its own when there is no pool or
+// its backlog is full. s.mu must be held.
 func (s *session) startWriter() {
 	s.writers.Add(1)
-	go s.writeLoop()
+	if s.opts.pool != nil && s.opts.pool.submit(s) {
+		return
+	}
+	s.stats.WriterGoroutines.Add(1)
+	go s.writeLoop(nil)
 }
 
 func (s *session) slowConsumer() {
@@ -224,6 +248,16 @@ func (s *session) ping() {
 	s.mu.Unlock()
 }
 
+// pong asks the writer to answer the client's ping with payload; the
+// reader's ping handler calls it, so that only the writer writes.
+func (s *session) pong(payload []byte) {
+	s.mu.Lock()
+	if !s.closing && s.queue.pongFor(payload) {
+		s.startWriter()
+	}
+	s.mu.Unlock()
+}
+
 // closed is closed when the session starts closing.
 func (s *session) closed() <-chan struct{} { return s.done }
 
@@ -247,6 +281,6 @@ func (s *session) extendRead(d time.Duration) error {
 	return err
 }
 
-// wait blocks until the writer goroutine is gone; the handler calls it
+// wait blocks until no writer has the session any more; the handler calls it
 // after close, before the library recycles the connection.
 func (s *session) wait() { s.writers.Wait() }

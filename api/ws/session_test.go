@@ -15,10 +15,13 @@ type blockedConn struct {
 	unblock chan struct{}
 }
 
-func (c *blockedConn) WriteMessage(int, []byte) error {
+func (c *blockedConn) Write([]byte) (int, error) {
 	<-c.unblock
-	return net.ErrClosed
+	return 0, net.ErrClosed
 }
+
+// tryWrite: the socket buffer is full.
+func (c *blockedConn) tryWrite([]byte) (int, error) { return 0, nil }
 
 func TestSessionSlowConsumerIsCutOff(t *testing.T) {
 	stats := &HubStats{}
