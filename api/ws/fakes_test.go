@@ -233,7 +233,7 @@ func newTestEnv(t testing.TB) *testEnv {
 func (e *testEnv) open(t *testing.T, uid int64) (*session, *fakeConn) {
 	t.Helper()
 	c := newFakeConn(t)
-	s := newSession(c, auth.Identity{UserID: uid, Username: "u"}, sessionOptions{
+	s := newSession(c, auth.Identity{UserID: uid, Username: "u"}, nil, &sessionOptions{
 		queue: e.srv.cfg.SendQueue, writeTimeout: time.Second, stats: e.hub.Stats(),
 	})
 	if !e.srv.attach(s) {

@@ -25,11 +25,7 @@ func (s *Server) serveSession(c *websocket.Conn) {
 	defer s.handlers.Add(-1)
 	user, exp, ids := identityOf(c)
 	conn := c.Conn
-	sess := newSession(conn, user, sessionOptions{
-		queue: s.cfg.SendQueue, writeTimeout: s.cfg.WriteTimeout,
-		stats: s.hub.Stats(), reset: s.resetConn,
-		pool: s.writers, sock: s.socketOf(conn.NetConn()),
-	})
+	sess := newSession(conn, user, s.socketOf(conn.NetConn()), &s.sessionOpts)
 	sess.setExpiry(exp, s.deps.Verifier.Leeway())
 	// The library recycles the connection when this function returns, so
 	// the writer must be gone by then (close, deferred below, runs first

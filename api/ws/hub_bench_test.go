@@ -50,7 +50,7 @@ func benchFanOut(b *testing.B, n int, workers bool) {
 	sessions := make([]*session, 0, n)
 	for uid := int64(1); uid <= int64(n); uid++ {
 		c := discardConn{newFakeConn(b), &written}
-		s := newSession(c, auth.Identity{UserID: uid}, sessionOptions{queue: 256, writeTimeout: time.Second, stats: e.hub.Stats(), pool: pool})
+		s := newSession(c, auth.Identity{UserID: uid}, nil, &sessionOptions{queue: 256, writeTimeout: time.Second, stats: e.hub.Stats(), pool: pool})
 		if err := e.hub.attach(context.Background(), s); err != nil {
 			b.Fatal(err)
 		}

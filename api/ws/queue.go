@@ -21,9 +21,11 @@ const spareQueue = 4
 // outQueue does no locking: its owner (the session) guards it with its
 // own mutex, together with the state that decides what to push.
 type outQueue struct {
-	frames  [][]byte
-	pong    []byte // payload of the pong owed to the client; nil: none
-	max     int
+	frames [][]byte
+	// pong is the payload of the pong owed to the client (nil: none),
+	// behind a pointer: an idle session keeps a word for it, not three.
+	pong    *[]byte
+	max     int32
 	pingDue bool // a ping was asked for
 	writing bool // a writer has the session
 	stopped bool // the writer is done with the connection for good
@@ -38,12 +40,12 @@ type batch struct {
 
 func (b batch) empty() bool { return len(b.frames) == 0 && !b.ping && b.pong == nil }
 
-func newOutQueue(max int) outQueue { return outQueue{max: max} }
+func newOutQueue(max int) outQueue { return outQueue{max: int32(max)} }
 
 // push appends frame unless max frames wait already (full). wake says the
 // caller must hand the session to a writer.
 func (q *outQueue) push(frame []byte) (ok, wake bool) {
-	if len(q.frames) >= q.max {
+	if len(q.frames) >= int(q.max) {
 		return false, false
 	}
 	q.frames = append(q.frames, frame)
@@ -60,10 +62,7 @@ func (q *outQueue) ping() (wake bool) {
 // keeps (the client's last ping; an earlier unanswered one needs no answer
 // of its own); wake as for push.
 func (q *outQueue) pongFor(payload []byte) (wake bool) {
-	if payload == nil {
-		payload = []byte{} // nil means no pong
-	}
-	q.pong = payload
+	q.pong = &payload
 	return q.wake()
 }
 
@@ -86,7 +85,13 @@ func (q *outQueue) len() int { return len(q.frames) }
 // the writer must let the session go: the next push or ping hands it to a
 // writer again.
 func (q *outQueue) take(spare [][]byte) (b batch, more bool) {
-	b = batch{frames: q.frames, ping: q.pingDue, pong: q.pong}
+	b = batch{frames: q.frames, ping: q.pingDue}
+	if q.pong != nil {
+		b.pong = *q.pong
+		if b.pong == nil {
+			b.pong = []byte{} // an empty pong is still a pong
+		}
+	}
 	if b.empty() {
 		if b.frames == nil {
 			q.frames = spare

@@ -53,6 +53,8 @@ type Server struct {
 	origins *Origins
 	// writers write the sessions' frames (writers.go).
 	writers *writerPool
+	// sessionOpts are the settings every session shares.
+	sessionOpts sessionOptions
 }
 
 // New spawns the hub in d.System and starts its pinger; zero fields of cfg
@@ -77,7 +79,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, fmt.Errorf("start hub: %w", err)
 	}
 	go hub.runPinger(cfg.PingInterval)
-	return &Server{cfg: cfg, deps: d, hub: hub, log: d.Logger, origins: origins, writers: newWriterPool(cfg.Writers)}, nil
+	s := &Server{cfg: cfg, deps: d, hub: hub, log: d.Logger, origins: origins, writers: newWriterPool(cfg.Writers)}
+	s.sessionOpts = sessionOptions{
+		queue: cfg.SendQueue, writeTimeout: cfg.WriteTimeout,
+		stats: hub.Stats(), reset: s.resetConn, pool: s.writers,
+	}
+	return s, nil
 }
 
 // Config returns the settings in force (defaults filled in).

@@ -32,7 +32,8 @@ type subscription struct {
 	pendVer uint64
 }
 
-// sessionOptions are what a session needs besides its connection and user.
+// sessionOptions are what a session needs besides its connection and user:
+// the node's settings, shared by all its sessions (one pointer each).
 type sessionOptions struct {
 	queue        int           // outbound queue bound, in frames
 	writeTimeout time.Duration // bounds writing one batch
@@ -43,9 +44,6 @@ type sessionOptions struct {
 	// pool, when set, writes the session's frames; without it (or when
 	// its backlog is full) a goroutine of the session's own does.
 	pool *writerPool
-	// sock is the byte stream the frames are written to (default: the
-	// connection's own, written from goroutines only).
-	sock socket
 }
 
 // session is one WebSocket connection of an authenticated user.
@@ -80,10 +78,11 @@ type sessionOptions struct {
 //     never block the hub.
 //   - lastPing belongs to the hub's pinger goroutine (pingIfDue).
 type session struct {
-	conn  conn
-	user  auth.Identity
-	opts  sessionOptions
-	stats *HubStats
+	conn conn
+	// sock is the byte stream under conn, which the writers put frames on.
+	sock socket
+	user auth.Identity
+	opts *sessionOptions
 
 	done chan struct{}
 	// writers counts the writer goroutine.
@@ -106,19 +105,22 @@ type session struct {
 	deadline atomic.Int64
 }
 
-func newSession(c conn, user auth.Identity, opts sessionOptions) *session {
-	if opts.sock == nil {
-		if sock, ok := c.(socket); ok {
-			opts.sock = sock
+// newSession makes the session of user on c, whose frames go to sock (nil:
+// c itself if it is a socket, else its net.Conn, written from goroutines
+// only).
+func newSession(c conn, user auth.Identity, sock socket, opts *sessionOptions) *session {
+	if sock == nil {
+		if cs, ok := c.(socket); ok {
+			sock = cs
 		} else {
-			opts.sock = streamSocket{c.NetConn()}
+			sock = streamSocket{c.NetConn()}
 		}
 	}
 	return &session{
 		conn:  c,
+		sock:  sock,
 		user:  user,
 		opts:  opts,
-		stats: opts.stats,
 		done:  make(chan struct{}),
 		queue: newOutQueue(opts.queue),
 		subs:  make(map[int64]*subscription),
@@ -147,7 +149,7 @@ func (s *session) push(id int64, v uint64, frame []byte) {
 	}
 	if v != 0 && v <= sub.version {
 		s.mu.Unlock()
-		s.stats.StaleDropped.Add(1)
+		s.opts.stats.StaleDropped.Add(1)
 		return
 	}
 	sub.version = v
@@ -165,7 +167,7 @@ func (s *session) enqueueLocked(frame []byte) bool {
 	if !ok {
 		return false
 	}
-	s.stats.FramesQueued.Add(1)
+	s.opts.stats.FramesQueued.Add(1)
 	if wake {
 		s.startWriter()
 	}
@@ -180,12 +182,12 @@ func (s *session) startWriter() {
 	if s.opts.pool != nil && s.opts.pool.submit(s) {
 		return
 	}
-	s.stats.WriterGoroutines.Add(1)
+	s.opts.stats.WriterGoroutines.Add(1)
 	go s.writeLoop(nil)
 }
 
 func (s *session) slowConsumer() {
-	s.stats.SlowDisconnects.Add(1)
+	s.opts.stats.SlowDisconnects.Add(1)
 	s.abort(CloseSlowConsumer, "slow consumer: outbound queue full")
 }
 

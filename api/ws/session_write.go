@@ -28,7 +28,7 @@ func (s *session) shutdown(code int, reason string, abrupt bool) {
 			// The close frame may wait for the client (closeGrace): a
 			// goroutine of the session's own writes it, not a worker.
 			s.writers.Add(1)
-			s.stats.WriterGoroutines.Add(1)
+			s.opts.stats.WriterGoroutines.Add(1)
 			go s.writeLoop(nil)
 		}
 		s.mu.Unlock()
@@ -76,7 +76,7 @@ func (s *session) writeOnWorker(buf []byte) []byte {
 		}
 		buf = appendBatch(buf[:0], b)
 		spare = recycle(b.frames)
-		n, err := s.opts.sock.tryWrite(buf)
+		n, err := s.sock.tryWrite(buf)
 		if err != nil {
 			s.writeFailed("write failed")
 			s.writers.Done()
@@ -94,7 +94,7 @@ func (s *session) writeOnWorker(buf []byte) []byte {
 // started, from a worker to a goroutine of its own; the writer count
 // passes with it.
 func (s *session) passOn(rest []byte) {
-	s.stats.WriterGoroutines.Add(1)
+	s.opts.stats.WriterGoroutines.Add(1)
 	go s.writeLoop(rest)
 }
 
@@ -137,7 +137,7 @@ func (s *session) writeLoop(rest []byte) {
 // timeout: a client that cannot take a batch within it is too slow anyway.
 // False means the connection broke and the session is closing.
 func (s *session) writeWaiting(b []byte) bool {
-	_ = s.opts.sock.SetWriteDeadline(time.Now().Add(s.opts.writeTimeout))
+	_ = s.sock.SetWriteDeadline(time.Now().Add(s.opts.writeTimeout))
 	if s.isClosing() {
 		// shutdown may have set its shorter deadline just before ours:
 		// put it back.
@@ -148,15 +148,15 @@ func (s *session) writeWaiting(b []byte) bool {
 		if !abrupt {
 			d = d.Add(closeGrace)
 		}
-		_ = s.opts.sock.SetWriteDeadline(d)
+		_ = s.sock.SetWriteDeadline(d)
 	}
-	if _, err := s.opts.sock.Write(b); err != nil {
+	if _, err := s.sock.Write(b); err != nil {
 		s.writeFailed("write failed")
 		return false
 	}
 	// The workers' writes check the deadline too: one left behind would
 	// fail them once it passes.
-	_ = s.opts.sock.SetWriteDeadline(time.Time{})
+	_ = s.sock.SetWriteDeadline(time.Time{})
 	return true
 }
 

@@ -42,7 +42,7 @@ func (c *gateConn) tryWrite(b []byte) (int, error) {
 // readySession is a session of its own user subscribed to user 42, its
 // writes going to c, handed to pool.
 func readySession(c conn, pool *writerPool, queue int, stats *HubStats) *session {
-	s := newSession(c, auth.Identity{UserID: 1}, sessionOptions{
+	s := newSession(c, auth.Identity{UserID: 1}, nil, &sessionOptions{
 		queue: queue, writeTimeout: time.Second, stats: stats, pool: pool,
 	})
 	s.reserve([]int64{42}, 0)
@@ -115,7 +115,7 @@ func TestWriterWorkerNotHeldBySlowClient(t *testing.T) {
 	stats := &HubStats{}
 	blocked := &blockedConn{fakeConn: newFakeConn(t), unblock: make(chan struct{})}
 	var reset atomic.Bool
-	slow := newSession(blocked, auth.Identity{UserID: 1}, sessionOptions{
+	slow := newSession(blocked, auth.Identity{UserID: 1}, nil, &sessionOptions{
 		queue: 4, writeTimeout: time.Minute, stats: stats, pool: pool,
 		reset: func(net.Addr) { reset.Store(true) },
 	})
