@@ -85,7 +85,8 @@ type session struct {
 	opts *sessionOptions
 
 	done chan struct{}
-	// writers counts the writer goroutine.
+	// writers counts the writer that has the session (a worker's turn or
+	// a goroutine).
 	writers sync.WaitGroup
 
 	mu          sync.Mutex
