@@ -1,6 +1,9 @@
 package ws
 
-import "time"
+import (
+	"runtime"
+	"time"
+)
 
 // Config holds the WebSocket settings of a node. A zero or negative field
 // takes its value from DefaultConfig.
@@ -20,6 +23,11 @@ type Config struct {
 	PingInterval time.Duration
 	// WriteTimeout bounds writing one batch of frames to a client.
 	WriteTimeout time.Duration
+	// Writers is the number of writer workers of the node: goroutines
+	// that write the frames of every session whose socket takes them at
+	// once (default GOMAXPROCS). A session whose socket would block is
+	// written by a goroutine of its own until it has caught up.
+	Writers int
 	// SocketSendBuffer is each client connection's kernel send buffer. The
 	// kernel would otherwise grow it to megabytes for a client that does
 	// not read, before the session's own bounded queue ever fills: with a
@@ -46,6 +54,7 @@ func DefaultConfig() Config {
 		SendQueue:          256,
 		PingInterval:       30 * time.Second,
 		WriteTimeout:       10 * time.Second,
+		Writers:            runtime.GOMAXPROCS(0),
 		SocketSendBuffer:   64 << 10,
 		FrameRate:          20,
 		FrameBurst:         60,
@@ -61,6 +70,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.SendQueue, d.SendQueue)
 	setDefault(&c.PingInterval, d.PingInterval)
 	setDefault(&c.WriteTimeout, d.WriteTimeout)
+	setDefault(&c.Writers, d.Writers)
 	setDefault(&c.SocketSendBuffer, d.SocketSendBuffer)
 	setDefault(&c.FrameRate, d.FrameRate)
 	setDefault(&c.FrameBurst, d.FrameBurst)

@@ -2,11 +2,13 @@ package ws
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,18 +94,71 @@ func (r *fakeRouter) counts() (watches, unwatches, reads []int64) {
 	return append([]int64(nil), r.watches...), append([]int64(nil), r.unwatches...), append([]int64(nil), r.reads...)
 }
 
-// fakeConn records what a session writes.
+// fakeConn records what a session writes: the frames its writers put on
+// the socket (decoded), and the close frame it writes through the library.
 type fakeConn struct {
-	mu     sync.Mutex
-	frames chan string
-	closes chan int // close codes written
-	nc     net.Conn
+	mu      sync.Mutex
+	frames  chan string
+	pongs   chan string
+	pings   atomic.Int64
+	closes  chan int // close codes written
+	nc      net.Conn
+	pending []byte // bytes written that do not make a whole frame yet
 }
 
 func newFakeConn(t testing.TB) *fakeConn {
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
-	return &fakeConn{frames: make(chan string, 1024), closes: make(chan int, 1), nc: a}
+	return &fakeConn{frames: make(chan string, 1024), pongs: make(chan string, 16), closes: make(chan int, 1), nc: a}
+}
+
+// Write takes b as a socket that never waits would, decoding the frames.
+func (c *fakeConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pending = append(c.pending, b...)
+	for {
+		op, payload, n := decodeServerFrame(c.pending)
+		if n == 0 {
+			return len(b), nil
+		}
+		switch op {
+		case opText:
+			c.frames <- string(payload)
+		case opPing:
+			c.pings.Add(1)
+		case opPong:
+			c.pongs <- string(payload)
+		}
+		c.pending = c.pending[n:]
+	}
+}
+
+func (c *fakeConn) tryWrite(b []byte) (int, error) { return c.Write(b) }
+
+// decodeServerFrame reads the first whole frame of b (unmasked, final, as
+// the writers frame them); n is 0 when b holds no whole frame yet.
+func decodeServerFrame(b []byte) (op byte, payload []byte, n int) {
+	if len(b) < 2 {
+		return 0, nil, 0
+	}
+	size, head := int(b[1]&0x7F), 2
+	switch size {
+	case 126:
+		if len(b) < 4 {
+			return 0, nil, 0
+		}
+		size, head = int(binary.BigEndian.Uint16(b[2:])), 4
+	case 127:
+		if len(b) < 10 {
+			return 0, nil, 0
+		}
+		size, head = int(binary.BigEndian.Uint64(b[2:])), 10
+	}
+	if len(b) < head+size {
+		return 0, nil, 0
+	}
+	return b[0] & 0x0F, b[head : head+size], head + size
 }
 
 func (c *fakeConn) SetReadDeadline(time.Time) error  { return nil }
@@ -122,8 +177,7 @@ func (c *fakeConn) WriteControl(mt int, data []byte, _ time.Time) error {
 }
 
 func (c *fakeConn) WriteMessage(_ int, data []byte) error {
-	c.frames <- string(data)
-	return nil
+	panic("frames are written to the socket, not through the library")
 }
 
 // next returns the next frame written, failing after a second.
@@ -179,7 +233,7 @@ func newTestEnv(t testing.TB) *testEnv {
 func (e *testEnv) open(t *testing.T, uid int64) (*session, *fakeConn) {
 	t.Helper()
 	c := newFakeConn(t)
-	s := newSession(c, auth.Identity{UserID: uid, Username: "u"}, sessionOptions{
+	s := newSession(c, auth.Identity{UserID: uid, Username: "u"}, nil, &sessionOptions{
 		queue: e.srv.cfg.SendQueue, writeTimeout: time.Second, stats: e.hub.Stats(),
 	})
 	if !e.srv.attach(s) {

@@ -25,10 +25,7 @@ func (s *Server) serveSession(c *websocket.Conn) {
 	defer s.handlers.Add(-1)
 	user, exp, ids := identityOf(c)
 	conn := c.Conn
-	sess := newSession(conn, user, sessionOptions{
-		queue: s.cfg.SendQueue, writeTimeout: s.cfg.WriteTimeout,
-		stats: s.hub.Stats(), reset: s.resetConn,
-	})
+	sess := newSession(conn, user, s.socketOf(conn.NetConn()), &s.sessionOpts)
 	sess.setExpiry(exp, s.deps.Verifier.Leeway())
 	// The library recycles the connection when this function returns, so
 	// the writer must be gone by then (close, deferred below, runs first
@@ -87,6 +84,17 @@ func (s *Server) readLoop(sess *session, conn *fws.Conn) {
 	conn.SetReadLimit(int64(s.cfg.MaxFrame))
 	_ = sess.extendRead(pongWait)
 	conn.SetPongHandler(func(string) error { return sess.extendRead(pongWait) })
+	// The library's own handlers would write the pong and the close echo
+	// from this goroutine, beside the session's writer, which puts frames
+	// on the socket directly: they go through the session's queue instead.
+	conn.SetPingHandler(func(data string) error {
+		sess.pong([]byte(data)) // a copy: the library reuses its buffer
+		return nil
+	})
+	conn.SetCloseHandler(func(code int, _ string) error {
+		sess.close(code, "")
+		return nil
+	})
 	limiter := rate.NewLimiter(rate.Limit(s.cfg.FrameRate), s.cfg.FrameBurst)
 	dropped := 0
 	for {

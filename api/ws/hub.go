@@ -51,6 +51,10 @@ type HubStats struct {
 	SlowDisconnects  atomic.Int64
 	StaleDropped     atomic.Int64
 	WatchesPerformed atomic.Int64
+	// WriterGoroutines counts the writer goroutines started for sessions
+	// the writer workers could not serve at once (a socket that would
+	// block, a full backlog, a close frame).
+	WriterGoroutines atomic.Int64
 }
 
 // watchEntry is one watched user: the local sessions watching it, and the

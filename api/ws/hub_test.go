@@ -186,7 +186,7 @@ func TestHubCloseAll(t *testing.T) {
 			t.Fatal("no close frame")
 		}
 	}
-	s := newSession(newFakeConn(t), e.hubUser(3), sessionOptions{queue: 4, stats: e.hub.Stats()})
+	s := newSession(newFakeConn(t), e.hubUser(3), nil, &sessionOptions{queue: 4, stats: e.hub.Stats()})
 	if err := e.hub.attach(context.Background(), s); !errors.Is(err, errDraining) {
 		t.Fatalf("attach after CloseAll: %v, want errDraining", err)
 	}
@@ -197,7 +197,7 @@ func TestHubSessionCap(t *testing.T) {
 	for range e.srv.cfg.MaxSessionsPerUser {
 		e.open(t, 1)
 	}
-	s := newSession(newFakeConn(t), e.hubUser(1), sessionOptions{queue: 4, stats: e.hub.Stats()})
+	s := newSession(newFakeConn(t), e.hubUser(1), nil, &sessionOptions{queue: 4, stats: e.hub.Stats()})
 	if err := e.hub.attach(context.Background(), s); !errors.Is(err, errTooManySessions) {
 		t.Fatalf("attach over the cap: %v, want errTooManySessions", err)
 	}

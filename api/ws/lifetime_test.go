@@ -48,7 +48,7 @@ func TestPingerClosesExpiredSessions(t *testing.T) {
 
 // setExpiry adds the leeway, and a zero exp means no deadline.
 func TestSessionExpiry(t *testing.T) {
-	s := newSession(newFakeConn(t), auth.Identity{UserID: 1}, sessionOptions{queue: 4, stats: &HubStats{}})
+	s := newSession(newFakeConn(t), auth.Identity{UserID: 1}, nil, &sessionOptions{queue: 4, stats: &HubStats{}})
 	now := time.Now()
 	if s.expiredAt(now.Add(100 * 365 * 24 * time.Hour)) {
 		t.Fatal("a session without a token exp expires")

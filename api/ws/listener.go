@@ -4,6 +4,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -23,6 +24,8 @@ type connListener struct {
 
 type trackedConn struct {
 	*net.TCPConn
+	// raw lets the writer workers try a write without waiting (tryWrite).
+	raw    syscall.RawConn
 	owner  *connListener
 	once   sync.Once
 	linger atomic.Bool
@@ -41,7 +44,11 @@ func (l *connListener) Accept() (net.Conn, error) {
 	if l.sendBuffer > 0 {
 		_ = tc.SetWriteBuffer(l.sendBuffer)
 	}
-	t := &trackedConn{TCPConn: tc, owner: l}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return c, nil // only for a connection already invalid: left untracked
+	}
+	t := &trackedConn{TCPConn: tc, raw: raw, owner: l}
 	l.conns.Store(tc.RemoteAddr().String(), t)
 	return t, nil
 }

@@ -20,6 +20,8 @@ func (s *Server) Collectors() []prometheus.Collector {
 			func() float64 { return float64(st.SlowDisconnects.Load()) }),
 		counter("presence_ws_stale_updates_dropped_total", "Updates not sent because the session already had that version or a newer one.",
 			func() float64 { return float64(st.StaleDropped.Load()) }),
+		counter("presence_ws_writer_goroutines_total", "Writer goroutines started for sessions the writer workers could not write to at once (slow sockets, close frames).",
+			func() float64 { return float64(st.WriterGoroutines.Load()) }),
 		counter("presence_ws_watches_total", "Watches this node's hub placed on user actors.",
 			func() float64 { return float64(st.WatchesPerformed.Load()) }),
 	}

@@ -5,32 +5,47 @@ package ws
 const spareQueue = 4
 
 // outQueue is a session's outbound queue: the frames waiting for the
-// writer, a ping request, and whether a writer goroutine runs.
+// writer, the control frames asked for (a ping, a pong owed to the
+// client), and whether a writer has the session.
 //
 // It is built for a node holding tens of thousands of idle sessions. The
 // slice of frames exists only while frames wait (a fan-out to an idle
 // session reuses the small slice the writer handed back, so it allocates
-// nothing), and a writer runs only while there is something to write:
-// push and ping say when the caller must start one. The writer takes the
-// whole batch at once, so up to max frames wait while up to max more are
-// being written: a client that falls 2*max frames behind is cut off.
+// nothing), and a writer (a turn on one of the node's writer workers, or a
+// goroutine of the session's own) has the session only while there is
+// something to write: push, ping and pong say when the caller must hand it
+// to one. The writer takes the whole batch at once, so up to max frames
+// wait while up to max more are being written: a client that falls 2*max
+// frames behind is cut off.
 //
 // outQueue does no locking: its owner (the session) guards it with its
 // own mutex, together with the state that decides what to push.
 type outQueue struct {
-	frames  [][]byte
-	max     int
+	frames [][]byte
+	// pong is the payload of the pong owed to the client (nil: none),
+	// behind a pointer: an idle session keeps a word for it, not three.
+	pong    *[]byte
+	max     int32
 	pingDue bool // a ping was asked for
-	writing bool // a writer goroutine is running
+	writing bool // a writer has the session
 	stopped bool // the writer is done with the connection for good
 }
 
-func newOutQueue(max int) outQueue { return outQueue{max: max} }
+// batch is what a writer takes from the queue at once.
+type batch struct {
+	frames [][]byte
+	ping   bool
+	pong   []byte // nil: no pong
+}
+
+func (b batch) empty() bool { return len(b.frames) == 0 && !b.ping && b.pong == nil }
+
+func newOutQueue(max int) outQueue { return outQueue{max: int32(max)} }
 
 // push appends frame unless max frames wait already (full). wake says the
-// caller must start a writer goroutine.
+// caller must hand the session to a writer.
 func (q *outQueue) push(frame []byte) (ok, wake bool) {
-	if len(q.frames) >= q.max {
+	if len(q.frames) >= int(q.max) {
 		return false, false
 	}
 	q.frames = append(q.frames, frame)
@@ -40,6 +55,14 @@ func (q *outQueue) push(frame []byte) (ok, wake bool) {
 // ping asks the writer for a ping frame; wake as for push.
 func (q *outQueue) ping() (wake bool) {
 	q.pingDue = true
+	return q.wake()
+}
+
+// pongFor asks the writer for a pong echoing payload, which the queue
+// keeps (the client's last ping; an earlier unanswered one needs no answer
+// of its own); wake as for push.
+func (q *outQueue) pongFor(payload []byte) (wake bool) {
+	q.pong = &payload
 	return q.wake()
 }
 
@@ -57,20 +80,27 @@ func (q *outQueue) wake() bool {
 func (q *outQueue) len() int { return len(q.frames) }
 
 // take hands the writer everything that waits (the frames in order, and
-// whether to ping first) and puts spare, an emptied earlier batch, in
-// their place. With nothing to write it returns more false and the writer
-// must exit: the next push or ping starts a new one.
-func (q *outQueue) take(spare [][]byte) (frames [][]byte, ping, more bool) {
-	frames, ping = q.frames, q.pingDue
-	if len(frames) == 0 && !ping {
-		if frames == nil {
+// the control frames to send first) and puts spare, an emptied earlier
+// batch, in their place. With nothing to write it returns more false and
+// the writer must let the session go: the next push or ping hands it to a
+// writer again.
+func (q *outQueue) take(spare [][]byte) (b batch, more bool) {
+	b = batch{frames: q.frames, ping: q.pingDue}
+	if q.pong != nil {
+		b.pong = *q.pong
+		if b.pong == nil {
+			b.pong = []byte{} // an empty pong is still a pong
+		}
+	}
+	if b.empty() {
+		if b.frames == nil {
 			q.frames = spare
 		}
 		q.writing = false
-		return nil, false, false
+		return batch{}, false
 	}
-	q.frames, q.pingDue = spare, false
-	return frames, ping, true
+	q.frames, q.pingDue, q.pong = spare, false, nil
+	return b, true
 }
 
 // recycle returns a written batch emptied for reuse as take's spare, or nil
@@ -89,4 +119,5 @@ func (q *outQueue) stop() {
 	q.stopped = true
 	q.writing = false
 	q.frames = nil
+	q.pong = nil
 }

@@ -5,17 +5,20 @@ import (
 	"testing"
 )
 
-// queueOp is one step of a queue test: push a frame, ask a ping, take a
-// batch (handing back the previous one emptied), or stop.
+// queueOp is one step of a queue test: push a frame, ask a ping or a
+// pong, take a batch (handing back the previous one emptied), or stop.
 type queueOp struct {
-	op    string // "push", "ping", "take", "stop"
-	frame string
+	op    string // "push", "ping", "pong", "take", "stop"
+	frame string // push; pong: its payload
 	// expectations
-	ok, wake bool     // push, ping (ok unused)
+	ok, wake bool     // push, ping, pong (ok unused)
 	frames   []string // take
 	ping     bool     // take
+	pong     *string  // take: the pong's payload, nil: none
 	more     bool     // take
 }
+
+func ptr(s string) *string { return &s }
 
 func TestOutQueue(t *testing.T) {
 	tests := []struct {
@@ -51,6 +54,15 @@ func TestOutQueue(t *testing.T) {
 			{op: "ping", wake: true},
 			{op: "take", ping: true, more: true},
 		}},
+		{"pong: the last ping's payload, once", 4, []queueOp{
+			{op: "pong", frame: "p1", wake: true},
+			{op: "pong", frame: "p2"},
+			{op: "push", frame: "a", ok: true},
+			{op: "take", frames: []string{"a"}, pong: ptr("p2"), more: true},
+			{op: "take", more: false},
+			{op: "pong", frame: "", wake: true},
+			{op: "take", pong: ptr(""), more: true},
+		}},
 		{"stop drops frames and wakes no writer", 4, []queueOp{
 			{op: "push", frame: "a", ok: true, wake: true},
 			{op: "stop"},
@@ -73,18 +85,25 @@ func TestOutQueue(t *testing.T) {
 					if wake := q.ping(); wake != op.wake {
 						t.Fatalf("op %d ping wake = %v, want %v", i, wake, op.wake)
 					}
+				case "pong":
+					if wake := q.pongFor([]byte(op.frame)); wake != op.wake {
+						t.Fatalf("op %d pong wake = %v, want %v", i, wake, op.wake)
+					}
 				case "take":
-					frames, ping, more := q.take(spare)
+					b, more := q.take(spare)
 					var got []string
-					for _, f := range frames {
+					for _, f := range b.frames {
 						got = append(got, string(f))
 					}
-					if !slices.Equal(got, op.frames) || ping != op.ping || more != op.more {
-						t.Fatalf("op %d take = %q ping %v more %v, want %q %v %v", i, got, ping, more, op.frames, op.ping, op.more)
+					if !slices.Equal(got, op.frames) || b.ping != op.ping || more != op.more {
+						t.Fatalf("op %d take = %q ping %v more %v, want %q %v %v", i, got, b.ping, more, op.frames, op.ping, op.more)
+					}
+					if (b.pong == nil) != (op.pong == nil) || (op.pong != nil && string(b.pong) != *op.pong) {
+						t.Fatalf("op %d take pong = %q (nil %v), want %v", i, b.pong, b.pong == nil, op.pong)
 					}
 					spare = nil
 					if more {
-						spare = recycle(frames)
+						spare = recycle(b.frames)
 					}
 				case "stop":
 					q.stop()
@@ -104,18 +123,18 @@ func TestOutQueueHandback(t *testing.T) {
 	q := newOutQueue(256)
 	frame := []byte("x")
 	q.push(frame)
-	frames, _, _ := q.take(nil)
-	spare := recycle(frames)
+	b, _ := q.take(nil)
+	spare := recycle(b.frames)
 	if spare == nil {
 		t.Fatal("a small batch was not kept for reuse")
 	}
-	if _, _, more := q.take(spare); more {
+	if _, more := q.take(spare); more {
 		t.Fatal("take of an empty queue wants more")
 	}
 	if allocs := testing.AllocsPerRun(100, func() {
 		q.push(frame)
-		f, _, _ := q.take(nil)
-		q.take(recycle(f))
+		b, _ := q.take(nil)
+		q.take(recycle(b.frames))
 	}); allocs != 0 {
 		t.Fatalf("push to an idle queue allocates %v times", allocs)
 	}
@@ -125,17 +144,22 @@ func TestOutQueueHandback(t *testing.T) {
 	}
 }
 
-// BenchmarkOutQueue measures a frame through an idle session's queue: the
-// fan-out's push, and the writer's take and handback.
+// BenchmarkOutQueue measures a frame through an idle session's queue as a
+// writer worker handles it: the fan-out's push, the worker's take, the
+// framing into its write buffer, and the handback.
 func BenchmarkOutQueue(b *testing.B) {
 	q := newOutQueue(256)
-	frame := []byte(`{"type":"presence_update"}`)
-	var spare [][]byte
+	frame := []byte(`{"type":"presence_update","user_id":42,"username":"alice","is_online":true,"version":7}`)
+	var (
+		spare [][]byte
+		buf   []byte
+	)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		q.push(frame)
-		frames, _, _ := q.take(spare)
-		spare = recycle(frames)
+		batch, _ := q.take(spare)
+		buf = appendBatch(buf[:0], batch)
+		spare = recycle(batch.frames)
 		q.take(spare)
 		spare = nil
 	}

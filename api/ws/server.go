@@ -51,6 +51,10 @@ type Server struct {
 	listener atomic.Pointer[connListener]
 	// origins restricts the handshake's Origin (nil: any).
 	origins *Origins
+	// writers write the sessions' frames (writers.go).
+	writers *writerPool
+	// sessionOpts are the settings every session shares.
+	sessionOpts sessionOptions
 }
 
 // New spawns the hub in d.System and starts its pinger; zero fields of cfg
@@ -75,7 +79,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, fmt.Errorf("start hub: %w", err)
 	}
 	go hub.runPinger(cfg.PingInterval)
-	return &Server{cfg: cfg, deps: d, hub: hub, log: d.Logger, origins: origins}, nil
+	s := &Server{cfg: cfg, deps: d, hub: hub, log: d.Logger, origins: origins, writers: newWriterPool(cfg.Writers)}
+	s.sessionOpts = sessionOptions{
+		queue: cfg.SendQueue, writeTimeout: cfg.WriteTimeout,
+		stats: hub.Stats(), reset: s.resetConn, pool: s.writers,
+	}
+	return s, nil
 }
 
 // Config returns the settings in force (defaults filled in).
@@ -105,7 +114,13 @@ func (s *Server) resetConn(remote net.Addr) {
 func (s *Server) Drain() { s.draining.Store(true) }
 
 // CloseAll closes every session with code and reason and refuses new ones.
-func (s *Server) CloseAll(code int, reason string) { s.hub.CloseAll(code, reason) }
+// The writer workers stop once they have written what they were handed;
+// the close frames, and anything after, are written by the sessions' own
+// goroutines.
+func (s *Server) CloseAll(code int, reason string) {
+	s.hub.CloseAll(code, reason)
+	s.writers.stop()
+}
 
 // Wait blocks until every session handler has finished (detached, told
 // the actors, released its connection) or ctx ends.

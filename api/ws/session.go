@@ -32,7 +32,8 @@ type subscription struct {
 	pendVer uint64
 }
 
-// sessionOptions are what a session needs besides its connection and user.
+// sessionOptions are what a session needs besides its connection and user:
+// the node's settings, shared by all its sessions (one pointer each).
 type sessionOptions struct {
 	queue        int           // outbound queue bound, in frames
 	writeTimeout time.Duration // bounds writing one batch
@@ -40,14 +41,19 @@ type sessionOptions struct {
 	// reset, when set, makes the close of the connection to remote a TCP
 	// reset (for a client that does not read).
 	reset func(remote net.Addr)
+	// pool, when set, writes the session's frames; without it (or when
+	// its backlog is full) a goroutine of the session's own does.
+	pool *writerPool
 }
 
 // session is one WebSocket connection of an authenticated user.
 //
 // An idle session costs as little as we can make it, because a node holds
 // tens of thousands: its outbound queue holds a slice only while frames
-// wait, and its writer goroutine runs only while there is something to
-// write (frames, a ping from the hub's pinger, or the close frame). The
+// wait, and it has a writer only while there is something to write
+// (frames, a ping from the hub's pinger, a pong, or the close frame): a
+// turn on one of the node's writer workers (writers.go), or a goroutine of
+// its own for what cannot be written at once and for the close frame. The
 // reader goroutine (the handler's) is the only one an idle session keeps.
 //
 // Invariants, all kept by the session's own methods (nothing outside this
@@ -56,9 +62,12 @@ type sessionOptions struct {
 //     under mu together with the subscription version that admits it, so
 //     frames of one user leave in version order and a version already
 //     sent is never sent again.
-//   - At most one writer goroutine runs (queue.writing); it is the only
-//     code that writes to the connection, and writers counts it so the
-//     handler can wait for it before the library recycles the connection.
+//   - At most one writer has the session (queue.writing): a worker's turn
+//     or a goroutine, which may pass the session on to a goroutine but
+//     never runs beside it. It is the only code that writes to the
+//     connection (the reader's pongs and close echo go through the queue
+//     too), and writers counts it so the handler can wait for it before
+//     the library recycles the connection.
 //   - Until a subscription is ready (its snapshot queued), pushes for that
 //     user are held in pending, newest wins, and queued right after it.
 //   - Once closing, nothing more is queued; the writer sends the close
@@ -69,13 +78,15 @@ type sessionOptions struct {
 //     never block the hub.
 //   - lastPing belongs to the hub's pinger goroutine (pingIfDue).
 type session struct {
-	conn  conn
-	user  auth.Identity
-	opts  sessionOptions
-	stats *HubStats
+	conn conn
+	// sock is the byte stream under conn, which the writers put frames on.
+	sock socket
+	user auth.Identity
+	opts *sessionOptions
 
 	done chan struct{}
-	// writers counts the writer goroutine.
+	// writers counts the writer that has the session (a worker's turn or
+	// a goroutine).
 	writers sync.WaitGroup
 
 	mu          sync.Mutex
@@ -95,12 +106,22 @@ type session struct {
 	deadline atomic.Int64
 }
 
-func newSession(c conn, user auth.Identity, opts sessionOptions) *session {
+// newSession makes the session of user on c, whose frames go to sock (nil:
+// c itself if it is a socket, else its net.Conn, written from goroutines
+// only).
+func newSession(c conn, user auth.Identity, sock socket, opts *sessionOptions) *session {
+	if sock == nil {
+		if cs, ok := c.(socket); ok {
+			sock = cs
+		} else {
+			sock = streamSocket{c.NetConn()}
+		}
+	}
 	return &session{
 		conn:  c,
+		sock:  sock,
 		user:  user,
 		opts:  opts,
-		stats: opts.stats,
 		done:  make(chan struct{}),
 		queue: newOutQueue(opts.queue),
 		subs:  make(map[int64]*subscription),
@@ -129,7 +150,7 @@ func (s *session) push(id int64, v uint64, frame []byte) {
 	}
 	if v != 0 && v <= sub.version {
 		s.mu.Unlock()
-		s.stats.StaleDropped.Add(1)
+		s.opts.stats.StaleDropped.Add(1)
 		return
 	}
 	sub.version = v
@@ -141,27 +162,33 @@ func (s *session) push(id int64, v uint64, frame []byte) {
 }
 
 // enqueueLocked queues a frame without blocking and makes sure a writer
-// runs; false means the queue is full. s.mu must be held.
+// has the session; false means the queue is full. s.mu must be held.
 func (s *session) enqueueLocked(frame []byte) bool {
 	ok, wake := s.queue.push(frame)
 	if !ok {
 		return false
 	}
-	s.stats.FramesQueued.Add(1)
+	s.opts.stats.FramesQueued.Add(1)
 	if wake {
 		s.startWriter()
 	}
 	return true
 }
 
-// startWriter starts the writer goroutine the queue asked for.
+// startWriter hands the session to the writer the queue asked for: a
+// worker of the pool, or a goroutine of its own when there is no pool or
+// its backlog is full. s.mu must be held.
 func (s *session) startWriter() {
 	s.writers.Add(1)
-	go s.writeLoop()
+	if s.opts.pool != nil && s.opts.pool.submit(s) {
+		return
+	}
+	s.opts.stats.WriterGoroutines.Add(1)
+	go s.writeLoop(nil)
 }
 
 func (s *session) slowConsumer() {
-	s.stats.SlowDisconnects.Add(1)
+	s.opts.stats.SlowDisconnects.Add(1)
 	s.abort(CloseSlowConsumer, "slow consumer: outbound queue full")
 }
 
@@ -224,6 +251,16 @@ func (s *session) ping() {
 	s.mu.Unlock()
 }
 
+// pong asks the writer to answer the client's ping with payload; the
+// reader's ping handler calls it, so that only the writer writes.
+func (s *session) pong(payload []byte) {
+	s.mu.Lock()
+	if !s.closing && s.queue.pongFor(payload) {
+		s.startWriter()
+	}
+	s.mu.Unlock()
+}
+
 // closed is closed when the session starts closing.
 func (s *session) closed() <-chan struct{} { return s.done }
 
@@ -247,6 +284,6 @@ func (s *session) extendRead(d time.Duration) error {
 	return err
 }
 
-// wait blocks until the writer goroutine is gone; the handler calls it
+// wait blocks until no writer has the session any more; the handler calls it
 // after close, before the library recycles the connection.
 func (s *session) wait() { s.writers.Wait() }

@@ -15,17 +15,20 @@ type blockedConn struct {
 	unblock chan struct{}
 }
 
-func (c *blockedConn) WriteMessage(int, []byte) error {
+func (c *blockedConn) Write([]byte) (int, error) {
 	<-c.unblock
-	return net.ErrClosed
+	return 0, net.ErrClosed
 }
+
+// tryWrite: the socket buffer is full.
+func (c *blockedConn) tryWrite([]byte) (int, error) { return 0, nil }
 
 func TestSessionSlowConsumerIsCutOff(t *testing.T) {
 	stats := &HubStats{}
 	fc := newFakeConn(t)
 	c := &blockedConn{fakeConn: fc, unblock: make(chan struct{})}
 	var reset bool
-	s := newSession(c, auth.Identity{UserID: 1}, sessionOptions{
+	s := newSession(c, auth.Identity{UserID: 1}, nil, &sessionOptions{
 		queue: 4, writeTimeout: time.Second, stats: stats,
 		reset: func(net.Addr) { reset = true },
 	})
@@ -73,7 +76,7 @@ func TestSessionSlowConsumerIsCutOff(t *testing.T) {
 // snapshot is never sent after a newer push.
 func TestSessionHoldsPushesUntilReady(t *testing.T) {
 	c := newFakeConn(t)
-	s := newSession(c, auth.Identity{UserID: 1}, sessionOptions{queue: 16, writeTimeout: time.Second, stats: &HubStats{}})
+	s := newSession(c, auth.Identity{UserID: 1}, nil, &sessionOptions{queue: 16, writeTimeout: time.Second, stats: &HubStats{}})
 	defer s.wait()
 	defer s.close(1000, "")
 	s.reserve([]int64{42}, 0)
@@ -100,7 +103,7 @@ func TestSessionHoldsPushesUntilReady(t *testing.T) {
 }
 
 func TestSessionReserveLimit(t *testing.T) {
-	s := newSession(newFakeConn(t), auth.Identity{UserID: 1}, sessionOptions{queue: 4, stats: &HubStats{}})
+	s := newSession(newFakeConn(t), auth.Identity{UserID: 1}, nil, &sessionOptions{queue: 4, stats: &HubStats{}})
 	if !s.reserve([]int64{1, 2, 3}, 3) {
 		t.Fatal("3 users refused with limit 3")
 	}

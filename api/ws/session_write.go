@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"bytes"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -24,7 +25,11 @@ func (s *session) shutdown(code int, reason string, abrupt bool) {
 		s.closing = true
 		s.closeCode, s.closeReason, s.abrupt = code, reason, abrupt
 		if !abrupt && s.queue.wake() {
-			s.startWriter() // to write the close frame
+			// The close frame may wait for the client (closeGrace): a
+			// goroutine of the session's own writes it, not a worker.
+			s.writers.Add(1)
+			s.opts.stats.WriterGoroutines.Add(1)
+			go s.writeLoop(nil)
 		}
 		s.mu.Unlock()
 		close(s.done)
@@ -48,14 +53,65 @@ func (s *session) shutdown(code int, reason string, abrupt bool) {
 	})
 }
 
-// writeLoop writes what is queued (a ping, then frames in order) until
-// nothing is left, and exits; the next frame starts a new one. Once the
-// session closes it writes the close frame and stops for good.
-func (s *session) writeLoop() {
-	defer s.writers.Done()
-	// spare is a written batch's emptied slice, handed back to the queue
-	// so that a frame to an idle session (a fan-out) needs no allocation.
+// writeOnWorker is a writer worker's turn at the session: it frames what
+// waits into buf and tries it in one write that does not wait, as long as
+// the session has frames and the socket takes them. What the socket does
+// not take at once, and the close frame, are passed on to a goroutine of
+// the session's own (writeLoop), so a slow client never holds a worker.
+// It returns buf for the worker's next session.
+func (s *session) writeOnWorker(buf []byte) []byte {
 	var spare [][]byte
+	for {
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			s.passOn(nil)
+			return buf
+		}
+		b, more := s.queue.take(spare)
+		s.mu.Unlock()
+		if !more {
+			s.writers.Done()
+			return buf
+		}
+		buf = appendBatch(buf[:0], b)
+		spare = recycle(b.frames)
+		n, err := s.sock.tryWrite(buf)
+		if err != nil {
+			s.writeFailed("write failed")
+			s.writers.Done()
+			return buf
+		}
+		if n < len(buf) {
+			// The rest is copied: buf goes on to the next session.
+			s.passOn(bytes.Clone(buf[n:]))
+			return buf
+		}
+	}
+}
+
+// passOn hands the session, and the unwritten rest of a frame already
+// started, from a worker to a goroutine of its own; the writer count
+// passes with it.
+func (s *session) passOn(rest []byte) {
+	s.opts.stats.WriterGoroutines.Add(1)
+	go s.writeLoop(rest)
+}
+
+// writeLoop is a session's own writer goroutine: it first finishes rest
+// (bytes of a batch a worker could not write at once), then writes what is
+// queued (control frames, then frames in order, one write per batch) until
+// nothing is left, and exits; the next frame goes to a worker again. Once
+// the session closes it writes the close frame and stops for good.
+func (s *session) writeLoop(rest []byte) {
+	defer s.writers.Done()
+	if len(rest) > 0 && !s.writeWaiting(rest) {
+		return
+	}
+	var (
+		spare [][]byte
+		buf   []byte
+	)
 	for {
 		s.mu.Lock()
 		if s.closing {
@@ -64,36 +120,44 @@ func (s *session) writeLoop() {
 			s.sendClose()
 			return
 		}
-		frames, ping, more := s.queue.take(spare)
+		b, more := s.queue.take(spare)
 		s.mu.Unlock()
 		if !more {
 			return
 		}
-		spare = nil
-
-		// One deadline for the whole batch: a client that cannot take
-		// it within the write timeout is too slow anyway. (The library
-		// applies it to the socket before every write, so it costs the
-		// same per frame whichever way it is set.)
-		deadline := time.Now().Add(s.opts.writeTimeout)
-		_ = s.conn.SetWriteDeadline(deadline)
-		if ping {
-			if err := s.conn.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
-				s.writeFailed("ping failed")
-				return
-			}
+		buf = appendBatch(buf[:0], b)
+		spare = recycle(b.frames)
+		if !s.writeWaiting(buf) {
+			return
 		}
-		for _, frame := range frames {
-			if s.isClosing() {
-				break // the loop's next turn writes the close frame
-			}
-			if err := s.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
-				s.writeFailed("write failed")
-				return
-			}
-		}
-		spare = recycle(frames)
 	}
+}
+
+// writeWaiting writes b in full, waiting for the client up to the write
+// timeout: a client that cannot take a batch within it is too slow anyway.
+// False means the connection broke and the session is closing.
+func (s *session) writeWaiting(b []byte) bool {
+	_ = s.sock.SetWriteDeadline(time.Now().Add(s.opts.writeTimeout))
+	if s.isClosing() {
+		// shutdown may have set its shorter deadline just before ours:
+		// put it back.
+		s.mu.Lock()
+		abrupt := s.abrupt
+		s.mu.Unlock()
+		d := time.Now()
+		if !abrupt {
+			d = d.Add(closeGrace)
+		}
+		_ = s.sock.SetWriteDeadline(d)
+	}
+	if _, err := s.sock.Write(b); err != nil {
+		s.writeFailed("write failed")
+		return false
+	}
+	// The workers' writes check the deadline too: one left behind would
+	// fail them once it passes.
+	_ = s.sock.SetWriteDeadline(time.Time{})
+	return true
 }
 
 // writeFailed ends a session whose connection broke under the writer: no

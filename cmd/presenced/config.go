@@ -38,6 +38,7 @@ func settings(c *node.Config) []setting {
 		{"ws-max-subscriptions", "PRESENCE_WS_MAX_SUBSCRIPTIONS", "users one WebSocket session may subscribe to", false, sizeValue{&c.API.WS.MaxSubscriptions, 1, 100_000}},
 		{"ws-max-sessions-per-user", "PRESENCE_WS_MAX_SESSIONS_PER_USER", "WebSocket sessions one user may hold on a node", false, sizeValue{&c.API.WS.MaxSessionsPerUser, 1, 10_000}},
 		{"ws-send-queue", "PRESENCE_WS_SEND_QUEUE", "frames queued per session before it is dropped as a slow consumer", false, sizeValue{&c.API.WS.SendQueue, 1, 1 << 16}},
+		{"ws-writers", "PRESENCE_WS_WRITERS", "writer workers putting WebSocket frames on sockets that take them at once (default: GOMAXPROCS)", false, sizeValue{&c.API.WS.Writers, 1, 1024}},
 		{"ws-ping-interval", "PRESENCE_WS_PING_INTERVAL", "WebSocket ping period; silent for twice this: dropped", false, durationValue{&c.API.WS.PingInterval, positive}},
 		{"write-rate", "PRESENCE_WRITE_RATE", "writes (PUT, heartbeat) per second per user per node; negative: no limit", false, rateValue{&c.API.WriteRate, true}},
 		{"write-burst", "PRESENCE_WRITE_BURST", "writes a user may make at once above the rate", false, sizeValue{&c.API.WriteBurst, 1, 1_000_000}},

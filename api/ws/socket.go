@@ -1,0 +1,73 @@
+package ws
+
+import (
+	"errors"
+	"net"
+	"syscall"
+	"time"
+)
+
+// socket is the byte stream under a session's WebSocket connection, which
+// the session's writers put their frames on directly (frame.go).
+type socket interface {
+	// Write writes all of b, waiting for the client as long as the write
+	// deadline allows.
+	Write(b []byte) (int, error)
+	SetWriteDeadline(t time.Time) error
+	// tryWrite writes as much of b as the kernel takes at once, without
+	// waiting: n < len(b) with a nil error means the rest would block.
+	tryWrite(b []byte) (n int, err error)
+}
+
+// streamSocket is a connection whose writes cannot be tried without
+// waiting (one the node's listener did not accept, such as a test pipe):
+// every write of its session runs on a goroutine of the session's own.
+type streamSocket struct{ net.Conn }
+
+func (streamSocket) tryWrite([]byte) (int, error) { return 0, nil }
+
+// tryWrite writes b with one non-blocking write(2) (repeated only for a
+// partial write the kernel may complete, or an interrupt): the writer
+// workers' way of writing a batch, with no deadline to set and no timer
+// left behind. A full socket buffer (EAGAIN) is no error: n tells how far
+// it got.
+func (c *trackedConn) tryWrite(b []byte) (n int, err error) {
+	cerr := c.raw.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			m, werr := syscall.Write(int(fd), b[n:])
+			if m > 0 {
+				n += m
+			}
+			switch {
+			case werr == nil && m > 0:
+				continue
+			case errors.Is(werr, syscall.EINTR):
+				continue
+			case errors.Is(werr, syscall.EAGAIN) || werr == nil:
+				return true
+			default:
+				err = werr
+				return true
+			}
+		}
+		return true
+	})
+	if err == nil {
+		err = cerr
+	}
+	return n, err
+}
+
+// socketOf is the socket under nc, the connection the library wraps: the
+// listener's tracked connection when the node's listener accepted it (HTTP
+// is served on that listener as it is, without TLS, so the tracked
+// connection carries the WebSocket bytes unchanged), else nc itself,
+// written from goroutines only.
+func (s *Server) socketOf(nc net.Conn) socket {
+	if l := s.listener.Load(); l != nil {
+		if v, ok := l.conns.Load(nc.RemoteAddr().String()); ok {
+			return v.(*trackedConn)
+		}
+	}
+	return streamSocket{nc}
+}
