@@ -26,10 +26,14 @@ type Meta struct {
 //
 //	1: the first release
 //	2: GetPresenceBatch / PresenceBatchReply (batch presence reads)
-const ProtoVersion = 2
+//	3: CleanupPreview (dry-run admin cleanups)
+const ProtoVersion = 3
 
 // ProtoBatchReads is the first version that answers GetPresenceBatch.
 const ProtoBatchReads = 2
+
+// ProtoCleanupPreview is the first version that answers CleanupPreview.
+const ProtoCleanupPreview = 3
 
 func (m Meta) encode() ([]byte, error) {
 	b, err := json.Marshal(m)

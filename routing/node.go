@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/presence-cluster/presence/actors"
+	"github.com/presence-cluster/presence/cluster"
 	"github.com/presence-cluster/presence/messages"
 )
 
@@ -18,13 +19,17 @@ import (
 // users listed up to actors.CleanupReportLimit). With dryRun, members only
 // report what they would do: the request is a CleanupPreview, a kind a
 // member too old to know it ignores, so it never runs a real cleanup for a
-// dry run; it does not answer, and the dry run fails as unavailable. A
-// member that does not answer in time makes an error wrapping
-// ErrUnavailable; one that answers a failure, an internal error.
+// dry run; a dry run is refused at once (ErrUnavailable) while a member
+// advertises an older protocol, and a member that ignores it all the same
+// makes it time out. A member that does not answer in time makes an error
+// wrapping ErrUnavailable; one that answers a failure, an internal error.
 func (r *Router) Cleanup(ctx context.Context, dryRun bool) (*messages.CleanupCount, error) {
 	view, self := r.members.View(), r.members.LocalName()
 	targets := make([]*actor.PID, 0, len(view.Owners))
 	for _, m := range view.Owners {
+		if dryRun && m.Name != self && m.Proto < cluster.ProtoCleanupPreview {
+			return nil, fmt.Errorf("dry-run cleanup: member %s runs an older version that cannot preview: %w", m.NodeName, ErrUnavailable)
+		}
 		if m.Name == self {
 			targets = append(targets, r.local)
 		} else {
