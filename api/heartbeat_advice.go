@@ -92,12 +92,20 @@ func (a *heartbeatAdvisor) secondClosed(second, count int64) {
 		}
 		a.periodStart, a.judgeAt = second, second+a.base
 	}
-	a.periodCount += count
-	end := second + 1
-	if end < a.judgeAt {
-		return
+	if second >= a.judgeAt {
+		// The period ended in the quiet before this second.
+		a.judge(a.judgeAt)
 	}
-	avg := float64(a.periodCount) / float64(end-a.periodStart)
+	a.periodCount += count
+	if second+1 >= a.judgeAt {
+		a.judge(second + 1)
+	}
+}
+
+// judge sets the advice from the period that ends at second end, and
+// starts the next period there.
+func (a *heartbeatAdvisor) judge(end int64) {
+	avg := float64(a.periodCount) / float64(max(1, end-a.periodStart))
 	before := a.advised.Load()
 	a.factor = nextAdviceFactor(a.factor, avg, a.budget)
 	after := max(a.base, int64(math.Round(float64(a.base)*a.factor)))
