@@ -92,7 +92,7 @@ func (r *REST) HeartbeatAdvice(uid int64) (Heartbeat, error) {
 	if err := r.Call(uid, http.MethodPost, "/users/me/heartbeat", "", &h); err != nil {
 		return h, err
 	}
-	if h.Message != "Heartbeat received" || h.HeartbeatIntervalSeconds <= 0 || h.OfflineAfterSeconds <= 0 {
+	if h.Message != "Heartbeat received" || h.HeartbeatIntervalSeconds <= 0 || h.OfflineAfterSeconds < 0 {
 		return h, fmt.Errorf("heartbeat answer %+v", h)
 	}
 	return h, nil
