@@ -259,3 +259,11 @@ func BenchmarkHeartbeatAdvice(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkHeartbeatAdviceSerial(b *testing.B) {
+	a := newHeartbeatAdvisor(time.Now, 5*time.Minute, 1000)
+	b.ReportAllocs()
+	for b.Loop() {
+		a.heartbeat()
+	}
+}
