@@ -159,6 +159,14 @@ func (x *activator) route(ctx actor.Context, m *messages.Envelope) {
 		}
 		return
 	}
+	if m.GetRecheck().GetDryRun() && !x.isActive(id) {
+		// A dry run changes nothing, and activating a user applies its
+		// passed deadlines: the host judges the stored record instead.
+		if ctx.Sender() != nil {
+			ctx.Respond(&messages.Envelope{Body: &messages.Envelope_NotFound{NotFound: &messages.NotFound{UserId: id}}})
+		}
+		return
+	}
 	if p, ok := x.stopping[id]; ok {
 		p.buffered = append(p.buffered, actor.MessageEnvelope{Message: m, Sender: ctx.Sender()})
 		return
@@ -284,6 +292,8 @@ func (x *activator) nodeRequest(ctx actor.Context, env *messages.Envelope) {
 			}
 			root.Send(sender, &messages.Envelope{Body: &messages.Envelope_CleanupCount{CleanupCount: counts}})
 		}()
+	case *messages.Envelope_CleanupPreview:
+		previewCleanup(ctx.ActorSystem().Root, sender, x.host, x.owns)
 	}
 }
 

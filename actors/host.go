@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/presence-cluster/presence/messages"
+	"github.com/presence-cluster/presence/store"
 )
 
 // cleanupConcurrency bounds how many rechecks a cleanup has in flight.
@@ -70,31 +70,68 @@ func (h *Host) ActiveUsers(ctx context.Context) ([]int64, error) {
 // Cleanup makes every user actor of this node re-check its timers now, and
 // activates (so re-checks) every stored user that is online or busy
 // without an actor here and that owns says is ours: after a restart those
-// records have nobody to expire them. It returns the summed counts.
+// records have nobody to expire them. It returns the summed counts and the
+// users changed (see CleanupReportLimit).
 func (h *Host) Cleanup(ctx context.Context, owns OwnerFunc) (*messages.CleanupCount, error) {
-	ids, err := h.cleanupTargets(ctx, owns)
+	ids, _, err := h.cleanupTargets(ctx, owns)
 	if err != nil {
 		return nil, err
 	}
+	report, err := h.eachUser(ctx, ids, func(id int64) (*messages.CleanupCount, error) {
+		return h.recheck(ctx, id, false)
+	})
+	h.cfg.Observer.CleanupFound(report.GetUsersMarkedOffline(), report.GetBusyStatusCleared())
+	return report, err
+}
+
+// PreviewCleanup answers what Cleanup would do now, changing nothing: the
+// active users' actors judge their own deadlines without applying them,
+// and the stored records no actor holds are judged as their activation
+// would judge them, without activating anyone.
+func (h *Host) PreviewCleanup(ctx context.Context, owns OwnerFunc) (*messages.CleanupCount, error) {
+	ids, stored, err := h.cleanupTargets(ctx, owns)
+	if err != nil {
+		return nil, err
+	}
+	return h.eachUser(ctx, ids, func(id int64) (*messages.CleanupCount, error) {
+		st, ok := stored[id]
+		if !ok {
+			c, err := h.recheck(ctx, id, true)
+			if !errors.Is(err, errNotActive) {
+				return c, err
+			}
+			// Passivated since it was listed: its stored record is all
+			// there is.
+			if st, err = h.loadStored(ctx, id); st == nil || err != nil {
+				return nil, err
+			}
+		}
+		return cleanupReply(storedDue(h.cfg, st, h.pendingLastSeen(id), micros(h.cfg.Clock.Now()))).GetCleanupCount(), nil
+	})
+}
+
+// eachUser calls one for every id, cleanupConcurrency at a time, and sums
+// the answers. It stops early when ctx ends; the error is the first one
+// met (or ctx's).
+func (h *Host) eachUser(ctx context.Context, ids []int64, one func(id int64) (*messages.CleanupCount, error)) (*messages.CleanupCount, error) {
 	var (
-		offline, busy atomic.Int64
-		firstErr      error
-		errOnce       sync.Once
-		wg            sync.WaitGroup
-		work          = make(chan int64)
+		report   cleanupReport
+		firstErr error
+		errOnce  sync.Once
+		wg       sync.WaitGroup
+		work     = make(chan int64)
 	)
 	for range min(cleanupConcurrency, len(ids)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for id := range work {
-				c, err := h.recheck(ctx, id)
+				c, err := one(id)
 				if err != nil {
 					errOnce.Do(func() { firstErr = err })
 					continue
 				}
-				offline.Add(c.GetUsersMarkedOffline())
-				busy.Add(c.GetBusyStatusCleared())
+				report.add(c)
 			}
 		}()
 	}
@@ -109,44 +146,73 @@ func (h *Host) Cleanup(ctx context.Context, owns OwnerFunc) (*messages.CleanupCo
 	if firstErr == nil {
 		firstErr = ctx.Err()
 	}
-	h.cfg.Observer.CleanupFound(offline.Load(), busy.Load())
-	return &messages.CleanupCount{UsersMarkedOffline: offline.Load(), BusyStatusCleared: busy.Load()}, firstErr
+	return report.count(), firstErr
 }
 
 // cleanupTargets lists the users a cleanup re-checks: the active ones and
-// the stored live ones that owns says are ours.
-func (h *Host) cleanupTargets(ctx context.Context, owns OwnerFunc) ([]int64, error) {
-	ids, err := h.ActiveUsers(ctx)
+// the stored live ones that owns says are ours. stored holds the records
+// of the latter, the ones no actor held when listed.
+func (h *Host) cleanupTargets(ctx context.Context, owns OwnerFunc) (ids []int64, stored map[int64]*messages.UserState, err error) {
+	ids, err = h.ActiveUsers(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	seen := make(map[int64]struct{}, len(ids))
 	for _, id := range ids {
 		seen[id] = struct{}{}
 	}
+	stored = make(map[int64]*messages.UserState)
 	err = h.cfg.Store.ScanLive(ctx, func(st *messages.UserState) error {
 		id := st.GetUserId()
 		if _, ok := seen[id]; !ok && (owns == nil || owns(id)) {
 			seen[id] = struct{}{}
 			ids = append(ids, id)
+			stored[id] = st
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("scan stored users: %w", err)
+		return nil, nil, fmt.Errorf("scan stored users: %w", err)
 	}
-	return ids, nil
+	return ids, stored, nil
 }
 
-// recheck asks the local actor of id to apply its passed deadlines.
-func (h *Host) recheck(ctx context.Context, id int64) (*messages.CleanupCount, error) {
+// loadStored reads id's stored record; nil (and no error) when there is none.
+func (h *Host) loadStored(ctx context.Context, id int64) (*messages.UserState, error) {
+	st, err := h.cfg.Store.Load(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("load user %d: %w", id, err)
+	}
+	return st, nil
+}
+
+// pendingLastSeen is id's last_seen waiting in the write-behind queue, or 0.
+func (h *Host) pendingLastSeen(id int64) int64 {
+	if h.cfg.LastSeen == nil {
+		return 0
+	}
+	if us, ok := h.cfg.LastSeen.Pending(id); ok {
+		return us
+	}
+	return 0
+}
+
+// errNotActive is a dry-run recheck of a user no actor holds here.
+var errNotActive = errors.New("user not active")
+
+// recheck asks the local actor of id to apply its passed deadlines, or
+// with dryRun only to report them (errNotActive: no actor holds id).
+func (h *Host) recheck(ctx context.Context, id int64, dryRun bool) (*messages.CleanupCount, error) {
 	timeout := localRequestTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		if timeout = time.Until(dl); timeout <= 0 {
 			return nil, fmt.Errorf("recheck user %d: %w", id, context.DeadlineExceeded)
 		}
 	}
-	env := &messages.Envelope{Body: &messages.Envelope_Recheck{Recheck: &messages.Recheck{UserId: id}}}
+	env := &messages.Envelope{Body: &messages.Envelope_Recheck{Recheck: &messages.Recheck{UserId: id, DryRun: dryRun}}}
 	res, err := h.system.Root.RequestFuture(h.activator, env, timeout).Result()
 	if err != nil {
 		return nil, fmt.Errorf("recheck user %d: %w", id, err)
@@ -154,6 +220,9 @@ func (h *Host) recheck(ctx context.Context, id int64) (*messages.CleanupCount, e
 	reply, _ := res.(*messages.Envelope)
 	if f := reply.GetFailure(); f != nil {
 		return nil, fmt.Errorf("recheck user %d: %s", id, f.GetDetail())
+	}
+	if reply.GetNotFound() != nil && dryRun {
+		return nil, errNotActive
 	}
 	return reply.GetCleanupCount(), nil
 }

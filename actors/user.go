@@ -122,13 +122,14 @@ type userActor struct {
 	receiveTimeoutSet bool
 	passivationAsked  bool
 
-	// settled counts the transitions applied at activation, until a
-	// Recheck reports them.
-	settled settledCounts
-}
+	// settled is what the activation applied (deadlines that passed while
+	// no actor held the user), until a Recheck reports it; nil: nothing.
+	settled *messages.CleanupUser
 
-type settledCounts struct {
-	UsersMarkedOffline, BusyStatusCleared int64
+	// restAfter is how long after the last REST sign of life the user goes
+	// offline: offline_after, or more when the last heartbeat was advised a
+	// longer interval (0: offline_after).
+	restAfter int64
 }
 
 // newUserActor makes the actor of user id. snap is the cell, created and
@@ -262,9 +263,7 @@ func (a *userActor) activate(ctx actor.Context) {
 	}
 	// Deadlines that passed while no actor held the user are applied now;
 	// a cleanup's Recheck (often what activated us) reports them.
-	off, busy, _ := a.expire(ctx, now)
-	a.settled.UsersMarkedOffline += b2i(off)
-	a.settled.BusyStatusCleared += b2i(busy)
+	a.settled, _ = a.expire(ctx, now)
 	if a.cfg.Feed != nil {
 		// The previous owner may have crashed before delivering its last
 		// change: the feed checks (with the PostgreSQL store) and delivers
@@ -339,16 +338,16 @@ func (a *userActor) answer(ctx actor.Context, now int64, env *messages.Envelope)
 		return nil, false // creating the record is a write
 
 	case *messages.Envelope_Recheck:
-		offline, busy, err := a.expire(ctx, now)
+		if b.Recheck.GetDryRun() {
+			return cleanupReply(mergeCleanupUser(a.settled, a.dueNow(now))), true
+		}
+		done, err := a.expire(ctx, now)
 		if err != nil {
 			return a.failed(failureFor(err)), true
 		}
-		count := &messages.CleanupCount{
-			UsersMarkedOffline: b2i(offline) + a.settled.UsersMarkedOffline,
-			BusyStatusCleared:  b2i(busy) + a.settled.BusyStatusCleared,
-		}
-		a.settled = settledCounts{}
-		return &messages.Envelope{Body: &messages.Envelope_CleanupCount{CleanupCount: count}}, true
+		reply := cleanupReply(mergeCleanupUser(a.settled, done))
+		a.settled = nil
+		return reply, true
 
 	case *messages.Envelope_Watch:
 		m := b.Watch
@@ -383,6 +382,7 @@ func (a *userActor) write(ctx actor.Context, now int64, env *messages.Envelope) 
 	case *messages.Envelope_Heartbeat:
 		m := b.Heartbeat
 		a.restActivity(now)
+		a.restAfter = AdvisedOfflineAfter(a.cfg.OfflineAfter, time.Duration(m.GetAdvisedIntervalSeconds())*time.Second).Microseconds()
 		return true, a.change(ctx, now, func(r *record) {
 			setName(r, m.GetUsername())
 			r.online = true
@@ -727,6 +727,9 @@ func (a *userActor) offlineDeadline() int64 {
 		// inactivity rule.
 		return a.graceUntil
 	}
+	if a.restAfter > 0 {
+		return a.lastRest + a.restAfter
+	}
 	return a.lastRest + a.cfg.OfflineAfter.Microseconds()
 }
 
@@ -735,20 +738,18 @@ func (a *userActor) offlineDeadline() int64 {
 // judged inside the change, so that after a version conflict it is judged
 // again on the reloaded record (another activation may have extended the
 // busy status or seen a heartbeat meanwhile).
-func (a *userActor) expire(ctx actor.Context, now int64) (wentOffline, busyCleared bool, err error) {
-	due := func() (off, busy bool) {
-		d := a.offlineDeadline()
-		off = d != 0 && now >= d
-		busy = a.exists && a.rec.busy && a.rec.busyUntil != 0 && now >= a.rec.busyUntil
-		return off, busy
-	}
-	if off, busy := due(); off || busy {
+func (a *userActor) expire(ctx actor.Context, now int64) (done *messages.CleanupUser, err error) {
+	if a.dueNow(now) != nil {
 		err = a.change(ctx, now, func(r *record) {
-			wentOffline, busyCleared = due()
-			if wentOffline {
+			// r is a.rec, possibly reloaded after a version conflict.
+			done = a.dueNow(now)
+			if done == nil {
+				return
+			}
+			if done.MarkOffline {
 				r.online = false
 			}
-			if busyCleared {
+			if done.ClearBusy {
 				r.busy, r.busyUntil = false, 0
 			}
 		})
@@ -759,15 +760,28 @@ func (a *userActor) expire(ctx actor.Context, now int64) (wentOffline, busyClear
 			a.stopTimer(&a.offline)
 			a.stopTimer(&a.busy)
 			a.armTimer(&a.retry, retryTimer, now+retryAfterFailure.Microseconds(), now)
-			return false, false, err
+			return nil, err
 		}
-		if wentOffline {
+		if done.GetMarkOffline() {
 			a.graceUntil = 0
 			a.cfg.Observer.WentOffline(time.Duration(now-a.rec.lastSeen) * time.Microsecond)
 		}
 	}
 	a.rearm(now)
-	return wentOffline, busyCleared, nil
+	return done, nil
+}
+
+// dueNow reports the transitions whose deadlines have passed at now, as
+// the cleanup report's entry for this user (nil: none), without applying
+// them.
+func (a *userActor) dueNow(now int64) *messages.CleanupUser {
+	d := a.offlineDeadline()
+	off := d != 0 && now >= d
+	busy := a.exists && a.rec.busy && a.rec.busyUntil != 0 && now >= a.rec.busyUntil
+	if !off && !busy {
+		return nil
+	}
+	return &messages.CleanupUser{UserId: a.id, MarkOffline: off, ClearBusy: busy, LastSeen: a.rec.lastSeen, BusyUntil: a.rec.busyUntil}
 }
 
 // rearm makes the armed timers match the record's deadlines. The offline
@@ -827,7 +841,7 @@ func (a *userActor) onTimer(ctx actor.Context, m *timerFired) {
 		return // stopped or re-armed since
 	}
 	t.at, t.stop = 0, nil
-	_, _, _ = a.expire(ctx, a.now())
+	_, _ = a.expire(ctx, a.now())
 }
 
 // stopRequested ends the passivation handshake (see activator.go): every

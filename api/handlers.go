@@ -2,8 +2,8 @@ package api
 
 import (
 	"context"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/bytebufferpool"
@@ -14,8 +14,6 @@ import (
 )
 
 const identityKey = "presence.identity"
-
-var heartbeatBody = []byte(`{"message":"Heartbeat received"}`)
 
 // authenticate verifies the bearer token and stores the caller's identity.
 func (s *Server) authenticate(c *fiber.Ctx) error {
@@ -105,13 +103,18 @@ func (s *Server) putMyStatus(c *fiber.Ctx) error {
 
 func (s *Server) postHeartbeat(c *fiber.Ctx) error {
 	me := identity(c)
+	interval, offlineAfter := s.advice.heartbeat()
 	ctx, cancel := s.requestCtx(c)
 	defer cancel()
-	if _, err := s.deps.Presence.Heartbeat(ctx, me.UserID, me.Username); err != nil {
+	if _, err := s.deps.Presence.Heartbeat(ctx, me.UserID, me.Username, interval); err != nil {
 		return err
 	}
+	buf := bytebufferpool.Get()
+	defer bytebufferpool.Put(buf)
+	buf.B = wire.AppendHeartbeat(buf.B[:0], int64(interval/time.Second), int64(offlineAfter/time.Second))
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(heartbeatBody)
+	c.Response().SetBody(buf.B) // copies
+	return nil
 }
 
 // readPresence reads the presence of ids, in order, nil for a user without
@@ -168,18 +171,19 @@ func (s *Server) getPresenceBatch(c *fiber.Ctx) error {
 }
 
 func (s *Server) postCleanup(c *fiber.Ctx) error {
-	ctx, cancel := context.WithTimeout(c.UserContext(), 10*s.cfg.RequestTimeout)
-	defer cancel()
-	counts, err := s.deps.Presence.Cleanup(ctx)
+	args := c.Context().QueryArgs()
+	dryRun, err := parseDryRun(args.Has("dry_run"), string(args.Peek("dry_run")))
 	if err != nil {
 		return err
 	}
-	b := append([]byte(nil), `{"message":"Presence cleanup completed","users_marked_offline":`...)
-	b = strconv.AppendInt(b, counts.GetUsersMarkedOffline(), 10)
-	b = append(b, `,"busy_status_cleared":`...)
-	b = strconv.AppendInt(b, counts.GetBusyStatusCleared(), 10)
+	ctx, cancel := context.WithTimeout(c.UserContext(), 10*s.cfg.RequestTimeout)
+	defer cancel()
+	counts, err := s.deps.Presence.Cleanup(ctx, dryRun)
+	if err != nil {
+		return err
+	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(append(b, '}'))
+	return c.Send(wire.AppendCleanupReport(nil, counts, dryRun))
 }
 
 func (s *Server) getCluster(c *fiber.Ctx) error {

@@ -27,7 +27,16 @@ func (s *Server) registerMetrics(reg prometheus.Registerer) {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route", "method"}),
 	}
-	reg.MustRegister(m.requests, m.latency)
+	reg.MustRegister(m.requests, m.latency,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "presence_heartbeat_interval_advised_seconds",
+			Help: "Heartbeat interval this node advises its REST clients; above a third of offline_after while the heartbeat budget is exceeded.",
+		}, func() float64 { return s.advice.interval().Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "presence_heartbeats_per_second",
+			Help: "REST heartbeats this node received in the last whole second (what the heartbeat budget is compared with).",
+		}, s.advice.rate),
+	)
 	reg.MustRegister(s.ws.Collectors()...)
 	s.metrics = m
 }

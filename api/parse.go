@@ -146,3 +146,18 @@ func parseUserIDs(q string) ([]int64, error) {
 }
 
 var errTooManyIDs = errors.New(detailTooManyIDs)
+
+// parseDryRun parses the dry_run query parameter: true, false, 1 or 0
+// (absent: false; present, even empty, it must be one of them).
+func parseDryRun(present bool, q string) (bool, error) {
+	if !present {
+		return false, nil
+	}
+	switch q {
+	case "false", "0":
+		return false, nil
+	case "true", "1":
+		return true, nil
+	}
+	return false, errValidation("dry_run must be true, false, 1 or 0")
+}

@@ -4,6 +4,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/presence-cluster/presence/actors"
 	"github.com/presence-cluster/presence/api/auth"
 	"github.com/presence-cluster/presence/api/ws"
 	"github.com/presence-cluster/presence/messages"
@@ -54,13 +56,15 @@ type Presence interface {
 	Status(ctx context.Context, userID int64, username string) (*messages.UserState, error)
 	// UpdateStatus applies u and returns the new state.
 	UpdateStatus(ctx context.Context, u *messages.UpdateStatus) (*messages.UserState, error)
-	// Heartbeat records a sign of life and returns the new state.
-	Heartbeat(ctx context.Context, userID int64, username string) (*messages.UserState, error)
+	// Heartbeat records a sign of life and returns the new state; advised
+	// is the heartbeat interval the answer advises the client.
+	Heartbeat(ctx context.Context, userID int64, username string, advised time.Duration) (*messages.UserState, error)
 	// ReadPresence is Router.ReadPresence.
 	ReadPresence(ctx context.Context, ids []int64) ([]*messages.UserState, error)
 	// Cleanup makes every user actor of the cluster re-check its timers and
-	// returns the summed counts.
-	Cleanup(ctx context.Context) (*messages.CleanupCount, error)
+	// returns the summed counts and the users changed; with dryRun it
+	// changes nothing and reports what it would do.
+	Cleanup(ctx context.Context, dryRun bool) (*messages.CleanupCount, error)
 	// DisconnectUser closes the WebSocket sessions of userID on every node
 	// (close code 4003) and returns how many it closed.
 	DisconnectUser(ctx context.Context, userID int64) (int64, error)
@@ -95,6 +99,15 @@ type Config struct {
 	// Retry-After. A negative WriteRate disables the limit.
 	WriteRate  float64
 	WriteBurst int
+
+	// OfflineAfter is the user actors' offline_after: the heartbeat
+	// interval advised is a third of it (zero: actors.DefaultOfflineAfter).
+	OfflineAfter time.Duration
+	// HeartbeatBudget is the REST heartbeats per second this node aims to
+	// receive: above it, the advised interval grows (and users' offline
+	// deadlines with it) until clients following it bring the rate down.
+	// 0: no budget, the advice is always a third of OfflineAfter.
+	HeartbeatBudget int
 }
 
 // DefaultConfig returns a Config with every default filled in.
@@ -154,6 +167,9 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now is the clock used to judge busy_until; nil is time.Now.
 	Now func() time.Time
+	// HeartbeatNow is the clock the heartbeat rate is measured by (the
+	// user actors' clock); nil is time.Now.
+	HeartbeatNow func() time.Time
 }
 
 // Server is the Fiber application of one node.
@@ -163,6 +179,7 @@ type Server struct {
 	app     *fiber.App
 	ws      *ws.Server
 	metrics *httpMetrics
+	advice  *heartbeatAdvisor
 	writes  *userLimiter
 	// stopSweep ends the limiter sweeper.
 	stopSweep chan struct{}
@@ -199,6 +216,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	s.ws = wsrv
+	heartbeatNow := deps.HeartbeatNow
+	if heartbeatNow == nil {
+		heartbeatNow = time.Now
+	}
+	s.advice = newHeartbeatAdvisor(heartbeatNow, cmp.Or(cfg.OfflineAfter, actors.DefaultOfflineAfter), cfg.HeartbeatBudget)
 	if cfg.WriteRate > 0 {
 		s.writes = newUserLimiter(cfg.WriteRate, cfg.WriteBurst)
 		s.stopSweep = make(chan struct{})

@@ -27,10 +27,21 @@ func (c *Client) UpdateMyStatus(ctx context.Context, u wire.StatusUpdate) (wire.
 
 // Heartbeat is POST /users/me/heartbeat: the caller is active. Without an
 // open WebSocket a user goes offline after a few minutes with no
-// heartbeat.
+// heartbeat. HeartbeatAdvice also returns the server's advice;
+// HeartbeatLoop follows it.
 func (c *Client) Heartbeat(ctx context.Context) error {
-	var m wire.Message
-	return c.do(ctx, http.MethodPost, "/users/me/heartbeat", nil, &m)
+	_, err := c.HeartbeatAdvice(ctx)
+	return err
+}
+
+// HeartbeatAdvice is Heartbeat returning the answer: the interval to send
+// the next heartbeat after (HeartbeatIntervalSeconds, longer while the
+// node is overloaded) and how long the user stays online without one
+// (OfflineAfterSeconds).
+func (c *Client) HeartbeatAdvice(ctx context.Context) (wire.Heartbeat, error) {
+	var h wire.Heartbeat
+	err := c.do(ctx, http.MethodPost, "/users/me/heartbeat", nil, &h)
+	return h, err
 }
 
 // Presence is GET /users/{id}/presence. A user who never showed up is a
@@ -62,10 +73,18 @@ func (c *Client) PresenceBatch(ctx context.Context, ids []int64) ([]wire.Presenc
 }
 
 // Cleanup is POST /admin/cleanup-presence (admin token): every user's
-// timers are checked now.
+// timers are checked now. The answer lists the users changed.
 func (c *Client) Cleanup(ctx context.Context) (wire.Cleanup, error) {
 	var r wire.Cleanup
 	err := c.do(ctx, http.MethodPost, "/admin/cleanup-presence", nil, &r)
+	return r, err
+}
+
+// CleanupDryRun is POST /admin/cleanup-presence?dry_run=true (admin
+// token): what Cleanup would do now, changing nothing.
+func (c *Client) CleanupDryRun(ctx context.Context) (wire.Cleanup, error) {
+	var r wire.Cleanup
+	err := c.do(ctx, http.MethodPost, "/admin/cleanup-presence?dry_run=true", nil, &r)
 	return r, err
 }
 

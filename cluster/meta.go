@@ -27,7 +27,8 @@ type Meta struct {
 //	1: the first release
 //	2: GetPresenceBatch / PresenceBatchReply (batch presence reads)
 //	3: Inspect / Inspection (admin inspection), DisconnectUser /
-//	   DisconnectCount (admin disconnect)
+//	   DisconnectCount (admin disconnect), CleanupPreview (dry-run admin
+//	   cleanups)
 const ProtoVersion = 3
 
 // ProtoBatchReads is the first version that answers GetPresenceBatch.
@@ -36,6 +37,9 @@ const ProtoBatchReads = 2
 // ProtoAdminV3 is the first version that answers Inspect and
 // DisconnectUser.
 const ProtoAdminV3 = 3
+
+// ProtoCleanupPreview is the first version that answers CleanupPreview.
+const ProtoCleanupPreview = 3
 
 func (m Meta) encode() ([]byte, error) {
 	b, err := json.Marshal(m)

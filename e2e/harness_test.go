@@ -116,11 +116,17 @@ func (c *client) putStatus(body string) Status {
 	return decodeStatus(c.t, expectOK(c.t, c.putStatusRaw(body)))
 }
 
-// heartbeat is POST /users/me/heartbeat, which must answer the seed's body.
-func (c *client) heartbeat() {
+// heartbeat is POST /users/me/heartbeat, which must answer the seed's
+// message with the heartbeat advice.
+func (c *client) heartbeat() Heartbeat {
 	c.t.Helper()
 	r := expectOK(c.t, c.heartbeatRaw())
-	expectJSONEqual(c.t, r.Body, `{"message":"Heartbeat received"}`)
+	checkShape(c.t, r.Body, heartbeatShape)
+	var h Heartbeat
+	if err := json.Unmarshal(r.Body, &h); err != nil || h.Message != "Heartbeat received" {
+		c.t.Fatalf("heartbeat answer %s: %v", r.Body, err)
+	}
+	return h
 }
 
 // presence is GET /users/{id}/presence, which must answer 200.
@@ -156,9 +162,10 @@ func (c *client) cleanup() Cleanup {
 
 // The API's JSON bodies.
 type (
-	Status   = testkit.Status
-	Presence = testkit.Presence
-	Cleanup  = testkit.Cleanup
+	Status    = testkit.Status
+	Presence  = testkit.Presence
+	Cleanup   = testkit.Cleanup
+	Heartbeat = testkit.Heartbeat
 )
 
 type kind int
@@ -169,6 +176,7 @@ const (
 	kString
 	kTime       // RFC 3339 UTC string ending in Z
 	kTimeOrNull // kTime or null
+	kArray      // a JSON array (its elements checked separately)
 )
 
 var statusShape = map[string]kind{
@@ -183,6 +191,15 @@ var presenceShape = map[string]kind{
 
 var cleanupShape = map[string]kind{
 	"message": kString, "users_marked_offline": kInt, "busy_status_cleared": kInt,
+	"dry_run": kBool, "users": kArray, "truncated": kBool,
+}
+
+var cleanupUserShape = map[string]kind{
+	"user_id": kInt, "mark_offline": kBool, "clear_busy": kBool, "last_seen": kTimeOrNull, "busy_until": kTimeOrNull,
+}
+
+var heartbeatShape = map[string]kind{
+	"message": kString, "heartbeat_interval_seconds": kInt, "offline_after_seconds": kInt,
 }
 
 // checkShape asserts that body is a JSON object with exactly the fields of
@@ -232,6 +249,10 @@ func checkKind(v any, k kind) error {
 	case kString:
 		if _, ok := v.(string); !ok {
 			return fmt.Errorf("want a string, got %T %v", v, v)
+		}
+	case kArray:
+		if _, ok := v.([]any); !ok {
+			return fmt.Errorf("want an array, got %T %v", v, v)
 		}
 	case kTimeOrNull:
 		if v == nil {
@@ -291,6 +312,13 @@ func decodePresenceBody(t *testing.T, body []byte) Presence {
 func decodeCleanup(t *testing.T, body []byte) Cleanup {
 	t.Helper()
 	checkShape(t, body, cleanupShape)
+	var raw struct{ Users []json.RawMessage }
+	if err := json.Unmarshal(body, &raw); err != nil {
+		t.Fatalf("decode cleanup users: %v: %s", err, body)
+	}
+	for _, u := range raw.Users {
+		checkShape(t, u, cleanupUserShape)
+	}
 	var c Cleanup
 	if err := json.Unmarshal(body, &c); err != nil {
 		t.Fatalf("decode cleanup: %v: %s", err, body)

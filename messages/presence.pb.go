@@ -348,11 +348,17 @@ func (x *GetStatus) GetCreate() bool {
 
 // Heartbeat is a sign of life that makes the user online.
 type Heartbeat struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	UserId   int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Username string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	// 50 and up: heartbeat advice.
+	// advised_interval_seconds is the interval the answering node advised the
+	// client to heartbeat at; the actor keeps the user online for at least
+	// three of them (and never less than its offline_after). 0 (an older
+	// node): offline_after alone.
+	AdvisedIntervalSeconds uint32 `protobuf:"varint,50,opt,name=advised_interval_seconds,json=advisedIntervalSeconds,proto3" json:"advised_interval_seconds,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *Heartbeat) Reset() {
@@ -397,6 +403,13 @@ func (x *Heartbeat) GetUsername() string {
 		return x.Username
 	}
 	return ""
+}
+
+func (x *Heartbeat) GetAdvisedIntervalSeconds() uint32 {
+	if x != nil {
+		return x.AdvisedIntervalSeconds
+	}
+	return 0
 }
 
 // Activity is a sign of life that does not change online state (a WebSocket
@@ -708,8 +721,13 @@ func (x *PresenceBatchReply) GetStates() []*UserState {
 
 // Recheck makes the actor re-evaluate its timers now (admin cleanup).
 type Recheck struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// dry_run (50 and up: cleanup report) asks an active actor what a
+	// recheck would change, changing nothing. It is only ever sent to the
+	// node's own activator, which answers NotFound rather than activate a
+	// user for it.
+	DryRun        bool `protobuf:"varint,50,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -749,6 +767,13 @@ func (x *Recheck) GetUserId() int64 {
 		return x.UserId
 	}
 	return 0
+}
+
+func (x *Recheck) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
 }
 
 // Watch subscribes a hub to a user's changes; the answer is the current
@@ -1139,8 +1164,13 @@ type CleanupCount struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	UsersMarkedOffline int64                  `protobuf:"varint,1,opt,name=users_marked_offline,json=usersMarkedOffline,proto3" json:"users_marked_offline,omitempty"`
 	BusyStatusCleared  int64                  `protobuf:"varint,2,opt,name=busy_status_cleared,json=busyStatusCleared,proto3" json:"busy_status_cleared,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// 50 and up: cleanup report. users lists the users changed (or, for a
+	// CleanupPreview, the users that would be), in user id order, at most
+	// CleanupReportLimit of them; truncated says that more were left out.
+	Users         []*CleanupUser `protobuf:"bytes,50,rep,name=users,proto3" json:"users,omitempty"`
+	Truncated     bool           `protobuf:"varint,51,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CleanupCount) Reset() {
@@ -1187,6 +1217,140 @@ func (x *CleanupCount) GetBusyStatusCleared() int64 {
 	return 0
 }
 
+func (x *CleanupCount) GetUsers() []*CleanupUser {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *CleanupCount) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+// CleanupUser is one user of a cleanup report: the transitions applied (or
+// due) and the record's last_seen and busy_until (Unix µs, 0 = none) as
+// judged.
+type CleanupUser struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	MarkOffline   bool                   `protobuf:"varint,2,opt,name=mark_offline,json=markOffline,proto3" json:"mark_offline,omitempty"`
+	ClearBusy     bool                   `protobuf:"varint,3,opt,name=clear_busy,json=clearBusy,proto3" json:"clear_busy,omitempty"`
+	LastSeen      int64                  `protobuf:"varint,4,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	BusyUntil     int64                  `protobuf:"varint,5,opt,name=busy_until,json=busyUntil,proto3" json:"busy_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CleanupUser) Reset() {
+	*x = CleanupUser{}
+	mi := &file_presence_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CleanupUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CleanupUser) ProtoMessage() {}
+
+func (x *CleanupUser) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CleanupUser.ProtoReflect.Descriptor instead.
+func (*CleanupUser) Descriptor() ([]byte, []int) {
+	return file_presence_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CleanupUser) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *CleanupUser) GetMarkOffline() bool {
+	if x != nil {
+		return x.MarkOffline
+	}
+	return false
+}
+
+func (x *CleanupUser) GetClearBusy() bool {
+	if x != nil {
+		return x.ClearBusy
+	}
+	return false
+}
+
+func (x *CleanupUser) GetLastSeen() int64 {
+	if x != nil {
+		return x.LastSeen
+	}
+	return 0
+}
+
+func (x *CleanupUser) GetBusyUntil() int64 {
+	if x != nil {
+		return x.BusyUntil
+	}
+	return 0
+}
+
+// CleanupPreview asks a node's activator what the admin cleanup would do
+// over the users it owns, changing nothing; the answer is a CleanupCount.
+// It is a kind of its own, not a flag on CleanupNode, so that a node too old
+// to know it ignores it (the asker times out) instead of running a real
+// cleanup.
+type CleanupPreview struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CleanupPreview) Reset() {
+	*x = CleanupPreview{}
+	mi := &file_presence_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CleanupPreview) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CleanupPreview) ProtoMessage() {}
+
+func (x *CleanupPreview) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CleanupPreview.ProtoReflect.Descriptor instead.
+func (*CleanupPreview) Descriptor() ([]byte, []int) {
+	return file_presence_proto_rawDescGZIP(), []int{17}
+}
+
 // Ack answers a request that has nothing else to say.
 type Ack struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1197,7 +1361,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_presence_proto_msgTypes[16]
+	mi := &file_presence_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1373,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[16]
+	mi := &file_presence_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1386,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{16}
+	return file_presence_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Ack) GetUserId() int64 {
@@ -1242,7 +1406,7 @@ type PresenceUpdate struct {
 
 func (x *PresenceUpdate) Reset() {
 	*x = PresenceUpdate{}
-	mi := &file_presence_proto_msgTypes[17]
+	mi := &file_presence_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1254,7 +1418,7 @@ func (x *PresenceUpdate) String() string {
 func (*PresenceUpdate) ProtoMessage() {}
 
 func (x *PresenceUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[17]
+	mi := &file_presence_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1267,7 +1431,7 @@ func (x *PresenceUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceUpdate.ProtoReflect.Descriptor instead.
 func (*PresenceUpdate) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{17}
+	return file_presence_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PresenceUpdate) GetState() *UserState {
@@ -1288,7 +1452,7 @@ type NotOwner struct {
 
 func (x *NotOwner) Reset() {
 	*x = NotOwner{}
-	mi := &file_presence_proto_msgTypes[18]
+	mi := &file_presence_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1300,7 +1464,7 @@ func (x *NotOwner) String() string {
 func (*NotOwner) ProtoMessage() {}
 
 func (x *NotOwner) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[18]
+	mi := &file_presence_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1313,7 +1477,7 @@ func (x *NotOwner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotOwner.ProtoReflect.Descriptor instead.
 func (*NotOwner) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{18}
+	return file_presence_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *NotOwner) GetUserId() int64 {
@@ -1333,7 +1497,7 @@ type CleanupNode struct {
 
 func (x *CleanupNode) Reset() {
 	*x = CleanupNode{}
-	mi := &file_presence_proto_msgTypes[19]
+	mi := &file_presence_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1345,7 +1509,7 @@ func (x *CleanupNode) String() string {
 func (*CleanupNode) ProtoMessage() {}
 
 func (x *CleanupNode) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[19]
+	mi := &file_presence_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1358,7 +1522,7 @@ func (x *CleanupNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanupNode.ProtoReflect.Descriptor instead.
 func (*CleanupNode) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{19}
+	return file_presence_proto_rawDescGZIP(), []int{21}
 }
 
 // NodeInfo asks a node's activator for its NodeStats. With counters set
@@ -1374,7 +1538,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_presence_proto_msgTypes[20]
+	mi := &file_presence_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1550,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[20]
+	mi := &file_presence_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1563,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{20}
+	return file_presence_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *NodeInfo) GetCounters() bool {
@@ -1433,7 +1597,7 @@ type NodeStats struct {
 
 func (x *NodeStats) Reset() {
 	*x = NodeStats{}
-	mi := &file_presence_proto_msgTypes[21]
+	mi := &file_presence_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1445,7 +1609,7 @@ func (x *NodeStats) String() string {
 func (*NodeStats) ProtoMessage() {}
 
 func (x *NodeStats) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[21]
+	mi := &file_presence_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1458,7 +1622,7 @@ func (x *NodeStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStats.ProtoReflect.Descriptor instead.
 func (*NodeStats) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{21}
+	return file_presence_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *NodeStats) GetActiveActors() int64 {
@@ -1572,7 +1736,7 @@ type Inspect struct {
 
 func (x *Inspect) Reset() {
 	*x = Inspect{}
-	mi := &file_presence_proto_msgTypes[22]
+	mi := &file_presence_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1748,7 @@ func (x *Inspect) String() string {
 func (*Inspect) ProtoMessage() {}
 
 func (x *Inspect) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[22]
+	mi := &file_presence_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1761,7 @@ func (x *Inspect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inspect.ProtoReflect.Descriptor instead.
 func (*Inspect) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{22}
+	return file_presence_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Inspect) GetUserId() int64 {
@@ -1622,7 +1786,7 @@ type Inspection struct {
 
 func (x *Inspection) Reset() {
 	*x = Inspection{}
-	mi := &file_presence_proto_msgTypes[23]
+	mi := &file_presence_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1798,7 @@ func (x *Inspection) String() string {
 func (*Inspection) ProtoMessage() {}
 
 func (x *Inspection) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[23]
+	mi := &file_presence_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1811,7 @@ func (x *Inspection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inspection.ProtoReflect.Descriptor instead.
 func (*Inspection) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{23}
+	return file_presence_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Inspection) GetState() *UserState {
@@ -1690,7 +1854,7 @@ type DisconnectUser struct {
 
 func (x *DisconnectUser) Reset() {
 	*x = DisconnectUser{}
-	mi := &file_presence_proto_msgTypes[24]
+	mi := &file_presence_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1702,7 +1866,7 @@ func (x *DisconnectUser) String() string {
 func (*DisconnectUser) ProtoMessage() {}
 
 func (x *DisconnectUser) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[24]
+	mi := &file_presence_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1715,7 +1879,7 @@ func (x *DisconnectUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectUser.ProtoReflect.Descriptor instead.
 func (*DisconnectUser) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{24}
+	return file_presence_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DisconnectUser) GetUserId() int64 {
@@ -1737,7 +1901,7 @@ type DisconnectCount struct {
 
 func (x *DisconnectCount) Reset() {
 	*x = DisconnectCount{}
-	mi := &file_presence_proto_msgTypes[25]
+	mi := &file_presence_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1749,7 +1913,7 @@ func (x *DisconnectCount) String() string {
 func (*DisconnectCount) ProtoMessage() {}
 
 func (x *DisconnectCount) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[25]
+	mi := &file_presence_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1762,7 +1926,7 @@ func (x *DisconnectCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectCount.ProtoReflect.Descriptor instead.
 func (*DisconnectCount) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{25}
+	return file_presence_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DisconnectCount) GetUserId() int64 {
@@ -1809,6 +1973,7 @@ type Envelope struct {
 	//	*Envelope_Inspection
 	//	*Envelope_DisconnectUser
 	//	*Envelope_DisconnectCount
+	//	*Envelope_CleanupPreview
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1816,7 +1981,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_presence_proto_msgTypes[26]
+	mi := &file_presence_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1828,7 +1993,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[26]
+	mi := &file_presence_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1841,7 +2006,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{26}
+	return file_presence_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Envelope) GetBody() isEnvelope_Body {
@@ -2076,6 +2241,15 @@ func (x *Envelope) GetDisconnectCount() *DisconnectCount {
 	return nil
 }
 
+func (x *Envelope) GetCleanupPreview() *CleanupPreview {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_CleanupPreview); ok {
+			return x.CleanupPreview
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -2182,6 +2356,11 @@ type Envelope_DisconnectCount struct {
 	DisconnectCount *DisconnectCount `protobuf:"bytes,61,opt,name=disconnect_count,json=disconnectCount,proto3,oneof"`
 }
 
+type Envelope_CleanupPreview struct {
+	// 80-89: cleanup report and heartbeat advice.
+	CleanupPreview *CleanupPreview `protobuf:"bytes,80,opt,name=cleanup_preview,json=cleanupPreview,proto3,oneof"`
+}
+
 func (*Envelope_GetStatus) isEnvelope_Body() {}
 
 func (*Envelope_Heartbeat) isEnvelope_Body() {}
@@ -2232,6 +2411,8 @@ func (*Envelope_DisconnectUser) isEnvelope_Body() {}
 
 func (*Envelope_DisconnectCount) isEnvelope_Body() {}
 
+func (*Envelope_CleanupPreview) isEnvelope_Body() {}
+
 var File_presence_proto protoreflect.FileDescriptor
 
 const file_presence_proto_rawDesc = "" +
@@ -2256,10 +2437,11 @@ const file_presence_proto_rawDesc = "" +
 	"\tGetStatus\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x16\n" +
-	"\x06create\x18\x03 \x01(\bR\x06create\"@\n" +
+	"\x06create\x18\x03 \x01(\bR\x06create\"z\n" +
 	"\tHeartbeat\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1a\n" +
-	"\busername\x18\x02 \x01(\tR\busername\"?\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x128\n" +
+	"\x18advised_interval_seconds\x182 \x01(\rR\x16advisedIntervalSeconds\"?\n" +
 	"\bActivity\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\"\xf8\x01\n" +
@@ -2280,9 +2462,10 @@ const file_presence_proto_rawDesc = "" +
 	"\buser_ids\x18\x01 \x03(\x03R\auserIds\"~\n" +
 	"\x12PresenceBatchReply\x128\n" +
 	"\boutcomes\x18\x01 \x03(\x0e2\x1c.presence.v1.PresenceOutcomeR\boutcomes\x12.\n" +
-	"\x06states\x18\x02 \x03(\v2\x16.presence.v1.UserStateR\x06states\"\"\n" +
+	"\x06states\x18\x02 \x03(\v2\x16.presence.v1.UserStateR\x06states\";\n" +
 	"\aRecheck\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\x03R\x06userId\"j\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x17\n" +
+	"\adry_run\x182 \x01(\bR\x06dryRun\"j\n" +
 	"\x05Watch\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1f\n" +
 	"\vhub_address\x18\x02 \x01(\tR\n" +
@@ -2310,10 +2493,21 @@ const file_presence_proto_rawDesc = "" +
 	"\aFailure\x12,\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x18.presence.v1.FailureKindR\x04kind\x12\x16\n" +
 	"\x06detail\x18\x02 \x01(\tR\x06detail\x12\x17\n" +
-	"\auser_id\x18\x03 \x01(\x03R\x06userId\"p\n" +
+	"\auser_id\x18\x03 \x01(\x03R\x06userId\"\xbe\x01\n" +
 	"\fCleanupCount\x120\n" +
 	"\x14users_marked_offline\x18\x01 \x01(\x03R\x12usersMarkedOffline\x12.\n" +
-	"\x13busy_status_cleared\x18\x02 \x01(\x03R\x11busyStatusCleared\"\x1e\n" +
+	"\x13busy_status_cleared\x18\x02 \x01(\x03R\x11busyStatusCleared\x12.\n" +
+	"\x05users\x182 \x03(\v2\x18.presence.v1.CleanupUserR\x05users\x12\x1c\n" +
+	"\ttruncated\x183 \x01(\bR\ttruncated\"\xa4\x01\n" +
+	"\vCleanupUser\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12!\n" +
+	"\fmark_offline\x18\x02 \x01(\bR\vmarkOffline\x12\x1d\n" +
+	"\n" +
+	"clear_busy\x18\x03 \x01(\bR\tclearBusy\x12\x1b\n" +
+	"\tlast_seen\x18\x04 \x01(\x03R\blastSeen\x12\x1d\n" +
+	"\n" +
+	"busy_until\x18\x05 \x01(\x03R\tbusyUntil\"\x10\n" +
+	"\x0eCleanupPreview\"\x1e\n" +
 	"\x03Ack\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\">\n" +
 	"\x0ePresenceUpdate\x12,\n" +
@@ -2356,7 +2550,7 @@ const file_presence_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\"S\n" +
 	"\x0fDisconnectCount\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12'\n" +
-	"\x0fsessions_closed\x18\x02 \x01(\x03R\x0esessionsClosed\"\xda\v\n" +
+	"\x0fsessions_closed\x18\x02 \x01(\x03R\x0esessionsClosed\"\xa2\f\n" +
 	"\bEnvelope\x127\n" +
 	"\n" +
 	"get_status\x18\x01 \x01(\v2\x16.presence.v1.GetStatusH\x00R\tgetStatus\x126\n" +
@@ -2388,7 +2582,8 @@ const file_presence_proto_rawDesc = "" +
 	"inspection\x183 \x01(\v2\x17.presence.v1.InspectionH\x00R\n" +
 	"inspection\x12F\n" +
 	"\x0fdisconnect_user\x18< \x01(\v2\x1b.presence.v1.DisconnectUserH\x00R\x0edisconnectUser\x12I\n" +
-	"\x10disconnect_count\x18= \x01(\v2\x1c.presence.v1.DisconnectCountH\x00R\x0fdisconnectCountB\x06\n" +
+	"\x10disconnect_count\x18= \x01(\v2\x1c.presence.v1.DisconnectCountH\x00R\x0fdisconnectCount\x12F\n" +
+	"\x0fcleanup_preview\x18P \x01(\v2\x1b.presence.v1.CleanupPreviewH\x00R\x0ecleanupPreviewB\x06\n" +
 	"\x04body*\x88\x01\n" +
 	"\x0fPresenceOutcome\x12\x19\n" +
 	"\x15PRESENCE_OUTCOME_MISS\x10\x00\x12\x1a\n" +
@@ -2413,7 +2608,7 @@ func file_presence_proto_rawDescGZIP() []byte {
 }
 
 var file_presence_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_presence_proto_goTypes = []any{
 	(PresenceOutcome)(0),       // 0: presence.v1.PresenceOutcome
 	(FailureKind)(0),           // 1: presence.v1.FailureKind
@@ -2433,55 +2628,59 @@ var file_presence_proto_goTypes = []any{
 	(*NotFound)(nil),           // 15: presence.v1.NotFound
 	(*Failure)(nil),            // 16: presence.v1.Failure
 	(*CleanupCount)(nil),       // 17: presence.v1.CleanupCount
-	(*Ack)(nil),                // 18: presence.v1.Ack
-	(*PresenceUpdate)(nil),     // 19: presence.v1.PresenceUpdate
-	(*NotOwner)(nil),           // 20: presence.v1.NotOwner
-	(*CleanupNode)(nil),        // 21: presence.v1.CleanupNode
-	(*NodeInfo)(nil),           // 22: presence.v1.NodeInfo
-	(*NodeStats)(nil),          // 23: presence.v1.NodeStats
-	(*Inspect)(nil),            // 24: presence.v1.Inspect
-	(*Inspection)(nil),         // 25: presence.v1.Inspection
-	(*DisconnectUser)(nil),     // 26: presence.v1.DisconnectUser
-	(*DisconnectCount)(nil),    // 27: presence.v1.DisconnectCount
-	(*Envelope)(nil),           // 28: presence.v1.Envelope
+	(*CleanupUser)(nil),        // 18: presence.v1.CleanupUser
+	(*CleanupPreview)(nil),     // 19: presence.v1.CleanupPreview
+	(*Ack)(nil),                // 20: presence.v1.Ack
+	(*PresenceUpdate)(nil),     // 21: presence.v1.PresenceUpdate
+	(*NotOwner)(nil),           // 22: presence.v1.NotOwner
+	(*CleanupNode)(nil),        // 23: presence.v1.CleanupNode
+	(*NodeInfo)(nil),           // 24: presence.v1.NodeInfo
+	(*NodeStats)(nil),          // 25: presence.v1.NodeStats
+	(*Inspect)(nil),            // 26: presence.v1.Inspect
+	(*Inspection)(nil),         // 27: presence.v1.Inspection
+	(*DisconnectUser)(nil),     // 28: presence.v1.DisconnectUser
+	(*DisconnectCount)(nil),    // 29: presence.v1.DisconnectCount
+	(*Envelope)(nil),           // 30: presence.v1.Envelope
 }
 var file_presence_proto_depIdxs = []int32{
 	0,  // 0: presence.v1.PresenceBatchReply.outcomes:type_name -> presence.v1.PresenceOutcome
 	2,  // 1: presence.v1.PresenceBatchReply.states:type_name -> presence.v1.UserState
 	2,  // 2: presence.v1.StateReply.state:type_name -> presence.v1.UserState
 	1,  // 3: presence.v1.Failure.kind:type_name -> presence.v1.FailureKind
-	2,  // 4: presence.v1.PresenceUpdate.state:type_name -> presence.v1.UserState
-	2,  // 5: presence.v1.Inspection.state:type_name -> presence.v1.UserState
-	3,  // 6: presence.v1.Envelope.get_status:type_name -> presence.v1.GetStatus
-	4,  // 7: presence.v1.Envelope.heartbeat:type_name -> presence.v1.Heartbeat
-	5,  // 8: presence.v1.Envelope.activity:type_name -> presence.v1.Activity
-	6,  // 9: presence.v1.Envelope.update_status:type_name -> presence.v1.UpdateStatus
-	7,  // 10: presence.v1.Envelope.get_presence:type_name -> presence.v1.GetPresence
-	10, // 11: presence.v1.Envelope.recheck:type_name -> presence.v1.Recheck
-	11, // 12: presence.v1.Envelope.watch:type_name -> presence.v1.Watch
-	12, // 13: presence.v1.Envelope.unwatch:type_name -> presence.v1.Unwatch
-	13, // 14: presence.v1.Envelope.sessions:type_name -> presence.v1.Sessions
-	8,  // 15: presence.v1.Envelope.get_presence_batch:type_name -> presence.v1.GetPresenceBatch
-	14, // 16: presence.v1.Envelope.state_reply:type_name -> presence.v1.StateReply
-	15, // 17: presence.v1.Envelope.not_found:type_name -> presence.v1.NotFound
-	16, // 18: presence.v1.Envelope.failure:type_name -> presence.v1.Failure
-	17, // 19: presence.v1.Envelope.cleanup_count:type_name -> presence.v1.CleanupCount
-	18, // 20: presence.v1.Envelope.ack:type_name -> presence.v1.Ack
-	19, // 21: presence.v1.Envelope.presence_update:type_name -> presence.v1.PresenceUpdate
-	20, // 22: presence.v1.Envelope.not_owner:type_name -> presence.v1.NotOwner
-	21, // 23: presence.v1.Envelope.cleanup_node:type_name -> presence.v1.CleanupNode
-	22, // 24: presence.v1.Envelope.node_info:type_name -> presence.v1.NodeInfo
-	23, // 25: presence.v1.Envelope.node_stats:type_name -> presence.v1.NodeStats
-	9,  // 26: presence.v1.Envelope.presence_batch_reply:type_name -> presence.v1.PresenceBatchReply
-	24, // 27: presence.v1.Envelope.inspect:type_name -> presence.v1.Inspect
-	25, // 28: presence.v1.Envelope.inspection:type_name -> presence.v1.Inspection
-	26, // 29: presence.v1.Envelope.disconnect_user:type_name -> presence.v1.DisconnectUser
-	27, // 30: presence.v1.Envelope.disconnect_count:type_name -> presence.v1.DisconnectCount
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	18, // 4: presence.v1.CleanupCount.users:type_name -> presence.v1.CleanupUser
+	2,  // 5: presence.v1.PresenceUpdate.state:type_name -> presence.v1.UserState
+	2,  // 6: presence.v1.Inspection.state:type_name -> presence.v1.UserState
+	3,  // 7: presence.v1.Envelope.get_status:type_name -> presence.v1.GetStatus
+	4,  // 8: presence.v1.Envelope.heartbeat:type_name -> presence.v1.Heartbeat
+	5,  // 9: presence.v1.Envelope.activity:type_name -> presence.v1.Activity
+	6,  // 10: presence.v1.Envelope.update_status:type_name -> presence.v1.UpdateStatus
+	7,  // 11: presence.v1.Envelope.get_presence:type_name -> presence.v1.GetPresence
+	10, // 12: presence.v1.Envelope.recheck:type_name -> presence.v1.Recheck
+	11, // 13: presence.v1.Envelope.watch:type_name -> presence.v1.Watch
+	12, // 14: presence.v1.Envelope.unwatch:type_name -> presence.v1.Unwatch
+	13, // 15: presence.v1.Envelope.sessions:type_name -> presence.v1.Sessions
+	8,  // 16: presence.v1.Envelope.get_presence_batch:type_name -> presence.v1.GetPresenceBatch
+	14, // 17: presence.v1.Envelope.state_reply:type_name -> presence.v1.StateReply
+	15, // 18: presence.v1.Envelope.not_found:type_name -> presence.v1.NotFound
+	16, // 19: presence.v1.Envelope.failure:type_name -> presence.v1.Failure
+	17, // 20: presence.v1.Envelope.cleanup_count:type_name -> presence.v1.CleanupCount
+	20, // 21: presence.v1.Envelope.ack:type_name -> presence.v1.Ack
+	21, // 22: presence.v1.Envelope.presence_update:type_name -> presence.v1.PresenceUpdate
+	22, // 23: presence.v1.Envelope.not_owner:type_name -> presence.v1.NotOwner
+	23, // 24: presence.v1.Envelope.cleanup_node:type_name -> presence.v1.CleanupNode
+	24, // 25: presence.v1.Envelope.node_info:type_name -> presence.v1.NodeInfo
+	25, // 26: presence.v1.Envelope.node_stats:type_name -> presence.v1.NodeStats
+	9,  // 27: presence.v1.Envelope.presence_batch_reply:type_name -> presence.v1.PresenceBatchReply
+	26, // 28: presence.v1.Envelope.inspect:type_name -> presence.v1.Inspect
+	27, // 29: presence.v1.Envelope.inspection:type_name -> presence.v1.Inspection
+	28, // 30: presence.v1.Envelope.disconnect_user:type_name -> presence.v1.DisconnectUser
+	29, // 31: presence.v1.Envelope.disconnect_count:type_name -> presence.v1.DisconnectCount
+	19, // 32: presence.v1.Envelope.cleanup_preview:type_name -> presence.v1.CleanupPreview
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_presence_proto_init() }
@@ -2489,7 +2688,7 @@ func file_presence_proto_init() {
 	if File_presence_proto != nil {
 		return
 	}
-	file_presence_proto_msgTypes[26].OneofWrappers = []any{
+	file_presence_proto_msgTypes[28].OneofWrappers = []any{
 		(*Envelope_GetStatus)(nil),
 		(*Envelope_Heartbeat)(nil),
 		(*Envelope_Activity)(nil),
@@ -2515,6 +2714,7 @@ func file_presence_proto_init() {
 		(*Envelope_Inspection)(nil),
 		(*Envelope_DisconnectUser)(nil),
 		(*Envelope_DisconnectCount)(nil),
+		(*Envelope_CleanupPreview)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2522,7 +2722,7 @@ func file_presence_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_presence_proto_rawDesc), len(file_presence_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

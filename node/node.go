@@ -204,7 +204,16 @@ func (n *Node) startActors() error {
 
 // startAPI builds the HTTP front over the router.
 func (n *Node) startAPI() error {
-	s, err := api.New(n.cfg.API, api.Deps{
+	apiCfg := n.cfg.API
+	// The heartbeat advice is a third of the actors' offline_after, and
+	// the heartbeat rate is measured by their clock.
+	apiCfg.OfflineAfter = n.cfg.Actors.OfflineAfter
+	var heartbeatNow func() time.Time
+	if n.cfg.Clock != nil {
+		heartbeatNow = n.cfg.Clock.Now
+	}
+	s, err := api.New(apiCfg, api.Deps{
+		HeartbeatNow:   heartbeatNow,
 		Presence:       n.router,
 		Router:         n.router,
 		Verifier:       n.verifier,

@@ -3,6 +3,8 @@ package routing
 import (
 	"context"
 	"fmt"
+	"math"
+	"time"
 
 	"github.com/presence-cluster/presence/messages"
 )
@@ -26,9 +28,12 @@ func (r *Router) UpdateStatus(ctx context.Context, u *messages.UpdateStatus) (*m
 }
 
 // Heartbeat records a REST sign of life of the user: online, last_seen now.
-func (r *Router) Heartbeat(ctx context.Context, userID int64, username string) (*messages.UserState, error) {
+// advised is the heartbeat interval the client was advised (0: none); the
+// actor keeps the user online long enough for a client following it (see
+// actors.AdvisedOfflineAfter).
+func (r *Router) Heartbeat(ctx context.Context, userID int64, username string, advised time.Duration) (*messages.UserState, error) {
 	return r.state(ctx, userID, &messages.Envelope{Body: &messages.Envelope_Heartbeat{Heartbeat: &messages.Heartbeat{
-		UserId: userID, Username: username,
+		UserId: userID, Username: username, AdvisedIntervalSeconds: uint32(min(advised/time.Second, math.MaxUint32)),
 	}}})
 }
 

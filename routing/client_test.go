@@ -40,7 +40,7 @@ func TestClient(t *testing.T) {
 	if s, err := r.Status(ctx, 2, "two"); err != nil || s.GetUserId() != 2 || s.GetUsername() != "two" {
 		t.Fatalf("Status of a new user = %v, %v; want it created", s, err)
 	}
-	if s, err := r.Heartbeat(ctx, 1, "u"); err != nil || !s.GetIsOnline() {
+	if s, err := r.Heartbeat(ctx, 1, "u", 0); err != nil || !s.GetIsOnline() {
 		t.Fatalf("Heartbeat = %v, %v; want online", s, err)
 	}
 	if s, err := r.UpdateStatus(ctx, &messages.UpdateStatus{UserId: 1, SetBusy: true, IsBusy: true}); err != nil || !s.GetIsBusy() {

@@ -9,17 +9,27 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/presence-cluster/presence/actors"
+	"github.com/presence-cluster/presence/cluster"
 	"github.com/presence-cluster/presence/messages"
 )
 
 // Cleanup asks every owning member to re-check its users' timers and sweep
-// its share of the stored records, and sums their counts. A member that
-// does not answer in time makes an error wrapping ErrUnavailable; one that
-// answers a failure, an internal error.
-func (r *Router) Cleanup(ctx context.Context) (*messages.CleanupCount, error) {
+// its share of the stored records, and merges their reports (counts summed,
+// users listed up to actors.CleanupReportLimit). With dryRun, members only
+// report what they would do: the request is a CleanupPreview, a kind a
+// member too old to know it ignores, so it never runs a real cleanup for a
+// dry run; a dry run is refused at once (ErrUnavailable) while a member
+// advertises an older protocol, and a member that ignores it all the same
+// makes it time out. A member that does not answer in time makes an error
+// wrapping ErrUnavailable; one that answers a failure, an internal error.
+func (r *Router) Cleanup(ctx context.Context, dryRun bool) (*messages.CleanupCount, error) {
 	view, self := r.members.View(), r.members.LocalName()
 	targets := make([]*actor.PID, 0, len(view.Owners))
 	for _, m := range view.Owners {
+		if dryRun && m.Name != self && m.Proto < cluster.ProtoCleanupPreview {
+			return nil, fmt.Errorf("dry-run cleanup: member %s runs an older version that cannot preview: %w", m.NodeName, ErrUnavailable)
+		}
 		if m.Name == self {
 			targets = append(targets, r.local)
 		} else {
@@ -30,11 +40,15 @@ func (r *Router) Cleanup(ctx context.Context) (*messages.CleanupCount, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
+	req := &messages.Envelope{Body: &messages.Envelope_CleanupNode{CleanupNode: &messages.CleanupNode{}}}
+	if dryRun {
+		req = &messages.Envelope{Body: &messages.Envelope_CleanupPreview{CleanupPreview: &messages.CleanupPreview{}}}
+	}
 	futures := make([]*actor.Future, len(targets))
 	for i, pid := range targets {
-		futures[i] = r.ask(pid, &messages.Envelope{Body: &messages.Envelope_CleanupNode{CleanupNode: &messages.CleanupNode{}}}, timeout)
+		futures[i] = r.ask(pid, req, timeout)
 	}
-	total := &messages.CleanupCount{}
+	counts := make([]*messages.CleanupCount, 0, len(targets))
 	var errs []error
 	for i, f := range futures {
 		reply, err := await(f, targets[i])
@@ -45,10 +59,9 @@ func (r *Router) Cleanup(ctx context.Context) (*messages.CleanupCount, error) {
 			errs = append(errs, fmt.Errorf("cleanup on %s: %w", targets[i].Address, err))
 			continue
 		}
-		total.UsersMarkedOffline += reply.GetCleanupCount().GetUsersMarkedOffline()
-		total.BusyStatusCleared += reply.GetCleanupCount().GetBusyStatusCleared()
+		counts = append(counts, reply.GetCleanupCount())
 	}
-	return total, errors.Join(errs...)
+	return actors.MergeCleanupCounts(counts), errors.Join(errs...)
 }
 
 // Handoff activates userID on its owner, without blocking the caller; it

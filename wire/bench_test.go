@@ -67,6 +67,7 @@ func TestEncodersDoNotAllocateWithCapacity(t *testing.T) {
 		"AppendErrorFrame":  func() { buf = AppendErrorFrame(buf[:0], "bad frame") },
 		"AppendDetail":      func() { buf = AppendDetail(buf[:0], "User status not found") },
 		"AppendCleanup":     func() { buf = AppendCleanup(buf[:0], 1, 2) },
+		"AppendHeartbeat":   func() { buf = AppendHeartbeat(buf[:0], 100, 300) },
 	} {
 		if allocs := testing.AllocsPerRun(100, f); allocs != 0 {
 			t.Errorf("%s allocates %.1f times per call into a big enough buffer, want 0", name, allocs)

@@ -138,7 +138,7 @@ func TestAppendCleanup(t *testing.T) {
 			t.Errorf("AppendCleanup(%d, %d) = %s, want %s", tc.offline, tc.cleared, b, tc.want)
 		}
 		want := Cleanup{Message: CleanupMessage, UsersMarkedOffline: tc.offline, BusyStatusCleared: tc.cleared}
-		if got := decode[Cleanup](t, b); got != want {
+		if got := decode[Cleanup](t, b); !reflect.DeepEqual(got, want) {
 			t.Errorf("AppendCleanup decodes to %+v, want %+v", got, want)
 		}
 	}

@@ -30,12 +30,31 @@ type Presence struct {
 	Version uint64 `json:"version"`
 }
 
-// Cleanup is the answer of POST /admin/cleanup-presence.
+// Cleanup is the answer of POST /admin/cleanup-presence. Users lists the
+// users changed (with DryRun: that would be), sorted by user id, at most
+// CleanupReportLimit of them; Truncated says more were left out.
 type Cleanup struct {
-	Message            string `json:"message"`
-	UsersMarkedOffline int64  `json:"users_marked_offline"`
-	BusyStatusCleared  int64  `json:"busy_status_cleared"`
+	Message            string        `json:"message"`
+	UsersMarkedOffline int64         `json:"users_marked_offline"`
+	BusyStatusCleared  int64         `json:"busy_status_cleared"`
+	DryRun             bool          `json:"dry_run"`
+	Users              []CleanupUser `json:"users"`
+	Truncated          bool          `json:"truncated"`
 }
+
+// CleanupUser is one user of a cleanup report: what the cleanup did (or
+// would do) to it, and its last_seen and busy_until as judged (before the
+// change). Times are UTC; null when unset.
+type CleanupUser struct {
+	UserID      int64      `json:"user_id"`
+	MarkOffline bool       `json:"mark_offline"`
+	ClearBusy   bool       `json:"clear_busy"`
+	LastSeen    *time.Time `json:"last_seen"`
+	BusyUntil   *time.Time `json:"busy_until"`
+}
+
+// CleanupReportLimit is the most users a cleanup report lists.
+const CleanupReportLimit = 1000
 
 // CleanupMessage is Cleanup.Message of a completed cleanup.
 const CleanupMessage = "Presence cleanup completed"
@@ -58,11 +77,20 @@ type Message struct {
 }
 
 // HeartbeatMessage is the Message of a heartbeat's answer, and
-// HeartbeatJSON that answer as written on the wire.
+// HeartbeatJSON the message part of that answer as written on the wire.
 const (
 	HeartbeatMessage = "Heartbeat received"
 	HeartbeatJSON    = `{"message":"` + HeartbeatMessage + `"}`
 )
+
+// Heartbeat is the answer of POST /users/me/heartbeat: the message, how
+// often this client should heartbeat, and how long after this heartbeat
+// the user goes offline without another (or a WebSocket).
+type Heartbeat struct {
+	Message                  string `json:"message"`
+	HeartbeatIntervalSeconds int64  `json:"heartbeat_interval_seconds"`
+	OfflineAfterSeconds      int64  `json:"offline_after_seconds"`
+}
 
 // ErrorBody is the body of every error answer: {"detail": "..."}.
 type ErrorBody struct {

@@ -41,6 +41,7 @@ func settings(c *node.Config) []setting {
 		{"ws-writers", "PRESENCE_WS_WRITERS", "writer workers putting WebSocket frames on sockets that take them at once (default: GOMAXPROCS)", false, sizeValue{&c.API.WS.Writers, 1, 1024}},
 		{"ws-ping-interval", "PRESENCE_WS_PING_INTERVAL", "WebSocket ping period; silent for twice this: dropped", false, durationValue{&c.API.WS.PingInterval, positive}},
 		{"write-rate", "PRESENCE_WRITE_RATE", "writes (PUT, heartbeat) per second per user per node; negative: no limit", false, rateValue{&c.API.WriteRate, true}},
+		{"heartbeat-budget", "PRESENCE_HEARTBEAT_BUDGET", "REST heartbeats per second this node aims at: above it, the advised heartbeat interval (and the users' offline deadline) grows; 0: no budget", false, countValue{&c.API.HeartbeatBudget, 0, 100_000_000}},
 		{"write-burst", "PRESENCE_WRITE_BURST", "writes a user may make at once above the rate", false, sizeValue{&c.API.WriteBurst, 1, 1_000_000}},
 		{"ws-frame-rate", "PRESENCE_WS_FRAME_RATE", "frames per second a WebSocket session may send", false, rateValue{&c.API.WS.FrameRate, false}},
 		{"ws-frame-burst", "PRESENCE_WS_FRAME_BURST", "frames a session may send at once above the rate", false, sizeValue{&c.API.WS.FrameBurst, 1, 1_000_000}},

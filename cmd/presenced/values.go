@@ -206,3 +206,26 @@ func (v originsValue) Set(s string) error {
 	_, err := ws.ParseOrigins(*v.p)
 	return err
 }
+
+// countValue is a whole number from min to max; unlike sizeValue it may be
+// zero (when min is) and takes no unit.
+type countValue struct {
+	p        *int
+	min, max int
+}
+
+func (v countValue) Type() string { return "int" }
+func (v countValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strconv.Itoa(*v.p)
+}
+func (v countValue) Set(s string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < v.min || n > v.max {
+		return fmt.Errorf("want a whole number from %d to %d", v.min, v.max)
+	}
+	*v.p = n
+	return nil
+}

@@ -80,16 +80,22 @@ func (r *REST) PutStatus(uid int64, body string) (Status, error) {
 }
 
 // Heartbeat is POST /users/me/heartbeat as uid; the answer must be the
-// seed's message.
+// seed's message with the heartbeat advice.
 func (r *REST) Heartbeat(uid int64) error {
-	var m map[string]string
-	if err := r.Call(uid, http.MethodPost, "/users/me/heartbeat", "", &m); err != nil {
-		return err
+	_, err := r.HeartbeatAdvice(uid)
+	return err
+}
+
+// HeartbeatAdvice is Heartbeat returning the answer.
+func (r *REST) HeartbeatAdvice(uid int64) (Heartbeat, error) {
+	var h Heartbeat
+	if err := r.Call(uid, http.MethodPost, "/users/me/heartbeat", "", &h); err != nil {
+		return h, err
 	}
-	if m["message"] != "Heartbeat received" || len(m) != 1 {
-		return fmt.Errorf("heartbeat answer %v", m)
+	if h.Message != "Heartbeat received" || h.HeartbeatIntervalSeconds <= 0 || h.OfflineAfterSeconds < 0 {
+		return h, fmt.Errorf("heartbeat answer %+v", h)
 	}
-	return nil
+	return h, nil
 }
 
 // Presence is GET /users/{id}/presence as user asker.
@@ -113,6 +119,12 @@ func (r *REST) Batch(asker int64, ids []int64) ([]Presence, error) {
 func (r *REST) Cleanup() (Cleanup, error) {
 	var c Cleanup
 	return c, r.Call(AdminID, http.MethodPost, "/admin/cleanup-presence", "", &c)
+}
+
+// CleanupDryRun is POST /admin/cleanup-presence?dry_run=true as admin.
+func (r *REST) CleanupDryRun() (Cleanup, error) {
+	var c Cleanup
+	return c, r.Call(AdminID, http.MethodPost, "/admin/cleanup-presence?dry_run=true", "", &c)
 }
 
 // Disconnect is POST /admin/users/{id}/disconnect as user asker (AdminID
@@ -277,6 +289,16 @@ func (m MustREST) Cleanup() Cleanup {
 	c, err := m.r.Cleanup()
 	if err != nil {
 		m.t.Fatalf("POST /admin/cleanup-presence on %s: %v", m.r.Base, err)
+	}
+	return c
+}
+
+// CleanupDryRun is REST.CleanupDryRun failing the test.
+func (m MustREST) CleanupDryRun() Cleanup {
+	m.t.Helper()
+	c, err := m.r.CleanupDryRun()
+	if err != nil {
+		m.t.Fatalf("POST /admin/cleanup-presence?dry_run=true on %s: %v", m.r.Base, err)
 	}
 	return c
 }

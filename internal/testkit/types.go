@@ -11,6 +11,7 @@ type (
 	Status        = wire.Status
 	Presence      = wire.Presence
 	Cleanup       = wire.Cleanup
+	Heartbeat     = wire.Heartbeat
 	ClusterStatus = wire.ClusterStatus
 	MemberStatus  = wire.MemberStatus
 	Disconnect    = wire.Disconnect
