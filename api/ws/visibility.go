@@ -58,11 +58,21 @@ func (w *watchEntry) advance(st *messages.UserState) (prev *messages.UserState, 
 }
 
 // pushChanged queues st, as each session may see it, to the sessions of w
-// whose view of the user changed since prev (every session when prev is
-// nil). The caller holds the hub's read lock.
+// whose view of the user changed since prev. Every session gets it when
+// prev is nil, or when versions were skipped since prev: the hub missed
+// changes (a partition, an owner that died before pushing, a record lost
+// and created again), so what its sessions show is not known to be prev's
+// view, and the newest state is what lets them catch up, as before
+// visibility. The owner pushes every version to every watching hub in
+// order, so a gap comes from the cluster, never from what a hidden user
+// did: it tells a refused viewer nothing an offline user's record would
+// not. The caller holds the hub's read lock.
 func pushChanged(w *watchEntry, prev, st *messages.UserState) {
 	frames := viewFrames{st: st, now: time.Now()}
 	id, v := st.GetUserId(), st.GetVersion()
+	if prev != nil && v > prev.GetVersion()+1 {
+		prev = nil
+	}
 	if prev == nil || (prev.GetVisibility() == nil && st.GetVisibility() == nil) {
 		// Nobody is masked before or after (the common case): one view
 		// for all, and one comparison for all.

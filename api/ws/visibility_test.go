@@ -71,6 +71,10 @@ func TestHubPushesOnlyChangedViews(t *testing.T) {
 		{"online again", with(busyState(hot, 7), allowlist), map[string]bool{"allowed": true, "admin": true, "self": true}},
 		{"shown to everyone", busyState(hot, 8), map[string]bool{"refused": true}},
 		{"stale version", busyState(hot, 8), map[string]bool{}},
+		// Versions skipped (the hub missed changes): every session gets
+		// the newest state, even one whose view looks unchanged.
+		{"after a gap", with(busyState(hot, 11), allowlist), map[string]bool{"allowed": true, "refused": false, "admin": true, "self": true}},
+		{"consecutive again", with(busyState(hot, 12), allowlist), map[string]bool{}},
 	}
 	for _, step := range steps {
 		e.update(step.st)
