@@ -377,6 +377,10 @@ func UserID(env *messages.Envelope) int64 {
 		return b.Sessions.GetUserId()
 	case *messages.Envelope_Inspect:
 		return b.Inspect.GetUserId()
+	case *messages.Envelope_GetVisibility:
+		return b.GetVisibility.GetUserId()
+	case *messages.Envelope_SetVisibility:
+		return b.SetVisibility.GetUserId()
 	}
 	return 0
 }

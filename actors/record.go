@@ -25,6 +25,10 @@ type record struct {
 	// cleared whenever the user goes online again. A hub's re-sent session
 	// count does not make such a user online.
 	appearOffline bool
+	// vis is the visibility setting; nil is the default (everyone sees
+	// everything). It is never modified in place: a change installs a new
+	// one, so states filled from the record may share it.
+	vis *messages.Visibility
 }
 
 func recordFromProto(s *messages.UserState) record {
@@ -40,6 +44,7 @@ func recordFromProto(s *messages.UserState) record {
 		version:       s.GetVersion(),
 		sessionsHeld:  s.GetSessionsHeld(),
 		appearOffline: s.GetAppearOffline(),
+		vis:           normVisibility(s.GetVisibility()),
 	}
 }
 
@@ -63,11 +68,15 @@ func (r *record) fill(st *messages.UserState) {
 	st.Version = r.version
 	st.SessionsHeld = r.sessionsHeld
 	st.AppearOffline = r.appearOffline
+	st.Visibility = r.vis
 }
 
-// visible reports whether what watchers see differs between r and o.
+// visible reports whether what watchers see differs between r and o. A
+// change of the visibility setting counts: it changes what some watchers
+// see.
 func (r *record) visible(o *record) bool {
-	return r.online != o.online || r.busy != o.busy || r.busyUntil != o.busyUntil || r.username != o.username
+	return r.online != o.online || r.busy != o.busy || r.busyUntil != o.busyUntil || r.username != o.username ||
+		!sameVisibility(r.vis, o.vis)
 }
 
 func micros(t time.Time) int64 { return t.UnixMicro() }

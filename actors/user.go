@@ -365,7 +365,7 @@ func (a *userActor) answer(ctx actor.Context, now int64, env *messages.Envelope)
 	case *messages.Envelope_Inspect:
 		return a.inspection(), true
 	}
-	return nil, false
+	return a.answerVisibility(env)
 }
 
 // write applies a message that may change the record; known is false for a
@@ -418,7 +418,7 @@ func (a *userActor) write(ctx actor.Context, now int64, env *messages.Envelope) 
 	case *messages.Envelope_Sessions:
 		return true, a.sessionsChanged(ctx, now, b.Sessions)
 	}
-	return false, nil
+	return a.writeVisibility(ctx, now, env)
 }
 
 // setWatch applies a hub's Watch or Unwatch unless a newer one of the same

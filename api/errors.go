@@ -48,6 +48,10 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		return writeDetail(c, fiber.StatusUnprocessableEntity, string(v))
 	case errors.Is(err, errNoFields):
 		return writeDetail(c, fiber.StatusBadRequest, detailNoFields)
+	case errors.Is(err, errCompressedBody):
+		return writeDetail(c, fiber.StatusUnsupportedMediaType, detailCompressedBody)
+	case errors.Is(err, errNoVisibilityFields):
+		return writeDetail(c, fiber.StatusBadRequest, detailNoVisibilityFields)
 	case errors.Is(err, errTooManyIDs):
 		return writeDetail(c, fiber.StatusBadRequest, detailTooManyIDs)
 	case errors.Is(err, routing.ErrUnavailable):

@@ -85,7 +85,7 @@ func (s *Server) putMyStatus(c *fiber.Ctx) error {
 	// c.Body() would decompress a gzip/deflate/br body without any bound
 	// (a few KB can expand to gigabytes): only identity bodies are taken.
 	if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
-		return writeDetail(c, fiber.StatusUnsupportedMediaType, "Content-Encoding is not supported; send the JSON body uncompressed")
+		return writeDetail(c, fiber.StatusUnsupportedMediaType, detailCompressedBody)
 	}
 	u, err := parseStatusUpdate(c.Request().Body(), s.deps.Now())
 	if err != nil {
@@ -137,7 +137,13 @@ func (s *Server) getPresence(c *fiber.Ctx) error {
 	if states[0] == nil {
 		return writeDetail(c, fiber.StatusNotFound, detailNotFound)
 	}
-	return writeJSON(c, states[0], wire.AppendPresence)
+	me := identity(c)
+	buf := bytebufferpool.Get()
+	defer bytebufferpool.Put(buf)
+	buf.B = wire.AppendPresenceView(buf.B[:0], states[0], wire.ViewOf(states[0], me.UserID, me.Admin))
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	c.Response().SetBody(buf.B) // copies; see writeJSON
+	return nil
 }
 
 func (s *Server) getPresenceBatch(c *fiber.Ctx) error {
@@ -150,6 +156,9 @@ func (s *Server) getPresenceBatch(c *fiber.Ctx) error {
 		return err
 	}
 
+	// Each record as this caller may see it (the user's visibility
+	// setting; see wire.ViewOf).
+	me := identity(c)
 	buf := bytebufferpool.Get()
 	defer bytebufferpool.Put(buf)
 	b := append(buf.B[:0], '[')
@@ -162,7 +171,7 @@ func (s *Server) getPresenceBatch(c *fiber.Ctx) error {
 			b = append(b, ',')
 		}
 		first = false
-		b = wire.AppendPresence(b, st)
+		b = wire.AppendPresenceView(b, st, wire.ViewOf(st, me.UserID, me.Admin))
 	}
 	buf.B = append(b, ']')
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)

@@ -68,6 +68,9 @@ type Presence interface {
 	// DisconnectUser closes the WebSocket sessions of userID on every node
 	// (close code 4003) and returns how many it closed.
 	DisconnectUser(ctx context.Context, userID int64) (int64, error)
+	// Visibility and SetVisibility read and change a user's visibility
+	// setting (visibility.go).
+	visibilitySetter
 }
 
 // Config holds the HTTP front's own settings. A zero field means its
@@ -281,6 +284,9 @@ func (s *Server) routes() {
 	s.app.Get("/users/:user_id/presence", authed, s.getPresence)
 	s.app.Post("/admin/cleanup-presence", authed, s.requireAdmin, s.postCleanup)
 	s.app.Post("/admin/users/:user_id/disconnect", authed, s.requireAdmin, s.postDisconnect)
+	s.app.Get("/users/me/visibility", authed, s.getMyVisibility)
+	s.app.Put("/users/me/visibility", authed, s.limitWrites, s.putMyVisibility)
+	s.app.Put("/admin/users/:user_id/visibility", authed, s.requireAdmin, s.putUserVisibility)
 	if s.deps.ClusterStatus != nil {
 		s.app.Get("/admin/cluster", authed, s.requireAdmin, s.getCluster)
 	}

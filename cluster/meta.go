@@ -28,18 +28,15 @@ type Meta struct {
 //	2: GetPresenceBatch / PresenceBatchReply (batch presence reads)
 //	3: Inspect / Inspection (admin inspection), DisconnectUser /
 //	   DisconnectCount (admin disconnect), CleanupPreview (dry-run admin
-//	   cleanups)
+//	   cleanups), GetVisibility / SetVisibility (per-viewer visibility)
 const ProtoVersion = 3
 
 // ProtoBatchReads is the first version that answers GetPresenceBatch.
 const ProtoBatchReads = 2
 
-// ProtoAdminV3 is the first version that answers Inspect and
-// DisconnectUser.
-const ProtoAdminV3 = 3
-
-// ProtoCleanupPreview is the first version that answers CleanupPreview.
-const ProtoCleanupPreview = 3
+// ProtoV3 is the first version that answers Inspect, DisconnectUser,
+// CleanupPreview, GetVisibility and SetVisibility.
+const ProtoV3 = 3
 
 func (m Meta) encode() ([]byte, error) {
 	b, err := json.Marshal(m)

@@ -29,6 +29,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// VisibilityMode says who may see one part of a user's presence. The zero
+// value is EVERYONE, the default. A reader that meets a mode it does not
+// know (a newer node's) treats it as NOBODY: it hides rather than leaks.
+type VisibilityMode int32
+
+const (
+	VisibilityMode_VISIBILITY_MODE_EVERYONE VisibilityMode = 0
+	VisibilityMode_VISIBILITY_MODE_NOBODY   VisibilityMode = 1
+	// ALLOWLIST: exactly the user ids in Visibility.allow.
+	VisibilityMode_VISIBILITY_MODE_ALLOWLIST VisibilityMode = 2
+)
+
+// Enum value maps for VisibilityMode.
+var (
+	VisibilityMode_name = map[int32]string{
+		0: "VISIBILITY_MODE_EVERYONE",
+		1: "VISIBILITY_MODE_NOBODY",
+		2: "VISIBILITY_MODE_ALLOWLIST",
+	}
+	VisibilityMode_value = map[string]int32{
+		"VISIBILITY_MODE_EVERYONE":  0,
+		"VISIBILITY_MODE_NOBODY":    1,
+		"VISIBILITY_MODE_ALLOWLIST": 2,
+	}
+)
+
+func (x VisibilityMode) Enum() *VisibilityMode {
+	p := new(VisibilityMode)
+	*p = x
+	return p
+}
+
+func (x VisibilityMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (VisibilityMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_presence_proto_enumTypes[0].Descriptor()
+}
+
+func (VisibilityMode) Type() protoreflect.EnumType {
+	return &file_presence_proto_enumTypes[0]
+}
+
+func (x VisibilityMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use VisibilityMode.Descriptor instead.
+func (VisibilityMode) EnumDescriptor() ([]byte, []int) {
+	return file_presence_proto_rawDescGZIP(), []int{0}
+}
+
 // PresenceOutcome is what a node's activator could say about one user of a
 // GetPresenceBatch. The zero value is MISS, the safe default: a reader that
 // meets an outcome it does not know asks the user actor.
@@ -74,11 +127,11 @@ func (x PresenceOutcome) String() string {
 }
 
 func (PresenceOutcome) Descriptor() protoreflect.EnumDescriptor {
-	return file_presence_proto_enumTypes[0].Descriptor()
+	return file_presence_proto_enumTypes[1].Descriptor()
 }
 
 func (PresenceOutcome) Type() protoreflect.EnumType {
-	return &file_presence_proto_enumTypes[0]
+	return &file_presence_proto_enumTypes[1]
 }
 
 func (x PresenceOutcome) Number() protoreflect.EnumNumber {
@@ -87,7 +140,7 @@ func (x PresenceOutcome) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PresenceOutcome.Descriptor instead.
 func (PresenceOutcome) EnumDescriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{0}
+	return file_presence_proto_rawDescGZIP(), []int{1}
 }
 
 // FailureKind says why a request was refused. The numbers of the kinds
@@ -130,11 +183,11 @@ func (x FailureKind) String() string {
 }
 
 func (FailureKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_presence_proto_enumTypes[1].Descriptor()
+	return file_presence_proto_enumTypes[2].Descriptor()
 }
 
 func (FailureKind) Type() protoreflect.EnumType {
-	return &file_presence_proto_enumTypes[1]
+	return &file_presence_proto_enumTypes[2]
 }
 
 func (x FailureKind) Number() protoreflect.EnumNumber {
@@ -143,7 +196,7 @@ func (x FailureKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FailureKind.Descriptor instead.
 func (FailureKind) EnumDescriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{1}
+	return file_presence_proto_rawDescGZIP(), []int{2}
 }
 
 // UserState is a user's presence record: what the actor owns, what the store
@@ -173,6 +226,13 @@ type UserState struct {
 	// not make the user visible again; only a heartbeat, a PUT with
 	// is_online: true or a new connection does.
 	AppearOffline bool `protobuf:"varint,11,opt,name=appear_offline,json=appearOffline,proto3" json:"appear_offline,omitempty"`
+	// 30 and up: per-viewer visibility (numbers kept apart from other
+	// additions of the same round).
+	// visibility is who may see the user's presence and last_seen; absent
+	// means everyone may see both. It travels with every state so that hubs
+	// on any node can mask what each of their sessions receives. Shared and
+	// read-only like the rest of a published state.
+	Visibility    *Visibility `protobuf:"bytes,30,opt,name=visibility,proto3" json:"visibility,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -284,6 +344,77 @@ func (x *UserState) GetAppearOffline() bool {
 	return false
 }
 
+func (x *UserState) GetVisibility() *Visibility {
+	if x != nil {
+		return x.Visibility
+	}
+	return nil
+}
+
+// Visibility is a user's choice of who sees their presence (online, busy,
+// busy_until, last_seen) and, separately, their last_seen. allow is sorted
+// ascending without duplicates (at most 1,000 ids), so a reader can search
+// it. The user themself and admins always see the true record.
+type Visibility struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Presence      VisibilityMode         `protobuf:"varint,1,opt,name=presence,proto3,enum=presence.v1.VisibilityMode" json:"presence,omitempty"`
+	LastSeen      VisibilityMode         `protobuf:"varint,2,opt,name=last_seen,json=lastSeen,proto3,enum=presence.v1.VisibilityMode" json:"last_seen,omitempty"`
+	Allow         []int64                `protobuf:"varint,3,rep,packed,name=allow,proto3" json:"allow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Visibility) Reset() {
+	*x = Visibility{}
+	mi := &file_presence_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Visibility) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Visibility) ProtoMessage() {}
+
+func (x *Visibility) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Visibility.ProtoReflect.Descriptor instead.
+func (*Visibility) Descriptor() ([]byte, []int) {
+	return file_presence_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Visibility) GetPresence() VisibilityMode {
+	if x != nil {
+		return x.Presence
+	}
+	return VisibilityMode_VISIBILITY_MODE_EVERYONE
+}
+
+func (x *Visibility) GetLastSeen() VisibilityMode {
+	if x != nil {
+		return x.LastSeen
+	}
+	return VisibilityMode_VISIBILITY_MODE_EVERYONE
+}
+
+func (x *Visibility) GetAllow() []int64 {
+	if x != nil {
+		return x.Allow
+	}
+	return nil
+}
+
 // GetStatus asks for the full record. With create set (the user's own
 // /users/me/status), a missing record is created.
 type GetStatus struct {
@@ -297,7 +428,7 @@ type GetStatus struct {
 
 func (x *GetStatus) Reset() {
 	*x = GetStatus{}
-	mi := &file_presence_proto_msgTypes[1]
+	mi := &file_presence_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -309,7 +440,7 @@ func (x *GetStatus) String() string {
 func (*GetStatus) ProtoMessage() {}
 
 func (x *GetStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[1]
+	mi := &file_presence_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -322,7 +453,7 @@ func (x *GetStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatus.ProtoReflect.Descriptor instead.
 func (*GetStatus) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{1}
+	return file_presence_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *GetStatus) GetUserId() int64 {
@@ -363,7 +494,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_presence_proto_msgTypes[2]
+	mi := &file_presence_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -375,7 +506,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[2]
+	mi := &file_presence_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -388,7 +519,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{2}
+	return file_presence_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Heartbeat) GetUserId() int64 {
@@ -424,7 +555,7 @@ type Activity struct {
 
 func (x *Activity) Reset() {
 	*x = Activity{}
-	mi := &file_presence_proto_msgTypes[3]
+	mi := &file_presence_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -436,7 +567,7 @@ func (x *Activity) String() string {
 func (*Activity) ProtoMessage() {}
 
 func (x *Activity) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[3]
+	mi := &file_presence_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -449,7 +580,7 @@ func (x *Activity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Activity.ProtoReflect.Descriptor instead.
 func (*Activity) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{3}
+	return file_presence_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Activity) GetUserId() int64 {
@@ -484,7 +615,7 @@ type UpdateStatus struct {
 
 func (x *UpdateStatus) Reset() {
 	*x = UpdateStatus{}
-	mi := &file_presence_proto_msgTypes[4]
+	mi := &file_presence_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +627,7 @@ func (x *UpdateStatus) String() string {
 func (*UpdateStatus) ProtoMessage() {}
 
 func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[4]
+	mi := &file_presence_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +640,7 @@ func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateStatus.ProtoReflect.Descriptor instead.
 func (*UpdateStatus) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{4}
+	return file_presence_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *UpdateStatus) GetUserId() int64 {
@@ -578,7 +709,7 @@ type GetPresence struct {
 
 func (x *GetPresence) Reset() {
 	*x = GetPresence{}
-	mi := &file_presence_proto_msgTypes[5]
+	mi := &file_presence_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -590,7 +721,7 @@ func (x *GetPresence) String() string {
 func (*GetPresence) ProtoMessage() {}
 
 func (x *GetPresence) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[5]
+	mi := &file_presence_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -603,7 +734,7 @@ func (x *GetPresence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPresence.ProtoReflect.Descriptor instead.
 func (*GetPresence) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{5}
+	return file_presence_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetPresence) GetUserId() int64 {
@@ -629,7 +760,7 @@ type GetPresenceBatch struct {
 
 func (x *GetPresenceBatch) Reset() {
 	*x = GetPresenceBatch{}
-	mi := &file_presence_proto_msgTypes[6]
+	mi := &file_presence_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -641,7 +772,7 @@ func (x *GetPresenceBatch) String() string {
 func (*GetPresenceBatch) ProtoMessage() {}
 
 func (x *GetPresenceBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[6]
+	mi := &file_presence_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -654,7 +785,7 @@ func (x *GetPresenceBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPresenceBatch.ProtoReflect.Descriptor instead.
 func (*GetPresenceBatch) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{6}
+	return file_presence_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetPresenceBatch) GetUserIds() []int64 {
@@ -677,7 +808,7 @@ type PresenceBatchReply struct {
 
 func (x *PresenceBatchReply) Reset() {
 	*x = PresenceBatchReply{}
-	mi := &file_presence_proto_msgTypes[7]
+	mi := &file_presence_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -689,7 +820,7 @@ func (x *PresenceBatchReply) String() string {
 func (*PresenceBatchReply) ProtoMessage() {}
 
 func (x *PresenceBatchReply) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[7]
+	mi := &file_presence_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -702,7 +833,7 @@ func (x *PresenceBatchReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceBatchReply.ProtoReflect.Descriptor instead.
 func (*PresenceBatchReply) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{7}
+	return file_presence_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PresenceBatchReply) GetOutcomes() []PresenceOutcome {
@@ -734,7 +865,7 @@ type Recheck struct {
 
 func (x *Recheck) Reset() {
 	*x = Recheck{}
-	mi := &file_presence_proto_msgTypes[8]
+	mi := &file_presence_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -746,7 +877,7 @@ func (x *Recheck) String() string {
 func (*Recheck) ProtoMessage() {}
 
 func (x *Recheck) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[8]
+	mi := &file_presence_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -759,7 +890,7 @@ func (x *Recheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Recheck.ProtoReflect.Descriptor instead.
 func (*Recheck) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{8}
+	return file_presence_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Recheck) GetUserId() int64 {
@@ -793,7 +924,7 @@ type Watch struct {
 
 func (x *Watch) Reset() {
 	*x = Watch{}
-	mi := &file_presence_proto_msgTypes[9]
+	mi := &file_presence_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +936,7 @@ func (x *Watch) String() string {
 func (*Watch) ProtoMessage() {}
 
 func (x *Watch) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[9]
+	mi := &file_presence_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +949,7 @@ func (x *Watch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Watch.ProtoReflect.Descriptor instead.
 func (*Watch) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{9}
+	return file_presence_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Watch) GetUserId() int64 {
@@ -861,7 +992,7 @@ type Unwatch struct {
 
 func (x *Unwatch) Reset() {
 	*x = Unwatch{}
-	mi := &file_presence_proto_msgTypes[10]
+	mi := &file_presence_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -873,7 +1004,7 @@ func (x *Unwatch) String() string {
 func (*Unwatch) ProtoMessage() {}
 
 func (x *Unwatch) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[10]
+	mi := &file_presence_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -886,7 +1017,7 @@ func (x *Unwatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Unwatch.ProtoReflect.Descriptor instead.
 func (*Unwatch) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{10}
+	return file_presence_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Unwatch) GetUserId() int64 {
@@ -938,7 +1069,7 @@ type Sessions struct {
 
 func (x *Sessions) Reset() {
 	*x = Sessions{}
-	mi := &file_presence_proto_msgTypes[11]
+	mi := &file_presence_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1081,7 @@ func (x *Sessions) String() string {
 func (*Sessions) ProtoMessage() {}
 
 func (x *Sessions) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[11]
+	mi := &file_presence_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1094,7 @@ func (x *Sessions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sessions.ProtoReflect.Descriptor instead.
 func (*Sessions) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{11}
+	return file_presence_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Sessions) GetUserId() int64 {
@@ -1018,7 +1149,7 @@ type StateReply struct {
 
 func (x *StateReply) Reset() {
 	*x = StateReply{}
-	mi := &file_presence_proto_msgTypes[12]
+	mi := &file_presence_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1161,7 @@ func (x *StateReply) String() string {
 func (*StateReply) ProtoMessage() {}
 
 func (x *StateReply) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[12]
+	mi := &file_presence_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1174,7 @@ func (x *StateReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateReply.ProtoReflect.Descriptor instead.
 func (*StateReply) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{12}
+	return file_presence_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StateReply) GetState() *UserState {
@@ -1063,7 +1194,7 @@ type NotFound struct {
 
 func (x *NotFound) Reset() {
 	*x = NotFound{}
-	mi := &file_presence_proto_msgTypes[13]
+	mi := &file_presence_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1206,7 @@ func (x *NotFound) String() string {
 func (*NotFound) ProtoMessage() {}
 
 func (x *NotFound) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[13]
+	mi := &file_presence_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1219,7 @@ func (x *NotFound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotFound.ProtoReflect.Descriptor instead.
 func (*NotFound) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{13}
+	return file_presence_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *NotFound) GetUserId() int64 {
@@ -1111,7 +1242,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_presence_proto_msgTypes[14]
+	mi := &file_presence_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1123,7 +1254,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[14]
+	mi := &file_presence_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1136,7 +1267,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{14}
+	return file_presence_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Failure) GetKind() FailureKind {
@@ -1175,7 +1306,7 @@ type CleanupCount struct {
 
 func (x *CleanupCount) Reset() {
 	*x = CleanupCount{}
-	mi := &file_presence_proto_msgTypes[15]
+	mi := &file_presence_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1318,7 @@ func (x *CleanupCount) String() string {
 func (*CleanupCount) ProtoMessage() {}
 
 func (x *CleanupCount) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[15]
+	mi := &file_presence_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1331,7 @@ func (x *CleanupCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanupCount.ProtoReflect.Descriptor instead.
 func (*CleanupCount) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{15}
+	return file_presence_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CleanupCount) GetUsersMarkedOffline() int64 {
@@ -1247,7 +1378,7 @@ type CleanupUser struct {
 
 func (x *CleanupUser) Reset() {
 	*x = CleanupUser{}
-	mi := &file_presence_proto_msgTypes[16]
+	mi := &file_presence_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1390,7 @@ func (x *CleanupUser) String() string {
 func (*CleanupUser) ProtoMessage() {}
 
 func (x *CleanupUser) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[16]
+	mi := &file_presence_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1403,7 @@ func (x *CleanupUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanupUser.ProtoReflect.Descriptor instead.
 func (*CleanupUser) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{16}
+	return file_presence_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CleanupUser) GetUserId() int64 {
@@ -1323,7 +1454,7 @@ type CleanupPreview struct {
 
 func (x *CleanupPreview) Reset() {
 	*x = CleanupPreview{}
-	mi := &file_presence_proto_msgTypes[17]
+	mi := &file_presence_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1466,7 @@ func (x *CleanupPreview) String() string {
 func (*CleanupPreview) ProtoMessage() {}
 
 func (x *CleanupPreview) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[17]
+	mi := &file_presence_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1479,7 @@ func (x *CleanupPreview) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanupPreview.ProtoReflect.Descriptor instead.
 func (*CleanupPreview) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{17}
+	return file_presence_proto_rawDescGZIP(), []int{18}
 }
 
 // Ack answers a request that has nothing else to say.
@@ -1361,7 +1492,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_presence_proto_msgTypes[18]
+	mi := &file_presence_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1504,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[18]
+	mi := &file_presence_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1517,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{18}
+	return file_presence_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Ack) GetUserId() int64 {
@@ -1406,7 +1537,7 @@ type PresenceUpdate struct {
 
 func (x *PresenceUpdate) Reset() {
 	*x = PresenceUpdate{}
-	mi := &file_presence_proto_msgTypes[19]
+	mi := &file_presence_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1418,7 +1549,7 @@ func (x *PresenceUpdate) String() string {
 func (*PresenceUpdate) ProtoMessage() {}
 
 func (x *PresenceUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[19]
+	mi := &file_presence_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1431,7 +1562,7 @@ func (x *PresenceUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceUpdate.ProtoReflect.Descriptor instead.
 func (*PresenceUpdate) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{19}
+	return file_presence_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PresenceUpdate) GetState() *UserState {
@@ -1452,7 +1583,7 @@ type NotOwner struct {
 
 func (x *NotOwner) Reset() {
 	*x = NotOwner{}
-	mi := &file_presence_proto_msgTypes[20]
+	mi := &file_presence_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1464,7 +1595,7 @@ func (x *NotOwner) String() string {
 func (*NotOwner) ProtoMessage() {}
 
 func (x *NotOwner) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[20]
+	mi := &file_presence_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1477,7 +1608,7 @@ func (x *NotOwner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotOwner.ProtoReflect.Descriptor instead.
 func (*NotOwner) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{20}
+	return file_presence_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *NotOwner) GetUserId() int64 {
@@ -1497,7 +1628,7 @@ type CleanupNode struct {
 
 func (x *CleanupNode) Reset() {
 	*x = CleanupNode{}
-	mi := &file_presence_proto_msgTypes[21]
+	mi := &file_presence_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1509,7 +1640,7 @@ func (x *CleanupNode) String() string {
 func (*CleanupNode) ProtoMessage() {}
 
 func (x *CleanupNode) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[21]
+	mi := &file_presence_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1522,7 +1653,7 @@ func (x *CleanupNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanupNode.ProtoReflect.Descriptor instead.
 func (*CleanupNode) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{21}
+	return file_presence_proto_rawDescGZIP(), []int{22}
 }
 
 // NodeInfo asks a node's activator for its NodeStats. With counters set
@@ -1538,7 +1669,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_presence_proto_msgTypes[22]
+	mi := &file_presence_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1681,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[22]
+	mi := &file_presence_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +1694,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{22}
+	return file_presence_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *NodeInfo) GetCounters() bool {
@@ -1597,7 +1728,7 @@ type NodeStats struct {
 
 func (x *NodeStats) Reset() {
 	*x = NodeStats{}
-	mi := &file_presence_proto_msgTypes[23]
+	mi := &file_presence_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1609,7 +1740,7 @@ func (x *NodeStats) String() string {
 func (*NodeStats) ProtoMessage() {}
 
 func (x *NodeStats) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[23]
+	mi := &file_presence_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1622,7 +1753,7 @@ func (x *NodeStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStats.ProtoReflect.Descriptor instead.
 func (*NodeStats) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{23}
+	return file_presence_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *NodeStats) GetActiveActors() int64 {
@@ -1736,7 +1867,7 @@ type Inspect struct {
 
 func (x *Inspect) Reset() {
 	*x = Inspect{}
-	mi := &file_presence_proto_msgTypes[24]
+	mi := &file_presence_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1748,7 +1879,7 @@ func (x *Inspect) String() string {
 func (*Inspect) ProtoMessage() {}
 
 func (x *Inspect) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[24]
+	mi := &file_presence_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1761,7 +1892,7 @@ func (x *Inspect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inspect.ProtoReflect.Descriptor instead.
 func (*Inspect) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{24}
+	return file_presence_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Inspect) GetUserId() int64 {
@@ -1786,7 +1917,7 @@ type Inspection struct {
 
 func (x *Inspection) Reset() {
 	*x = Inspection{}
-	mi := &file_presence_proto_msgTypes[25]
+	mi := &file_presence_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1798,7 +1929,7 @@ func (x *Inspection) String() string {
 func (*Inspection) ProtoMessage() {}
 
 func (x *Inspection) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[25]
+	mi := &file_presence_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1811,7 +1942,7 @@ func (x *Inspection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inspection.ProtoReflect.Descriptor instead.
 func (*Inspection) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{25}
+	return file_presence_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Inspection) GetState() *UserState {
@@ -1854,7 +1985,7 @@ type DisconnectUser struct {
 
 func (x *DisconnectUser) Reset() {
 	*x = DisconnectUser{}
-	mi := &file_presence_proto_msgTypes[26]
+	mi := &file_presence_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1866,7 +1997,7 @@ func (x *DisconnectUser) String() string {
 func (*DisconnectUser) ProtoMessage() {}
 
 func (x *DisconnectUser) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[26]
+	mi := &file_presence_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1879,7 +2010,7 @@ func (x *DisconnectUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectUser.ProtoReflect.Descriptor instead.
 func (*DisconnectUser) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{26}
+	return file_presence_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DisconnectUser) GetUserId() int64 {
@@ -1901,7 +2032,7 @@ type DisconnectCount struct {
 
 func (x *DisconnectCount) Reset() {
 	*x = DisconnectCount{}
-	mi := &file_presence_proto_msgTypes[27]
+	mi := &file_presence_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1913,7 +2044,7 @@ func (x *DisconnectCount) String() string {
 func (*DisconnectCount) ProtoMessage() {}
 
 func (x *DisconnectCount) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[27]
+	mi := &file_presence_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1926,7 +2057,7 @@ func (x *DisconnectCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectCount.ProtoReflect.Descriptor instead.
 func (*DisconnectCount) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{27}
+	return file_presence_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DisconnectCount) GetUserId() int64 {
@@ -1941,6 +2072,185 @@ func (x *DisconnectCount) GetSessionsClosed() int64 {
 		return x.SessionsClosed
 	}
 	return 0
+}
+
+// GetVisibility asks for the user's record, to read its visibility
+// setting; it is answered like GetStatus (StateReply or NotFound). With
+// create set (the user's own GET /users/me/visibility) a missing record is
+// created.
+type GetVisibility struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	Create        bool                   `protobuf:"varint,3,opt,name=create,proto3" json:"create,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetVisibility) Reset() {
+	*x = GetVisibility{}
+	mi := &file_presence_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetVisibility) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetVisibility) ProtoMessage() {}
+
+func (x *GetVisibility) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetVisibility.ProtoReflect.Descriptor instead.
+func (*GetVisibility) Descriptor() ([]byte, []int) {
+	return file_presence_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GetVisibility) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *GetVisibility) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *GetVisibility) GetCreate() bool {
+	if x != nil {
+		return x.Create
+	}
+	return false
+}
+
+// SetVisibility changes the user's visibility setting; the set_* flags say
+// which fields the request named (the others keep their value). allow must
+// be sorted ascending without duplicates. The answer is a StateReply with
+// the new record (its version raised if the setting changed), NotFound
+// (by_admin, for a user with no record) or a Failure. by_admin marks a
+// change an admin made on the user's behalf: it creates no record and is
+// no sign of life of the user.
+type SetVisibility struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	SetPresence   bool                   `protobuf:"varint,3,opt,name=set_presence,json=setPresence,proto3" json:"set_presence,omitempty"`
+	Presence      VisibilityMode         `protobuf:"varint,4,opt,name=presence,proto3,enum=presence.v1.VisibilityMode" json:"presence,omitempty"`
+	SetLastSeen   bool                   `protobuf:"varint,5,opt,name=set_last_seen,json=setLastSeen,proto3" json:"set_last_seen,omitempty"`
+	LastSeen      VisibilityMode         `protobuf:"varint,6,opt,name=last_seen,json=lastSeen,proto3,enum=presence.v1.VisibilityMode" json:"last_seen,omitempty"`
+	SetAllow      bool                   `protobuf:"varint,7,opt,name=set_allow,json=setAllow,proto3" json:"set_allow,omitempty"`
+	Allow         []int64                `protobuf:"varint,8,rep,packed,name=allow,proto3" json:"allow,omitempty"`
+	ByAdmin       bool                   `protobuf:"varint,9,opt,name=by_admin,json=byAdmin,proto3" json:"by_admin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetVisibility) Reset() {
+	*x = SetVisibility{}
+	mi := &file_presence_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetVisibility) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetVisibility) ProtoMessage() {}
+
+func (x *SetVisibility) ProtoReflect() protoreflect.Message {
+	mi := &file_presence_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetVisibility.ProtoReflect.Descriptor instead.
+func (*SetVisibility) Descriptor() ([]byte, []int) {
+	return file_presence_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *SetVisibility) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *SetVisibility) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *SetVisibility) GetSetPresence() bool {
+	if x != nil {
+		return x.SetPresence
+	}
+	return false
+}
+
+func (x *SetVisibility) GetPresence() VisibilityMode {
+	if x != nil {
+		return x.Presence
+	}
+	return VisibilityMode_VISIBILITY_MODE_EVERYONE
+}
+
+func (x *SetVisibility) GetSetLastSeen() bool {
+	if x != nil {
+		return x.SetLastSeen
+	}
+	return false
+}
+
+func (x *SetVisibility) GetLastSeen() VisibilityMode {
+	if x != nil {
+		return x.LastSeen
+	}
+	return VisibilityMode_VISIBILITY_MODE_EVERYONE
+}
+
+func (x *SetVisibility) GetSetAllow() bool {
+	if x != nil {
+		return x.SetAllow
+	}
+	return false
+}
+
+func (x *SetVisibility) GetAllow() []int64 {
+	if x != nil {
+		return x.Allow
+	}
+	return nil
+}
+
+func (x *SetVisibility) GetByAdmin() bool {
+	if x != nil {
+		return x.ByAdmin
+	}
+	return false
 }
 
 // Envelope carries every message above.
@@ -1974,6 +2284,8 @@ type Envelope struct {
 	//	*Envelope_DisconnectUser
 	//	*Envelope_DisconnectCount
 	//	*Envelope_CleanupPreview
+	//	*Envelope_GetVisibility
+	//	*Envelope_SetVisibility
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1981,7 +2293,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_presence_proto_msgTypes[28]
+	mi := &file_presence_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1993,7 +2305,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_presence_proto_msgTypes[28]
+	mi := &file_presence_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2006,7 +2318,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_presence_proto_rawDescGZIP(), []int{28}
+	return file_presence_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Envelope) GetBody() isEnvelope_Body {
@@ -2250,6 +2562,24 @@ func (x *Envelope) GetCleanupPreview() *CleanupPreview {
 	return nil
 }
 
+func (x *Envelope) GetGetVisibility() *GetVisibility {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_GetVisibility); ok {
+			return x.GetVisibility
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetSetVisibility() *SetVisibility {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_SetVisibility); ok {
+			return x.SetVisibility
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -2361,6 +2691,15 @@ type Envelope_CleanupPreview struct {
 	CleanupPreview *CleanupPreview `protobuf:"bytes,80,opt,name=cleanup_preview,json=cleanupPreview,proto3,oneof"`
 }
 
+type Envelope_GetVisibility struct {
+	// 70 to 79: per-viewer visibility.
+	GetVisibility *GetVisibility `protobuf:"bytes,70,opt,name=get_visibility,json=getVisibility,proto3,oneof"`
+}
+
+type Envelope_SetVisibility struct {
+	SetVisibility *SetVisibility `protobuf:"bytes,71,opt,name=set_visibility,json=setVisibility,proto3,oneof"`
+}
+
 func (*Envelope_GetStatus) isEnvelope_Body() {}
 
 func (*Envelope_Heartbeat) isEnvelope_Body() {}
@@ -2413,11 +2752,15 @@ func (*Envelope_DisconnectCount) isEnvelope_Body() {}
 
 func (*Envelope_CleanupPreview) isEnvelope_Body() {}
 
+func (*Envelope_GetVisibility) isEnvelope_Body() {}
+
+func (*Envelope_SetVisibility) isEnvelope_Body() {}
+
 var File_presence_proto protoreflect.FileDescriptor
 
 const file_presence_proto_rawDesc = "" +
 	"\n" +
-	"\x0epresence.proto\x12\vpresence.v1\"\xd6\x02\n" +
+	"\x0epresence.proto\x12\vpresence.v1\"\x8f\x03\n" +
 	"\tUserState\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x1b\n" +
@@ -2433,7 +2776,15 @@ const file_presence_proto_rawDesc = "" +
 	"\aversion\x18\t \x01(\x04R\aversion\x12#\n" +
 	"\rsessions_held\x18\n" +
 	" \x01(\bR\fsessionsHeld\x12%\n" +
-	"\x0eappear_offline\x18\v \x01(\bR\rappearOffline\"X\n" +
+	"\x0eappear_offline\x18\v \x01(\bR\rappearOffline\x127\n" +
+	"\n" +
+	"visibility\x18\x1e \x01(\v2\x17.presence.v1.VisibilityR\n" +
+	"visibility\"\x95\x01\n" +
+	"\n" +
+	"Visibility\x127\n" +
+	"\bpresence\x18\x01 \x01(\x0e2\x1b.presence.v1.VisibilityModeR\bpresence\x128\n" +
+	"\tlast_seen\x18\x02 \x01(\x0e2\x1b.presence.v1.VisibilityModeR\blastSeen\x12\x14\n" +
+	"\x05allow\x18\x03 \x03(\x03R\x05allow\"X\n" +
 	"\tGetStatus\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x16\n" +
@@ -2550,7 +2901,21 @@ const file_presence_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\"S\n" +
 	"\x0fDisconnectCount\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12'\n" +
-	"\x0fsessions_closed\x18\x02 \x01(\x03R\x0esessionsClosed\"\xa2\f\n" +
+	"\x0fsessions_closed\x18\x02 \x01(\x03R\x0esessionsClosed\"\\\n" +
+	"\rGetVisibility\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x16\n" +
+	"\x06create\x18\x03 \x01(\bR\x06create\"\xcc\x02\n" +
+	"\rSetVisibility\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12!\n" +
+	"\fset_presence\x18\x03 \x01(\bR\vsetPresence\x127\n" +
+	"\bpresence\x18\x04 \x01(\x0e2\x1b.presence.v1.VisibilityModeR\bpresence\x12\"\n" +
+	"\rset_last_seen\x18\x05 \x01(\bR\vsetLastSeen\x128\n" +
+	"\tlast_seen\x18\x06 \x01(\x0e2\x1b.presence.v1.VisibilityModeR\blastSeen\x12\x1b\n" +
+	"\tset_allow\x18\a \x01(\bR\bsetAllow\x12\x14\n" +
+	"\x05allow\x18\b \x03(\x03R\x05allow\x12\x19\n" +
+	"\bby_admin\x18\t \x01(\bR\abyAdmin\"\xac\r\n" +
 	"\bEnvelope\x127\n" +
 	"\n" +
 	"get_status\x18\x01 \x01(\v2\x16.presence.v1.GetStatusH\x00R\tgetStatus\x126\n" +
@@ -2583,8 +2948,14 @@ const file_presence_proto_rawDesc = "" +
 	"inspection\x12F\n" +
 	"\x0fdisconnect_user\x18< \x01(\v2\x1b.presence.v1.DisconnectUserH\x00R\x0edisconnectUser\x12I\n" +
 	"\x10disconnect_count\x18= \x01(\v2\x1c.presence.v1.DisconnectCountH\x00R\x0fdisconnectCount\x12F\n" +
-	"\x0fcleanup_preview\x18P \x01(\v2\x1b.presence.v1.CleanupPreviewH\x00R\x0ecleanupPreviewB\x06\n" +
-	"\x04body*\x88\x01\n" +
+	"\x0fcleanup_preview\x18P \x01(\v2\x1b.presence.v1.CleanupPreviewH\x00R\x0ecleanupPreview\x12C\n" +
+	"\x0eget_visibility\x18F \x01(\v2\x1a.presence.v1.GetVisibilityH\x00R\rgetVisibility\x12C\n" +
+	"\x0eset_visibility\x18G \x01(\v2\x1a.presence.v1.SetVisibilityH\x00R\rsetVisibilityB\x06\n" +
+	"\x04body*i\n" +
+	"\x0eVisibilityMode\x12\x1c\n" +
+	"\x18VISIBILITY_MODE_EVERYONE\x10\x00\x12\x1a\n" +
+	"\x16VISIBILITY_MODE_NOBODY\x10\x01\x12\x1d\n" +
+	"\x19VISIBILITY_MODE_ALLOWLIST\x10\x02*\x88\x01\n" +
 	"\x0fPresenceOutcome\x12\x19\n" +
 	"\x15PRESENCE_OUTCOME_MISS\x10\x00\x12\x1a\n" +
 	"\x16PRESENCE_OUTCOME_FOUND\x10\x01\x12\x1e\n" +
@@ -2607,80 +2978,91 @@ func file_presence_proto_rawDescGZIP() []byte {
 	return file_presence_proto_rawDescData
 }
 
-var file_presence_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_presence_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_presence_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_presence_proto_goTypes = []any{
-	(PresenceOutcome)(0),       // 0: presence.v1.PresenceOutcome
-	(FailureKind)(0),           // 1: presence.v1.FailureKind
-	(*UserState)(nil),          // 2: presence.v1.UserState
-	(*GetStatus)(nil),          // 3: presence.v1.GetStatus
-	(*Heartbeat)(nil),          // 4: presence.v1.Heartbeat
-	(*Activity)(nil),           // 5: presence.v1.Activity
-	(*UpdateStatus)(nil),       // 6: presence.v1.UpdateStatus
-	(*GetPresence)(nil),        // 7: presence.v1.GetPresence
-	(*GetPresenceBatch)(nil),   // 8: presence.v1.GetPresenceBatch
-	(*PresenceBatchReply)(nil), // 9: presence.v1.PresenceBatchReply
-	(*Recheck)(nil),            // 10: presence.v1.Recheck
-	(*Watch)(nil),              // 11: presence.v1.Watch
-	(*Unwatch)(nil),            // 12: presence.v1.Unwatch
-	(*Sessions)(nil),           // 13: presence.v1.Sessions
-	(*StateReply)(nil),         // 14: presence.v1.StateReply
-	(*NotFound)(nil),           // 15: presence.v1.NotFound
-	(*Failure)(nil),            // 16: presence.v1.Failure
-	(*CleanupCount)(nil),       // 17: presence.v1.CleanupCount
-	(*CleanupUser)(nil),        // 18: presence.v1.CleanupUser
-	(*CleanupPreview)(nil),     // 19: presence.v1.CleanupPreview
-	(*Ack)(nil),                // 20: presence.v1.Ack
-	(*PresenceUpdate)(nil),     // 21: presence.v1.PresenceUpdate
-	(*NotOwner)(nil),           // 22: presence.v1.NotOwner
-	(*CleanupNode)(nil),        // 23: presence.v1.CleanupNode
-	(*NodeInfo)(nil),           // 24: presence.v1.NodeInfo
-	(*NodeStats)(nil),          // 25: presence.v1.NodeStats
-	(*Inspect)(nil),            // 26: presence.v1.Inspect
-	(*Inspection)(nil),         // 27: presence.v1.Inspection
-	(*DisconnectUser)(nil),     // 28: presence.v1.DisconnectUser
-	(*DisconnectCount)(nil),    // 29: presence.v1.DisconnectCount
-	(*Envelope)(nil),           // 30: presence.v1.Envelope
+	(VisibilityMode)(0),        // 0: presence.v1.VisibilityMode
+	(PresenceOutcome)(0),       // 1: presence.v1.PresenceOutcome
+	(FailureKind)(0),           // 2: presence.v1.FailureKind
+	(*UserState)(nil),          // 3: presence.v1.UserState
+	(*Visibility)(nil),         // 4: presence.v1.Visibility
+	(*GetStatus)(nil),          // 5: presence.v1.GetStatus
+	(*Heartbeat)(nil),          // 6: presence.v1.Heartbeat
+	(*Activity)(nil),           // 7: presence.v1.Activity
+	(*UpdateStatus)(nil),       // 8: presence.v1.UpdateStatus
+	(*GetPresence)(nil),        // 9: presence.v1.GetPresence
+	(*GetPresenceBatch)(nil),   // 10: presence.v1.GetPresenceBatch
+	(*PresenceBatchReply)(nil), // 11: presence.v1.PresenceBatchReply
+	(*Recheck)(nil),            // 12: presence.v1.Recheck
+	(*Watch)(nil),              // 13: presence.v1.Watch
+	(*Unwatch)(nil),            // 14: presence.v1.Unwatch
+	(*Sessions)(nil),           // 15: presence.v1.Sessions
+	(*StateReply)(nil),         // 16: presence.v1.StateReply
+	(*NotFound)(nil),           // 17: presence.v1.NotFound
+	(*Failure)(nil),            // 18: presence.v1.Failure
+	(*CleanupCount)(nil),       // 19: presence.v1.CleanupCount
+	(*CleanupUser)(nil),        // 20: presence.v1.CleanupUser
+	(*CleanupPreview)(nil),     // 21: presence.v1.CleanupPreview
+	(*Ack)(nil),                // 22: presence.v1.Ack
+	(*PresenceUpdate)(nil),     // 23: presence.v1.PresenceUpdate
+	(*NotOwner)(nil),           // 24: presence.v1.NotOwner
+	(*CleanupNode)(nil),        // 25: presence.v1.CleanupNode
+	(*NodeInfo)(nil),           // 26: presence.v1.NodeInfo
+	(*NodeStats)(nil),          // 27: presence.v1.NodeStats
+	(*Inspect)(nil),            // 28: presence.v1.Inspect
+	(*Inspection)(nil),         // 29: presence.v1.Inspection
+	(*DisconnectUser)(nil),     // 30: presence.v1.DisconnectUser
+	(*DisconnectCount)(nil),    // 31: presence.v1.DisconnectCount
+	(*GetVisibility)(nil),      // 32: presence.v1.GetVisibility
+	(*SetVisibility)(nil),      // 33: presence.v1.SetVisibility
+	(*Envelope)(nil),           // 34: presence.v1.Envelope
 }
 var file_presence_proto_depIdxs = []int32{
-	0,  // 0: presence.v1.PresenceBatchReply.outcomes:type_name -> presence.v1.PresenceOutcome
-	2,  // 1: presence.v1.PresenceBatchReply.states:type_name -> presence.v1.UserState
-	2,  // 2: presence.v1.StateReply.state:type_name -> presence.v1.UserState
-	1,  // 3: presence.v1.Failure.kind:type_name -> presence.v1.FailureKind
-	18, // 4: presence.v1.CleanupCount.users:type_name -> presence.v1.CleanupUser
-	2,  // 5: presence.v1.PresenceUpdate.state:type_name -> presence.v1.UserState
-	2,  // 6: presence.v1.Inspection.state:type_name -> presence.v1.UserState
-	3,  // 7: presence.v1.Envelope.get_status:type_name -> presence.v1.GetStatus
-	4,  // 8: presence.v1.Envelope.heartbeat:type_name -> presence.v1.Heartbeat
-	5,  // 9: presence.v1.Envelope.activity:type_name -> presence.v1.Activity
-	6,  // 10: presence.v1.Envelope.update_status:type_name -> presence.v1.UpdateStatus
-	7,  // 11: presence.v1.Envelope.get_presence:type_name -> presence.v1.GetPresence
-	10, // 12: presence.v1.Envelope.recheck:type_name -> presence.v1.Recheck
-	11, // 13: presence.v1.Envelope.watch:type_name -> presence.v1.Watch
-	12, // 14: presence.v1.Envelope.unwatch:type_name -> presence.v1.Unwatch
-	13, // 15: presence.v1.Envelope.sessions:type_name -> presence.v1.Sessions
-	8,  // 16: presence.v1.Envelope.get_presence_batch:type_name -> presence.v1.GetPresenceBatch
-	14, // 17: presence.v1.Envelope.state_reply:type_name -> presence.v1.StateReply
-	15, // 18: presence.v1.Envelope.not_found:type_name -> presence.v1.NotFound
-	16, // 19: presence.v1.Envelope.failure:type_name -> presence.v1.Failure
-	17, // 20: presence.v1.Envelope.cleanup_count:type_name -> presence.v1.CleanupCount
-	20, // 21: presence.v1.Envelope.ack:type_name -> presence.v1.Ack
-	21, // 22: presence.v1.Envelope.presence_update:type_name -> presence.v1.PresenceUpdate
-	22, // 23: presence.v1.Envelope.not_owner:type_name -> presence.v1.NotOwner
-	23, // 24: presence.v1.Envelope.cleanup_node:type_name -> presence.v1.CleanupNode
-	24, // 25: presence.v1.Envelope.node_info:type_name -> presence.v1.NodeInfo
-	25, // 26: presence.v1.Envelope.node_stats:type_name -> presence.v1.NodeStats
-	9,  // 27: presence.v1.Envelope.presence_batch_reply:type_name -> presence.v1.PresenceBatchReply
-	26, // 28: presence.v1.Envelope.inspect:type_name -> presence.v1.Inspect
-	27, // 29: presence.v1.Envelope.inspection:type_name -> presence.v1.Inspection
-	28, // 30: presence.v1.Envelope.disconnect_user:type_name -> presence.v1.DisconnectUser
-	29, // 31: presence.v1.Envelope.disconnect_count:type_name -> presence.v1.DisconnectCount
-	19, // 32: presence.v1.Envelope.cleanup_preview:type_name -> presence.v1.CleanupPreview
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	4,  // 0: presence.v1.UserState.visibility:type_name -> presence.v1.Visibility
+	0,  // 1: presence.v1.Visibility.presence:type_name -> presence.v1.VisibilityMode
+	0,  // 2: presence.v1.Visibility.last_seen:type_name -> presence.v1.VisibilityMode
+	1,  // 3: presence.v1.PresenceBatchReply.outcomes:type_name -> presence.v1.PresenceOutcome
+	3,  // 4: presence.v1.PresenceBatchReply.states:type_name -> presence.v1.UserState
+	3,  // 5: presence.v1.StateReply.state:type_name -> presence.v1.UserState
+	2,  // 6: presence.v1.Failure.kind:type_name -> presence.v1.FailureKind
+	20, // 7: presence.v1.CleanupCount.users:type_name -> presence.v1.CleanupUser
+	3,  // 8: presence.v1.PresenceUpdate.state:type_name -> presence.v1.UserState
+	3,  // 9: presence.v1.Inspection.state:type_name -> presence.v1.UserState
+	0,  // 10: presence.v1.SetVisibility.presence:type_name -> presence.v1.VisibilityMode
+	0,  // 11: presence.v1.SetVisibility.last_seen:type_name -> presence.v1.VisibilityMode
+	5,  // 12: presence.v1.Envelope.get_status:type_name -> presence.v1.GetStatus
+	6,  // 13: presence.v1.Envelope.heartbeat:type_name -> presence.v1.Heartbeat
+	7,  // 14: presence.v1.Envelope.activity:type_name -> presence.v1.Activity
+	8,  // 15: presence.v1.Envelope.update_status:type_name -> presence.v1.UpdateStatus
+	9,  // 16: presence.v1.Envelope.get_presence:type_name -> presence.v1.GetPresence
+	12, // 17: presence.v1.Envelope.recheck:type_name -> presence.v1.Recheck
+	13, // 18: presence.v1.Envelope.watch:type_name -> presence.v1.Watch
+	14, // 19: presence.v1.Envelope.unwatch:type_name -> presence.v1.Unwatch
+	15, // 20: presence.v1.Envelope.sessions:type_name -> presence.v1.Sessions
+	10, // 21: presence.v1.Envelope.get_presence_batch:type_name -> presence.v1.GetPresenceBatch
+	16, // 22: presence.v1.Envelope.state_reply:type_name -> presence.v1.StateReply
+	17, // 23: presence.v1.Envelope.not_found:type_name -> presence.v1.NotFound
+	18, // 24: presence.v1.Envelope.failure:type_name -> presence.v1.Failure
+	19, // 25: presence.v1.Envelope.cleanup_count:type_name -> presence.v1.CleanupCount
+	22, // 26: presence.v1.Envelope.ack:type_name -> presence.v1.Ack
+	23, // 27: presence.v1.Envelope.presence_update:type_name -> presence.v1.PresenceUpdate
+	24, // 28: presence.v1.Envelope.not_owner:type_name -> presence.v1.NotOwner
+	25, // 29: presence.v1.Envelope.cleanup_node:type_name -> presence.v1.CleanupNode
+	26, // 30: presence.v1.Envelope.node_info:type_name -> presence.v1.NodeInfo
+	27, // 31: presence.v1.Envelope.node_stats:type_name -> presence.v1.NodeStats
+	11, // 32: presence.v1.Envelope.presence_batch_reply:type_name -> presence.v1.PresenceBatchReply
+	28, // 33: presence.v1.Envelope.inspect:type_name -> presence.v1.Inspect
+	29, // 34: presence.v1.Envelope.inspection:type_name -> presence.v1.Inspection
+	30, // 35: presence.v1.Envelope.disconnect_user:type_name -> presence.v1.DisconnectUser
+	31, // 36: presence.v1.Envelope.disconnect_count:type_name -> presence.v1.DisconnectCount
+	21, // 37: presence.v1.Envelope.cleanup_preview:type_name -> presence.v1.CleanupPreview
+	32, // 38: presence.v1.Envelope.get_visibility:type_name -> presence.v1.GetVisibility
+	33, // 39: presence.v1.Envelope.set_visibility:type_name -> presence.v1.SetVisibility
+	40, // [40:40] is the sub-list for method output_type
+	40, // [40:40] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_presence_proto_init() }
@@ -2688,7 +3070,7 @@ func file_presence_proto_init() {
 	if File_presence_proto != nil {
 		return
 	}
-	file_presence_proto_msgTypes[28].OneofWrappers = []any{
+	file_presence_proto_msgTypes[31].OneofWrappers = []any{
 		(*Envelope_GetStatus)(nil),
 		(*Envelope_Heartbeat)(nil),
 		(*Envelope_Activity)(nil),
@@ -2715,14 +3097,16 @@ func file_presence_proto_init() {
 		(*Envelope_DisconnectUser)(nil),
 		(*Envelope_DisconnectCount)(nil),
 		(*Envelope_CleanupPreview)(nil),
+		(*Envelope_GetVisibility)(nil),
+		(*Envelope_SetVisibility)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_presence_proto_rawDesc), len(file_presence_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   29,
+			NumEnums:      3,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -21,7 +21,7 @@ func TestCleanupDryRunNeedsEveryMember(t *testing.T) {
 		proto   int
 		refused bool
 	}{
-		{"older member", cluster.ProtoCleanupPreview - 1, true},
+		{"older member", cluster.ProtoV3 - 1, true},
 		{"current member, silent", cluster.ProtoVersion, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -60,8 +60,8 @@ func (r *Router) hubs() ([]*actor.PID, []error) {
 		if m.Name == self || m.RemoteAddr == "" || (m.State != "alive" && m.State != "suspect") {
 			continue
 		}
-		if m.Proto < cluster.ProtoAdminV3 {
-			older = append(older, fmt.Errorf("disconnect on %s: %w", m.Name, &OlderMember{Member: m.Name, Proto: m.Proto, Needs: cluster.ProtoAdminV3}))
+		if m.Proto < cluster.ProtoV3 {
+			older = append(older, fmt.Errorf("disconnect on %s: %w", m.Name, &OlderMember{Member: m.Name, Proto: m.Proto, Needs: cluster.ProtoV3}))
 			continue
 		}
 		pids = append(pids, actor.NewPID(m.RemoteAddr, messages.HubName))

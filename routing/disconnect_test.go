@@ -22,7 +22,7 @@ func TestHubsOfTheDisconnect(t *testing.T) {
 		{Name: "e", State: "dead", RemoteAddr: "10.0.0.5:8090", Proto: cluster.ProtoVersion},
 		{Name: "f", State: "left", RemoteAddr: "10.0.0.6:8090", Proto: cluster.ProtoVersion},
 		{Name: "g", State: "alive", Proto: cluster.ProtoVersion},
-		{Name: "h", State: "alive", RemoteAddr: "10.0.0.8:8090", Proto: cluster.ProtoAdminV3 - 1},
+		{Name: "h", State: "alive", RemoteAddr: "10.0.0.8:8090", Proto: cluster.ProtoV3 - 1},
 	}, 1)
 	r, _ := newTestRouter(t, nil, "self", func() *cluster.View { return view })
 	var got []string

@@ -100,7 +100,7 @@ func TestHealthExpires(t *testing.T) {
 func TestOlderOwnerRefusedAtOnce(t *testing.T) {
 	view := cluster.NewView([]cluster.Member{
 		{Name: "a", RemoteAddr: "nonhost", State: "alive", Proto: cluster.ProtoVersion},
-		{Name: "b", RemoteAddr: "127.0.0.1:1", State: "alive", Proto: cluster.ProtoAdminV3 - 1},
+		{Name: "b", RemoteAddr: "127.0.0.1:1", State: "alive", Proto: cluster.ProtoV3 - 1},
 	}, 1)
 	r, _ := newTestRouter(t, nil, "a", func() *cluster.View { return view })
 	id := int64(1)
@@ -113,7 +113,7 @@ func TestOlderOwnerRefusedAtOnce(t *testing.T) {
 	start := time.Now()
 	_, err := r.Request(context.Background(), id, inspect)
 	var om *OlderMember
-	if !errors.As(err, &om) || !errors.Is(err, ErrUnavailable) || om.Needs != cluster.ProtoAdminV3 || om.Proto != cluster.ProtoAdminV3-1 {
+	if !errors.As(err, &om) || !errors.Is(err, ErrUnavailable) || om.Needs != cluster.ProtoV3 || om.Proto != cluster.ProtoV3-1 {
 		t.Fatalf("Inspect at an older owner: %v, want *OlderMember wrapping ErrUnavailable", err)
 	}
 	_, errs := r.RequestAll(context.Background(), []*messages.Envelope{inspect})

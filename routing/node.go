@@ -27,7 +27,7 @@ func (r *Router) Cleanup(ctx context.Context, dryRun bool) (*messages.CleanupCou
 	view, self := r.members.View(), r.members.LocalName()
 	targets := make([]*actor.PID, 0, len(view.Owners))
 	for _, m := range view.Owners {
-		if dryRun && m.Name != self && m.Proto < cluster.ProtoCleanupPreview {
+		if dryRun && m.Name != self && m.Proto < cluster.ProtoV3 {
 			return nil, fmt.Errorf("dry-run cleanup: member %s runs an older version that cannot preview: %w", m.NodeName, ErrUnavailable)
 		}
 		if m.Name == self {

@@ -33,8 +33,9 @@ func protoNeeded(env *messages.Envelope) int {
 	switch env.GetBody().(type) {
 	case *messages.Envelope_GetPresenceBatch:
 		return cluster.ProtoBatchReads
-	case *messages.Envelope_Inspect, *messages.Envelope_DisconnectUser:
-		return cluster.ProtoAdminV3
+	case *messages.Envelope_Inspect, *messages.Envelope_DisconnectUser,
+		*messages.Envelope_GetVisibility, *messages.Envelope_SetVisibility:
+		return cluster.ProtoV3
 	}
 	return 0 // every release knows it
 }

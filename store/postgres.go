@@ -259,7 +259,8 @@ func (p *Postgres) Ping(ctx context.Context) error {
 	return nil
 }
 
-const userColumns = "user_id, username, is_online, is_busy, busy_until, last_seen, created_at, updated_at, version, sessions_held, appear_offline"
+const userColumns = "user_id, username, is_online, is_busy, busy_until, last_seen, created_at, updated_at, version, sessions_held, appear_offline, " +
+	"visibility_presence, visibility_last_seen, visibility_allow"
 
 const loadSQL = "SELECT " + userColumns + " FROM presence_users WHERE user_id = $1"
 
@@ -285,20 +286,30 @@ func (p *Postgres) Load(ctx context.Context, userID int64) (*messages.UserState,
 func scanUser(row pgx.Row) (*messages.UserState, error) {
 	st := new(messages.UserState)
 	var version int64
+	var visPresence, visLastSeen int16
+	var allow []int64
 	if err := row.Scan(&st.UserId, &st.Username, &st.IsOnline, &st.IsBusy, &st.BusyUntil,
-		&st.LastSeen, &st.CreatedAt, &st.UpdatedAt, &version, &st.SessionsHeld, &st.AppearOffline); err != nil {
+		&st.LastSeen, &st.CreatedAt, &st.UpdatedAt, &version, &st.SessionsHeld, &st.AppearOffline,
+		&visPresence, &visLastSeen, &allow); err != nil {
 		return nil, err
 	}
 	st.Version = uint64(version)
+	if visPresence != 0 || visLastSeen != 0 || len(allow) > 0 {
+		st.Visibility = &messages.Visibility{
+			Presence: messages.VisibilityMode(visPresence),
+			LastSeen: messages.VisibilityMode(visLastSeen),
+			Allow:    allow,
+		}
+	}
 	return st, nil
 }
 
 // insertSQL creates a record that must not exist yet (prevVersion 0).
 const insertSQL = "INSERT INTO presence_users (" + userColumns + `)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT (user_id) DO NOTHING`
 
-// updateSQL replaces a record whose version is $12. A concurrent writer's
+// updateSQL replaces a record whose version is $15. A concurrent writer's
 // update makes this one wait for its row lock and then re-check the version
 // on the row as committed, so exactly one of two writers with the same
 // prevVersion wins. A missing row matches nothing, as prevVersion > 0
@@ -306,8 +317,9 @@ ON CONFLICT (user_id) DO NOTHING`
 const updateSQL = `UPDATE presence_users SET
 	username = $2, is_online = $3, is_busy = $4, busy_until = $5,
 	last_seen = greatest(last_seen, $6), created_at = $7, updated_at = $8,
-	version = $9, sessions_held = $10, appear_offline = $11
-WHERE user_id = $1 AND version = $12`
+	version = $9, sessions_held = $10, appear_offline = $11,
+	visibility_presence = $12, visibility_last_seen = $13, visibility_allow = $14
+WHERE user_id = $1 AND version = $15`
 
 // Save writes st if the stored version equals prevVersion; see Store.Save.
 // The write is one statement; only a conflict costs a second query, to say
@@ -324,7 +336,8 @@ func (p *Postgres) Save(ctx context.Context, st *messages.UserState, prevVersion
 		return fmt.Errorf("store: save user %d: %w", id, err)
 	}
 	args := []any{id, st.GetUsername(), st.GetIsOnline(), st.GetIsBusy(), st.GetBusyUntil(),
-		st.GetLastSeen(), st.GetCreatedAt(), st.GetUpdatedAt(), int64(st.GetVersion()), st.GetSessionsHeld(), st.GetAppearOffline()}
+		st.GetLastSeen(), st.GetCreatedAt(), st.GetUpdatedAt(), int64(st.GetVersion()), st.GetSessionsHeld(), st.GetAppearOffline(),
+		int16(st.GetVisibility().GetPresence()), int16(st.GetVisibility().GetLastSeen()), visibilityAllow(st)}
 	var tag pgconn.CommandTag
 	var err error
 	if prevVersion == 0 {
@@ -546,4 +559,13 @@ func startupRetryable(err error) bool {
 		}
 	}
 	return true
+}
+
+// visibilityAllow is the allowlist of st as the column stores it: never
+// NULL.
+func visibilityAllow(st *messages.UserState) []int64 {
+	if allow := st.GetVisibility().GetAllow(); allow != nil {
+		return allow
+	}
+	return []int64{}
 }

@@ -248,6 +248,13 @@ func state(id int64, v uint64) *messages.UserState {
 	return &messages.UserState{UserId: id, Username: "x", IsOnline: true, Version: v}
 }
 
+// busyState is state(id, v) busy: a change watchers see.
+func busyState(id int64, v uint64) *messages.UserState {
+	st := state(id, v)
+	st.IsBusy = true
+	return st
+}
+
 // update sends the hub actor a change, as a user actor does.
 func (e *testEnv) update(st *messages.UserState) {
 	e.system.Root.Send(e.hub.PID(), &messages.Envelope{Body: &messages.Envelope_PresenceUpdate{PresenceUpdate: &messages.PresenceUpdate{State: st}}})

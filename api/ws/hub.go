@@ -57,11 +57,14 @@ type HubStats struct {
 	WriterGoroutines atomic.Int64
 }
 
-// watchEntry is one watched user: the local sessions watching it, and the
-// member that owned the user when the hub last told it about the watch.
+// watchEntry is one watched user: the local sessions watching it, the
+// member that owned the user when the hub last told it about the watch,
+// and the newest state fanned out (what the sessions were last given;
+// see visibility.go).
 type watchEntry struct {
 	sessions map[*session]struct{}
 	owner    string
+	last     atomic.Pointer[messages.UserState]
 }
 
 // ownerUnknown marks a watch or a session count that did not reach the
@@ -126,8 +129,9 @@ func (h *Hub) deliver(st *messages.UserState) {
 	h.fanOut(st)
 }
 
-// fanOut queues st to every local session watching its user. The frame is
-// encoded once, and only if someone is there to get it.
+// fanOut queues st to the local sessions watching its user whose view of
+// the user changed (visibility.go). A frame is encoded at most once per
+// view, and only if someone is there to get it.
 func (h *Hub) fanOut(st *messages.UserState) {
 	id := st.GetUserId()
 	h.mu.RLock()
@@ -136,11 +140,12 @@ func (h *Hub) fanOut(st *messages.UserState) {
 	if w == nil || len(w.sessions) == 0 {
 		return
 	}
-	frame := wire.AppendUpdateFrame(make([]byte, 0, 256), st, time.Now())
-	v := st.GetVersion()
-	for s := range w.sessions {
-		s.push(id, v, frame)
+	prev, fresh := w.advance(st)
+	if !fresh {
+		h.stats.StaleDropped.Add(int64(len(w.sessions)))
+		return
 	}
+	pushChanged(w, prev, st)
 }
 
 // SessionCount returns how many sessions userID has on this node.

@@ -114,11 +114,11 @@ func TestHubUpdateFansOutToEveryLocalSession(t *testing.T) {
 	}
 	_, other := e.open(t, 4) // not subscribed
 
-	e.update(state(42, 4))
+	e.update(busyState(42, 4))
 	for _, c := range conns {
 		expectUpdate(t, c, 42, 4)
 	}
-	e.update(state(42, 4)) // a version already sent is dropped
+	e.update(busyState(42, 4)) // a version already sent is dropped
 	e.update(state(42, 5))
 	for _, c := range conns {
 		expectUpdate(t, c, 42, 5)
@@ -142,7 +142,7 @@ func TestHubResyncRewatchesOnOwnerChange(t *testing.T) {
 	}
 	// The new owner knows the user at a newer version (the old one died
 	// before pushing it).
-	e.router.set(func(r *fakeRouter) { r.owners[42] = "b"; r.states[42] = state(42, 7) })
+	e.router.set(func(r *fakeRouter) { r.owners[42] = "b"; r.states[42] = busyState(42, 7) })
 	e.hub.Resync(context.Background())
 	if watches, _, _ := e.router.counts(); !slices.Equal(watches, []int64{42, 42}) {
 		t.Fatalf("watches %v, want user 42 watched again", watches)

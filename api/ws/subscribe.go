@@ -38,7 +38,8 @@ func (s *Server) subscribe(sess *session, ids []int64, ack bool) {
 		var snap []byte
 		var v uint64
 		if st := states[i]; st != nil {
-			snap, v = wire.AppendUpdateFrame(nil, st, now), st.GetVersion()
+			// As this session may see the user (visibility.go).
+			snap, v = wire.AppendUpdateFrameView(nil, st, sess.viewOf(st), now), st.GetVersion()
 		}
 		live, fresh, pending := sess.admitSnapshot(id, v)
 		if !live {

@@ -83,6 +83,7 @@ func defineBenchFlags(flags *flag.FlagSet, cfg *loadgen.Config) *benchFlags {
 	flags.IntVar(&t.Sessions, "sessions", t.Sessions, "users holding one WebSocket session each (-1: all users)")
 	flags.IntVar(&t.Contacts, "contacts", t.Contacts, "`K`: each session subscribes to the next K users (its contact list)")
 	flags.IntVar(&t.Hot, "hot", t.Hot, "`H`: every session also subscribes to users 0..H-1, and changes go to those users only (fan-out test)")
+	flags.BoolVar(&t.HiddenHot, "hot-hidden", t.HiddenHot, "the hot users hide their presence from everyone, and every other session has an admin token: half the subscribers are refused (they expect no frames)")
 	flags.Float64Var(&cfg.HeartbeatRate, "heartbeat-rate", cfg.HeartbeatRate, "REST heartbeats per second, all users together")
 	flags.Float64Var(&cfg.ChangeRate, "change-rate", cfg.ChangeRate, "status changes (PUT busy/available) per second")
 	flags.Float64Var(&cfg.ReadRate, "read-rate", cfg.ReadRate, "single presence reads (GET /users/{id}/presence) per second")

@@ -161,6 +161,8 @@ func (c Config) validateTopology() error {
 		return errors.New("--contacts must be 0..users-1")
 	case t.Hot < 0 || t.Hot > t.Users:
 		return errors.New("--hot must be 0..users")
+	case t.HiddenHot && t.Hot == 0:
+		return errors.New("--hot-hidden needs --hot")
 	case t.Hot+t.Contacts > 1000:
 		return errors.New("--hot + --contacts must stay within the server's subscription limit (1000 by default)")
 	}

@@ -78,6 +78,10 @@ func (m *matcher) receive(s, u int, v uint64, at int64) {
 	k := changeKey{int32(u), v}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.topo.refused(s, u) {
+		m.unmatched++ // a frame of a user hidden from this session: a leak
+		return
+	}
 	p := m.pend[k]
 	if p == nil {
 		p = &pendingChange{seenAt: at}

@@ -119,6 +119,11 @@ func (r *loadRun) execute(ctx context.Context) (*Report, error) {
 			return nil, err
 		}
 	}
+	if r.p.Topology.HiddenHot {
+		if err := r.hideHot(); err != nil {
+			return nil, err
+		}
+	}
 	var tl timeline
 	// Server memory before any session.
 	tl.before = r.scrapeAll()

@@ -64,7 +64,7 @@ func (w *wsWorker) session(ctx context.Context, i int, sem chan struct{}) {
 	defer release()
 	t := w.cfg.Topo
 	tok, err := auth.Mint([]byte(w.cfg.Secret), auth.MintClaims{
-		UserID: t.userID(s), Username: "bench" + strconv.Itoa(s),
+		UserID: t.userID(s), Username: "bench" + strconv.Itoa(s), Admin: t.admin(s),
 		TTL: time.Duration(max(w.cfg.TokenTTLNS, int64(time.Hour))), Issuer: w.cfg.Issuer, Audience: w.cfg.Audience,
 	})
 	if err != nil {

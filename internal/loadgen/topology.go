@@ -12,7 +12,24 @@ type Topology struct {
 	Sessions int   `json:"sessions"`
 	Contacts int   `json:"contacts"`
 	Hot      int   `json:"hot"`
+	// HiddenHot: the hot users hide their presence from everyone
+	// (visibility presence "nobody"), and every odd session's token has
+	// admin rights (admins see the true record): the even sessions are
+	// refused and expect no frame of a hot user's change (--hot-hidden).
+	HiddenHot bool `json:"hidden_hot,omitempty"`
 }
+
+// sees reports whether session s subscribes to user u and may see its
+// changes.
+func (t Topology) sees(s, u int) bool {
+	return t.subscribes(s, u) && !t.refused(s, u)
+}
+
+// refused reports whether session s is refused user u's presence.
+func (t Topology) refused(s, u int) bool { return t.HiddenHot && u < t.Hot && s%2 == 0 }
+
+// admin reports whether session s's token has admin rights.
+func (t Topology) admin(s int) bool { return t.HiddenHot && s%2 == 1 }
 
 // userID is the id of user index i.
 func (t Topology) userID(i int) int64 { return t.UserBase + int64(i) }
@@ -57,11 +74,11 @@ func (t Topology) subscribes(s, u int) bool {
 }
 
 // forSubscribers calls f for each session in [first, first+count) that
-// subscribes to u.
+// subscribes to u and may see it.
 func (t Topology) forSubscribers(u, first, count int, f func(s int)) {
 	if u < t.Hot {
 		for s := first; s < first+count; s++ {
-			if s != u {
+			if s != u && !t.refused(s, u) {
 				f(s)
 			}
 		}

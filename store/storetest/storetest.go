@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SaveNew", testSaveNew},
 		{"ClockBasedVersions", testClockBasedVersions},
 		{"AppearOffline", testAppearOffline},
+		{"Visibility", testVisibility},
 		{"SaveConflicts", testSaveConflicts},
 		{"SaveCorrectPrevVersion", testSaveCorrectPrevVersion},
 		{"SaveVersionMustRise", testSaveVersionMustRise},
@@ -177,6 +178,36 @@ func testAppearOffline(t *testing.T, s store.Store) {
 	v2.Version, v2.IsOnline, v2.AppearOffline = 2, true, false
 	mustSave(t, s, v2, 1)
 	wantStored(t, s, v2)
+}
+
+// testVisibility: the visibility setting is stored with the record (on
+// insert and on update, every mode, a full allowlist) and can be set back
+// to the default, which loads as no setting or an equal default one.
+func testVisibility(t *testing.T, s store.Store) {
+	allow := make([]int64, 1000)
+	for i := range allow {
+		allow[i] = int64(i)*7 + 1
+	}
+	v1 := user(1, 1)
+	v1.Visibility = &messages.Visibility{
+		Presence: messages.VisibilityMode_VISIBILITY_MODE_ALLOWLIST,
+		LastSeen: messages.VisibilityMode_VISIBILITY_MODE_NOBODY,
+		Allow:    allow,
+	}
+	mustSave(t, s, v1, 0)
+	wantStored(t, s, v1)
+	v2 := clone(v1)
+	v2.Version = 2
+	v2.Visibility = &messages.Visibility{Presence: messages.VisibilityMode_VISIBILITY_MODE_NOBODY, Allow: []int64{5}}
+	mustSave(t, s, v2, 1)
+	wantStored(t, s, v2)
+	v3 := clone(v2)
+	v3.Version, v3.Visibility = 3, nil
+	mustSave(t, s, v3, 2)
+	got := mustLoad(t, s, 1)
+	if vis := got.GetVisibility(); vis.GetPresence() != 0 || vis.GetLastSeen() != 0 || len(vis.GetAllow()) != 0 {
+		t.Fatalf("visibility after reset to default: %v", vis)
+	}
 }
 
 func testSaveConflicts(t *testing.T, s store.Store) {
