@@ -206,3 +206,14 @@ func (v originsValue) Set(s string) error {
 	_, err := ws.ParseOrigins(*v.p)
 	return err
 }
+
+// derivedSizeValue is a sizeValue whose zero means a default worked out at
+// start (the usage's "(default: ...)" says which), so -h shows that, not 0.
+type derivedSizeValue struct{ sizeValue }
+
+func (v derivedSizeValue) String() string {
+	if v.p == nil || *v.p == 0 {
+		return ""
+	}
+	return v.sizeValue.String()
+}
