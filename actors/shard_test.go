@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -290,5 +291,38 @@ func readUntil(stop <-chan struct{}, churning *sync.WaitGroup, ask func(*message
 				}
 			}
 		}
+	}
+}
+
+// BenchmarkActivatorRouting: requests to 256 active users from 8
+// goroutines per core through the activator, with one shard (every
+// request through one mailbox, as before sharding) and with four.
+//
+//	go test -run '^$' -bench ActivatorRouting -cpu 1,2 ./actors/
+func BenchmarkActivatorRouting(b *testing.B) {
+	const users = 256
+	for _, shards := range []int{1, 4} {
+		b.Run(fmt.Sprintf("shards=%d", shards), func(b *testing.B) {
+			e := newEnv(b, withShards(shards))
+			for id := int64(1); id <= users; id++ {
+				e.first(heartbeat(id))
+			}
+			pid := e.host.Activator()
+			var seq atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				id := seq.Add(1) * 31
+				for pb.Next() {
+					id++
+					res, err := e.system.Root.RequestFuture(pid, getPresence(1+id%users), 5*time.Second).Result()
+					if err != nil || res.(*messages.Envelope).GetStateReply() == nil {
+						b.Errorf("GetPresence: %v, %v", res, err)
+						return
+					}
+				}
+			})
+		})
 	}
 }
