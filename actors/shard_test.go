@@ -326,3 +326,29 @@ func BenchmarkActivatorRouting(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPresenceBatch50: the dispatcher's answer to a batch of 50
+// active users, the work a batch read costs the owner node.
+func BenchmarkPresenceBatch50(b *testing.B) {
+	for _, shards := range []int{1, 4} {
+		b.Run(fmt.Sprintf("shards=%d", shards), func(b *testing.B) {
+			e := newEnv(b, withShards(shards))
+			ids := make([]int64, 50)
+			for i := range ids {
+				ids[i] = int64(i + 1)
+				e.first(heartbeat(ids[i]))
+			}
+			d := dispatcherOf(b, e.host)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if r := d.presenceBatch(ids); len(r.GetPresenceBatchReply().GetStates()) != len(ids) {
+						b.Errorf("batch answered %v", r)
+						return
+					}
+				}
+			})
+		})
+	}
+}
