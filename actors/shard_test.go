@@ -175,8 +175,11 @@ func TestPassivationUnderConcurrentRequests(t *testing.T) {
 		readers = 2 // per user
 	)
 	e := newEnv(t)
+	// 192 goroutines in tight loops: on a starved CI machine a request
+	// has waited over 5 s for CPU (never for a lost message: a lost one
+	// still fails after 30 s).
 	ask := func(m *messages.Envelope) (*messages.Envelope, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		return request(ctx, e.host, e.host.Activator(), m)
 	}
