@@ -1,9 +1,7 @@
 package actors
 
 import (
-	"context"
 	"sync/atomic"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -11,12 +9,17 @@ import (
 )
 
 // ActivatorName is the well-known name of the per-node activator, so other
-// nodes can address it as actor.NewPID(remoteAddress, ActivatorName).
+// nodes can address it as actor.NewPID(remoteAddress, ActivatorName). It
+// names the dispatcher (dispatcher.go), which hands each message to the
+// user's activator shard on the sender's goroutine, without a mailbox of
+// its own; nodes of every version send to this name.
 const ActivatorName = "presence-activator"
 
-// Passivation is a handshake, so that no message is lost in the mailbox of
-// an actor that stops:
-//  1. an idle user actor sends passivate to the activator;
+// Each shard of the activator (one actor per shard, see shard.go) owns the
+// user actors of its users. Passivation is a handshake between a user
+// actor and its shard, so that no message is lost in the mailbox of an
+// actor that stops:
+//  1. an idle user actor sends passivate to the activator (its parent);
 //  2. the activator stops forwarding to it (new messages for the user wait
 //     in a buffer) and answers stopNow, which queues behind every message
 //     already forwarded;
@@ -31,11 +34,11 @@ const ActivatorName = "presence-activator"
 //
 // Presence reads: every user actor publishes an immutable snapshot of its
 // state into a cell the activator made for it at spawn (see
-// userActor.publish). GetPresenceBatch is answered from the cells of the
-// children the activator forwards to, in one reply, without a message to
-// any user actor. A child between passivate and resume or Terminated is
-// not in children, so its cell is not read: reads of it go the per-user
-// way and wait in the buffer like any other message.
+// userActor.publish). GetPresenceBatch is answered by the dispatcher from
+// the cells of the children the shards forward to (their childTables), in
+// one reply, without a message to any actor. A child between passivate and
+// resume or Terminated is not in children, so its cell is not read: reads
+// of it go the per-user way and wait in the buffer like any other message.
 
 // passivate is a user actor asking its activator to stop it.
 type passivate struct {
@@ -52,7 +55,7 @@ type resume struct {
 	pid    *actor.PID
 }
 
-// listActive asks the activator for the ids of the users it holds.
+// listActive asks an activator shard for the ids of the users it holds.
 type listActive struct{}
 
 // viewChanged tells the activator that the membership changed: it stops
@@ -76,9 +79,6 @@ type forgetHubs struct {
 // activeUsers answers listActive.
 type activeUsers struct{ ids []int64 }
 
-// cleanupTimeout bounds one node's share of an admin cleanup.
-const cleanupTimeout = time.Minute
-
 // OwnerFunc tells whether this node owns a user in its current view of the
 // membership. A single node owns every user.
 type OwnerFunc func(userID int64) bool
@@ -98,24 +98,23 @@ type child struct {
 	snap *atomic.Pointer[snapshot]
 }
 
-// activator is the per-node actor that owns the user actors: it spawns them
-// on demand, forwards every message addressed to a user, and stops idle
-// ones without losing a message that races with the stop.
+// activator is one shard of the node's activator: the actor that owns the
+// user actors of its users. It spawns them on demand, forwards every
+// message addressed to one of them, and stops idle ones without losing a
+// message that races with the stop.
 type activator struct {
 	cfg      *Config
-	host     *Host
 	owns     OwnerFunc
-	children map[int64]child
+	children *childTable
 	byPID    map[string]int64
 	stopping map[int64]*pendingStop
 }
 
-func newActivator(cfg *Config, host *Host, owns OwnerFunc) *activator {
+func newActivator(cfg *Config, owns OwnerFunc, children *childTable) *activator {
 	return &activator{
 		cfg:      cfg,
-		host:     host,
 		owns:     owns,
-		children: make(map[int64]child),
+		children: children,
 		byPID:    make(map[string]int64),
 		stopping: make(map[int64]*pendingStop),
 	}
@@ -135,8 +134,9 @@ func (x *activator) Receive(ctx actor.Context) {
 	case *viewChanged:
 		x.viewChanged(ctx, m)
 	case *listActive:
-		ids := make([]int64, 0, len(x.children))
-		for id := range x.children {
+		// The shard is the table's only writer: no lock to read it.
+		ids := make([]int64, 0, len(x.children.m))
+		for id := range x.children.m {
 			ids = append(ids, id)
 		}
 		ctx.Respond(&activeUsers{ids: ids})
@@ -144,13 +144,12 @@ func (x *activator) Receive(ctx actor.Context) {
 }
 
 // route forwards a user's message to its actor, spawning it if needed; a
-// message for a user being stopped waits in its buffer, one for a user
-// this node does not own is answered NotOwner, and one that names no user
-// is for the node itself.
+// message for a user being stopped waits in its buffer, and one for a
+// user this node does not own is answered NotOwner. The dispatcher
+// answers the messages that name no user.
 func (x *activator) route(ctx actor.Context, m *messages.Envelope) {
 	id := UserID(m)
 	if id <= 0 {
-		x.nodeRequest(ctx, m)
 		return
 	}
 	if x.owns != nil && !x.owns(id) {
@@ -177,8 +176,8 @@ func (x *activator) route(ctx actor.Context, m *messages.Envelope) {
 // passivate is step 2 of the passivation handshake: stop forwarding to
 // the actor and tell it so, behind what was forwarded already.
 func (x *activator) passivate(ctx actor.Context, m *passivate) {
-	if c, ok := x.children[m.userID]; ok && c.pid.Equal(m.pid) {
-		delete(x.children, m.userID)
+	if c, ok := x.children.own(m.userID); ok && c.pid.Equal(m.pid) {
+		x.children.remove(m.userID)
 		x.stopping[m.userID] = &pendingStop{child: c}
 		ctx.Send(c.pid, &stopNow{})
 	}
@@ -197,7 +196,7 @@ func (x *activator) resume(ctx actor.Context, m *resume) {
 		return
 	}
 	delete(x.stopping, m.userID)
-	x.children[m.userID] = p.child
+	x.children.put(m.userID, p.child)
 	for _, env := range p.buffered {
 		ctx.RequestWithCustomSender(m.pid, env.Message, env.Sender)
 	}
@@ -215,8 +214,8 @@ func (x *activator) terminated(ctx actor.Context, who *actor.PID) {
 	if !ok {
 		// Stopped without the handshake (a crash the supervisor gave
 		// up on): forget it; the next message activates it again.
-		if c, ok := x.children[id]; ok && c.pid.Equal(who) {
-			delete(x.children, id)
+		if c, ok := x.children.own(id); ok && c.pid.Equal(who) {
+			x.children.remove(id)
 		}
 		return
 	}
@@ -242,9 +241,9 @@ func (x *activator) terminated(ctx actor.Context, who *actor.PID) {
 // viewChanged hands off the users this node no longer owns and tells the
 // others which hubs are gone.
 func (x *activator) viewChanged(ctx actor.Context, m *viewChanged) {
-	for id, c := range x.children {
+	for id, c := range x.children.m {
 		if x.owns != nil && !x.owns(id) {
-			delete(x.children, id)
+			x.children.remove(id) // deleting while ranging is allowed
 			x.stopping[id] = &pendingStop{child: c}
 			ctx.Send(c.pid, &stopNow{handOff: true})
 			continue
@@ -253,94 +252,12 @@ func (x *activator) viewChanged(ctx actor.Context, m *viewChanged) {
 	}
 }
 
-// nodeRequest answers the messages addressed to the node rather than to a
-// user.
-func (x *activator) nodeRequest(ctx actor.Context, env *messages.Envelope) {
-	sender := ctx.Sender()
-	if sender == nil {
-		return
-	}
-	switch b := env.Body.(type) {
-	case *messages.Envelope_GetPresenceBatch:
-		ctx.Respond(x.presenceBatch(b.GetPresenceBatch.GetUserIds()))
-	case *messages.Envelope_NodeInfo:
-		stats := &messages.NodeStats{ActiveActors: int64(len(x.children)), NodeName: x.cfg.NodeName}
-		reply := &messages.Envelope{Body: &messages.Envelope_NodeStats{NodeStats: stats}}
-		fill := x.cfg.NodeCounters
-		if !b.NodeInfo.GetCounters() || fill == nil {
-			ctx.Respond(reply)
-			return
-		}
-		// Reading the counters (a metrics gather) must not hold up the
-		// activator, which every message of every user passes through.
-		root := ctx.ActorSystem().Root
-		go func() {
-			fill(stats)
-			root.Send(sender, reply)
-		}()
-	case *messages.Envelope_CleanupNode:
-		// The cleanup asks this very actor for its children, so it runs
-		// beside it, not inside it.
-		root, host, owns := ctx.ActorSystem().Root, x.host, x.owns
-		go func() {
-			c, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-			defer cancel()
-			counts, err := host.Cleanup(c, owns)
-			if err != nil {
-				root.Send(sender, failure(messages.FailureKind_FAILURE_KIND_UNAVAILABLE, "cleanup incomplete: "+err.Error()))
-				return
-			}
-			root.Send(sender, &messages.Envelope{Body: &messages.Envelope_CleanupCount{CleanupCount: counts}})
-		}()
-	case *messages.Envelope_CleanupPreview:
-		previewCleanup(ctx.ActorSystem().Root, sender, x.host, x.owns)
-	}
-}
-
-// presenceBatch answers GetPresenceBatch from the snapshots of the active
-// children. It never activates anyone: what it cannot answer is a miss, for
-// the sender to ask the user actor.
-func (x *activator) presenceBatch(ids []int64) *messages.Envelope {
-	out := &messages.PresenceBatchReply{Outcomes: make([]messages.PresenceOutcome, len(ids))}
-	now := micros(x.cfg.Clock.Now())
-	for i, id := range ids {
-		switch {
-		case id <= 0:
-			// No user has such an id (the API refuses it before this).
-			out.Outcomes[i] = messages.PresenceOutcome_PRESENCE_OUTCOME_NOT_FOUND
-			continue
-		case x.owns != nil && !x.owns(id):
-			out.Outcomes[i] = messages.PresenceOutcome_PRESENCE_OUTCOME_NOT_OWNER
-			continue
-		}
-		c, ok := x.children[id]
-		if !ok {
-			continue // a miss (the zero outcome): not active here
-		}
-		s := c.snap.Load()
-		switch {
-		case s == nil || now >= s.freshUntil:
-			// Not loaded yet, failed, or a timer is due: the actor's
-			// mailbox has the answer (behind the timer's message).
-		case !s.exists:
-			out.Outcomes[i] = messages.PresenceOutcome_PRESENCE_OUTCOME_NOT_FOUND
-		default:
-			out.Outcomes[i] = messages.PresenceOutcome_PRESENCE_OUTCOME_FOUND
-			if out.States == nil {
-				out.States = make([]*messages.UserState, 0, len(ids)-i)
-			}
-			out.States = append(out.States, &s.state)
-		}
-	}
-	return &messages.Envelope{Body: &messages.Envelope_PresenceBatchReply{PresenceBatchReply: out}}
-}
-
 func notOwner(id int64) *messages.Envelope {
 	return &messages.Envelope{Body: &messages.Envelope_NotOwner{NotOwner: &messages.NotOwner{UserId: id}}}
 }
 
 func (x *activator) child(ctx actor.Context, id int64) *actor.PID {
-	if c, ok := x.children[id]; ok {
+	if c, ok := x.children.own(id); ok {
 		return c.pid
 	}
 	cfg := x.cfg
@@ -348,7 +265,7 @@ func (x *activator) child(ctx actor.Context, id int64) *actor.PID {
 	// can be read once it is gone.
 	snap := new(atomic.Pointer[snapshot])
 	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return newUserActor(cfg, id, snap) }))
-	x.children[id] = child{pid: pid, snap: snap}
+	x.children.put(id, child{pid: pid, snap: snap})
 	x.byPID[pid.Id] = id
 	return pid
 }

@@ -135,8 +135,9 @@ func MergeCleanupCounts(counts []*messages.CleanupCount) *messages.CleanupCount 
 	return r.count()
 }
 
-// previewCleanup answers a CleanupPreview to sender, off the activator's
-// goroutine: the preview asks the activator for its children.
+// previewCleanup answers a CleanupPreview to sender on a goroutine of its
+// own: the preview asks every shard for its children and waits for their
+// answers.
 func previewCleanup(root *actor.RootContext, sender *actor.PID, host *Host, owns OwnerFunc) {
 	go func() {
 		c, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
@@ -152,6 +153,6 @@ func previewCleanup(root *actor.RootContext, sender *actor.PID, host *Host, owns
 
 // isActive reports whether a user actor of id is running and forwarded to.
 func (x *activator) isActive(id int64) bool {
-	_, ok := x.children[id]
+	_, ok := x.children.own(id)
 	return ok
 }

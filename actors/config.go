@@ -11,6 +11,7 @@ package actors
 
 import (
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/presence-cluster/presence/messages"
@@ -64,6 +65,10 @@ type Config struct {
 	// Feed, when set, receives every visible change (the change feed for
 	// backends) and each activation's stored state.
 	Feed ChangeFeed
+	// Shards is how many activator shards the node's users are split over
+	// by user id, each with its own mailbox (default: GOMAXPROCS, so
+	// routing uses every core). A user always lands on the same shard.
+	Shards int
 }
 
 // Observer receives events from user actors; implementations must be cheap
@@ -120,6 +125,9 @@ func (c *Config) withDefaults() *Config {
 	}
 	if out.Observer == nil {
 		out.Observer = d.Observer
+	}
+	if out.Shards <= 0 {
+		out.Shards = runtime.GOMAXPROCS(0)
 	}
 	return &out
 }

@@ -20,34 +20,57 @@ const cleanupConcurrency = 64
 // activator when the caller's context has no deadline.
 const localRequestTimeout = 5 * time.Second
 
-// Host runs the user actors of one node under its activator. Reaching the
-// actors (of this node or another) is the routing package's job; the host
-// only starts, informs and stops them.
+// Host runs the user actors of one node under its activator: Config.Shards
+// activator shards, each the parent of its users' actors, behind the
+// dispatcher registered under ActivatorName. Reaching the actors (of this
+// node or another) is the routing package's job; the host only starts,
+// informs and stops them.
 type Host struct {
 	cfg       *Config
 	system    *actor.ActorSystem
-	activator *actor.PID
+	activator *actor.PID   // the dispatcher
+	shards    []*actor.PID // the activator shards
 }
 
-// NewHost spawns the node's activator in system under ActivatorName. owns
-// says which users this node may activate; nil means all of them.
+// NewHost spawns the node's activator shards in system and registers the
+// dispatcher that reaches them under ActivatorName. owns says which users
+// this node may activate; nil means all of them.
 func NewHost(system *actor.ActorSystem, cfg Config, owns OwnerFunc) (*Host, error) {
 	c := cfg.withDefaults()
 	if c.Store == nil {
 		return nil, errors.New("actors: Config.Store is required")
 	}
 	h := &Host{cfg: c, system: system}
-	props := actor.PropsFromProducer(func() actor.Actor { return newActivator(c, h, owns) })
-	pid, err := system.Root.SpawnNamed(props, ActivatorName)
-	if err != nil {
-		return nil, fmt.Errorf("spawn activator: %w", err)
+	d := &dispatcher{system: system, cfg: c, host: h, owns: owns}
+	for i := range c.Shards {
+		table := newChildTable()
+		props := actor.PropsFromProducer(func() actor.Actor { return newActivator(c, owns, table) })
+		pid, err := system.Root.SpawnNamed(props, shardName(i))
+		if err != nil {
+			h.stopShards()
+			return nil, fmt.Errorf("spawn activator shard %d: %w", i, err)
+		}
+		h.shards = append(h.shards, pid)
+		d.shards, d.tables = append(d.shards, pid), append(d.tables, table)
+	}
+	pid, ok := system.ProcessRegistry.Add(d, ActivatorName)
+	if !ok {
+		h.stopShards()
+		return nil, fmt.Errorf("register activator: the name %q is taken", ActivatorName)
 	}
 	h.activator = pid
 	return h, nil
 }
 
-// Activator returns the PID of this node's activator.
+// shardName is the actor name of activator shard i.
+func shardName(i int) string { return fmt.Sprintf("%s-shard-%d", ActivatorName, i) }
+
+// Activator returns the PID of this node's activator (its dispatcher).
 func (h *Host) Activator() *actor.PID { return h.activator }
+
+// Shards returns how many activator shards this node's users are split
+// over.
+func (h *Host) Shards() int { return len(h.shards) }
 
 // ViewChanged tells the activator that ownership may have moved: users
 // this node no longer owns are stopped (their state is already stored), and
@@ -55,16 +78,28 @@ func (h *Host) Activator() *actor.PID { return h.activator }
 // member joined, actors also re-read their record, in case another
 // activation wrote it while views disagreed.
 func (h *Host) ViewChanged(hubAlive func(address string) bool, joined bool) {
-	h.system.Root.Send(h.activator, &viewChanged{hubAlive: hubAlive, joined: joined})
+	m := &viewChanged{hubAlive: hubAlive, joined: joined}
+	for _, pid := range h.shards {
+		h.system.Root.Send(pid, m)
+	}
 }
 
-// ActiveUsers lists the users whose actors are alive on this node.
+// ActiveUsers lists the users whose actors are alive on this node. Each
+// shard answers after the messages sent to it before (a ViewChanged, say).
 func (h *Host) ActiveUsers(ctx context.Context) ([]int64, error) {
-	res, err := h.system.Root.RequestFuture(h.activator, &listActive{}, localRequestTimeout).Result()
-	if err != nil {
-		return nil, fmt.Errorf("list active users: %w", err)
+	futures := make([]*actor.Future, len(h.shards))
+	for i, pid := range h.shards {
+		futures[i] = h.system.Root.RequestFuture(pid, &listActive{}, localRequestTimeout)
 	}
-	return res.(*activeUsers).ids, nil
+	var ids []int64
+	for i, f := range futures {
+		res, err := f.Result()
+		if err != nil {
+			return nil, fmt.Errorf("list active users of shard %d: %w", i, err)
+		}
+		ids = append(ids, res.(*activeUsers).ids...)
+	}
+	return ids, nil
 }
 
 // Cleanup makes every user actor of this node re-check its timers now, and
@@ -227,12 +262,25 @@ func (h *Host) recheck(ctx context.Context, id int64, dryRun bool) (*messages.Cl
 	return reply.GetCleanupCount(), nil
 }
 
-// Stop stops the activator and with it every user actor. Visible state is
-// already persisted; last_seen stays with the write-behind writer, which its
-// owner flushes after this.
+// Stop stops the activator shards and with them every user actor. Visible
+// state is already persisted; last_seen stays with the write-behind writer,
+// which its owner flushes after this.
 func (h *Host) Stop() error {
-	if err := h.system.Root.StopFuture(h.activator).Wait(); err != nil {
-		return fmt.Errorf("stop activator: %w", err)
+	h.system.ProcessRegistry.Remove(h.activator)
+	return h.stopShards()
+}
+
+// stopShards stops every shard at once and waits for all of them.
+func (h *Host) stopShards() error {
+	futures := make([]*actor.Future, len(h.shards))
+	for i, pid := range h.shards {
+		futures[i] = h.system.Root.StopFuture(pid)
 	}
-	return nil
+	var errs []error
+	for i, f := range futures {
+		if err := f.Wait(); err != nil {
+			errs = append(errs, fmt.Errorf("stop activator shard %d: %w", i, err))
+		}
+	}
+	return errors.Join(errs...)
 }

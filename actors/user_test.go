@@ -157,6 +157,7 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 		Clock:          e.clock,
 		Logger:         quiet,
 		Observer:       e.obs,
+		Shards:         testShards,
 	}
 	for _, o := range opts {
 		o(e, &cfg)

@@ -33,6 +33,7 @@ func settings(c *node.Config) []setting {
 		{"offline-after", "PRESENCE_OFFLINE_AFTER", "no heartbeat and no WebSocket for this long: offline", false, durationValue{&c.Actors.OfflineAfter, positive}},
 		{"disconnect-grace", "PRESENCE_DISCONNECT_GRACE", "last WebSocket closed for this long: offline", false, durationValue{&c.Actors.DisconnectGrace, positive}},
 		{"passivate-after", "PRESENCE_PASSIVATE_AFTER", "idle user actors are stopped after this long", false, durationValue{&c.Actors.PassivateAfter, positive}},
+		{"activator-shards", "PRESENCE_ACTIVATOR_SHARDS", "activator shards a node's users are split over by user id, each with its own mailbox (default: GOMAXPROCS)", false, derivedSizeValue{sizeValue{&c.Actors.Shards, 1, 1024}}},
 		{"last-seen-flush", "PRESENCE_LAST_SEEN_FLUSH", "most a stored last_seen lags behind heartbeats", false, durationValue{&c.LastSeenFlush, positive}},
 		{"ws-max-frame", "PRESENCE_WS_MAX_FRAME", "largest WebSocket frame accepted from a client", false, sizeValue{&c.API.WS.MaxFrame, 512, 16 << 20}},
 		{"ws-max-subscriptions", "PRESENCE_WS_MAX_SUBSCRIPTIONS", "users one WebSocket session may subscribe to", false, sizeValue{&c.API.WS.MaxSubscriptions, 1, 100_000}},

@@ -229,3 +229,14 @@ func (v countValue) Set(s string) error {
 	*v.p = n
 	return nil
 }
+
+// derivedSizeValue is a sizeValue whose zero means a default worked out at
+// start (the usage's "(default: ...)" says which), so -h shows that, not 0.
+type derivedSizeValue struct{ sizeValue }
+
+func (v derivedSizeValue) String() string {
+	if v.p == nil || *v.p == 0 {
+		return ""
+	}
+	return v.sizeValue.String()
+}
