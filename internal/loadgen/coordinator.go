@@ -69,7 +69,16 @@ func (r *loadRun) workerConfig(w, first, count int) workerConfig {
 		DialConcurrency: p.DialConcurrency, ReadBuffer: 512, WriteBuffer: 256, NoReconnect: p.NoReconnect,
 		TokenTTLNS:    int64(time.Hour + MaxDuration),
 		MaxLifetimeNS: int64(p.Ramp + settleTimeout + p.Duration + p.Grace + 2*time.Minute),
+		Storm:         r.workerStorm(),
 	}
+}
+
+// workerStorm is the workers' storm configuration, nil outside a storm.
+func (r *loadRun) workerStorm() *workerStormConfig {
+	if r.storm == nil {
+		return nil
+	}
+	return &workerStormConfig{DrainIndex: r.storm.drainIndex, DrainSessions: r.storm.expected}
 }
 
 // startInProcess runs RunWorker on pipes in this process (--workers 0)
@@ -179,6 +188,13 @@ func (r *loadRun) workerTotals() workerReport {
 			}
 			t.Delivery.Merge(l.Delivery)
 			t.Errors = stats.MergeCounts(t.Errors, l.Errors)
+			if l.Storm != nil {
+				if t.Storm == nil {
+					t.Storm = &workerStorm{}
+				}
+				t.Storm.Gone += l.Storm.Gone
+				t.Storm.Back += l.Storm.Back
+			}
 		}
 		h.mu.Unlock()
 	}
