@@ -1,6 +1,8 @@
 package loadgen
 
 import (
+	"time"
+
 	"github.com/presence-cluster/presence/internal/loadgen/stats"
 )
 
@@ -22,6 +24,47 @@ type workerStorm struct {
 	Compared        int64             `json:"compared"`
 	Stale           int64             `json:"stale"`
 	Examples        []VersionMismatch `json:"examples,omitempty"`
+	// StaleAtRead is Stale when the current versions arrived; the worker
+	// then waits (at most convergeTimeout) for late updates, and
+	// ConvergedNS is how long until none was stale (-1: never).
+	StaleAtRead int64 `json:"stale_at_read"`
+	ConvergedNS int64 `json:"converged_ns"`
+}
+
+// convergeTimeout bounds the wait for updates still on their way when the
+// current versions were read: later than that they count as lost.
+const convergeTimeout = 10 * time.Second
+
+// converge waits until every subscribed session has its contacts'
+// current versions, or convergeTimeout; it returns how long that took
+// (-1: it did not happen) and the stale count at the start.
+func (st *stormState) converge(sess []wsSess) (took time.Duration, atStart int64) {
+	begin := time.Now()
+	for pass := 0; ; pass++ {
+		stale := st.staleNow(sess)
+		if pass == 0 {
+			atStart = stale
+		}
+		if stale == 0 {
+			return time.Since(begin), atStart
+		}
+		if time.Since(begin) > st.convergeWait {
+			return -1, atStart
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// staleNow counts the (session, contact) versions that differ from the
+// current ones, over the sessions open and subscribed.
+func (st *stormState) staleNow(sess []wsSess) int64 {
+	var probe workerStorm
+	for i := range sess {
+		if sess[i].ackAt.Load() != 0 && sess[i].closedAt.Load() == 0 {
+			st.compare(st.first+i, &probe)
+		}
+	}
+	return probe.Stale
 }
 
 // stormSession is one session cut off by the drain: when (unix ns), and
@@ -51,7 +94,8 @@ const maxMismatchExamples = 10
 
 // result collects the storm figures; sess are the worker's sessions.
 func (st *stormState) result(sess []wsSess) *workerStorm {
-	out := &workerStorm{Gone: st.gone.Load(), Back: st.back.Load(), Handshake: st.hs.Snapshot(), Refusals: st.refusals.Snapshot(), Down: st.down}
+	took, atStart := st.converge(sess)
+	out := &workerStorm{StaleAtRead: atStart, ConvergedNS: int64(took), Gone: st.gone.Load(), Back: st.back.Load(), Handshake: st.hs.Snapshot(), Refusals: st.refusals.Snapshot(), Down: st.down}
 	for i := range st.goneAt {
 		if g := st.goneAt[i].Load(); g != 0 {
 			out.Sessions = append(out.Sessions, stormSession{S: st.first + i, Gone: g, Back: st.backAt[i].Load()})

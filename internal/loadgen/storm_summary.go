@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/presence-cluster/presence/internal/loadgen/stats"
 )
@@ -24,6 +25,7 @@ func (r *loadRun) stormSummary(results []*workerReport) *StormSummary {
 	}
 	ev := stormEvidence{offline: map[int]int64{}, down: map[int]bool{}}
 	var hs stats.Histogram
+	var converged time.Duration
 	for _, res := range results {
 		ws := res.Storm
 		if ws == nil {
@@ -34,6 +36,13 @@ func (r *loadRun) stormSummary(results []*workerReport) *StormSummary {
 		s.SubscribedAtEnd += ws.SubscribedAtEnd
 		s.Compared += ws.Compared
 		s.Stale += ws.Stale
+		s.StaleAtRead += ws.StaleAtRead
+		if converged >= 0 {
+			converged = max(converged, time.Duration(ws.ConvergedNS))
+			if ws.ConvergedNS < 0 {
+				converged = -1
+			}
+		}
 		s.StaleExamples = append(s.StaleExamples, ws.Examples...)
 		ev.sessions = append(ev.sessions, ws.Sessions...)
 		for _, o := range ws.Offline {
@@ -44,6 +53,10 @@ func (r *loadRun) stormSummary(results []*workerReport) *StormSummary {
 		for _, d := range ws.Down {
 			ev.down[d] = true
 		}
+	}
+	s.CurrentAfterS = -1
+	if converged >= 0 {
+		s.CurrentAfterS = stats.Round3(converged.Seconds())
 	}
 	s.StaleExamples = s.StaleExamples[:min(len(s.StaleExamples), maxMismatchExamples)]
 	s.Handshake = stats.Summarize(&hs)
@@ -129,8 +142,8 @@ func writeStorm(w io.Writer, s *StormSummary) {
 	st := s.Store
 	p("storm: staying nodes' store over %.1fs: %.0f writes/s (peak %.0f/s; saves %.0f/s, last_seen flushes %.1f/s), loads %.0f/s; flaps suppressed %.0f\n",
 		st.WindowS, st.WritesPerS, st.PeakWritesPerS, st.SavesPerS, st.TouchesPerS, st.LoadsPerS, st.FlapsSuppressed)
-	p("storm: %d sessions subscribed at the end; %d of %d contact versions stale; %d users seen offline, %d flaps (grace %.0fs)\n",
-		s.SubscribedAtEnd, s.Stale, s.Compared, s.OfflineSeen, s.Flaps, s.GraceS)
+	p("storm: %d sessions subscribed at the end; of %d contact versions %d stale when read by REST, all current %.2fs later (-1: not in 10s), %d stale then (lost); %d users seen offline, %d flaps (grace %.0fs)\n",
+		s.SubscribedAtEnd, s.Compared, s.StaleAtRead, s.CurrentAfterS, s.Stale, s.OfflineSeen, s.Flaps, s.GraceS)
 	for _, e := range s.StaleExamples {
 		p("  stale: session of %d has %d at version %d, current %d\n", e.Session, e.User, e.Seen, e.Current)
 	}

@@ -140,6 +140,7 @@ func TestStormStateVersions(t *testing.T) {
 	topo := Topology{Users: 6, UserBase: 100, Sessions: 4, Contacts: 2, Hot: 1}
 	sess := make([]wsSess, 2)
 	st := newStormState(topo, 2, 2) // sessions 2 and 3
+	st.convergeWait = 0
 	for i := range sess {
 		sess[i].ackAt.Store(1)
 	}
@@ -157,8 +158,9 @@ func TestStormStateVersions(t *testing.T) {
 	}
 	res := st.result(sess)
 	// Session 2: 0@5, 3@7, 4@2 (current 3: stale). Session 3: 0@5, 4@3, 5@9.
-	if res.SubscribedAtEnd != 2 || res.Compared != 6 || res.Stale != 1 {
-		t.Fatalf("subscribed %d, compared %d, stale %d; want 2, 6, 1", res.SubscribedAtEnd, res.Compared, res.Stale)
+	if res.SubscribedAtEnd != 2 || res.Compared != 6 || res.Stale != 1 || res.StaleAtRead != 1 || res.ConvergedNS != -1 {
+		t.Fatalf("subscribed %d, compared %d, stale %d (at read %d), converged %d; want 2, 6, 1 (1), -1",
+			res.SubscribedAtEnd, res.Compared, res.Stale, res.StaleAtRead, res.ConvergedNS)
 	}
 	if e := res.Examples[0]; e != (VersionMismatch{Session: 102, User: 104, Seen: 2, Current: 3}) {
 		t.Errorf("example %+v", e)

@@ -35,6 +35,8 @@ type stormState struct {
 	refusals  stats.Counters  // closes and refused handshakes after drainAt
 	current   []atomic.Uint64 // per user: current version, from the coordinator's "v" lines
 	down      []int           // sessions not subscribed when the drain began
+	// convergeWait bounds the wait for late updates at the end.
+	convergeWait time.Duration
 }
 
 // markDown notes the sessions that were not subscribed when the drain
@@ -48,7 +50,7 @@ func (st *stormState) markDown(sess []wsSess) {
 }
 
 func newStormState(t Topology, first, count int) *stormState {
-	st := &stormState{topo: t, first: first, slots: t.Hot + t.Contacts}
+	st := &stormState{topo: t, first: first, slots: t.Hot + t.Contacts, convergeWait: convergeTimeout}
 	st.goneAt = make([]atomic.Int64, count)
 	st.backAt = make([]atomic.Int64, count)
 	st.latest = make([]atomic.Uint64, count*st.slots)
