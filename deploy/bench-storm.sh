@@ -10,8 +10,10 @@
 # (storm_<unix time>) is created and the nodes use it. The bench flags are
 # added to (and may override) the defaults below. The nodes' logs stay in
 # $STORM_DIR (default: a new temporary directory), printed at the end.
+# STORM_PROFILE_AT=S also takes a 15 s CPU profile of node 2, S seconds
+# after the bench starts.
 set -euo pipefail
-[ $# -ge 4 ] || { sed -n 2,13p "$0"; exit 2; }
+[ $# -ge 4 ] || { sed -n 2,15p "$0"; exit 2; }
 bin=$1 ctl=$2 store=$3 out=$4
 shift 4
 secret=bench-secret-0123456789abcdef0123
@@ -53,8 +55,13 @@ done
 [ $formed = 1 ] || { echo "cluster did not form; logs in $dir" >&2; exit 1; }
 
 echo "nodes: ${pids[*]} (node 1 drains); logs in $dir; load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+if [ -n "${STORM_PROFILE_AT:-}" ]; then
+	# A 15 s CPU profile of node 2 from STORM_PROFILE_AT seconds after the
+	# bench starts (ramp + settle + --drain-after: the drain).
+	(sleep "$STORM_PROFILE_AT"; curl -s -o "$dir/node2.cpu.pprof" "http://127.0.0.1:$((base + 32))/debug/pprof/profile?seconds=15") &
+fi
 rc=0
-"$ctl" bench --scenario storm --url "$list" --drain-url "${urls[0]}" --drain-pid "${pids[0]}" --secret $secret \
+"$ctl" bench --scenario storm --url "$list" --drain-url "${urls[0]}" --drain-pid "${pids[0]}" --pid "$(IFS=,; echo "${pids[*]}")" --secret $secret \
 	--user-base 6000000 --users 15000 --contacts 10 --heartbeat-rate 100 --change-rate 100 \
 	--ramp 20s --duration 25s --drain-after 5s --grace 3s --json "$out" "$@" || rc=$?
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg); logs in $dir" >&2

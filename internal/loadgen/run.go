@@ -198,6 +198,10 @@ func (r *loadRun) measure(ctx context.Context, tl *timeline) {
 		op.steady[1] = op.count()
 	}
 	waitTimeout(&r.wg, r.p.HTTPTimeout+time.Second)
+	if r.storm != nil {
+		r.phase.Store("comeback")
+		r.waitComeback(ctx)
+	}
 
 	r.phase.Store("grace")
 	sleepCtx(ctx, r.p.Grace)

@@ -25,8 +25,8 @@ type StormSummary struct {
 	Back      int64 `json:"back"`
 	NotBack   int64 `json:"not_back"`
 	// AllBackS is from the drain to the last cut-off session subscribed
-	// again (the drain's own wait included); BackP50S and BackP99S are
-	// that time per session.
+	// again on the connection it held to the end (the drain's own wait
+	// included); BackP50S and BackP99S are that time per session.
 	AllBackS float64 `json:"all_back_s"`
 	BackP50S float64 `json:"back_p50_s"`
 	BackP99S float64 `json:"back_p99_s"`

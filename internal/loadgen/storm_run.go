@@ -94,6 +94,28 @@ func (r *loadRun) runStorm(ctx context.Context, steadyStart, end time.Time) {
 	}
 }
 
+// stormComebackWait bounds the wait, after the steady phase, for sessions
+// still away (a client's backoff grows to 30 s).
+const stormComebackWait = time.Minute
+
+// waitComeback waits (bounded) after the steady phase until every cut-off
+// session is back, so the report measures the comeback rather than the
+// phase's length.
+func (r *loadRun) waitComeback(ctx context.Context) {
+	sr := r.storm
+	deadline := time.Now().Add(stormComebackWait)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		sr.mu.Lock()
+		done := !sr.allBackAt.IsZero() || sr.drainAt.IsZero() || sr.drainErr != nil
+		sr.mu.Unlock()
+		w := r.workerTotals()
+		if done || w.Storm != nil && w.Storm.Gone >= int64(sr.expected) && w.Storm.Back >= w.Storm.Gone {
+			return
+		}
+		sleepCtx(ctx, 500*time.Millisecond)
+	}
+}
+
 // sampleStore reads the store counters of the nodes that stay.
 func (r *loadRun) sampleStore() storeSample {
 	s := storeSample{at: time.Now()}

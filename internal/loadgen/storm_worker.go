@@ -26,7 +26,7 @@ type stormState struct {
 	slots     int
 	drainAt   atomic.Int64    // unix ns the coordinator started the drain; 0 before
 	goneAt    []atomic.Int64  // per local session: first connection end after drainAt
-	backAt    []atomic.Int64  // per local session: first "subscribed" after goneAt
+	backAt    []atomic.Int64  // per local session: "subscribed" of the connection held since goneAt; 0 while away
 	latest    []atomic.Uint64 // per local session x contact slot: newest version seen
 	offlineAt []atomic.Int64  // per session user: first is_online:false seen after drainAt
 	gone      atomic.Int64
@@ -76,14 +76,23 @@ func (st *stormState) slot(s, u int) int {
 	return i*st.slots + st.topo.Hot + d - 1
 }
 
-// connEnded records that local session i's connection ended at at.
+// connEnded records that local session i's connection ended at at: its
+// first loss after the drain began cuts it off; a later loss undoes its
+// comeback.
 func (st *stormState) connEnded(i int, at int64) {
-	if st.after(at) && st.goneAt[i].CompareAndSwap(0, at) {
+	if !st.after(at) {
+		return
+	}
+	if st.goneAt[i].CompareAndSwap(0, at) {
 		st.gone.Add(1)
+	} else if st.backAt[i].Swap(0) != 0 {
+		st.back.Add(-1)
 	}
 }
 
-// subscribed records that local session i was answered "subscribed" at at.
+// subscribed records that local session i was answered "subscribed" at
+// at: once cut off, it is back from the "subscribed" of the connection
+// it still holds.
 func (st *stormState) subscribed(i int, at int64) {
 	if st.goneAt[i].Load() != 0 && st.backAt[i].CompareAndSwap(0, at) {
 		st.back.Add(1)
