@@ -106,7 +106,7 @@ const maxFlapExamples = 10
 // were connected when it began and either were never cut off or were
 // subscribed again within grace of being cut off. Users whose session
 // stayed away longer than the grace are offline by design.
-func findFlaps(ev stormEvidence, drainAt int64, grace time.Duration) []Flap {
+func findFlaps(ev stormEvidence, t Topology, drainAt int64, grace time.Duration) []Flap {
 	cut := make(map[int]stormSession, len(ev.sessions))
 	for _, s := range ev.sessions {
 		cut[s.S] = s
@@ -116,7 +116,7 @@ func findFlaps(ev stormEvidence, drainAt int64, grace time.Duration) []Flap {
 		if ev.down[u] {
 			continue
 		}
-		f := Flap{UserID: int64(u), SeenOfflineS: secondsSince(drainAt, ev.offline[u]), BackS: -1}
+		f := Flap{UserID: t.userID(u), SeenOfflineS: secondsSince(drainAt, ev.offline[u]), BackS: -1}
 		if s, ok := cut[u]; ok {
 			if s.Back == 0 || time.Duration(s.Back-s.Gone) > grace {
 				continue

@@ -69,7 +69,7 @@ func (r *loadRun) stormSummary(results []*workerReport) *StormSummary {
 	}
 	s.Store = storeRates(sr.samples)
 	if !sr.drainAt.IsZero() {
-		flaps := findFlaps(ev, sr.drainAt.UnixNano(), sr.cfg.DisconnectGrace)
+		flaps := findFlaps(ev, r.p.Topology, sr.drainAt.UnixNano(), sr.cfg.DisconnectGrace)
 		s.Flaps, s.OfflineSeen = len(flaps), len(ev.offline)
 		s.FlapExamples = flaps[:min(len(flaps), maxFlapExamples)]
 	}

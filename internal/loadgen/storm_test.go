@@ -126,8 +126,8 @@ func TestFindFlaps(t *testing.T) {
 		offline: map[int]int64{1: drain + 2*sec, 2: drain + 17*sec, 3: drain + 17*sec, 5: drain + 4*sec, 6: drain + sec},
 		down:    map[int]bool{6: true}, // not connected when the drain began
 	}
-	got := findFlaps(ev, drain, 15*time.Second)
-	want := []Flap{{UserID: 1, SeenOfflineS: 2, BackS: 2}, {UserID: 5, SeenOfflineS: 4, BackS: -1}}
+	got := findFlaps(ev, Topology{Users: 10, UserBase: 500, Sessions: 10}, drain, 15*time.Second)
+	want := []Flap{{UserID: 501, SeenOfflineS: 2, BackS: 2}, {UserID: 505, SeenOfflineS: 4, BackS: -1}}
 	if !slices.Equal(got, want) {
 		t.Errorf("flaps %+v, want %+v", got, want)
 	}
