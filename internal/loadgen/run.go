@@ -184,10 +184,9 @@ func (r *loadRun) measure(ctx context.Context, tl *timeline) {
 		}()
 	}
 	if r.storm != nil {
-		pacers.Add(1)
 		go func() {
-			defer pacers.Done()
-			r.runStorm(loadCtx, tl.steadyStart, tl.steadyStart.Add(r.p.Duration))
+			defer close(r.storm.done)
+			r.runStorm(ctx, tl.steadyStart, tl.steadyStart.Add(r.p.Duration+stormComebackWait))
 		}()
 	}
 	sleepCtx(ctx, r.p.Duration)
@@ -200,7 +199,7 @@ func (r *loadRun) measure(ctx context.Context, tl *timeline) {
 	waitTimeout(&r.wg, r.p.HTTPTimeout+time.Second)
 	if r.storm != nil {
 		r.phase.Store("comeback")
-		r.waitComeback(ctx)
+		<-r.storm.done // every session back, or the wait's bound
 	}
 
 	r.phase.Store("grace")

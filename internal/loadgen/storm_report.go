@@ -65,7 +65,7 @@ type StormSummary struct {
 }
 
 // StormStore is the staying nodes' store calls from the drain until every
-// session was back (or the end of the steady phase).
+// session was back (or a minute after the steady phase).
 type StormStore struct {
 	WindowS         float64 `json:"window_s"`
 	WritesPerS      float64 `json:"writes_per_s"`

@@ -23,6 +23,7 @@ type stormRun struct {
 	allBackAt  time.Time     // when the workers' progress first showed every session back
 	samples    []storeSample // the staying nodes' store counters during the storm
 	readFailed int           // users whose current version could not be read
+	done       chan struct{} // closed when runStorm returns
 }
 
 // drainStarted reports whether the drain has begun.
@@ -44,7 +45,7 @@ func newStormRun(p plan) *stormRun {
 	if p.Storm == nil {
 		return nil
 	}
-	sr := &stormRun{cfg: p.Storm, drainIndex: p.Storm.drainIndex(p.URLs), expected: p.Storm.DrainSessions}
+	sr := &stormRun{cfg: p.Storm, drainIndex: p.Storm.drainIndex(p.URLs), expected: p.Storm.DrainSessions, done: make(chan struct{})}
 	if sr.expected < 0 {
 		sr.expected = p.Topology.Sessions
 	}
@@ -53,7 +54,8 @@ func newStormRun(p plan) *stormRun {
 
 // runStorm waits DrainAfter into the steady phase, starts the drain and
 // samples the staying nodes' store counters until every cut-off session
-// is back or until end.
+// is back or until end (past the steady phase: the run waits for the
+// comeback).
 func (r *loadRun) runStorm(ctx context.Context, steadyStart, end time.Time) {
 	sr := r.storm
 	sleepCtx(ctx, time.Until(steadyStart.Add(sr.cfg.DrainAfter)))
@@ -97,24 +99,6 @@ func (r *loadRun) runStorm(ctx context.Context, steadyStart, end time.Time) {
 // stormComebackWait bounds the wait, after the steady phase, for sessions
 // still away (a client's backoff grows to 30 s).
 const stormComebackWait = time.Minute
-
-// waitComeback waits (bounded) after the steady phase until every cut-off
-// session is back, so the report measures the comeback rather than the
-// phase's length.
-func (r *loadRun) waitComeback(ctx context.Context) {
-	sr := r.storm
-	deadline := time.Now().Add(stormComebackWait)
-	for ctx.Err() == nil && time.Now().Before(deadline) {
-		sr.mu.Lock()
-		done := !sr.allBackAt.IsZero() || sr.drainAt.IsZero() || sr.drainErr != nil
-		sr.mu.Unlock()
-		w := r.workerTotals()
-		if done || w.Storm != nil && w.Storm.Gone >= int64(sr.expected) && w.Storm.Back >= w.Storm.Gone {
-			return
-		}
-		sleepCtx(ctx, 500*time.Millisecond)
-	}
-}
 
 // sampleStore reads the store counters of the nodes that stay.
 func (r *loadRun) sampleStore() storeSample {
