@@ -42,12 +42,14 @@ type StormSummary struct {
 	Store         StormStore       `json:"store"`
 	// SubscribedAtEnd sessions had their contacts' newest versions
 	// compared with the current ones read by REST at the end: Stale of
-	// Compared differed (an update lost).
+	// Compared were older (an update lost), Ahead newer (the user changed
+	// after the read: not judged).
 	SubscribedAtEnd int64 `json:"subscribed_at_end"`
 	// StaleAtRead were stale when the current versions were read;
 	// CurrentAfterS is how long after that every session had them all
 	// (-1: not within 10 s, and the rest count as Stale: lost).
 	StaleAtRead       int64             `json:"versions_stale_at_read"`
+	Ahead             int64             `json:"versions_ahead_of_read"`
 	CurrentAfterS     float64           `json:"current_after_read_s"`
 	Compared          int64             `json:"versions_compared"`
 	Stale             int64             `json:"versions_stale"`

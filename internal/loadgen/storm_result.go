@@ -23,6 +23,7 @@ type workerStorm struct {
 	SubscribedAtEnd int64             `json:"subscribed_at_end"`
 	Compared        int64             `json:"compared"`
 	Stale           int64             `json:"stale"`
+	Ahead           int64             `json:"ahead"`
 	Examples        []VersionMismatch `json:"examples,omitempty"`
 	// StaleAtRead is Stale when the current versions arrived; the worker
 	// then waits (at most convergeTimeout) for late updates, and
@@ -117,12 +118,18 @@ func (st *stormState) result(sess []wsSess) *workerStorm {
 }
 
 // compare checks session s's newest version of each contact against the
-// current one.
+// current one: an older one is stale.
 func (st *stormState) compare(s int, out *workerStorm) {
 	for _, u := range st.topo.contactsOf(s) {
 		out.Compared++
 		seen, cur := st.latest[st.slot(s, u)].Load(), st.current[u].Load()
-		if seen == cur {
+		if seen >= cur {
+			// A version newer than the one read: the user changed after
+			// the read (a user going offline whose session is still
+			// away), which says nothing of a lost update.
+			if seen > cur {
+				out.Ahead++
+			}
 			continue
 		}
 		out.Stale++

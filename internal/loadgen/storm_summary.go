@@ -37,6 +37,7 @@ func (r *loadRun) stormSummary(results []*workerReport) *StormSummary {
 		s.Compared += ws.Compared
 		s.Stale += ws.Stale
 		s.StaleAtRead += ws.StaleAtRead
+		s.Ahead += ws.Ahead
 		if converged >= 0 {
 			converged = max(converged, time.Duration(ws.ConvergedNS))
 			if ws.ConvergedNS < 0 {
@@ -142,8 +143,8 @@ func writeStorm(w io.Writer, s *StormSummary) {
 	st := s.Store
 	p("storm: staying nodes' store over %.1fs: %.0f writes/s (peak %.0f/s; saves %.0f/s, last_seen flushes %.1f/s), loads %.0f/s; flaps suppressed %.0f\n",
 		st.WindowS, st.WritesPerS, st.PeakWritesPerS, st.SavesPerS, st.TouchesPerS, st.LoadsPerS, st.FlapsSuppressed)
-	p("storm: %d sessions subscribed at the end; of %d contact versions %d stale when read by REST, all current %.2fs later (-1: not in 10s), %d stale then (lost); %d users seen offline, %d flaps (grace %.0fs)\n",
-		s.SubscribedAtEnd, s.Compared, s.StaleAtRead, s.CurrentAfterS, s.Stale, s.OfflineSeen, s.Flaps, s.GraceS)
+	p("storm: %d sessions subscribed at the end; of %d contact versions %d stale when read by REST, all current %.2fs later (-1: not in 10s), %d stale then (lost), %d newer than the read; %d users seen offline, %d flaps (grace %.0fs)\n",
+		s.SubscribedAtEnd, s.Compared, s.StaleAtRead, s.CurrentAfterS, s.Stale, s.Ahead, s.OfflineSeen, s.Flaps, s.GraceS)
 	for _, e := range s.StaleExamples {
 		p("  stale: session of %d has %d at version %d, current %d\n", e.Session, e.User, e.Seen, e.Current)
 	}

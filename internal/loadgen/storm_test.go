@@ -150,17 +150,17 @@ func TestStormStateVersions(t *testing.T) {
 	st.update(2, 4, 2, true, 11)
 	st.drainAt.Store(20)
 	st.update(3, 4, 3, false, 30)
-	st.update(3, 5, 9, true, 30)
+	st.update(3, 5, 10, true, 30) // newer than the read below: not stale
 	st.update(3, 0, 5, true, 30)
 	st.update(3, 1, 1, false, 31) // session 1's own user, seen offline
 	if !st.setCurrent([]string{"v", "0", "5", "1", "1", "7", "3", "9"}) {
 		t.Fatal("setCurrent refused a good line")
 	}
 	res := st.result(sess)
-	// Session 2: 0@5, 3@7, 4@2 (current 3: stale). Session 3: 0@5, 4@3, 5@9.
-	if res.SubscribedAtEnd != 2 || res.Compared != 6 || res.Stale != 1 || res.StaleAtRead != 1 || res.ConvergedNS != -1 {
-		t.Fatalf("subscribed %d, compared %d, stale %d (at read %d), converged %d; want 2, 6, 1 (1), -1",
-			res.SubscribedAtEnd, res.Compared, res.Stale, res.StaleAtRead, res.ConvergedNS)
+	// Session 2: 0@5, 3@7, 4@2 (current 3: stale). Session 3: 0@5, 4@3, 5@10 (current 9: ahead).
+	if res.SubscribedAtEnd != 2 || res.Compared != 6 || res.Stale != 1 || res.Ahead != 1 || res.StaleAtRead != 1 || res.ConvergedNS != -1 {
+		t.Fatalf("subscribed %d, compared %d, stale %d (at read %d), ahead %d, converged %d; want 2, 6, 1 (1), 1, -1",
+			res.SubscribedAtEnd, res.Compared, res.Stale, res.StaleAtRead, res.Ahead, res.ConvergedNS)
 	}
 	if e := res.Examples[0]; e != (VersionMismatch{Session: 102, User: 104, Seen: 2, Current: 3}) {
 		t.Errorf("example %+v", e)
