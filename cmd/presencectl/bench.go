@@ -36,7 +36,7 @@ type benchFlags struct {
 // runBench is presencectl bench: the load generator (loadgen.Run), or one
 // of its helper modes: worker, baseline server, wrk scripts.
 func runBench(args []string, stdout, stderr io.Writer) error {
-	flags := newFlagSet("bench", "[--url URL[,URL...]] [--users N] [--sessions N] [--contacts K] [--heartbeat-rate R] [--change-rate R] [--duration D] [--ramp D] [--json FILE]", stderr)
+	flags := newFlagSet("bench", "[--url URL[,URL...]] [--users N] [--sessions N] [--contacts K] [--heartbeat-rate R] [--change-rate R] [--duration D] [--ramp D] [--json FILE] [--scenario storm --drain-url URL --drain-pid PID]", stderr)
 	cfg := loadgen.DefaultConfig()
 	cfg.Log = stderr
 	bf := defineBenchFlags(flags, &cfg)
