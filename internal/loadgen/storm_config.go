@@ -56,6 +56,8 @@ func (c Config) validateStorm() error {
 	switch {
 	case len(c.URLs) < 2:
 		return errors.New("--scenario storm needs at least two --url: the drained sessions reconnect to the others")
+	case c.NoReconnect:
+		return errors.New("--no-reconnect contradicts --scenario storm: the storm is the reconnects")
 	case s.drainIndex(c.URLs) < 0:
 		return fmt.Errorf("--drain-url %q must be one of --url", s.DrainURL)
 	case s.Drain == nil && s.DrainPID <= 0:
