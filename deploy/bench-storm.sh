@@ -7,13 +7,14 @@
 #   deploy/bench-storm.sh PRESENCED PRESENCECTL STORE OUT.json [bench flags...]
 #
 # STORE is "memory" or a PostgreSQL URL; for PostgreSQL a fresh schema
-# (storm_<unix time>) is created and the nodes use it. The bench flags are
+# (storm_<unix time>) is created for the nodes and dropped at the end
+# (STORM_KEEP_SCHEMA=1 keeps it). The bench flags are
 # added to (and may override) the defaults below. The nodes' logs stay in
 # $STORM_DIR (default: a new temporary directory), printed at the end.
 # STORM_PROFILE_AT=S also takes a 15 s CPU profile of node 2, S seconds
 # after the bench starts.
 set -euo pipefail
-[ $# -ge 4 ] || { sed -n 2,15p "$0"; exit 2; }
+[ $# -ge 4 ] || { sed -n 2,16p "$0"; exit 2; }
 bin=$1 ctl=$2 store=$3 out=$4
 shift 4
 secret=bench-secret-0123456789abcdef0123
@@ -27,7 +28,14 @@ if [ "$store" != memory ]; then
 fi
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+pgbase=$3
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	if [ -n "${schema:-}" ] && [ -z "${STORM_KEEP_SCHEMA:-}" ]; then
+		psql -q "$pgbase" -c "DROP SCHEMA $schema CASCADE" || true
+	fi
+}
 trap cleanup EXIT
 urls=()
 for i in 1 2 3; do
