@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,12 +29,14 @@ type benchFlags struct {
 	serveBase             string
 	serveFor              time.Duration
 	wrk                   loadgen.WrkOptions
+	scenario              string
+	storm                 loadgen.StormConfig
 }
 
 // runBench is presencectl bench: the load generator (loadgen.Run), or one
 // of its helper modes: worker, baseline server, wrk scripts.
 func runBench(args []string, stdout, stderr io.Writer) error {
-	flags := newFlagSet("bench", "[--url URL[,URL...]] [--users N] [--sessions N] [--contacts K] [--heartbeat-rate R] [--change-rate R] [--duration D] [--ramp D] [--json FILE]", stderr)
+	flags := newFlagSet("bench", "[--url URL[,URL...]] [--users N] [--sessions N] [--contacts K] [--heartbeat-rate R] [--change-rate R] [--duration D] [--ramp D] [--json FILE] [--scenario storm --drain-url URL --drain-pid PID]", stderr)
 	cfg := loadgen.DefaultConfig()
 	cfg.Log = stderr
 	bf := defineBenchFlags(flags, &cfg)
@@ -103,6 +106,14 @@ func defineBenchFlags(flags *flag.FlagSet, cfg *loadgen.Config) *benchFlags {
 	flags.IntVar(&cfg.DialConcurrency, "dial-concurrency", cfg.DialConcurrency, "WebSocket handshakes in flight per worker")
 	flags.BoolVar(&cfg.NoReconnect, "no-reconnect", false, "sessions the server closes with 1012 or 1013 stay closed (default: reconnect after 0.25-1.25 s, like a client; counted as ws_reconnect)")
 	flags.BoolVar(&cfg.Prewarm, "prewarm", false, "heartbeat every session user once before the first memory reading: per-session memory then excludes the user's actor and record")
+	bf.storm = loadgen.DefaultStormConfig()
+	flags.StringVar(&bf.scenario, "scenario", "", "`NAME`: \"storm\" drains --drain-url during the steady phase and measures the reconnect storm (see BENCHMARKS.md)")
+	flags.StringVar(&bf.storm.DrainURL, "drain-url", "", "with --scenario storm: the node `URL` (one of --url) that drains")
+	flags.IntVar(&bf.storm.DrainPID, "drain-pid", 0, "with --scenario storm: the `PID` of --drain-url's process, sent SIGTERM to drain it")
+	flags.DurationVar(&bf.storm.DrainAfter, "drain-after", bf.storm.DrainAfter, "with --scenario storm: when the drain starts, into the steady phase")
+	flags.IntVar(&bf.storm.DrainSessions, "drain-sessions", bf.storm.DrainSessions, "with --scenario storm: sessions connected to --drain-url first (-1: all); the others go to the other nodes")
+	flags.DurationVar(&bf.storm.DisconnectGrace, "disconnect-grace", bf.storm.DisconnectGrace, "with --scenario storm: the nodes' PRESENCE_DISCONNECT_GRACE; users back within it must never be seen offline")
+	flags.DurationVar(&bf.storm.Target, "storm-target", bf.storm.Target, "with --scenario storm: every cut-off session back and subscribed within this long of the drain")
 	flags.BoolVar(&bf.worker, "worker", false, "internal: run as a worker fed on stdin")
 	flags.StringVar(&bf.serveBase, "serve-baseline", "", "serve the bare Fiber baseline app on `ADDR` (loopback) instead of generating load")
 	flags.DurationVar(&bf.serveFor, "serve-for", 10*time.Minute, "with --serve-baseline: stop after this long")
@@ -118,6 +129,14 @@ func defineBenchFlags(flags *flag.FlagSet, cfg *loadgen.Config) *benchFlags {
 // an invalid setting is a usage error.
 func (bf *benchFlags) fill(flags *flag.FlagSet, cfg *loadgen.Config) error {
 	cfg.URLs = splitURLs(bf.urls)
+	switch bf.scenario {
+	case "":
+	case "storm":
+		bf.storm.DrainURL = strings.TrimRight(strings.TrimSpace(bf.storm.DrainURL), "/")
+		cfg.Storm = &bf.storm
+	default:
+		return usageErrorf(flags, "--scenario %q: want storm (or nothing)", bf.scenario)
+	}
 	cfg.PprofURLs = splitURLs(bf.pprofURLs)
 	for p := range strings.SplitSeq(bf.pids, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -161,9 +180,19 @@ func bench(cfg loadgen.Config, jsonFile string, stdout io.Writer) error {
 		return err
 	}
 	loadgen.WriteSummary(stdout, rep)
-	if jsonFile == "" {
-		return nil
+	if jsonFile != "" {
+		if err := writeJSONReport(rep, jsonFile); err != nil {
+			return err
+		}
 	}
+	if rep.Storm != nil && !rep.Storm.Pass {
+		return errors.New("storm: a check failed (see above)")
+	}
+	return nil
+}
+
+// writeJSONReport writes the report as indented JSON to file.
+func writeJSONReport(rep *loadgen.Report, jsonFile string) error {
 	b, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode summary: %w", err)

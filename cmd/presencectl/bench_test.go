@@ -41,6 +41,13 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"--pid", "abc"}, `--pid "abc": want a process id`},
 		{[]string{"--url", ","}, "--url is required"},
 		{[]string{"--workers", "65"}, "--workers must be at most 64"},
+		{[]string{"--scenario", "flood"}, `--scenario "flood": want storm`},
+		{[]string{"--scenario", "storm"}, "--scenario storm needs at least two --url"},
+		{[]string{"--scenario", "storm", "--url", "http://127.0.0.1:1,http://127.0.0.1:2", "--no-reconnect"}, "--no-reconnect contradicts --scenario storm"},
+		{[]string{"--scenario", "storm", "--url", "http://127.0.0.1:1,http://127.0.0.1:2", "--drain-url", "http://127.0.0.1:3"}, `--drain-url "http://127.0.0.1:3" must be one of --url`},
+		{[]string{"--scenario", "storm", "--url", "http://127.0.0.1:1,http://127.0.0.1:2", "--drain-url", "http://127.0.0.1:2/"}, "--drain-pid is required"},
+		{[]string{"--scenario", "storm", "--url", "http://127.0.0.1:1,http://127.0.0.1:2", "--drain-url", "http://127.0.0.1:2", "--drain-pid", "1", "--drain-after", "1m"}, "--drain-after must be in [0, --duration)"},
+		{[]string{"--scenario", "storm", "--url", "http://127.0.0.1:1,http://127.0.0.1:2", "--drain-url", "http://127.0.0.1:2", "--drain-pid", "1", "--drain-sessions", "5000"}, "--drain-sessions must be"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(append([]string{"bench", "--data-dir", t.TempDir()}, tc.args...), &out, &errb)

@@ -80,6 +80,9 @@ type Config struct {
 	// reading, so the per-session figure excludes the user's actor
 	// (--prewarm).
 	Prewarm bool
+	// Storm, when set, runs the reconnect-storm scenario (--scenario
+	// storm): one node drains during the steady phase.
+	Storm *StormConfig
 	// WorkerArgs are the arguments that start this binary in worker mode
 	// (RunWorker on stdin/stdout); the executable is os.Executable().
 	WorkerArgs []string
@@ -123,7 +126,7 @@ func (c Config) Validate() error {
 	if c.Workers > MaxWorkers { // the automatic count stays below it
 		return fmt.Errorf("--workers must be at most %d", MaxWorkers)
 	}
-	return nil
+	return c.validateStorm()
 }
 
 func (c Config) validateTargets() error {

@@ -68,8 +68,26 @@ func (r *loadRun) workerConfig(w, first, count int) workerConfig {
 		Topo: p.Topology, First: first, Count: count, SourceIPs: p.sourceIPs, RampNS: int64(p.Ramp),
 		DialConcurrency: p.DialConcurrency, ReadBuffer: 512, WriteBuffer: 256, NoReconnect: p.NoReconnect,
 		TokenTTLNS:    int64(time.Hour + MaxDuration),
-		MaxLifetimeNS: int64(p.Ramp + settleTimeout + p.Duration + p.Grace + 2*time.Minute),
+		MaxLifetimeNS: int64(p.Ramp + settleTimeout + p.Duration + p.Grace + 2*time.Minute + r.stormExtra()),
+		Storm:         r.workerStorm(),
 	}
+}
+
+// stormExtra is how much longer than a steady run a storm may last: the
+// wait for the comeback and for late updates.
+func (r *loadRun) stormExtra() time.Duration {
+	if r.storm == nil {
+		return 0
+	}
+	return stormComebackWait + convergeTimeout
+}
+
+// workerStorm is the workers' storm configuration, nil outside a storm.
+func (r *loadRun) workerStorm() *workerStormConfig {
+	if r.storm == nil {
+		return nil
+	}
+	return &workerStormConfig{DrainIndex: r.storm.drainIndex, DrainSessions: r.storm.expected}
 }
 
 // startInProcess runs RunWorker on pipes in this process (--workers 0)
@@ -179,6 +197,13 @@ func (r *loadRun) workerTotals() workerReport {
 			}
 			t.Delivery.Merge(l.Delivery)
 			t.Errors = stats.MergeCounts(t.Errors, l.Errors)
+			if l.Storm != nil {
+				if t.Storm == nil {
+					t.Storm = &workerStorm{}
+				}
+				t.Storm.Gone += l.Storm.Gone
+				t.Storm.Back += l.Storm.Back
+			}
 		}
 		h.mu.Unlock()
 	}

@@ -24,6 +24,9 @@ func (r *loadRun) progressLoop(start time.Time, stop chan struct{}) {
 			if len(r.workers) > 0 {
 				w := r.workerTotals()
 				fmt.Fprintf(&b, " sessions %d/%d open (%d failed)", w.Open, r.p.Topology.Sessions, w.Failed)
+				if w.Storm != nil && r.storm != nil && r.storm.drainStarted() {
+					fmt.Fprintf(&b, " cut off %d back %d", w.Storm.Gone, w.Storm.Back)
+				}
 				if w.Expected > 0 {
 					p99 := float64(w.Delivery.Quantile(0.99)) / 1e6
 					fmt.Fprintf(&b, " deliveries %d/%d p99 %.1fms", w.Received, w.Expected, p99)

@@ -113,4 +113,8 @@ type Report struct {
 	Errors        map[string]int64         `json:"errors"`
 	Memory        []NodeMemory             `json:"server_memory"`
 	Generator     GeneratorSummary         `json:"generator"`
+	// Scenario is "storm" for the reconnect storm, empty for the steady
+	// run; Storm holds the storm's figures and checks.
+	Scenario string        `json:"scenario,omitempty"`
+	Storm    *StormSummary `json:"storm,omitempty"`
 }

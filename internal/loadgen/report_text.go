@@ -34,6 +34,9 @@ func WriteSummary(w io.Writer, s *Report) {
 			float64(s.Generator.HeapStack)/(1<<20), s.Generator.PerSessionKB, float64(s.Generator.RSSBytes)/(1<<20), s.Generator.CPUSeconds)
 	}
 	writeErrors(w, s.Errors)
+	if s.Storm != nil {
+		writeStorm(w, s.Storm)
+	}
 }
 
 func writeRates(w io.Writer, s *Report) {

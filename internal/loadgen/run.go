@@ -31,7 +31,8 @@ type loadRun struct {
 	wg      sync.WaitGroup  // requests in flight
 	workers []*workerHandle
 	changes atomic.Int64
-	phase   atomic.Value // "ramp", "settle", "steady", "grace": for the progress line
+	phase   atomic.Value // "ramp", "settle", "steady", "storm", "grace": for the progress line
+	storm   *stormRun    // nil unless the storm scenario
 }
 
 // timeline is when each phase of a run began and ended, and the nodes'
@@ -59,12 +60,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 // newRun sets up the REST clients, the users' tokens and the operations.
 func newRun(p plan) (*loadRun, error) {
-	r := &loadRun{p: p, out: p.Log, ops: map[string]*restOp{}}
+	r := &loadRun{p: p, out: p.Log, ops: map[string]*restOp{}, storm: newStormRun(p)}
 	n := p.Topology.Users
 	r.busy = make([]atomic.Bool, n)
 	r.inUse = make([]atomic.Bool, n)
 	r.lastVer = make([]atomic.Uint64, n)
-	for _, u := range p.URLs {
+	for _, u := range p.restURLs() {
 		pu, err := url.Parse(u)
 		if err != nil {
 			return nil, fmt.Errorf("node URL %s: %w", u, err)
@@ -153,6 +154,9 @@ func (r *loadRun) execute(ctx context.Context) (*Report, error) {
 	close(progressStop)
 	<-progressDone
 
+	if r.storm != nil {
+		r.sendCurrentVersions(ctx)
+	}
 	results := r.finishWorkers()
 	return r.report(started, &tl, results), nil
 }
@@ -184,6 +188,12 @@ func (r *loadRun) measure(ctx context.Context, tl *timeline) {
 			r.pace(loadCtx, op, tl.steadyStart, 0, tl.steadyStart.Add(r.p.Duration))
 		}()
 	}
+	if r.storm != nil {
+		go func() {
+			defer close(r.storm.done)
+			r.runStorm(ctx, tl.steadyStart, tl.steadyStart.Add(r.p.Duration+stormComebackWait))
+		}()
+	}
 	sleepCtx(ctx, r.p.Duration)
 	stopLoad()
 	pacers.Wait()
@@ -192,6 +202,10 @@ func (r *loadRun) measure(ctx context.Context, tl *timeline) {
 		op.steady[1] = op.count()
 	}
 	waitTimeout(&r.wg, r.p.HTTPTimeout+time.Second)
+	if r.storm != nil {
+		r.phase.Store("comeback")
+		<-r.storm.done // every session back, or the wait's bound
+	}
 
 	r.phase.Store("grace")
 	sleepCtx(ctx, r.p.Grace)

@@ -71,13 +71,17 @@ func (w *wsWorker) session(ctx context.Context, i int, sem chan struct{}) {
 		w.fail("ws_mint")
 		return
 	}
+	if w.storm != nil {
+		w.stormSession(ctx, i, tok, release)
+		return
+	}
 	node := s % len(w.cfg.URLs)
 	for {
-		code := w.connect(ctx, i, tok, node, release)
-		if w.cfg.NoReconnect || w.ending.Load() || ctx.Err() != nil {
+		out := w.connect(ctx, i, tok, node, release)
+		if !out.dialed || w.cfg.NoReconnect || w.ending.Load() || ctx.Err() != nil {
 			return
 		}
-		switch code {
+		switch out.code {
 		case websocket.CloseServiceRestart:
 			node = (node + 1) % len(w.cfg.URLs)
 		case websocket.CloseTryAgainLater:
@@ -85,7 +89,7 @@ func (w *wsWorker) session(ctx context.Context, i int, sem chan struct{}) {
 			return
 		}
 		w.errs.Add("ws_reconnect", 1)
-		if w.sess[i].ackAt.Load() != 0 {
+		if w.sess[i].ackAt.Swap(0) != 0 {
 			w.acked.Add(-1) // "subscribed" counts sessions, not connections
 		}
 		select {
@@ -94,6 +98,45 @@ func (w *wsWorker) session(ctx context.Context, i int, sem chan struct{}) {
 		case <-time.After(reconnectPause()):
 		}
 	}
+}
+
+// stormSession runs session i in the storm scenario: it connects where
+// initialNode says and reconnects after every loss as the clients do
+// (planStormReconnect), until the run ends.
+func (w *wsWorker) stormSession(ctx context.Context, i int, tok string, release func()) {
+	s := w.cfg.First + i
+	n := len(w.cfg.URLs)
+	node := initialNode(s, n, w.cfg.Storm.DrainIndex, w.cfg.Storm.DrainSessions)
+	step := stormStep(s, n)
+	attempt := 0
+	for {
+		out := w.connect(ctx, i, tok, node, release)
+		if w.ending.Load() || ctx.Err() != nil {
+			return
+		}
+		p := planStormReconnect(out, attempt, randDuration)
+		attempt = p.attempt
+		if p.nextURL {
+			node = (node + step) % n
+		}
+		w.errs.Add("ws_reconnect", 1)
+		if w.sess[i].ackAt.Swap(0) != 0 {
+			w.acked.Add(-1)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(p.delay):
+		}
+	}
+}
+
+// randDuration is a random duration in [0, n).
+func randDuration(n time.Duration) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(n)))
 }
 
 // reconnectPause spreads the reconnects of sessions closed together.
@@ -139,9 +182,16 @@ func (w *wsWorker) readFrames(s int, ws *wsSess, conn *websocket.Conn) int {
 	}
 }
 
-// connect runs one connection of session i to the node at index node and
-// returns the close code the server ended it with (0 for anything else).
-func (w *wsWorker) connect(ctx context.Context, i int, tok string, node int, release func()) int {
+// connOutcome is how one connection of a session ended.
+type connOutcome struct {
+	code       int  // the server's close code, 0 for anything else
+	dialed     bool // the handshake succeeded
+	subscribed bool // the session was answered "subscribed"
+}
+
+// connect runs one connection of session i to the node at index node
+// until it ends.
+func (w *wsWorker) connect(ctx context.Context, i int, tok string, node int, release func()) connOutcome {
 	s := w.cfg.First + i
 	ws := &w.sess[i]
 	t := w.cfg.Topo
@@ -152,31 +202,60 @@ func (w *wsWorker) connect(ctx context.Context, i int, tok string, node int, rel
 	if err != nil {
 		switch {
 		case resp != nil:
-			w.fail("ws_handshake_" + strconv.Itoa(resp.StatusCode))
+			w.refuse("ws_handshake_" + strconv.Itoa(resp.StatusCode))
 		case ctx.Err() != nil:
 			w.errs.Add("ws_dial_cancelled", 1)
 		default:
-			w.fail(dialErrKind(err))
+			w.refuse(dialErrKind(err))
 		}
-		return 0
+		return connOutcome{}
 	}
 	w.hs.Record(time.Since(begin))
+	if w.storm != nil && w.storm.after(begin.UnixNano()) {
+		w.storm.hs.Record(time.Since(begin))
+	}
 	release()
 	ws.ackAt.Store(0)
 	ws.closedAt.Store(0)
 	ws.conn.Store(conn)
 	w.open.Add(1)
-	defer func() {
-		ws.closedAt.Store(time.Now().UnixNano())
-		w.open.Add(-1)
-		w.closed.Add(1)
-		_ = conn.Close()
-	}()
 	if len(t.contactsOf(s)) == 0 {
-		ws.ackAt.Store(time.Now().UnixNano())
-		w.acked.Add(1)
+		w.subscribedNow(i, ws, time.Now().UnixNano())
 	}
-	return w.readFrames(s, ws, conn)
+	code := w.readFrames(s, ws, conn)
+	now := time.Now().UnixNano()
+	ws.closedAt.Store(now)
+	w.open.Add(-1)
+	w.closed.Add(1)
+	_ = conn.Close()
+	if w.storm != nil && !w.ending.Load() {
+		w.storm.connEnded(i, now)
+		if w.storm.after(now) {
+			w.storm.refusals.Add("closed_"+strconv.Itoa(code), 1)
+		}
+	}
+	return connOutcome{code: code, dialed: true, subscribed: ws.ackAt.Load() != 0}
+}
+
+// subscribedNow records local session i's "subscribed" answer at now.
+func (w *wsWorker) subscribedNow(i int, ws *wsSess, now int64) {
+	if ws.ackAt.CompareAndSwap(0, now) {
+		w.acked.Add(1)
+		if w.storm != nil {
+			w.storm.subscribed(i, now)
+		}
+	}
+}
+
+// refuse counts a handshake that failed: a failed session, or in a storm
+// once the drain began, a refusal the session retries.
+func (w *wsWorker) refuse(kind string) {
+	if w.storm != nil && w.storm.after(time.Now().UnixNano()) {
+		w.storm.refusals.Add(kind, 1)
+		w.errs.Add(kind, 1)
+		return
+	}
+	w.fail(kind)
 }
 
 var (
@@ -199,10 +278,11 @@ func (w *wsWorker) frame(s int, ws *wsSess, b []byte, now int64) {
 			return
 		}
 		w.match.receive(s, int(u), v, now)
-	case bytes.HasPrefix(b, prefixSubscribed):
-		if ws.ackAt.CompareAndSwap(0, now) {
-			w.acked.Add(1)
+		if w.storm != nil {
+			w.storm.update(s, int(u), v, !isOffline(b), now)
 		}
+	case bytes.HasPrefix(b, prefixSubscribed):
+		w.subscribedNow(s-w.cfg.First, ws, now)
 	case bytes.HasPrefix(b, prefixError):
 		w.errs.Add("ws_error_frame", 1)
 	}

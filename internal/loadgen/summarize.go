@@ -31,6 +31,9 @@ func (r *loadRun) report(started time.Time, tl *timeline, results []*workerRepor
 		steadyReq += op.steady[1] - op.steady[0]
 	}
 	for i, u := range r.p.URLs {
+		if r.storm != nil && i == r.storm.drainIndex {
+			continue // gone by the end: no reading to compare
+		}
 		nm := nodeMem(u, tl.before[i], tl.established[i], tl.end[i])
 		if len(r.p.URLs) == 1 && nm.CPUSeconds > 0 {
 			// Each figure charges the node's whole CPU of the steady phase
@@ -43,6 +46,10 @@ func (r *loadRun) report(started time.Time, tl *timeline, results []*workerRepor
 			}
 		}
 		sum.Memory = append(sum.Memory, nm)
+	}
+	if r.storm != nil {
+		sum.Scenario = "storm"
+		sum.Storm = r.stormSummary(results)
 	}
 	return sum
 }

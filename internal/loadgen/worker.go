@@ -43,6 +43,8 @@ type workerConfig struct {
 	MaxLifetimeNS int64 `json:"max_lifetime_ns"`
 	// NoReconnect keeps sessions closed by the server (1012, 1013) closed.
 	NoReconnect bool `json:"no_reconnect,omitempty"`
+	// Storm is set in the reconnect-storm scenario.
+	Storm *workerStormConfig `json:"storm,omitempty"`
 }
 
 // workerReport is what a worker writes on stdout, one JSON object a line:
@@ -69,6 +71,8 @@ type workerReport struct {
 	HeapDelta  int64            `json:"heap_stack_delta_bytes,omitempty"`
 	CPUSeconds float64          `json:"cpu_s,omitempty"`
 	Goroutines int              `json:"goroutines,omitempty"`
+	// Storm: in progress reports only Gone and Back.
+	Storm *workerStorm `json:"storm,omitempty"`
 }
 
 // wsWorker holds the sessions of one worker.
@@ -79,6 +83,7 @@ type wsWorker struct {
 	dialer []*websocket.Dialer // one per source address
 	errs   stats.Counters
 	hs     stats.SyncHist
+	storm  *stormState // nil unless the storm scenario
 
 	open, acked, failed, closed, frames atomic.Int64
 	ending                              atomic.Bool
@@ -161,6 +166,9 @@ func readWorkerConfig(sc *bufio.Scanner) (workerConfig, error) {
 func newWSWorker(cfg workerConfig) *wsWorker {
 	w := &wsWorker{cfg: cfg, sess: make([]wsSess, cfg.Count)}
 	w.match = newMatcher(cfg.Topo, cfg.First, cfg.Count, w.sess)
+	if cfg.Storm != nil {
+		w.storm = newStormState(cfg.Topo, cfg.First, cfg.Count)
+	}
 	ips := cfg.SourceIPs
 	if len(ips) == 0 {
 		ips = []string{""}
@@ -234,6 +242,9 @@ func (w *wsWorker) readAnnouncements(ctx context.Context, sc *bufio.Scanner) {
 // is the memory before the first dial.
 func (w *wsWorker) result(ms0 *runtime.MemStats) *workerReport {
 	res := w.report("result")
+	if w.storm != nil {
+		res.Storm = w.storm.result(w.sess)
+	}
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -248,6 +259,9 @@ func (w *wsWorker) result(ms0 *runtime.MemStats) *workerReport {
 
 // handleLine parses one announcement.
 func (w *wsWorker) handleLine(line string) {
+	if w.stormLine(line) {
+		return
+	}
 	f := strings.Fields(line)
 	if len(f) != 4 || f[0] != "c" {
 		w.errs.Add("worker_bad_line", 1)
@@ -271,5 +285,14 @@ func (w *wsWorker) report(kind string) *workerReport {
 		Open: w.open.Load(), Acked: w.acked.Load(), Failed: w.failed.Load(), Closed: w.closed.Load(),
 		Frames: w.frames.Load(), Expected: exp, Received: rec, Missing: miss, Unmatched: unm,
 		Errors: w.errs.Snapshot(), Delivery: lat, Handshake: w.hs.Snapshot(),
+		Storm: w.stormProgress(),
 	}
+}
+
+// stormProgress is the storm's counts for a progress report.
+func (w *wsWorker) stormProgress() *workerStorm {
+	if w.storm == nil {
+		return nil
+	}
+	return &workerStorm{Gone: w.storm.gone.Load(), Back: w.storm.back.Load()}
 }
