@@ -25,6 +25,9 @@ type fakeRouter struct {
 	states    map[int64]*messages.UserState
 	owners    map[int64]string
 	failWatch map[int64]bool // a Watch of these users fails
+	failReads bool           // ReadPresence fails
+	// failSessions is how many Sessions reports fail before one is taken.
+	failSessions int
 	watches   []int64        // users watched, in order
 	unwatches []int64
 	reads     []int64 // users read with ReadPresence
@@ -52,6 +55,10 @@ func (r *fakeRouter) Request(_ context.Context, userID int64, env *messages.Enve
 	case env.GetUnwatch() != nil:
 		r.unwatches = append(r.unwatches, env.GetUnwatch().GetUserId())
 	case env.GetSessions() != nil:
+		if r.failSessions > 0 {
+			r.failSessions--
+			return nil, errors.New("owner busy")
+		}
 		r.sessions[userID] = env.GetSessions().GetCount()
 	}
 	return &messages.Envelope{Body: &messages.Envelope_Ack{Ack: &messages.Ack{}}}, nil
@@ -68,6 +75,9 @@ func (r *fakeRouter) RequestAll(ctx context.Context, envs []*messages.Envelope) 
 func (r *fakeRouter) ReadPresence(_ context.Context, ids []int64) ([]*messages.UserState, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.failReads {
+		return nil, errors.New("read timed out")
+	}
 	out := make([]*messages.UserState, len(ids))
 	for i, id := range ids {
 		r.reads = append(r.reads, id)
@@ -86,6 +96,12 @@ func (r *fakeRouter) set(f func(r *fakeRouter)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f(r)
+}
+
+func (r *fakeRouter) sessionCount(uid int64) int32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sessions[uid]
 }
 
 func (r *fakeRouter) counts() (watches, unwatches, reads []int64) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"runtime/debug"
+	"time"
 
 	fws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
@@ -56,12 +57,35 @@ func (s *Server) serveSession(c *websocket.Conn) {
 	s.readLoop(sess, conn)
 }
 
-// attach registers the session with the hub; when that fails the session
-// is closed with the code that tells the client what to do.
+// attachRetries are the waits before attaching again after a failure
+// that may pass (the owner busy or briefly refusing, as in a reconnect
+// storm after a drain): retrying on the open connection costs the node one
+// message, where a 1013 close costs the client a backoff and the node a
+// new handshake, token check and subscribe, which is load on a node that
+// is already short of it.
+var attachRetries = []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second}
+
+// attach registers the session with the hub, retrying a failure that may
+// pass; when it fails for good the session is closed with the code that
+// tells the client what to do.
 func (s *Server) attach(sess *session) bool {
 	ctx, cancel := s.requestCtx()
 	err := s.hub.attach(ctx, sess)
 	cancel()
+	for _, wait := range attachRetries {
+		if err == nil || errors.Is(err, errTooManySessions) || errors.Is(err, errDraining) {
+			break
+		}
+		select {
+		case <-sess.closed():
+			return false
+		case <-time.After(wait):
+		}
+		s.hub.stats.AttachRetries.Add(1)
+		ctx, cancel := s.requestCtx()
+		err = s.hub.attach(ctx, sess)
+		cancel()
+	}
 	switch {
 	case err == nil:
 		return true

@@ -55,6 +55,14 @@ type HubStats struct {
 	// the writer workers could not serve at once (a socket that would
 	// block, a full backlog, a close frame).
 	WriterGoroutines atomic.Int64
+	// AttachRetries counts attaches tried again on an open connection
+	// after a failure that may pass; SnapshotFallbacks counts subscribe
+	// snapshots taken from the hub's newest pushed state because reading
+	// the user failed; SnapshotRetries counts snapshots read again later
+	// because neither was there.
+	AttachRetries     atomic.Int64
+	SnapshotFallbacks atomic.Int64
+	SnapshotRetries   atomic.Int64
 }
 
 // watchEntry is one watched user: the local sessions watching it, the

@@ -13,6 +13,14 @@ import (
 // local subscriber of a user makes the hub watch it; later ones only read
 // it.
 func (h *Hub) subscribe(ctx context.Context, s *session, ids []int64) ([]*messages.UserState, error) {
+	states, _, err := h.subscribeAll(ctx, s, ids)
+	return states, err
+}
+
+// subscribeAll is subscribe that also returns the positions of ids whose
+// state could not be had (a failed watch or read, with no state of the
+// user in the hub either): their snapshot is still owed to s.
+func (h *Hub) subscribeAll(ctx context.Context, s *session, ids []int64) (states []*messages.UserState, missing []int, err error) {
 	// Users this hub starts watching get a Watch (answered with their
 	// state); users it watches already are only read, which the owners
 	// answer from their actors' snapshots, one message per node.
@@ -36,29 +44,54 @@ func (h *Hub) subscribe(ctx context.Context, s *session, ids []int64) ([]*messag
 	}
 	h.mu.Unlock()
 
-	states := make([]*messages.UserState, len(ids))
-	var firstErr error
+	states = make([]*messages.UserState, len(ids))
 	if len(watches) > 0 {
-		if err := h.watch(ctx, ids, watches, watchAt, states); err != nil {
-			firstErr = err
+		failed, werr := h.watch(ctx, ids, watches, watchAt, states)
+		if werr != nil {
+			err = werr
 		}
+		missing = append(missing, failed...)
 	}
 	if len(reads) > 0 {
-		got, err := h.router.ReadPresence(ctx, reads)
-		if err != nil {
-			firstErr = err
-		}
+		got, rerr := h.router.ReadPresence(ctx, reads)
 		for k, st := range got {
 			states[readAt[k]] = st
 		}
+		if rerr != nil {
+			err = rerr
+			missing = append(missing, h.fillFromLast(ids, readAt, states)...)
+		}
 	}
-	return states, firstErr
+	return states, missing, err
+}
+
+// fillFromLast fills the positions at of states that a failed read left
+// empty with the newest state the hub was pushed of their user (its watch
+// is in place, so that is current but for a change on its way, which the
+// session gets next); it returns the positions it could not fill.
+func (h *Hub) fillFromLast(ids []int64, at []int, states []*messages.UserState) (missing []int) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, i := range at {
+		if states[i] != nil {
+			continue
+		}
+		if w := h.watches[ids[i]]; w != nil {
+			if last := w.last.Load(); last != nil {
+				states[i] = last
+				h.stats.SnapshotFallbacks.Add(1)
+				continue
+			}
+		}
+		missing = append(missing, i)
+	}
+	return missing
 }
 
 // watch sends the Watch envelopes of a subscribe (for ids[watchAt[k]]) and
-// stores the states they answer with in states; it returns the last error.
-func (h *Hub) watch(ctx context.Context, ids []int64, watches []*messages.Envelope, watchAt []int, states []*messages.UserState) error {
-	var lastErr error
+// stores the states they answer with in states; it returns the positions
+// of ids whose Watch failed, and the last error.
+func (h *Hub) watch(ctx context.Context, ids []int64, watches []*messages.Envelope, watchAt []int, states []*messages.UserState) (failed []int, lastErr error) {
 	replies, errs := h.router.RequestAll(ctx, watches)
 	for k, reply := range replies {
 		// A Watch that did not take (a timeout, the store down) is sent
@@ -67,11 +100,13 @@ func (h *Hub) watch(ctx context.Context, ids []int64, watches []*messages.Envelo
 		if errs[k] != nil {
 			lastErr = errs[k]
 			h.forgetOwner(ids[watchAt[k]])
+			failed = append(failed, watchAt[k])
 			continue
 		}
 		if f := reply.GetFailure(); f != nil {
 			lastErr = errors.New(f.GetDetail())
 			h.forgetOwner(ids[watchAt[k]])
+			failed = append(failed, watchAt[k])
 			continue
 		}
 		st := reply.GetStateReply().GetState()
@@ -85,7 +120,7 @@ func (h *Hub) watch(ctx context.Context, ids []int64, watches []*messages.Envelo
 			h.fanOut(st)
 		}
 	}
-	return lastErr
+	return failed, lastErr
 }
 
 // unsubscribe removes ids from the session; the last local subscriber of a

@@ -22,6 +22,12 @@ func (s *Server) Collectors() []prometheus.Collector {
 			func() float64 { return float64(st.StaleDropped.Load()) }),
 		counter("presence_ws_writer_goroutines_total", "Writer goroutines started for sessions the writer workers could not write to at once (slow sockets, close frames).",
 			func() float64 { return float64(st.WriterGoroutines.Load()) }),
+		counter("presence_ws_attach_retries_total", "Session attaches tried again on the open connection after a failure that may pass (instead of closing with 1013).",
+			func() float64 { return float64(st.AttachRetries.Load()) }),
+		counter("presence_ws_snapshot_fallbacks_total", "Subscribe snapshots taken from the hub's newest pushed state because reading the user failed.",
+			func() float64 { return float64(st.SnapshotFallbacks.Load()) }),
+		counter("presence_ws_snapshot_retries_total", "Subscribe snapshots read again later because reading the user failed and the hub had no state of it.",
+			func() float64 { return float64(st.SnapshotRetries.Load()) }),
 		counter("presence_ws_watches_total", "Watches this node's hub placed on user actors.",
 			func() float64 { return float64(st.WatchesPerformed.Load()) }),
 	}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/presence-cluster/presence/messages"
 	"github.com/presence-cluster/presence/wire"
 )
 
@@ -25,10 +26,18 @@ func (s *Server) subscribe(sess *session, ids []int64, ack bool) {
 		return
 	}
 	ctx, cancel := s.requestCtx()
-	states, err := s.hub.subscribe(ctx, sess, ids)
+	states, missing, err := s.hub.subscribeAll(ctx, sess, ids)
 	cancel()
 	if err != nil {
-		s.log.Warn("subscribe incomplete", slog.Int64("user_id", sess.identity().UserID), slog.Any("err", err))
+		s.log.Warn("subscribe incomplete", slog.Int64("user_id", sess.identity().UserID),
+			slog.Int("snapshots_owed", len(missing)), slog.Any("err", err))
+	}
+	if len(missing) > 0 {
+		owed := make([]int64, len(missing))
+		for k, i := range missing {
+			owed[k] = ids[i]
+		}
+		defer func() { go s.retrySnapshots(sess, owed) }()
 	}
 	if ack && !sess.sendPaced(wire.AppendIDsFrame(nil, "subscribed", ids)) {
 		return
@@ -62,4 +71,54 @@ func (s *Server) unsubscribe(sess *session, ids []int64) {
 	s.hub.unsubscribe(ctx, sess, dropped)
 	cancel()
 	sess.send(wire.AppendIDsFrame(nil, "unsubscribed", ids))
+}
+
+// snapshotRetries are the waits before reading again the users whose
+// subscribe snapshot could not be had (their owner was busy or briefly
+// refusing, as in a reconnect storm). Without them a session subscribed
+// during such a moment would show those users as they were before it
+// reconnected until their next change.
+var snapshotRetries = []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+
+// retrySnapshots reads ids again until each is read (or known to have no
+// record) and queues each state to sess, as it may see it. The session's
+// versions drop a state older than one a push brought meanwhile.
+func (s *Server) retrySnapshots(sess *session, ids []int64) {
+	for _, wait := range snapshotRetries {
+		select {
+		case <-sess.closed():
+			return
+		case <-time.After(wait):
+		}
+		s.hub.stats.SnapshotRetries.Add(int64(len(ids)))
+		ctx, cancel := s.requestCtx()
+		states, err := s.hub.router.ReadPresence(ctx, ids)
+		cancel()
+		if err == nil {
+			s.sendSnapshots(sess, ids, states)
+			return
+		}
+		var rest []int64
+		for k, id := range ids {
+			if k < len(states) && states[k] != nil {
+				s.sendSnapshots(sess, ids[k:k+1], states[k:k+1])
+			} else {
+				rest = append(rest, id)
+			}
+		}
+		ids = rest
+	}
+	s.log.Warn("subscribe snapshots not read; the session shows those users from their next change",
+		slog.Int64("user_id", sess.identity().UserID), slog.Int("users", len(ids)))
+}
+
+// sendSnapshots queues the known states among states (of ids, in order)
+// to sess.
+func (s *Server) sendSnapshots(sess *session, ids []int64, states []*messages.UserState) {
+	now := time.Now()
+	for k, st := range states {
+		if st != nil {
+			sess.push(ids[k], st.GetVersion(), wire.AppendUpdateFrameView(nil, st, sess.viewOf(st), now))
+		}
+	}
 }
