@@ -28,10 +28,10 @@ type fakeRouter struct {
 	failReads bool           // ReadPresence fails
 	// failSessions is how many Sessions reports fail before one is taken.
 	failSessions int
-	watches   []int64        // users watched, in order
-	unwatches []int64
-	reads     []int64 // users read with ReadPresence
-	sessions  map[int64]int32
+	watches      []int64 // users watched, in order
+	unwatches    []int64
+	reads        []int64 // users read with ReadPresence
+	sessions     map[int64]int32
 }
 
 func newFakeRouter() *fakeRouter {
