@@ -31,10 +31,9 @@ func (e errValidation) Error() string { return string(e) }
 // errNoFields is a PUT that names none of the status fields (400).
 var errNoFields = errors.New(detailNoFields)
 
-// parseStatusUpdate parses the body of PUT /users/me/status into an
-// UpdateStatus (user fields left for the caller). now is used to refuse a
-// busy_until that is not in the future.
-func parseStatusUpdate(body []byte, now time.Time) (*messages.UpdateStatus, error) {
+// objectFields splits a request body that must be a JSON object into its
+// fields (422 otherwise).
+func objectFields(body []byte) (map[string]json.RawMessage, error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, errValidation("Request body must be a JSON object")
@@ -42,6 +41,17 @@ func parseStatusUpdate(body []byte, now time.Time) (*messages.UpdateStatus, erro
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil {
 		return nil, errValidation("Request body is not valid JSON")
+	}
+	return fields, nil
+}
+
+// parseStatusUpdate parses the body of PUT /users/me/status into an
+// UpdateStatus (user fields left for the caller). now is used to refuse a
+// busy_until that is not in the future.
+func parseStatusUpdate(body []byte, now time.Time) (*messages.UpdateStatus, error) {
+	fields, err := objectFields(body)
+	if err != nil {
+		return nil, err
 	}
 	u := &messages.UpdateStatus{}
 	if raw, ok := fields["is_online"]; ok {

@@ -31,16 +31,11 @@ const (
 // reader's binary search rely on. Unknown fields are ignored; a body that
 // names none of the three fields is errNoVisibilityFields.
 func parseVisibilityUpdate(body []byte) (*messages.SetVisibility, error) {
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil, errValidation("Request body must be a JSON object")
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, errValidation("Request body is not valid JSON")
+	fields, err := objectFields(body)
+	if err != nil {
+		return nil, err
 	}
 	m := &messages.SetVisibility{}
-	var err error
 	if raw, ok := fields["presence"]; ok {
 		m.SetPresence = true
 		if m.Presence, err = parseMode(raw, "presence"); err != nil {

@@ -38,14 +38,19 @@ func AppendPresence(b []byte, s *messages.UserState) []byte {
 
 // appendState appends the fields both records share, in the seed's order.
 func appendState(b []byte, s *messages.UserState) []byte {
+	b = appendOnlineBusy(b, s)
+	b = append(b, `,"last_seen":`...)
+	return appendTime(b, s.GetLastSeen())
+}
+
+// appendOnlineBusy appends is_online, is_busy and busy_until.
+func appendOnlineBusy(b []byte, s *messages.UserState) []byte {
 	b = append(b, `,"is_online":`...)
 	b = strconv.AppendBool(b, s.GetIsOnline())
 	b = append(b, `,"is_busy":`...)
 	b = strconv.AppendBool(b, s.GetIsBusy())
 	b = append(b, `,"busy_until":`...)
-	b = appendTime(b, s.GetBusyUntil())
-	b = append(b, `,"last_seen":`...)
-	return appendTime(b, s.GetLastSeen())
+	return appendTime(b, s.GetBusyUntil())
 }
 
 // appendVersion appends the version and closes the record.

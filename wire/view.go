@@ -99,12 +99,7 @@ func AppendPresenceView(b []byte, s *messages.UserState, v View) []byte {
 		b = append(b, `,"is_online":false,"is_busy":false,"busy_until":null,"last_seen":null`...)
 		return appendVersion(b, s)
 	}
-	b = append(b, `,"is_online":`...)
-	b = strconv.AppendBool(b, s.GetIsOnline())
-	b = append(b, `,"is_busy":`...)
-	b = strconv.AppendBool(b, s.GetIsBusy())
-	b = append(b, `,"busy_until":`...)
-	b = appendTime(b, s.GetBusyUntil())
+	b = appendOnlineBusy(b, s)
 	b = append(b, `,"last_seen":null`...)
 	return appendVersion(b, s)
 }

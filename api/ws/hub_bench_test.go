@@ -137,10 +137,7 @@ func BenchmarkHubFanOut1000(b *testing.B) {
 // and the frames of two views are encoded).
 func BenchmarkHubFanOutVisibility1000(b *testing.B) {
 	const hot = int64(1_000_042)
-	allow := make([]int64, 0, 500)
-	for uid := int64(1); uid <= 1000; uid += 2 {
-		allow = append(allow, uid)
-	}
+	allow := oddIDs(1000)
 	halfRefused := &messages.Visibility{Presence: messages.VisibilityMode_VISIBILITY_MODE_ALLOWLIST, Allow: allow}
 	nobody := &messages.Visibility{Presence: messages.VisibilityMode_VISIBILITY_MODE_NOBODY}
 	cases := []struct {
@@ -182,10 +179,7 @@ func BenchmarkHubFanOutVisibility1000(b *testing.B) {
 // the timer runs).
 func BenchmarkHubMask1000(b *testing.B) {
 	const hot = int64(1_000_042)
-	allow := make([]int64, 0, 500)
-	for uid := int64(1); uid <= 1000; uid += 2 {
-		allow = append(allow, uid)
-	}
+	allow := oddIDs(1000)
 	vis := map[string]*messages.Visibility{
 		"unused":       nil,
 		"half-refused": {Presence: messages.VisibilityMode_VISIBILITY_MODE_ALLOWLIST, Allow: allow},
@@ -219,4 +213,14 @@ func BenchmarkHubMask1000(b *testing.B) {
 			}
 		})
 	}
+}
+
+// oddIDs returns the odd ids from 1 to n: an allowlist refusing half of
+// the sessions of users 1..n.
+func oddIDs(n int64) []int64 {
+	ids := make([]int64, 0, n/2)
+	for uid := int64(1); uid <= n; uid += 2 {
+		ids = append(ids, uid)
+	}
+	return ids
 }
