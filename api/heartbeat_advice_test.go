@@ -115,6 +115,45 @@ func TestRateMeterConcurrent(t *testing.T) {
 	}
 }
 
+// Every event is counted in its own second, also when several callers
+// mark the first events of a new second at once (one of them closes the
+// previous second): the heartbeat rate a node reports is exact.
+func TestRateMeterCountsEachSecondExactly(t *testing.T) {
+	clock := &stepClock{now: time.Unix(2_000_000, 0)}
+	var mu sync.Mutex
+	var closed []int64
+	m := &rateMeter{now: clock.Now, onClose: func(_, n int64) { mu.Lock(); closed = append(closed, n); mu.Unlock() }}
+	const seconds, workers, each = 200, 4, 25
+	for range seconds {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				for range each {
+					m.mark()
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		clock.add(time.Second)
+	}
+	m.mark()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(closed) != seconds {
+		t.Fatalf("%d seconds closed, want %d", len(closed), seconds)
+	}
+	for s, n := range closed {
+		if n != workers*each {
+			t.Fatalf("second %d counted %d events, want %d (closed: %v)", s, n, workers*each, closed)
+		}
+	}
+}
+
 func TestNextAdviceFactor(t *testing.T) {
 	tests := []struct {
 		name                 string

@@ -6,10 +6,12 @@ import (
 )
 
 // rateMeter counts events per clock second without a lock: the hot path
-// is one atomic load and one compare-and-swap of a word holding both the
-// second being counted and its count, so an event is always counted in the
-// second it was marked in. The first event of a new second closes the
-// previous one and hands its count to onClose.
+// is one atomic load and one atomic add on a word holding both the second
+// being counted and its count, so an event is counted in the second it was
+// marked in (unless the clock moves on between the two, at the boundary).
+// The first event of a new second closes the previous one, with a
+// compare-and-swap that decides which caller does, and hands its count to
+// onClose.
 type rateMeter struct {
 	now func() time.Time
 	// state is the Unix second being counted (above countBits) and its
@@ -23,7 +25,8 @@ type rateMeter struct {
 	onClose func(second, count int64)
 }
 
-// countBits holds a second's count: up to 16.7 million events a second.
+// countBits holds a second's count: up to 16.7 million events a second,
+// far beyond what a node answers.
 const countBits = 24
 
 const countMask = 1<<countBits - 1
@@ -33,19 +36,14 @@ func (m *rateMeter) mark() {
 	sec := m.now().Unix()
 	for {
 		v := m.state.Load()
-		w, n := v>>countBits, v&countMask
-		if w == sec {
-			if n == countMask || m.state.CompareAndSwap(v, v+1) {
-				return // (a full count saturates)
-			}
-			continue
-		}
-		if w > sec {
-			return // a clock stepped back: counted as part of the newer second's
+		w := v >> countBits
+		if w == sec || w > sec { // (w > sec: a clock stepped back)
+			m.state.Add(1) // a count of 2^24 a second would carry into the second
+			return
 		}
 		if m.state.CompareAndSwap(v, sec<<countBits|1) {
 			if v != 0 {
-				m.close(w, n)
+				m.close(w, v&countMask)
 			}
 			return
 		}
