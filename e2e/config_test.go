@@ -100,16 +100,7 @@ func TestDaemonDefaultStartOpensOnlyHTTP(t *testing.T) {
 		ln.Close()
 	}
 	bin := testkit.BuildPresenced(t)
-	httpPort := strings.TrimPrefix(testkit.FreeAddr(t), "127.0.0.1")
-	p := testkit.StartProc(t, bin, "default", map[string]string{"PRESENCE_HTTP_ADDR": httpPort, "PRESENCE_STORE": "memory"}, nil)
-	testkit.Eventually(t, 20*time.Second, "the node answers /healthz", func() error {
-		res, err := http.Get("http://127.0.0.1" + httpPort + "/healthz")
-		if err != nil {
-			return err
-		}
-		res.Body.Close()
-		return nil
-	})
+	p, httpPort := startOnAnyPort(t, bin)
 	addrs, err := testkit.ListeningTCP(p.Cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
@@ -128,6 +119,39 @@ func TestDaemonDefaultStartOpensOnlyHTTP(t *testing.T) {
 	}
 	if exposed != 1 || len(addrs) != 3 {
 		t.Errorf("want HTTP beyond loopback and gossip+remoting on loopback, got %v", addrs)
+	}
+}
+
+// startOnAnyPort starts a default node with its HTTP port on every
+// interface (":port") and waits for /healthz. A port free on loopback a
+// moment ago may be taken on the wildcard address by then (an outgoing
+// connection of another test uses it as its local port): such a start
+// fails with "address already in use", and is tried again on another port.
+func startOnAnyPort(t *testing.T, bin string) (*testkit.Proc, string) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		httpPort := strings.TrimPrefix(testkit.FreeAddr(t), "127.0.0.1")
+		p := testkit.StartProc(t, bin, "default", map[string]string{"PRESENCE_HTTP_ADDR": httpPort, "PRESENCE_STORE": "memory"}, nil)
+		var taken bool
+		testkit.Eventually(t, 20*time.Second, "the node answers /healthz", func() error {
+			if p.HasExited() && strings.Contains(p.Output(), "address already in use") {
+				taken = true
+				return nil
+			}
+			res, err := http.Get("http://127.0.0.1" + httpPort + "/healthz")
+			if err != nil {
+				return err
+			}
+			res.Body.Close()
+			return nil
+		})
+		if !taken {
+			return p, httpPort
+		}
+		if attempt == 3 {
+			t.Fatalf("no free HTTP port in %d attempts", attempt)
+		}
+		t.Logf("port %s was taken meanwhile; trying another", httpPort)
 	}
 }
 
