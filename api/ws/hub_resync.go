@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/presence-cluster/presence/messages"
 )
@@ -31,6 +32,13 @@ func (h *Hub) Resync(ctx context.Context) (failed bool) {
 		return false
 	}
 	h.log.Info("hub re-subscribing after membership change", slog.Int("watches", len(watchEnvs)), slog.Int("session_users", len(counts)))
+	start := time.Now()
+	defer func() {
+		// How long the moved users' owners went without this hub's counts
+		// and watches: a count later than the disconnect grace is a flap.
+		h.log.Info("hub re-subscribed", slog.Int("watches", len(watchEnvs)), slog.Int("session_users", len(counts)),
+			slog.Bool("failed", failed), slog.Duration("took", time.Since(start)))
+	}()
 	// Counts first: a moved user whose sessions are all on other nodes
 	// starts its new activation in the disconnect grace, and goes offline
 	// if its counts do not arrive before the grace ends.
