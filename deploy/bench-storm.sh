@@ -21,6 +21,7 @@ secret=bench-secret-0123456789abcdef0123
 dir=${STORM_DIR:-$(mktemp -d -t storm.XXXXXX)}
 base=${STORM_PORT_BASE:-18700} # HTTP base+i, gossip base+10+i, remoting base+20+i, pprof base+30+i
 
+pgbase=$store # the URL without the schema, to drop it at the end
 if [ "$store" != memory ]; then
 	schema=storm_$(date +%s)
 	psql -q "$store" -c "CREATE SCHEMA $schema"
@@ -28,7 +29,6 @@ if [ "$store" != memory ]; then
 fi
 
 pids=()
-pgbase=$3
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true

@@ -32,6 +32,9 @@ type fakeRouter struct {
 	unwatches    []int64
 	reads        []int64 // users read with ReadPresence
 	sessions     map[int64]int32
+	// roundTrip is how long every exchange with the owners takes: each
+	// Request, and each RequestAll as a whole (its envelopes go at once).
+	roundTrip time.Duration
 }
 
 func newFakeRouter() *fakeRouter {
@@ -41,7 +44,33 @@ func newFakeRouter() *fakeRouter {
 	}
 }
 
-func (r *fakeRouter) Request(_ context.Context, userID int64, env *messages.Envelope) (*messages.Envelope, error) {
+func (r *fakeRouter) Request(ctx context.Context, _ int64, env *messages.Envelope) (*messages.Envelope, error) {
+	if err := r.wait(ctx); err != nil {
+		return nil, err
+	}
+	return r.answer(env)
+}
+
+// wait takes one round trip, or until ctx ends.
+func (r *fakeRouter) wait(ctx context.Context) error {
+	r.mu.Lock()
+	d := r.roundTrip
+	r.mu.Unlock()
+	if d == 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// answer is what the owner of env's user answers.
+func (r *fakeRouter) answer(env *messages.Envelope) (*messages.Envelope, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
@@ -59,15 +88,20 @@ func (r *fakeRouter) Request(_ context.Context, userID int64, env *messages.Enve
 			r.failSessions--
 			return nil, errors.New("owner busy")
 		}
-		r.sessions[userID] = env.GetSessions().GetCount()
+		r.sessions[env.GetSessions().GetUserId()] = env.GetSessions().GetCount()
 	}
 	return &messages.Envelope{Body: &messages.Envelope_Ack{Ack: &messages.Ack{}}}, nil
 }
 
 func (r *fakeRouter) RequestAll(ctx context.Context, envs []*messages.Envelope) ([]*messages.Envelope, []error) {
 	out, errs := make([]*messages.Envelope, len(envs)), make([]error, len(envs))
+	err := r.wait(ctx)
 	for i, env := range envs {
-		out[i], errs[i] = r.Request(ctx, 0, env)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		out[i], errs[i] = r.answer(env)
 	}
 	return out, errs
 }

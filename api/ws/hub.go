@@ -226,7 +226,11 @@ func (h *Hub) detachOwn(ctx context.Context, s *session) {
 	h.mu.Unlock()
 	h.stats.SessionsOpen.Add(-1)
 	if err := h.sendSessions(ctx, user.UserID, user.Username, count, seq, false); err != nil {
-		h.log.Warn("session count not delivered", slog.Int64("user_id", user.UserID), slog.Any("err", err))
+		// Not retried here (the session is gone, its connection with it):
+		// the next Resync sends the count again. Left alone, a count of
+		// zero that did not arrive would keep the user online for good.
+		h.log.Warn("session count not delivered; will retry", slog.Int64("user_id", user.UserID), slog.Any("err", err))
+		h.oweCount(user.UserID)
 	}
 }
 
@@ -234,9 +238,20 @@ func (h *Hub) detachOwn(ctx context.Context, s *session) {
 // this node; resend marks a count sent again (to a new owner), which is no
 // new connection.
 func (h *Hub) sendSessions(ctx context.Context, uid int64, username string, count int, seq uint64, resend bool) error {
-	reply, err := h.router.Request(ctx, uid, &messages.Envelope{Body: &messages.Envelope_Sessions{Sessions: &messages.Sessions{
+	reply, err := h.router.Request(ctx, uid, h.sessionsEnv(uid, username, count, seq, resend))
+	return replyErr(reply, err)
+}
+
+// sessionsEnv is the Sessions report of uid's count on this node.
+func (h *Hub) sessionsEnv(uid int64, username string, count int, seq uint64, resend bool) *messages.Envelope {
+	return &messages.Envelope{Body: &messages.Envelope_Sessions{Sessions: &messages.Sessions{
 		UserId: uid, Username: username, Hub: h.hubKey(), Count: int32(count), Seq: seq, Resend: resend,
-	}}})
+	}}}
+}
+
+// replyErr is the error of a request to a user actor: the transport's, or
+// the failure the actor answered with.
+func replyErr(reply *messages.Envelope, err error) error {
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package ws
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/presence-cluster/presence/messages"
 )
@@ -31,17 +32,17 @@ func (h *Hub) Resync(ctx context.Context) (failed bool) {
 		return false
 	}
 	h.log.Info("hub re-subscribing after membership change", slog.Int("watches", len(watchEnvs)), slog.Int("session_users", len(counts)))
-	for _, c := range counts {
-		if err := h.sendSessions(ctx, c.uid, c.username, c.count, c.seq, true); err != nil {
-			failed = true
-			h.log.Warn("session count not re-sent; will retry", slog.Int64("user_id", c.uid), slog.Any("err", err))
-			h.mu.Lock()
-			if own := h.sessions[c.uid]; own != nil {
-				own.owner = ownerUnknown
-			}
-			h.mu.Unlock()
-		}
-	}
+	start := time.Now()
+	defer func() {
+		// How long the moved users' owners went without this hub's counts
+		// and watches: a count later than the disconnect grace is a flap.
+		h.log.Info("hub re-subscribed", slog.Int("watches", len(watchEnvs)), slog.Int("session_users", len(counts)),
+			slog.Bool("failed", failed), slog.Duration("took", time.Since(start)))
+	}()
+	// Counts first: a moved user whose sessions are all on other nodes
+	// starts its new activation in the disconnect grace, and goes offline
+	// if its counts do not arrive before the grace ends.
+	failed = h.resendCounts(ctx, counts)
 	for start := 0; start < len(watchEnvs); start += resyncBatch {
 		part := watchEnvs[start:min(start+resyncBatch, len(watchEnvs))]
 		replies, errs := h.router.RequestAll(ctx, part)
@@ -60,6 +61,48 @@ func (h *Hub) Resync(ctx context.Context) (failed bool) {
 	return failed
 }
 
+// resendCounts sends counts to their users' actors in batches of
+// resyncBatch, every batch at once (a node that took over a third of the
+// cluster's users gets thousands of counts from each hub; one round trip
+// each would take longer than the disconnect grace under load). A count
+// not taken is owed: the next Resync sends it again.
+func (h *Hub) resendCounts(ctx context.Context, counts []sessCount) (failed bool) {
+	for start := 0; start < len(counts); start += resyncBatch {
+		part := counts[start:min(start+resyncBatch, len(counts))]
+		envs := make([]*messages.Envelope, len(part))
+		for i, c := range part {
+			envs[i] = h.sessionsEnv(c.uid, c.username, c.count, c.seq, true)
+		}
+		replies, errs := h.router.RequestAll(ctx, envs)
+		for i, c := range part {
+			if err := replyErr(replies[i], errs[i]); err != nil {
+				failed = true
+				h.log.Warn("session count not re-sent; will retry", slog.Int64("user_id", c.uid), slog.Any("err", err))
+				h.oweCount(c.uid)
+			}
+		}
+	}
+	return failed
+}
+
+// oweCount marks uid's count on this node as not known to its owner, so
+// the next Resync sends it again; a count of zero keeps an empty entry for
+// that. A closed hub owes nothing: its node is leaving, and the owners
+// forget its counts when it is gone.
+func (h *Hub) oweCount(uid int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	own := h.sessions[uid]
+	if own == nil {
+		own = &ownEntry{sessions: make(map[*session]struct{})}
+		h.sessions[uid] = own
+	}
+	own.owner = ownerUnknown
+}
+
 // ownerChanges records the current owner of every watched user and of
 // every local session's user, and returns the Watch envelopes and session
 // counts to send to those whose owner changed.
@@ -75,15 +118,22 @@ func (h *Hub) ownerChanges() ([]*messages.Envelope, []sessCount) {
 		}
 	}
 	for uid, own := range h.sessions {
-		if owner := h.router.Owner(uid); owner != own.owner && len(own.sessions) > 0 {
-			own.owner = owner
-			var name string
-			for s := range own.sessions {
-				name = s.identity().Username
-				break
-			}
-			counts = append(counts, sessCount{uid: uid, username: name, count: len(own.sessions), seq: h.seq.Add(1)})
+		owner := h.router.Owner(uid)
+		if owner == own.owner {
+			continue
 		}
+		own.owner = owner
+		if len(own.sessions) == 0 {
+			// A zero count that did not reach the owner (oweCount): sent
+			// once more, and owed again if it fails.
+			delete(h.sessions, uid)
+		}
+		var name string
+		for s := range own.sessions {
+			name = s.identity().Username
+			break
+		}
+		counts = append(counts, sessCount{uid: uid, username: name, count: len(own.sessions), seq: h.seq.Add(1)})
 	}
 	return watchEnvs, counts
 }
