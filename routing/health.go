@@ -25,7 +25,7 @@ const (
 	// liveness probe that follows an attempt that ran out (probe.go),
 	// remoteAttempt + probeTimeout is the longest a request waits for a
 	// member that has just stopped answering.
-	remoteAttempt = 1100 * time.Millisecond
+	remoteAttempt = time.Second
 	// undeliveredFor is how long one request retries a remote owner the
 	// transport cannot reach before it suspects the owner.
 	undeliveredFor = 500 * time.Millisecond

@@ -9,7 +9,7 @@ import (
 
 // probeTimeout bounds a liveness probe: a member that cannot answer an
 // empty batch read from memory within it is treated as not answering.
-const probeTimeout = 400 * time.Millisecond
+const probeTimeout = 350 * time.Millisecond
 
 // answersProbe reports whether the member at addr is alive and answering,
 // asked when a request to one of its users ran out of its attempt. Only

@@ -238,6 +238,10 @@ func (r *Router) attempt(ctx context.Context, userID int64, env *messages.Envelo
 			r.log.Warn("member not answering; failing its users' requests fast until it answers or is declared dead",
 				slog.String("member", m.Name), slog.String("address", m.RemoteAddr), slog.Any("err", err))
 		}
+		if o, ok := r.members.View().Owner(userID); ok && o.Name != m.Name {
+			// Declared dead meanwhile: the user has a new owner to ask.
+			return nil, false, err
+		}
 		return nil, true, ownerDown(userID, m)
 	case err != nil:
 		return nil, false, err
