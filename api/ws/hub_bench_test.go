@@ -41,27 +41,13 @@ func BenchmarkHubFanOut(b *testing.B) {
 
 func benchFanOut(b *testing.B, n int, workers bool) {
 	const hot = int64(42)
-	e := newTestEnv(b)
 	var pool *writerPool
 	if workers {
 		pool = newWriterPool(runtime.GOMAXPROCS(0))
 		defer pool.stop()
 	}
 	var written atomic.Int64
-	sessions := make([]*session, 0, n)
-	for uid := int64(1); uid <= int64(n); uid++ {
-		c := discardConn{newFakeConn(b), &written}
-		s := newSession(c, auth.Identity{UserID: uid}, nil, &sessionOptions{queue: 256, writeTimeout: time.Second, stats: e.hub.Stats(), pool: pool})
-		if err := e.hub.attach(context.Background(), s); err != nil {
-			b.Fatal(err)
-		}
-		s.reserve([]int64{hot}, 0)
-		if _, err := e.hub.subscribe(context.Background(), s, []int64{hot}); err != nil {
-			b.Fatal(err)
-		}
-		s.markReady(hot, 0)
-		sessions = append(sessions, s)
-	}
+	e, sessions := benchHubOn(b, newTestEnv(b), hot, n, pool, &written)
 	for written.Load() < int64(n) { // the subscribe answers
 		time.Sleep(time.Millisecond)
 	}
@@ -78,19 +64,21 @@ func benchFanOut(b *testing.B, n int, workers bool) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/frame")
-	e.srv.CloseAll(CloseDraining, "bench over")
-	for _, s := range sessions {
-		s.wait()
-	}
+	benchStop(e, sessions)
 }
 
 // benchHub attaches n sessions (users 1..n) subscribed to user hot.
 func benchHub(b *testing.B, hot int64, n int) (*testEnv, []*session) {
-	e := newTestEnv(b)
+	return benchHubOn(b, newTestEnv(b), hot, n, nil, new(atomic.Int64))
+}
+
+// benchHubOn is benchHub on e, with the sessions written by pool (nil: a
+// goroutine per session) and their writes counted in written.
+func benchHubOn(b *testing.B, e *testEnv, hot int64, n int, pool *writerPool, written *atomic.Int64) (*testEnv, []*session) {
 	sessions := make([]*session, 0, n)
 	for uid := int64(1); uid <= int64(n); uid++ {
-		c := discardConn{newFakeConn(b), new(atomic.Int64)}
-		s := newSession(c, auth.Identity{UserID: uid}, nil, &sessionOptions{queue: 256, writeTimeout: time.Second, stats: e.hub.Stats()})
+		c := discardConn{newFakeConn(b), written}
+		s := newSession(c, auth.Identity{UserID: uid}, nil, &sessionOptions{queue: 256, writeTimeout: time.Second, stats: e.hub.Stats(), pool: pool})
 		if err := e.hub.attach(context.Background(), s); err != nil {
 			b.Fatal(err)
 		}
