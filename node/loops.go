@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/presence-cluster/presence/cluster"
@@ -35,6 +36,9 @@ func (n *Node) onView(old, cur *cluster.View) {
 			n.router.MemberBack(m.RemoteAddr)
 		}
 	}
+	for _, addr := range staleRemotes(old, cur) {
+		n.router.MemberGone(addr)
+	}
 	n.host.ViewChanged(func(addr string) bool { return addr == self || cur.HasRemote(addr) }, joined)
 	select {
 	case n.resync <- struct{}{}:
@@ -49,6 +53,25 @@ func (n *Node) onView(old, cur *cluster.View) {
 			break
 		}
 	}
+}
+
+// staleRemotes returns the remoting addresses of the members that left the
+// view (left, or declared dead): a connection this node holds to one of
+// them may lead to a host that vanished without closing it.
+//
+// Only departures count. Dropping a connection loses what is queued on it
+// (pushes included), so a member returning under its name after a
+// partition, or a new process at a known address, keeps what it has: a
+// dead connection is dropped when its member leaves the view, which
+// failure detection ensures before its users move.
+func staleRemotes(old, cur *cluster.View) []string {
+	var out []string
+	for _, m := range old.All {
+		if m.RemoteAddr != "" && old.HasRemote(m.RemoteAddr) && !cur.HasRemote(m.RemoteAddr) && !slices.Contains(out, m.RemoteAddr) {
+			out = append(out, m.RemoteAddr)
+		}
+	}
+	return out
 }
 
 // resyncLoop re-subscribes the hub after membership changes, one pass at a

@@ -18,7 +18,14 @@ const probeTimeout = 350 * time.Millisecond
 // member for suspectFor. The probe is an empty batch read, which every
 // version's activator answers at once without touching its store or a
 // user actor. Concurrent probes of one member share one request.
+//
+// A member that left the view is not probed (it is not answering): a
+// message to it would open a connection to a host that may have vanished,
+// which MemberGone has just dropped.
 func (r *Router) answersProbe(addr string) bool {
+	if !r.members.View().HasRemote(addr) {
+		return false
+	}
 	v, _, _ := r.probes.Do(addr, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 		defer cancel()

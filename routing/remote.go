@@ -96,3 +96,18 @@ func (r *Router) MemberBack(addr string) {
 		r.health.answered(addr)
 	}
 }
+
+// MemberGone tells the router that the member at addr left the view (it
+// left, or failure detection declared it dead). Remoting's connection to
+// it, if any, is dropped, with what is queued on it, and the next message
+// dials afresh. A host that
+// vanished without closing its connections (a killed container or VM, a
+// partition) leaves them open: without this, what is sent after the address
+// answers again would go down the dead connection until the new process
+// resets it, and those first requests would be lost.
+func (r *Router) MemberGone(addr string) {
+	if addr == "" || addr == r.local.Address {
+		return
+	}
+	r.system.EventStream.Publish(&remote.EndpointTerminatedEvent{Address: addr})
+}

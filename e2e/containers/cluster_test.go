@@ -287,19 +287,19 @@ func testPartition(t *testing.T, c *cluster, note noteFunc) {
 		id := int64(3001 + i)
 		ids[i] = id
 		if err := c.heartbeat(nodes[i%3], id); err != nil {
-			t.Fatal(err)
+			t.Fatalf("before the split: heartbeat %d via %s: %v", id, nodes[i%3], err)
 		}
 		record(id, c.mustPut(nodes[i%3], id, `{"is_busy": false}`))
 	}
 	w1, w3 := newWatcher(), newWatcher()
 	ws1, err := c.dialWS("node1", 3901, ids, w1.add)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("before the split: %v", err)
 	}
 	defer ws1.close()
 	ws3, err := c.dialWS("node3", 3903, ids, w3.add)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("before the split: %v", err)
 	}
 	defer ws3.close()
 	waitWatchers(t, []*watcher{w1, w3}, ids, 15*time.Second, func(id int64, p Presence) bool { return sameState(p, last[id]) })

@@ -118,6 +118,10 @@ type Member struct {
 	Secret     string
 	Logger     *slog.Logger
 	TuneGossip func(*memberlist.Config)
+	// RemoteBind and RemoteAdvertise, when set, replace the loopback
+	// remoting address on a free port (a test that restarts a node at
+	// the same address, or reaches it through a proxy).
+	RemoteBind, RemoteAdvertise string
 }
 
 // StartMember starts a member of an in-process cluster on loopback ports
@@ -129,6 +133,10 @@ func StartMember(t testing.TB, base node.Config, m Member) (*node.Node, error) {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Membership.BindAddr = "127.0.0.1:0"
 	cfg.Routing.BindAddr = "127.0.0.1:0"
+	if m.RemoteBind != "" {
+		cfg.Routing.BindAddr = m.RemoteBind
+	}
+	cfg.Routing.Advertise = m.RemoteAdvertise
 	cfg.DataDir = t.TempDir()
 	cfg.SharedStore = m.Store
 	cfg.Auth.Secret = m.Secret
