@@ -99,6 +99,15 @@ func (c *Client) AdminDisconnect(ctx context.Context, id int64) (int64, error) {
 	return r.SessionsClosed, err
 }
 
+// InspectUser is GET /admin/users/{id} (admin token): user id's true
+// record, whatever their visibility, with where it lives and the setting.
+// A user without a record is a 404 (see IsNotFound).
+func (c *Client) InspectUser(ctx context.Context, id int64) (wire.UserInspection, error) {
+	var r wire.UserInspection
+	err := c.do(ctx, http.MethodGet, "/admin/users/"+strconv.FormatInt(id, 10), nil, &r)
+	return r, err
+}
+
 // Cluster is GET /admin/cluster (admin token): the membership as the node
 // asked sees it.
 func (c *Client) Cluster(ctx context.Context) (wire.ClusterStatus, error) {

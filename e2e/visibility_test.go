@@ -9,6 +9,7 @@ import (
 
 	"github.com/presence-cluster/presence/internal/testkit"
 	"github.com/presence-cluster/presence/node"
+	"github.com/presence-cluster/presence/wire"
 )
 
 // visParties are the visibility scenarios' users on node n.
@@ -81,8 +82,12 @@ func TestVisibilityDefaultsAndCreation(t *testing.T) {
 	if pr, _ := api.Presence(testkit.AdminID, p.User); !pr.IsOnline || pr.LastSeen == nil {
 		t.Fatalf("the admin does not see the true record: %+v", pr)
 	}
-	if in, err := api.InspectUser(p.User); err != nil || !in.IsOnline {
+	in, err := api.InspectUser(p.User)
+	if err != nil || !in.IsOnline {
 		t.Fatalf("admin inspection does not show the true record: %+v, %v", in, err)
+	}
+	if want := (wire.VisibilitySetting{Presence: "nobody", LastSeen: "nobody", Allow: []int64{1, 3, 9}}); !reflect.DeepEqual(in.Visibility, want) {
+		t.Fatalf("admin inspection shows visibility %+v, want %+v", in.Visibility, want)
 	}
 	if pr, _ := api.Presence(p.Refused, p.User); pr.IsOnline || pr.LastSeen != nil {
 		t.Fatalf("a refused viewer sees %+v", pr)

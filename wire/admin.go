@@ -24,6 +24,9 @@ type UserInspection struct {
 	Owner     string     `json:"owner"`
 	Watchers  int32      `json:"watchers"`
 	Sessions  int32      `json:"sessions"`
+	// Visibility is the user's setting (who sees their presence and
+	// last_seen); the inspection itself is the true record.
+	Visibility VisibilitySetting `json:"visibility"`
 }
 
 // AppendInspection appends the UserInspection of in.
@@ -46,6 +49,8 @@ func AppendInspection(b []byte, in *messages.Inspection) []byte {
 	b = strconv.AppendInt(b, int64(in.GetWatchers()), 10)
 	b = append(b, `,"sessions":`...)
 	b = strconv.AppendInt(b, int64(in.GetSessions()), 10)
+	b = append(b, `,"visibility":`...)
+	b = AppendVisibilitySetting(b, s.GetVisibility())
 	return append(b, '}')
 }
 

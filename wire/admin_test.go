@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -22,6 +23,8 @@ func TestAppendInspection(t *testing.T) {
 			BusyUntil: now.UnixMicro(), LastSeen: now.UnixMicro(), CreatedAt: now.UnixMicro(), UpdatedAt: now.UnixMicro(), Version: 12},
 			Node: "p2", Watchers: 3, Sessions: 5}, true},
 		{"never seen", &messages.Inspection{State: &messages.UserState{UserId: 8, Version: 1}, Node: "p1"}, false},
+		{"hidden from most", &messages.Inspection{State: &messages.UserState{UserId: 9, Version: 3, Visibility: &messages.Visibility{
+			Presence: messages.VisibilityMode_VISIBILITY_MODE_ALLOWLIST, LastSeen: messages.VisibilityMode_VISIBILITY_MODE_NOBODY, Allow: []int64{2, 40}}}, Node: "p1"}, false},
 	}
 	for _, tc := range cases {
 		b := AppendInspection(nil, tc.in)
@@ -36,6 +39,10 @@ func TestAppendInspection(t *testing.T) {
 			got.Owner != tc.in.GetNode() || got.Watchers != tc.in.GetWatchers() || got.Sessions != tc.in.GetSessions() ||
 			got.IsBusy != tc.busy || (got.BusyUntil != nil) != tc.busy || (got.LastSeen != nil) != (s.GetLastSeen() != 0) {
 			t.Errorf("%s: decoded %+v from %s", tc.name, got, b)
+		}
+		vis := VisibilitySetting{Presence: ModeName(s.GetVisibility().GetPresence()), LastSeen: ModeName(s.GetVisibility().GetLastSeen()), Allow: s.GetVisibility().GetAllow()}
+		if got.Visibility.Presence != vis.Presence || got.Visibility.LastSeen != vis.LastSeen || !slices.Equal(got.Visibility.Allow, vis.Allow) || got.Visibility.Allow == nil {
+			t.Errorf("%s: visibility %+v, want %+v (allow [] when empty)", tc.name, got.Visibility, vis)
 		}
 		if tc.busy && !got.BusyUntil.Equal(now) {
 			t.Errorf("%s: busy_until %v, want %v", tc.name, got.BusyUntil, now)

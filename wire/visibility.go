@@ -70,15 +70,36 @@ func ParseMode(name string) (mode messages.VisibilityMode, ok bool) {
 	return 0, false
 }
 
+// VisibilitySetting is a visibility setting alone, as GET
+// /admin/users/{id} shows it ("visibility").
+type VisibilitySetting struct {
+	Presence string  `json:"presence"`
+	LastSeen string  `json:"last_seen"`
+	Allow    []int64 `json:"allow"`
+}
+
 // AppendVisibility appends the visibility setting of st (the shape of
 // Visibility). A state without a setting has the default: everyone,
 // everyone, no ids. A mode this version does not know is written as
 // "nobody", which is how it is applied.
 func AppendVisibility(b []byte, st *messages.UserState) []byte {
-	vis := st.GetVisibility()
 	b = append(b, `{"user_id":`...)
 	b = strconv.AppendInt(b, st.GetUserId(), 10)
-	b = append(b, `,"presence":"`...)
+	b = append(b, ',')
+	b = appendVisibilityFields(b, st.GetVisibility())
+	return appendVersion(b, st)
+}
+
+// AppendVisibilitySetting appends vis in the shape of VisibilitySetting.
+func AppendVisibilitySetting(b []byte, vis *messages.Visibility) []byte {
+	b = append(b, '{')
+	b = appendVisibilityFields(b, vis)
+	return append(b, '}')
+}
+
+// appendVisibilityFields appends "presence", "last_seen" and "allow".
+func appendVisibilityFields(b []byte, vis *messages.Visibility) []byte {
+	b = append(b, `"presence":"`...)
 	b = appendModeName(b, vis.GetPresence())
 	b = append(b, `","last_seen":"`...)
 	b = appendModeName(b, vis.GetLastSeen())
@@ -89,8 +110,7 @@ func AppendVisibility(b []byte, st *messages.UserState) []byte {
 		}
 		b = strconv.AppendInt(b, id, 10)
 	}
-	b = append(b, ']')
-	return appendVersion(b, st)
+	return append(b, ']')
 }
 
 func appendModeName(b []byte, mode messages.VisibilityMode) []byte {

@@ -29,6 +29,7 @@ func init() {
 	commands = []command{
 		{name: "token", summary: "mint a JWT the local presenced accepts", run: runToken},
 		{name: "cluster", summary: "list the cluster's members as one node sees them (GET /admin/cluster)", run: runCluster},
+		{name: "user", summary: "show a user as an admin sees it (GET /admin/users/{id}); set their visibility, close their sessions", run: runUser},
 		{name: "health", summary: "exit 0 if a node answers 200 (default http://127.0.0.1:8000/readyz): the container health check", run: runHealth},
 		{name: "webhook-listen", summary: "run a change-feed receiver that verifies signatures, dedupes and prints each event", run: runWebhookListen},
 		{name: "bench", summary: "load generator: REST heartbeats, status changes, WebSocket sessions; delivery latency and server memory", run: runBench},
