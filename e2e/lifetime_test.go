@@ -24,8 +24,11 @@ import (
 
 // lifetimePing is the ping interval of the lifetime tests: the pinger
 // looks at the sessions every eighth of it, so an expired session is
-// closed within lifetimePing/8 of its deadline.
-const lifetimePing = 400 * time.Millisecond
+// closed within lifetimePing/8 of its deadline. A client that does not
+// answer a ping within twice the interval is dropped (1000), so it is not
+// shorter: on a loaded machine (the race pass) a 400 ms interval dropped
+// sessions before their token expired.
+const lifetimePing = 2 * time.Second
 
 // lifetimeSlack is how late after exp (no leeway) the close may come:
 // the contract's one second.
@@ -113,7 +116,7 @@ func TestRefreshExtendsSession(t *testing.T) {
 	c.sendRefresh(tokenUntil(502, later))
 	c.expectRefreshed(later)
 
-	time.Sleep(time.Until(exp.Add(lifetimeSlack + 2*lifetimePing)))
+	time.Sleep(time.Until(exp.Add(lifetimeSlack + lifetimePing/4))) // two of the pinger's looks past the old end
 	c.sync() // still open past the old exp
 	if closed, err := c.Closed(); closed {
 		t.Fatalf("session ended after a refresh: %v", err)
