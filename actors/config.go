@@ -65,6 +65,13 @@ type Config struct {
 	// Feed, when set, receives every visible change (the change feed for
 	// backends) and each activation's stored state.
 	Feed ChangeFeed
+	// HeartbeatAdvice, when set, is the heartbeat interval this node
+	// advises now (see HeartbeatInterval). An activation (a takeover, an
+	// owner move) gives a user online from REST heartbeats the offline
+	// deadline that advice implies, until their first heartbeat here: their
+	// client may follow a longer interval its node advised, which the
+	// previous owner knew and the store does not.
+	HeartbeatAdvice func() time.Duration
 	// Shards is how many activator shards the node's users are split over
 	// by user id, each with its own mailbox (default: GOMAXPROCS, so
 	// routing uses every core). A user always lands on the same shard.

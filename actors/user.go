@@ -255,6 +255,11 @@ func (a *userActor) activate(ctx actor.Context) {
 	}
 	now := a.now()
 	a.lastRest = a.rec.lastSeen
+	if a.cfg.HeartbeatAdvice != nil {
+		if d := AdvisedOfflineAfter(a.cfg.OfflineAfter, a.cfg.HeartbeatAdvice()); d > a.cfg.OfflineAfter {
+			a.restAfter = d.Microseconds()
+		}
+	}
 	if a.rec.online && a.rec.sessionsHeld {
 		// Sessions held the user online on the previous owner; they are
 		// gone with it, so their clients get the grace period to

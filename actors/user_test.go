@@ -1125,6 +1125,44 @@ func TestActivationRearmsStoredDeadlines(t *testing.T) {
 	})
 }
 
+// TestActivationFollowsHeartbeatAdvice: a user who went quiet longer than
+// offline_after ago, but not longer than the advised interval allows, is
+// still online on an activation while the node advises a longer interval
+// (their client may be following it), and goes offline at the deadline
+// that advice implies; with the base advice the activation applies the
+// plain rule.
+func TestActivationFollowsHeartbeatAdvice(t *testing.T) {
+	base := HeartbeatInterval(testOfflineAfter)
+	for _, tc := range []struct {
+		name    string
+		advice  time.Duration
+		online  bool          // right after the activation
+		offline time.Duration // since t0, when online
+	}{
+		{"advised twice the base", 2 * base, true, 4 * time.Minute},
+		{"the base advice", base, false, 0},
+		{"no advice source", 0, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var opts []envOption
+			if tc.advice > 0 {
+				opts = append(opts, func(_ *env, c *Config) { c.HeartbeatAdvice = func() time.Duration { return tc.advice } })
+			}
+			e := newEnv(t, opts...)
+			const id = 210
+			// Quiet for 6 minutes: past offline_after (5), within twice it.
+			e.put(&messages.UserState{UserId: id, IsOnline: true, LastSeen: at(-6 * time.Minute), CreatedAt: at(-time.Hour), UpdatedAt: at(-6 * time.Minute), Version: 4}, 0)
+			if !tc.online {
+				checkView(t, "activated", e.mustPresence(id), view{Version: 5})
+				return
+			}
+			checkView(t, "activated", e.mustPresence(id), view{Online: true, Version: 4})
+			checkView(t, "just before the advised deadline", e.advance(id, tc.offline-time.Microsecond), view{Online: true, Version: 4})
+			checkView(t, "advised deadline", e.advance(id, time.Microsecond), view{Version: 5})
+		})
+	}
+}
+
 func TestPassivation(t *testing.T) {
 	e := newEnv(t, withWriter(), withPassivateAfter(50*time.Millisecond))
 	c := newCollector(t, e.system)

@@ -129,3 +129,7 @@ func nextAdviceFactor(factor, rate, budget float64) float64 {
 	}
 	return factor
 }
+
+// HeartbeatAdvice is the heartbeat interval the node advises now: a third
+// of offline_after, or longer while heartbeats exceed the node's budget.
+func (s *Server) HeartbeatAdvice() time.Duration { return s.advice.interval() }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -44,14 +45,16 @@ type Node struct {
 	feed       *webhook.Feed
 	router     *routing.Router
 	api        *api.Server
-	ln         net.Listener
-	served     chan error
-	metrics    *nodeMetrics
-	verifier   *auth.Verifier
-	pprof      *http.Server
-	resync     chan struct{}
-	stopped    chan struct{}
-	stopOnce   sync.Once
+	// advisor is api, for the actors, which start before it.
+	advisor  atomic.Pointer[api.Server]
+	ln       net.Listener
+	served   chan error
+	metrics  *nodeMetrics
+	verifier *auth.Verifier
+	pprof    *http.Server
+	resync   chan struct{}
+	stopped  chan struct{}
+	stopOnce sync.Once
 	// started is when Start began, for the uptime in /admin/stats.
 	started time.Time
 }
@@ -183,6 +186,7 @@ func (n *Node) startActors() error {
 	ac := n.cfg.Actors
 	ac.Store, ac.LastSeen, ac.Logger, ac.Observer, ac.Handoff = n.store, n.lastSeen, n.log, n.metrics, n.router.Handoff
 	ac.NodeName, ac.NodeCounters = n.cfg.Name, n.fillCounters
+	ac.HeartbeatAdvice = n.heartbeatAdvice
 	if n.cfg.Clock != nil {
 		ac.Clock = n.cfg.Clock
 	}
@@ -228,7 +232,17 @@ func (n *Node) startAPI() error {
 		return err
 	}
 	n.api = s
+	n.advisor.Store(s)
 	return nil
+}
+
+// heartbeatAdvice is the interval the node's HTTP front advises now (0
+// before it exists: activations at start get the plain rule).
+func (n *Node) heartbeatAdvice() time.Duration {
+	if s := n.advisor.Load(); s != nil {
+		return s.HeartbeatAdvice()
+	}
+	return 0
 }
 
 // startBackground serves HTTP and starts the node's loops.
