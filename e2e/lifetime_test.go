@@ -117,7 +117,7 @@ func TestRefreshExtendsSession(t *testing.T) {
 	c.expectRefreshed(later)
 
 	time.Sleep(time.Until(exp.Add(lifetimeSlack + lifetimePing/4))) // two of the pinger's looks past the old end
-	c.sync() // still open past the old exp
+	c.sync()                                                        // still open past the old exp
 	if closed, err := c.Closed(); closed {
 		t.Fatalf("session ended after a refresh: %v", err)
 	}
