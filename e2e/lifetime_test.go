@@ -116,8 +116,9 @@ func TestRefreshExtendsSession(t *testing.T) {
 	c.sendRefresh(tokenUntil(502, later))
 	c.expectRefreshed(later)
 
-	time.Sleep(time.Until(exp.Add(lifetimeSlack + lifetimePing/4))) // two of the pinger's looks past the old end
-	c.sync()                                                        // still open past the old exp
+	// Two of the pinger's looks past the old end: still open.
+	time.Sleep(time.Until(exp.Add(lifetimeSlack + lifetimePing/4)))
+	c.sync()
 	if closed, err := c.Closed(); closed {
 		t.Fatalf("session ended after a refresh: %v", err)
 	}
