@@ -107,6 +107,9 @@ func TestDashboard(t *testing.T) {
 		if got["owner"] != in.Owner || !strings.HasPrefix(got["busy"], "yes") || got["online"] != "yes" || got["version"] != fmt.Sprint(want.Version) {
 			t.Errorf("lookup shows %v; want owner %s, busy, online, version %d", got, in.Owner, want.Version)
 		}
+		if got["visibility"] != "presence everyone, last_seen everyone" {
+			t.Errorf("lookup shows visibility %q, want the default", got["visibility"])
+		}
 	})
 
 	t.Run("the live view follows a change within a second", func(t *testing.T) {

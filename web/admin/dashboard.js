@@ -266,6 +266,7 @@ ui.lookupForm.addEventListener("submit", async (e) => {
       ["Owner", u.owner],
       ["Watching hubs", String(u.watchers)],
       ["Sessions", String(u.sessions)],
+      ["Visibility", visibilityText(u.visibility)],
       ["Created", u.created_at || "–"],
       ["Updated", u.updated_at || "–"],
     ];
@@ -285,6 +286,13 @@ ui.lookupForm.addEventListener("submit", async (e) => {
     ui.lookupError.textContent = err.status === 404 ? `User ${id} has no presence record.` : explain(err);
   }
 });
+
+// visibilityText is a user's visibility setting in one line.
+function visibilityText(v) {
+  if (!v) return "–";
+  const allow = v.allow.length ? `, allow ${v.allow.join(", ")}` : "";
+  return `presence ${v.presence}, last_seen ${v.last_seen}${allow}`;
+}
 
 // ---------------------------------------------------------------- live view
 
