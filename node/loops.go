@@ -55,20 +55,37 @@ func (n *Node) onView(old, cur *cluster.View) {
 	}
 }
 
-// staleRemotes returns the remoting addresses of the members that left the
-// view (left, or declared dead): a connection this node holds to one of
-// them may lead to a host that vanished without closing it.
+// staleRemotes returns the remoting addresses whose connections, if this
+// node holds any, may lead to a process that is gone: those of members that
+// left the view (left, or declared dead), and that of a member new to the
+// view whose address another member of the view still has (a process
+// restarted at its address before failure detection declared the old one
+// dead: two processes cannot listen on one address, so the old one is
+// gone).
 //
-// Only departures count. Dropping a connection loses what is queued on it
+// Nothing else counts. Dropping a connection loses what is queued on it
 // (pushes included), so a member returning under its name after a
-// partition, or a new process at a known address, keeps what it has: a
-// dead connection is dropped when its member leaves the view, which
-// failure detection ensures before its users move.
+// partition keeps its connection.
 func staleRemotes(old, cur *cluster.View) []string {
 	var out []string
+	add := func(addr string) {
+		if !slices.Contains(out, addr) {
+			out = append(out, addr)
+		}
+	}
 	for _, m := range old.All {
-		if m.RemoteAddr != "" && old.HasRemote(m.RemoteAddr) && !cur.HasRemote(m.RemoteAddr) && !slices.Contains(out, m.RemoteAddr) {
-			out = append(out, m.RemoteAddr)
+		if m.RemoteAddr != "" && old.HasRemote(m.RemoteAddr) && !cur.HasRemote(m.RemoteAddr) {
+			add(m.RemoteAddr)
+		}
+	}
+	for _, m := range cur.All {
+		if _, known := old.Member(m.Name); known || m.RemoteAddr == "" {
+			continue
+		}
+		for _, o := range old.All {
+			if o.Name != m.Name && o.RemoteAddr == m.RemoteAddr {
+				add(m.RemoteAddr)
+			}
 		}
 	}
 	return out
