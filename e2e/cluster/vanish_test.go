@@ -28,30 +28,20 @@ import (
 // liveness probe, and the owner was refused as failing: seen as 503s in
 // the container suite's partition test after its kill test).
 func TestRestartAtTheAddressOfAVanishedHost(t *testing.T) {
-	c := newCluster(t, node.Config{})
-	c.fence = true // a killed node's actors keep running in-process: its store refuses them
-	bind := freeLoopbackAddr(t)
-	host := newVanishingHost(t, bind)
-	a, cc := c.Start("A"), c.Start("C")
-	b := c.start("B", bind, host.addr())
-	c.waitConverged([]*tnode{a, b, cc}, nil, 15*time.Second)
-	watched := c.usersOwnedBy(b, 3, 1000)
-	for _, u := range watched {
-		a.API.Must(t).Heartbeat(u) // A's connection to B, through the host
-	}
+	s := newVanishScene(t, "C")
+	a, cc := s.a, s.others[0]
 	// A subscriber on A: when B is back, A's hub re-subscribes its users
 	// at their new owners, some of them at the new B.
-	sub := testkit.MustDialUser(t, a.HTTPAddr(), c.tok, 9001, watched)
+	sub := testkit.MustDialUser(t, a.HTTPAddr(), s.c.tok, 9001, s.bUsers)
 	defer sub.Close()
 
-	host.vanish()
-	c.kill(b)
-	c.waitConverged([]*tnode{a, cc}, nil, 20*time.Second)
+	s.host.vanish()
+	s.c.kill(s.b)
+	s.c.waitConverged([]*tnode{a, cc}, nil, 20*time.Second)
 
 	// The new B; nothing but what the nodes send by themselves crosses
 	// the host before the requests below (A's view, watched in-process).
-	host.back()
-	b2 := c.start("B", bind, host.addr())
+	b2 := s.restartB()
 	var users []int64
 	if _, err := testkit.Poll(20*time.Second, 10*time.Millisecond, func() error {
 		users = users[:0]
@@ -68,23 +58,12 @@ func TestRestartAtTheAddressOfAVanishedHost(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// An attempt at a remote owner lasts a second (routing.remoteAttempt);
-	// a request lost down the dead connection needs more than that, and
-	// an owner marked as failing is refused with 503.
-	for _, u := range users {
-		ctx, cancel := context.WithTimeout(context.Background(), 900*time.Millisecond)
-		start := time.Now()
-		err := a.API.CallContext(ctx, u, http.MethodPost, "/users/me/heartbeat", "", nil)
-		cancel()
-		if err != nil {
-			t.Fatalf("heartbeat of %d (owned by the new B) through A after %v: %v", u, time.Since(start), err)
-		}
-	}
-	c.waitConverged([]*tnode{a, b2, cc}, nil, 20*time.Second)
+	heartbeatsAnsweredAtOnce(t, a, users, "owned by the new B")
+	s.c.waitConverged([]*tnode{a, b2, cc}, nil, 20*time.Second)
 	// Nothing at all, the nodes' own traffic included (hub re-subscriptions,
 	// answers to the new B's requests), went down a connection to the
 	// vanished process.
-	if n := host.resets(); n > 0 {
+	if n := s.host.resets(); n > 0 {
 		t.Errorf("%d connections to the vanished process were still used after the new one came up", n)
 	}
 }
@@ -97,29 +76,18 @@ func TestRestartAtTheAddressOfAVanishedHost(t *testing.T) {
 // Without that, the first request went down the old connection in 3 of 4
 // runs (in the fourth, A's own traffic had reset it first).
 func TestRestartAtTheAddressBeforeDetection(t *testing.T) {
-	c := newCluster(t, node.Config{})
-	c.fence = true
-	bind := freeLoopbackAddr(t)
-	host := newVanishingHost(t, bind)
-	a := c.Start("A")
-	b := c.start("B", bind, host.addr())
-	c.waitConverged([]*tnode{a, b}, nil, 15*time.Second)
-	for _, u := range c.usersOwnedBy(b, 3, 1000) {
-		a.API.Must(t).Heartbeat(u) // A's connection to B, through the host
-	}
-	old := b.member
+	s := newVanishScene(t)
+	a, old := s.a, s.b.member
 
-	host.vanish()
-	c.kill(b)
-	host.back()
-	b2 := c.start("B", bind, host.addr())
+	s.host.vanish()
+	s.c.kill(s.b)
+	b2 := s.restartB()
 	var users []int64
 	if _, err := testkit.Poll(20*time.Second, 5*time.Millisecond, func() error {
+		users = users[:0]
 		if !ownsAny(a, old) {
-			users = users[:0]
 			return nil // declared dead already: the case of the test above
 		}
-		users = users[:0]
 		for id := int64(5000); len(users) < 3 && id < 6000; id++ {
 			if a.Router().Owner(id) == b2.member {
 				users = append(users, id)
@@ -135,19 +103,68 @@ func TestRestartAtTheAddressBeforeDetection(t *testing.T) {
 	if len(users) == 0 {
 		t.Skip("the old B was declared dead before A saw the new one; nothing to test in this run")
 	}
-	for _, u := range users {
-		ctx, cancel := context.WithTimeout(context.Background(), 900*time.Millisecond)
-		start := time.Now()
-		err := a.API.CallContext(ctx, u, http.MethodPost, "/users/me/heartbeat", "", nil)
-		cancel()
-		if err != nil {
-			t.Fatalf("heartbeat of %d (owned by the new B, the old one still in A's view) through A after %v: %v", u, time.Since(start), err)
-		}
-	}
+	heartbeatsAnsweredAtOnce(t, a, users, "owned by the new B, the old one still in A's view")
 	// No check of the old connections here: until the new B shows up, A
 	// may still send to the old one (it does not know it died), and the
 	// old connection's transport may still acknowledge a ping on its way
 	// out.
+}
+
+// vanishScene is a cluster whose node B is reached through a
+// vanishingHost, with A connected to B through it.
+type vanishScene struct {
+	c      *tcluster
+	host   *vanishingHost
+	bind   string // B's remoting address behind the host
+	a, b   *tnode
+	others []*tnode // started between A and B, by label
+	bUsers []int64  // users of B that A heartbeated
+}
+
+// newVanishScene starts A, the others, then B behind the host, and has A
+// heartbeat three of B's users.
+func newVanishScene(t *testing.T, others ...string) *vanishScene {
+	c := newCluster(t, node.Config{})
+	c.fence = true // a killed node's actors keep running in-process: its store refuses them
+	s := &vanishScene{c: c, a: c.Start("A")}
+	for _, l := range others {
+		s.others = append(s.others, c.Start(l))
+	}
+	// B's port is picked just before B binds it: a node started after
+	// the pick could take it for one of its own.
+	s.bind = freeLoopbackAddr(t)
+	s.host = newVanishingHost(t, s.bind)
+	s.b = c.start("B", s.bind, s.host.addr())
+	c.waitConverged(append([]*tnode{s.a, s.b}, s.others...), nil, 15*time.Second)
+	s.bUsers = c.usersOwnedBy(s.b, 3, 1000)
+	for _, u := range s.bUsers {
+		s.a.API.Must(t).Heartbeat(u) // A's connection to B, through the host
+	}
+	return s
+}
+
+// restartB puts a host at B's address again and starts a new B there.
+func (s *vanishScene) restartB() *tnode {
+	s.host.back()
+	return s.c.start("B", s.bind, s.host.addr())
+}
+
+// heartbeatsAnsweredAtOnce sends a heartbeat of each user through via and
+// fails unless each is answered within 900 ms. An attempt at a remote
+// owner lasts a second (routing.remoteAttempt): a request lost down a dead
+// connection needs more than that, and an owner marked as failing is
+// refused with 503.
+func heartbeatsAnsweredAtOnce(t *testing.T, via *tnode, users []int64, whose string) {
+	t.Helper()
+	for _, u := range users {
+		ctx, cancel := context.WithTimeout(context.Background(), 900*time.Millisecond)
+		start := time.Now()
+		err := via.API.CallContext(ctx, u, http.MethodPost, "/users/me/heartbeat", "", nil)
+		cancel()
+		if err != nil {
+			t.Fatalf("heartbeat of %d (%s) through %s after %v: %v", u, whose, via.label, time.Since(start), err)
+		}
+	}
 }
 
 // ownsAny reports whether member owns any of users 1-1000 in n's view.
