@@ -17,13 +17,21 @@ const (
 	resyncRetry = time.Second
 )
 
+// lastSeenFlushTimeout bounds a flush made outside the write-behind's own
+// loop (see flushLastSeen).
+const lastSeenFlushTimeout = 10 * time.Second
+
 // onView reacts to a membership change: users that moved away are stopped
-// (and handed to their new owner when their timers run), actors forget hubs
-// of nodes that left, the hub re-subscribes users whose owner changed, and
-// when a member left, this node activates the stored live users it now
-// owns so their timers run again.
+// (and handed to their new owner when their timers run), their pending
+// last_seen touches are written at once, actors forget hubs of nodes that
+// left, the hub re-subscribes users whose owner changed, and when a member
+// left, this node activates the stored live users it now owns so their
+// timers run again.
 func (n *Node) onView(old, cur *cluster.View) {
 	self := n.system.Address()
+	if ownersChanged(old, cur) {
+		go n.flushLastSeen("owners changed")
+	}
 	joined := false
 	for _, m := range cur.Owners {
 		was, ok := old.OwnerNamed(m.Name)
@@ -52,6 +60,39 @@ func (n *Node) onView(old, cur *cluster.View) {
 			go n.rearm()
 			break
 		}
+	}
+}
+
+// ownersChanged reports whether the user-owning members differ between old
+// and cur, so that some users may have a new owner.
+func ownersChanged(old, cur *cluster.View) bool {
+	if len(old.Owners) != len(cur.Owners) {
+		return true
+	}
+	for _, m := range cur.Owners {
+		if _, ok := old.OwnerNamed(m.Name); !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// flushLastSeen writes the pending last_seen touches now rather than at the
+// next tick of the write-behind. A user's new owner loads the user from the
+// store and keeps what it read until the user's next touch, so without this
+// it would show a last_seen up to one flush interval old for a user that
+// moved. A failure is only logged: the touches stay pending and the
+// periodic flush retries them.
+func (n *Node) flushLastSeen(why string) {
+	select {
+	case <-n.stopped:
+		return // Shutdown flushes after the actors stopped.
+	default:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), lastSeenFlushTimeout)
+	defer cancel()
+	if err := n.lastSeen.Flush(ctx); err != nil {
+		n.log.Warn("flushing last_seen failed; the periodic flush retries", slog.String("why", why), slog.Any("err", err))
 	}
 }
 

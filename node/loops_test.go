@@ -40,3 +40,29 @@ func TestStaleRemotes(t *testing.T) {
 		})
 	}
 }
+
+func TestOwnersChanged(t *testing.T) {
+	m := func(name, state string, draining bool) cluster.Member {
+		return cluster.Member{Name: name, RemoteAddr: name + ":8090", State: state, Draining: draining}
+	}
+	a, b := m("a", "alive", false), m("b", "alive", false)
+	for _, tc := range []struct {
+		name     string
+		old, cur []cluster.Member
+		want     bool
+	}{
+		{"first view", nil, []cluster.Member{a}, true},
+		{"no change", []cluster.Member{a, b}, []cluster.Member{a, b}, false},
+		{"suspect still owns", []cluster.Member{a, b}, []cluster.Member{a, m("b", "suspect", false)}, false},
+		{"joined", []cluster.Member{a}, []cluster.Member{a, b}, true},
+		{"draining", []cluster.Member{a, b}, []cluster.Member{a, m("b", "alive", true)}, true},
+		{"declared dead", []cluster.Member{a, b}, []cluster.Member{a, m("b", "dead", false)}, true},
+		{"one left, another joined", []cluster.Member{a, b}, []cluster.Member{a, m("c", "alive", false)}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := ownersChanged(cluster.NewView(tc.old, 1), cluster.NewView(tc.cur, 2)); got != tc.want {
+				t.Errorf("owners changed = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

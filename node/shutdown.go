@@ -9,8 +9,9 @@ import (
 	"github.com/presence-cluster/presence/api/ws"
 )
 
-// Shutdown leaves gracefully: it announces that this node drains (the
-// others take over its users), keeps answering for DrainWait while the
+// Shutdown leaves gracefully: it writes the pending last_seen touches (the
+// users' new owners load them from the store), announces that this node
+// drains (the others take over its users), keeps answering for DrainWait while the
 // news spreads, closes WebSocket sessions with 1012, answers what is in
 // flight, stops the actors, flushes pending writes, leaves the gossip and
 // closes the store.
@@ -18,6 +19,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ShutdownTimeout)
 	defer cancel()
 	var errs []error
+	n.flushLastSeen("draining")
 	n.api.Drain()
 	if err := n.members.Drain(ctx, n.cfg.DrainWait); err != nil {
 		errs = append(errs, err)
