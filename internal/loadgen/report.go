@@ -64,10 +64,14 @@ type NodeMemory struct {
 	HeapStackPer   float64 `json:"heap_inuse_plus_stack_per_session_bytes"`
 	RSSPerSess     float64 `json:"rss_per_session_bytes,omitempty"`
 	// CPUSeconds is the node's CPU time (user+system) during the steady
-	// phase and grace (--pid), and the per-operation shares of it.
-	CPUSeconds     float64 `json:"steady_cpu_s,omitempty"`
-	CPUPerFrameUS  float64 `json:"cpu_us_per_delivered_frame,omitempty"`
-	CPUPerRequestU float64 `json:"cpu_us_per_rest_request,omitempty"`
+	// phase and grace (--pid), and the per-operation shares of it;
+	// SystemCPUSeconds is the part of it spent in the kernel (system
+	// calls: for a fan-out, mostly the write(2) of each frame).
+	CPUSeconds       float64 `json:"steady_cpu_s,omitempty"`
+	SystemCPUSeconds float64 `json:"steady_system_cpu_s,omitempty"`
+	CPUPerFrameUS    float64 `json:"cpu_us_per_delivered_frame,omitempty"`
+	SystemPerFrameUS float64 `json:"system_cpu_us_per_delivered_frame,omitempty"`
+	CPUPerRequestU   float64 `json:"cpu_us_per_rest_request,omitempty"`
 	// ActorLatency is presence_actor_request_duration_seconds during the
 	// steady phase, by owner (local, remote), from the server's buckets.
 	ActorLatency map[string]PromLatency `json:"actor_request_latency,omitempty"`

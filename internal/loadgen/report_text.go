@@ -81,7 +81,7 @@ func writeNode(w io.Writer, m *NodeMemory) {
 	if m.CPUSeconds > 0 {
 		fmt.Fprintf(w, "  node CPU during steady+grace: %.2fs", m.CPUSeconds)
 		if m.CPUPerFrameUS > 0 {
-			fmt.Fprintf(w, "; %.1f µs per delivered frame (all CPU charged to frames)", m.CPUPerFrameUS)
+			fmt.Fprintf(w, "; %.1f µs per delivered frame (all CPU charged to frames; %.1f µs of it in the kernel)", m.CPUPerFrameUS, m.SystemPerFrameUS)
 		}
 		if m.CPUPerRequestU > 0 {
 			fmt.Fprintf(w, "; %.1f µs per REST request (all CPU charged to requests)", m.CPUPerRequestU)

@@ -21,10 +21,10 @@ type memReading struct {
 	heapInuse, stackInuse float64
 	heapAlloc             float64 // pprof only: live heap after the GC
 	rss                   float64 // --pid, else process_resident_memory_bytes
-	// cpuPre and cpuPost are the process's CPU seconds (--pid) before
-	// and after the forced GC: a window starts after one and ends before
-	// the next, so the GCs the generator forces are not charged to it.
-	cpuPre, cpuPost float64
+	// cpuPre and cpuPost are the process's CPU time (--pid) before and
+	// after the forced GC: a window starts after one and ends before the
+	// next, so the GCs the generator forces are not charged to it.
+	cpuPre, cpuPost cpuTime
 	goroutines      float64
 	sessions        float64 // presence_ws_sessions_open
 	sessionsOK      bool
@@ -96,7 +96,7 @@ func metricsReading(s prom.Samples) memReading {
 // of the forced GC.
 func (r *loadRun) readProcess(i int, m *memReading) {
 	if i < len(r.p.PIDs) {
-		m.cpuPre = pidCPU(r.p.PIDs[i])
+		m.cpuPre = pidCPUTime(r.p.PIDs[i])
 	}
 	if i < len(r.p.PprofURLs) {
 		if ms, err := pprofMemStats(r.p.PprofURLs[i]); err == nil {
@@ -111,7 +111,7 @@ func (r *loadRun) readProcess(i int, m *memReading) {
 		if rss := pidRSS(r.p.PIDs[i]); rss > 0 {
 			m.rss = float64(rss)
 		}
-		m.cpuPost = pidCPU(r.p.PIDs[i])
+		m.cpuPost = pidCPUTime(r.p.PIDs[i])
 	}
 }
 
@@ -155,25 +155,46 @@ func pprofMemStats(base string) (map[string]float64, error) {
 	return out, nil
 }
 
-// pidCPU reads a local process's user+system CPU time in seconds (Linux,
-// clock ticks of 1/100 s).
-func pidCPU(pid int) float64 {
+// cpuTime is a process's CPU time in seconds, split as the kernel counts
+// it: user is the process's own code, system its system calls. On
+// loopback a sender's write(2) also runs the receiving socket's TCP
+// processing and wakes the reader, so a node's system time counts work
+// that the clients' machines would do in production.
+type cpuTime struct{ user, system float64 }
+
+func (c cpuTime) total() float64 { return c.user + c.system }
+
+// pidCPU reads a local process's user+system CPU time in seconds.
+func pidCPU(pid int) float64 { return pidCPUTime(pid).total() }
+
+// pidCPUTime reads a local process's CPU time (Linux); zero elsewhere.
+func pidCPUTime(pid int) cpuTime {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0
+		return cpuTime{}
 	}
-	// The command name may hold spaces: fields count from its ")".
-	i := strings.LastIndexByte(string(b), ')')
+	return parseStatCPU(string(b))
+}
+
+// parseStatCPU reads utime and stime (clock ticks of 1/100 s) from the
+// text of /proc/PID/stat; zero when it is not that.
+func parseStatCPU(stat string) cpuTime {
+	// The command name may hold spaces and parentheses: fields count from
+	// its last ")".
+	i := strings.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0
+		return cpuTime{}
 	}
-	f := strings.Fields(string(b[i+1:]))
+	f := strings.Fields(stat[i+1:])
 	if len(f) < 13 {
-		return 0
+		return cpuTime{}
 	}
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100
+	ut, uerr := strconv.ParseFloat(f[11], 64)
+	st, serr := strconv.ParseFloat(f[12], 64)
+	if uerr != nil || serr != nil {
+		return cpuTime{}
+	}
+	return cpuTime{user: ut / 100, system: st / 100}
 }
 
 // pidRSS reads a local process's resident set size.

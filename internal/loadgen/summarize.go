@@ -40,6 +40,7 @@ func (r *loadRun) report(started time.Time, tl *timeline, results []*workerRepor
 			// to one kind of work, so it is an upper bound when both run.
 			if sum.Delivery.Received > 0 {
 				nm.CPUPerFrameUS = stats.Round3(nm.CPUSeconds * 1e6 / float64(sum.Delivery.Received))
+				nm.SystemPerFrameUS = stats.Round3(nm.SystemCPUSeconds * 1e6 / float64(sum.Delivery.Received))
 			}
 			if steadyReq > 0 {
 				nm.CPUPerRequestU = stats.Round3(nm.CPUSeconds * 1e6 / float64(steadyReq))
@@ -98,8 +99,9 @@ func (r *loadRun) addWorkerResults(sum *Report, results []*workerReport) {
 // from then to the end.
 func nodeMem(u string, before, after, end scrape) NodeMemory {
 	nm := NodeMemory{URL: u, Source: after.mem.source}
-	if after.mem.cpuPost > 0 && end.mem.cpuPre > 0 {
-		nm.CPUSeconds = stats.Round3(end.mem.cpuPre - after.mem.cpuPost)
+	if after.mem.cpuPost.total() > 0 && end.mem.cpuPre.total() > 0 {
+		nm.CPUSeconds = stats.Round3(end.mem.cpuPre.total() - after.mem.cpuPost.total())
+		nm.SystemCPUSeconds = stats.Round3(end.mem.cpuPre.system - after.mem.cpuPost.system)
 	}
 	if after.err != nil {
 		nm.MetricsError = after.err.Error()
