@@ -1,11 +1,8 @@
 package actors
 
 import (
-	"context"
 	"slices"
 	"sync"
-
-	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/presence-cluster/presence/messages"
 )
@@ -133,22 +130,6 @@ func MergeCleanupCounts(counts []*messages.CleanupCount) *messages.CleanupCount 
 		r.add(c)
 	}
 	return r.count()
-}
-
-// previewCleanup answers a CleanupPreview to sender on a goroutine of its
-// own: the preview asks every shard for its children and waits for their
-// answers.
-func previewCleanup(root *actor.RootContext, sender *actor.PID, host *Host, owns OwnerFunc) {
-	go func() {
-		c, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-		defer cancel()
-		counts, err := host.PreviewCleanup(c, owns)
-		if err != nil {
-			root.Send(sender, failure(messages.FailureKind_FAILURE_KIND_UNAVAILABLE, "cleanup preview incomplete: "+err.Error()))
-			return
-		}
-		root.Send(sender, &messages.Envelope{Body: &messages.Envelope_CleanupCount{CleanupCount: counts}})
-	}()
 }
 
 // isActive reports whether a user actor of id is running and forwarded to.

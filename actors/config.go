@@ -112,18 +112,10 @@ func DefaultConfig() Config {
 // withDefaults fills the zero fields of c from DefaultConfig.
 func (c *Config) withDefaults() *Config {
 	d, out := DefaultConfig(), *c
-	if out.OfflineAfter <= 0 {
-		out.OfflineAfter = d.OfflineAfter
-	}
-	if out.DisconnectGrace <= 0 {
-		out.DisconnectGrace = d.DisconnectGrace
-	}
-	if out.PassivateAfter <= 0 {
-		out.PassivateAfter = d.PassivateAfter
-	}
-	if out.StoreTimeout <= 0 {
-		out.StoreTimeout = d.StoreTimeout
-	}
+	setDefault(&out.OfflineAfter, d.OfflineAfter)
+	setDefault(&out.DisconnectGrace, d.DisconnectGrace)
+	setDefault(&out.PassivateAfter, d.PassivateAfter)
+	setDefault(&out.StoreTimeout, d.StoreTimeout)
 	if out.Clock == nil {
 		out.Clock = d.Clock
 	}
@@ -133,10 +125,15 @@ func (c *Config) withDefaults() *Config {
 	if out.Observer == nil {
 		out.Observer = d.Observer
 	}
-	if out.Shards <= 0 {
-		out.Shards = runtime.GOMAXPROCS(0)
-	}
+	setDefault(&out.Shards, runtime.GOMAXPROCS(0))
 	return &out
+}
+
+// setDefault sets *p to v when *p is zero or negative.
+func setDefault[T int | time.Duration](p *T, v T) {
+	if *p <= 0 {
+		*p = v
+	}
 }
 
 type nopObserver struct{}

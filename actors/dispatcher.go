@@ -85,22 +85,27 @@ func (d *dispatcher) nodeRequest(env *messages.Envelope, sender *actor.PID) {
 			root.Send(sender, reply)
 		}()
 	case *messages.Envelope_CleanupNode:
-		// The cleanup asks every shard for its children and waits for
-		// thousands of answers: it runs on its own goroutine.
-		host, owns := d.host, d.owns
-		go func() {
-			c, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-			defer cancel()
-			counts, err := host.Cleanup(c, owns)
-			if err != nil {
-				root.Send(sender, failure(messages.FailureKind_FAILURE_KIND_UNAVAILABLE, "cleanup incomplete: "+err.Error()))
-				return
-			}
-			root.Send(sender, &messages.Envelope{Body: &messages.Envelope_CleanupCount{CleanupCount: counts}})
-		}()
+		answerCleanup(root, sender, "cleanup", d.host.Cleanup, d.owns)
 	case *messages.Envelope_CleanupPreview:
-		previewCleanup(root, sender, d.host, d.owns)
+		answerCleanup(root, sender, "cleanup preview", d.host.PreviewCleanup, d.owns)
 	}
+}
+
+// answerCleanup answers sender with the counts of run (a cleanup or its
+// preview, named what in a failure) on a goroutine of its own: run asks
+// every shard for its children and waits for thousands of answers.
+func answerCleanup(root *actor.RootContext, sender *actor.PID, what string,
+	run func(context.Context, OwnerFunc) (*messages.CleanupCount, error), owns OwnerFunc) {
+	go func() {
+		c, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		counts, err := run(c, owns)
+		if err != nil {
+			root.Send(sender, failure(messages.FailureKind_FAILURE_KIND_UNAVAILABLE, what+" incomplete: "+err.Error()))
+			return
+		}
+		root.Send(sender, &messages.Envelope{Body: &messages.Envelope_CleanupCount{CleanupCount: counts}})
+	}()
 }
 
 // activeActors counts the children of every shard.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -69,6 +70,22 @@ func writeJSON(c *fiber.Ctx, st *messages.UserState, appendFn func([]byte, *mess
 	return nil
 }
 
+// plainBody returns the request's body, refusing one sent compressed
+// (errCompressedBody): c.Body() would decompress a gzip/deflate/br body
+// without any bound (a few KB can expand to gigabytes), so only identity
+// bodies are taken.
+func plainBody(c *fiber.Ctx) ([]byte, error) {
+	if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
+		return nil, errCompressedBody
+	}
+	return c.Request().Body(), nil
+}
+
+// errCompressedBody is a body sent with a Content-Encoding (415).
+var errCompressedBody = errors.New(detailCompressedBody)
+
+const detailCompressedBody = "Content-Encoding is not supported; send the JSON body uncompressed"
+
 func (s *Server) getMyStatus(c *fiber.Ctx) error {
 	me := identity(c)
 	ctx, cancel := s.requestCtx(c)
@@ -82,12 +99,11 @@ func (s *Server) getMyStatus(c *fiber.Ctx) error {
 
 func (s *Server) putMyStatus(c *fiber.Ctx) error {
 	me := identity(c)
-	// c.Body() would decompress a gzip/deflate/br body without any bound
-	// (a few KB can expand to gigabytes): only identity bodies are taken.
-	if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
-		return writeDetail(c, fiber.StatusUnsupportedMediaType, detailCompressedBody)
+	body, err := plainBody(c)
+	if err != nil {
+		return err
 	}
-	u, err := parseStatusUpdate(c.Request().Body(), s.deps.Now())
+	u, err := parseStatusUpdate(body, s.deps.Now())
 	if err != nil {
 		return err
 	}

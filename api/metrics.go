@@ -65,22 +65,19 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	return nil
 }
 
+// methodLabels are the methods labelled by name; any other is "OTHER".
+var methodLabels = []string{
+	fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut,
+	fiber.MethodPatch, fiber.MethodDelete, fiber.MethodOptions,
+}
+
+// methodLabel returns m's label: the stable string of methodLabels equal
+// to it, not m itself.
 func methodLabel(m string) string {
-	switch m {
-	case fiber.MethodGet:
-		return fiber.MethodGet
-	case fiber.MethodHead:
-		return fiber.MethodHead
-	case fiber.MethodPost:
-		return fiber.MethodPost
-	case fiber.MethodPut:
-		return fiber.MethodPut
-	case fiber.MethodPatch:
-		return fiber.MethodPatch
-	case fiber.MethodDelete:
-		return fiber.MethodDelete
-	case fiber.MethodOptions:
-		return fiber.MethodOptions
+	for _, l := range methodLabels {
+		if m == l {
+			return l
+		}
 	}
 	return "OTHER"
 }

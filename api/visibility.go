@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
-	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -74,16 +72,11 @@ func (s *Server) setVisibility(c *fiber.Ctx, m *messages.SetVisibility) error {
 	return writeJSON(c, st, wire.AppendVisibility)
 }
 
-// visibilityBody parses a visibility PUT's body. Only identity bodies are
-// taken (see putMyStatus).
+// visibilityBody parses a visibility PUT's body (see plainBody).
 func visibilityBody(c *fiber.Ctx) (*messages.SetVisibility, error) {
-	if enc := c.Get(fiber.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
-		return nil, errCompressedBody
+	body, err := plainBody(c)
+	if err != nil {
+		return nil, err
 	}
-	return parseVisibilityUpdate(c.Request().Body())
+	return parseVisibilityUpdate(body)
 }
-
-// errCompressedBody is a body sent with a Content-Encoding (415).
-var errCompressedBody = errors.New(detailCompressedBody)
-
-const detailCompressedBody = "Content-Encoding is not supported; send the JSON body uncompressed"

@@ -72,6 +72,13 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
+// call is do for an answer of type T, which it returns.
+func call[T any](ctx context.Context, c *Client, method, path string, in any) (T, error) {
+	var out T
+	err := c.do(ctx, method, path, in, &out)
+	return out, err
+}
+
 func (c *Client) roundTrip(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {

@@ -119,23 +119,19 @@ func (c Config) withDefaults() Config {
 	if c.HTTPClient == nil {
 		c.HTTPClient = d.HTTPClient
 	}
-	if c.MaxResponseBytes <= 0 {
-		c.MaxResponseBytes = d.MaxResponseBytes
-	}
+	setDefault(&c.MaxResponseBytes, d.MaxResponseBytes)
 	s, ds := &c.Subscriber, d.Subscriber
 	if len(s.URLs) == 0 {
 		s.URLs = []string{c.BaseURL}
 	}
-	if s.UpdateBuffer <= 0 {
-		s.UpdateBuffer = ds.UpdateBuffer
-	}
-	setDuration(&s.MinBackoff, ds.MinBackoff)
-	setDuration(&s.MaxBackoff, ds.MaxBackoff)
-	setDuration(&s.RestartJitter, ds.RestartJitter)
-	setDuration(&s.StableAfter, ds.StableAfter)
-	setDuration(&s.IdleTimeout, ds.IdleTimeout)
-	setDuration(&s.WriteTimeout, ds.WriteTimeout)
-	setDuration(&s.RefreshBefore, ds.RefreshBefore)
+	setDefault(&s.UpdateBuffer, ds.UpdateBuffer)
+	setDefault(&s.MinBackoff, ds.MinBackoff)
+	setDefault(&s.MaxBackoff, ds.MaxBackoff)
+	setDefault(&s.RestartJitter, ds.RestartJitter)
+	setDefault(&s.StableAfter, ds.StableAfter)
+	setDefault(&s.IdleTimeout, ds.IdleTimeout)
+	setDefault(&s.WriteTimeout, ds.WriteTimeout)
+	setDefault(&s.RefreshBefore, ds.RefreshBefore)
 	if s.MaxBackoff < s.MinBackoff {
 		s.MaxBackoff = s.MinBackoff
 	}
@@ -148,8 +144,9 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-func setDuration(d *time.Duration, def time.Duration) {
-	if *d <= 0 {
-		*d = def
+// setDefault sets *p to v when *p is zero or negative.
+func setDefault[T int | int64 | time.Duration](p *T, v T) {
+	if *p <= 0 {
+		*p = v
 	}
 }

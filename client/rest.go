@@ -11,18 +11,14 @@ import (
 // GetMyStatus is GET /users/me/status: the caller's own record. The first
 // call creates it (it counts as a sign of life).
 func (c *Client) GetMyStatus(ctx context.Context) (wire.Status, error) {
-	var s wire.Status
-	err := c.do(ctx, http.MethodGet, "/users/me/status", nil, &s)
-	return s, err
+	return call[wire.Status](ctx, c, http.MethodGet, "/users/me/status", nil)
 }
 
 // UpdateMyStatus is PUT /users/me/status with the fields of u that are set,
 // and returns the record after the change. An update with no field set
 // gets a 400.
 func (c *Client) UpdateMyStatus(ctx context.Context, u wire.StatusUpdate) (wire.Status, error) {
-	var s wire.Status
-	err := c.do(ctx, http.MethodPut, "/users/me/status", u, &s)
-	return s, err
+	return call[wire.Status](ctx, c, http.MethodPut, "/users/me/status", u)
 }
 
 // Heartbeat is POST /users/me/heartbeat: the caller is active. Without an
@@ -39,17 +35,13 @@ func (c *Client) Heartbeat(ctx context.Context) error {
 // node is overloaded) and how long the user stays online without one
 // (OfflineAfterSeconds).
 func (c *Client) HeartbeatAdvice(ctx context.Context) (wire.Heartbeat, error) {
-	var h wire.Heartbeat
-	err := c.do(ctx, http.MethodPost, "/users/me/heartbeat", nil, &h)
-	return h, err
+	return call[wire.Heartbeat](ctx, c, http.MethodPost, "/users/me/heartbeat", nil)
 }
 
 // Presence is GET /users/{id}/presence. A user who never showed up is a
 // 404 (see IsNotFound).
 func (c *Client) Presence(ctx context.Context, id int64) (wire.Presence, error) {
-	var p wire.Presence
-	err := c.do(ctx, http.MethodGet, "/users/"+strconv.FormatInt(id, 10)+"/presence", nil, &p)
-	return p, err
+	return call[wire.Presence](ctx, c, http.MethodGet, "/users/"+strconv.FormatInt(id, 10)+"/presence", nil)
 }
 
 // PresenceBatch is GET /users/presence?user_ids=...: the presence of each
@@ -67,25 +59,19 @@ func (c *Client) PresenceBatch(ctx context.Context, ids []int64) ([]wire.Presenc
 		}
 		q = strconv.AppendInt(q, id, 10)
 	}
-	var ps []wire.Presence
-	err := c.do(ctx, http.MethodGet, string(q), nil, &ps)
-	return ps, err
+	return call[[]wire.Presence](ctx, c, http.MethodGet, string(q), nil)
 }
 
 // Cleanup is POST /admin/cleanup-presence (admin token): every user's
 // timers are checked now. The answer lists the users changed.
 func (c *Client) Cleanup(ctx context.Context) (wire.Cleanup, error) {
-	var r wire.Cleanup
-	err := c.do(ctx, http.MethodPost, "/admin/cleanup-presence", nil, &r)
-	return r, err
+	return call[wire.Cleanup](ctx, c, http.MethodPost, "/admin/cleanup-presence", nil)
 }
 
 // CleanupDryRun is POST /admin/cleanup-presence?dry_run=true (admin
 // token): what Cleanup would do now, changing nothing.
 func (c *Client) CleanupDryRun(ctx context.Context) (wire.Cleanup, error) {
-	var r wire.Cleanup
-	err := c.do(ctx, http.MethodPost, "/admin/cleanup-presence?dry_run=true", nil, &r)
-	return r, err
+	return call[wire.Cleanup](ctx, c, http.MethodPost, "/admin/cleanup-presence?dry_run=true", nil)
 }
 
 // AdminDisconnect is POST /admin/users/{id}/disconnect (admin token):
@@ -94,8 +80,7 @@ func (c *Client) CleanupDryRun(ctx context.Context) (wire.Cleanup, error) {
 // none). To ban a user, also stop issuing tokens to them: a client told
 // to reconnect would otherwise come back with a token it still holds.
 func (c *Client) AdminDisconnect(ctx context.Context, id int64) (int64, error) {
-	var r wire.Disconnect
-	err := c.do(ctx, http.MethodPost, "/admin/users/"+strconv.FormatInt(id, 10)+"/disconnect", nil, &r)
+	r, err := call[wire.Disconnect](ctx, c, http.MethodPost, "/admin/users/"+strconv.FormatInt(id, 10)+"/disconnect", nil)
 	return r.SessionsClosed, err
 }
 
@@ -103,17 +88,13 @@ func (c *Client) AdminDisconnect(ctx context.Context, id int64) (int64, error) {
 // record, whatever their visibility, with where it lives and the setting.
 // A user without a record is a 404 (see IsNotFound).
 func (c *Client) InspectUser(ctx context.Context, id int64) (wire.UserInspection, error) {
-	var r wire.UserInspection
-	err := c.do(ctx, http.MethodGet, "/admin/users/"+strconv.FormatInt(id, 10), nil, &r)
-	return r, err
+	return call[wire.UserInspection](ctx, c, http.MethodGet, "/admin/users/"+strconv.FormatInt(id, 10), nil)
 }
 
 // Cluster is GET /admin/cluster (admin token): the membership as the node
 // asked sees it.
 func (c *Client) Cluster(ctx context.Context) (wire.ClusterStatus, error) {
-	var r wire.ClusterStatus
-	err := c.do(ctx, http.MethodGet, "/admin/cluster", nil, &r)
-	return r, err
+	return call[wire.ClusterStatus](ctx, c, http.MethodGet, "/admin/cluster", nil)
 }
 
 // Healthz is GET /healthz: nil while the node's process serves.

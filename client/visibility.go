@@ -12,9 +12,7 @@ import (
 // presence and last_seen (everyone, everyone, no ids until changed). The
 // first call creates the caller's record, as GetMyStatus does.
 func (c *Client) Visibility(ctx context.Context) (wire.Visibility, error) {
-	var v wire.Visibility
-	err := c.do(ctx, http.MethodGet, "/users/me/visibility", nil, &v)
-	return v, err
+	return call[wire.Visibility](ctx, c, http.MethodGet, "/users/me/visibility", nil)
 }
 
 // SetVisibility is PUT /users/me/visibility with the fields of u that are
@@ -24,16 +22,12 @@ func (c *Client) Visibility(ctx context.Context) (wire.Visibility, error) {
 // caller as an offline user looks (or without last_seen); the caller and
 // admins always see the true record.
 func (c *Client) SetVisibility(ctx context.Context, u wire.VisibilityUpdate) (wire.Visibility, error) {
-	var v wire.Visibility
-	err := c.do(ctx, http.MethodPut, "/users/me/visibility", u, &v)
-	return v, err
+	return call[wire.Visibility](ctx, c, http.MethodPut, "/users/me/visibility", u)
 }
 
 // AdminSetVisibility is PUT /admin/users/{id}/visibility (admin token): it
 // sets user id's visibility on their behalf, as SetVisibility does for the
 // caller. A user without a record is a 404 (see IsNotFound).
 func (c *Client) AdminSetVisibility(ctx context.Context, id int64, u wire.VisibilityUpdate) (wire.Visibility, error) {
-	var v wire.Visibility
-	err := c.do(ctx, http.MethodPut, "/admin/users/"+strconv.FormatInt(id, 10)+"/visibility", u, &v)
-	return v, err
+	return call[wire.Visibility](ctx, c, http.MethodPut, "/admin/users/"+strconv.FormatInt(id, 10)+"/visibility", u)
 }

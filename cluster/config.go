@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -102,21 +103,11 @@ func DefaultDetection() Detection {
 // withDefaults fills the zero fields of d from DefaultDetection.
 func (d Detection) withDefaults() Detection {
 	def := DefaultDetection()
-	if d.ProbeInterval <= 0 {
-		d.ProbeInterval = def.ProbeInterval
-	}
-	if d.ProbeTimeout <= 0 {
-		d.ProbeTimeout = def.ProbeTimeout
-	}
-	if d.SuspicionMult <= 0 {
-		d.SuspicionMult = def.SuspicionMult
-	}
-	if d.SuspicionMaxTimeoutMult <= 0 {
-		d.SuspicionMaxTimeoutMult = def.SuspicionMaxTimeoutMult
-	}
-	if d.GossipInterval <= 0 {
-		d.GossipInterval = def.GossipInterval
-	}
+	setDefault(&d.ProbeInterval, def.ProbeInterval)
+	setDefault(&d.ProbeTimeout, def.ProbeTimeout)
+	setDefault(&d.SuspicionMult, def.SuspicionMult)
+	setDefault(&d.SuspicionMaxTimeoutMult, def.SuspicionMaxTimeoutMult)
+	setDefault(&d.GossipInterval, def.GossipInterval)
 	return d
 }
 
@@ -147,14 +138,17 @@ func DefaultConfig() Config {
 // withDefaults fills the zero fields of c from DefaultConfig.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.BindAddr == "" {
-		c.BindAddr = d.BindAddr
-	}
-	if c.RejoinInterval <= 0 {
-		c.RejoinInterval = d.RejoinInterval
-	}
+	c.BindAddr = cmp.Or(c.BindAddr, d.BindAddr)
+	setDefault(&c.RejoinInterval, d.RejoinInterval)
 	c.Detection = c.Detection.withDefaults()
 	return c
+}
+
+// setDefault sets *p to v when *p is zero or negative.
+func setDefault[T int | time.Duration](p *T, v T) {
+	if *p <= 0 {
+		*p = v
+	}
 }
 
 // memberlistConfig turns c into memberlist's configuration for the member

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"log/slog"
 	"os"
 	"time"
@@ -134,27 +135,13 @@ func DefaultConfig() Config {
 // the nested parts fill their own.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.Name == "" {
-		c.Name = d.Name
-	}
-	if c.HTTPAddr == "" {
-		c.HTTPAddr = d.HTTPAddr
-	}
-	if c.DataDir == "" {
-		c.DataDir = d.DataDir
-	}
-	if c.Store == "" {
-		c.Store = d.Store
-	}
-	if c.LastSeenFlush <= 0 {
-		c.LastSeenFlush = d.LastSeenFlush
-	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = d.ShutdownTimeout
-	}
-	if c.DrainWait <= 0 {
-		c.DrainWait = d.DrainWait
-	}
+	c.Name = cmp.Or(c.Name, d.Name)
+	c.HTTPAddr = cmp.Or(c.HTTPAddr, d.HTTPAddr)
+	c.DataDir = cmp.Or(c.DataDir, d.DataDir)
+	c.Store = cmp.Or(c.Store, d.Store)
+	setDefault(&c.LastSeenFlush, d.LastSeenFlush)
+	setDefault(&c.ShutdownTimeout, d.ShutdownTimeout)
+	setDefault(&c.DrainWait, d.DrainWait)
 	if c.Auth.Leeway == 0 {
 		c.Auth.Leeway = d.Auth.Leeway
 	}
@@ -165,4 +152,11 @@ func (c Config) withDefaults() Config {
 		c.Store = "shared"
 	}
 	return c
+}
+
+// setDefault sets *p to v when *p is zero or negative.
+func setDefault(p *time.Duration, v time.Duration) {
+	if *p <= 0 {
+		*p = v
+	}
 }

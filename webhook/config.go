@@ -81,31 +81,22 @@ func (c Config) Enabled() bool { return len(c.URLs) > 0 }
 // withDefaults fills the zero fields of c from DefaultConfig.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.Batch <= 0 {
-		c.Batch = d.Batch
-	}
-	if c.Flush <= 0 {
-		c.Flush = d.Flush
-	}
-	if c.Queue <= 0 {
-		c.Queue = d.Queue
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = d.Timeout
-	}
-	if c.MinBackoff <= 0 {
-		c.MinBackoff = d.MinBackoff
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = d.MaxBackoff
-	}
-	if c.MaxBackoff < c.MinBackoff {
-		c.MaxBackoff = c.MinBackoff
-	}
-	if c.Drain <= 0 {
-		c.Drain = d.Drain
-	}
+	setDefault(&c.Batch, d.Batch)
+	setDefault(&c.Flush, d.Flush)
+	setDefault(&c.Queue, d.Queue)
+	setDefault(&c.Timeout, d.Timeout)
+	setDefault(&c.MinBackoff, d.MinBackoff)
+	setDefault(&c.MaxBackoff, d.MaxBackoff)
+	c.MaxBackoff = max(c.MaxBackoff, c.MinBackoff)
+	setDefault(&c.Drain, d.Drain)
 	return c
+}
+
+// setDefault sets *p to v when *p is zero or negative.
+func setDefault[T int | time.Duration](p *T, v T) {
+	if *p <= 0 {
+		*p = v
+	}
 }
 
 // ErrNoSecret: URLs are configured without a secret to sign with.

@@ -15,6 +15,16 @@ import (
 // (so a mistake stops the start with the variable's name instead of
 // silently becoming a default), and names its type for -h.
 
+// show is a value's String: *p formatted by format, or "" for the zero
+// value (nil p) the flag package makes to tell whether a default is worth
+// printing in -h.
+func show[T any](p *T, format func(T) string) string {
+	if p == nil {
+		return ""
+	}
+	return format(*p)
+}
+
 // durRule is the range a duration setting accepts.
 type durRule int
 
@@ -66,13 +76,8 @@ func (d durationValue) Set(s string) error {
 
 type stringValue struct{ p *string }
 
-func (v stringValue) Type() string { return "string" }
-func (v stringValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return *v.p
-}
+func (v stringValue) Type() string       { return "string" }
+func (v stringValue) String() string     { return show(v.p, func(s string) string { return s }) }
 func (v stringValue) Set(s string) error { *v.p = s; return nil }
 
 // secretValue is an HS256 secret: at least min bytes.
@@ -93,13 +98,8 @@ func (v secretValue) Set(s string) error {
 
 type boolValue struct{ p *bool }
 
-func (v boolValue) Type() string { return "bool" }
-func (v boolValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return strconv.FormatBool(*v.p)
-}
+func (v boolValue) Type() string   { return "bool" }
+func (v boolValue) String() string { return show(v.p, strconv.FormatBool) }
 func (v boolValue) Set(s string) error {
 	b, err := strconv.ParseBool(s)
 	if err != nil {
@@ -120,10 +120,7 @@ type rateValue struct {
 
 func (v rateValue) Type() string { return "number" }
 func (v rateValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return strconv.FormatFloat(*v.p, 'g', -1, 64)
+	return show(v.p, func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) })
 }
 func (v rateValue) Set(s string) error {
 	f, err := strconv.ParseFloat(s, 64)
@@ -144,10 +141,7 @@ type listValue struct{ p *[]string }
 
 func (v listValue) Type() string { return "list" }
 func (v listValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return strings.Join(*v.p, ",")
+	return show(v.p, func(l []string) string { return strings.Join(l, ",") })
 }
 func (v listValue) Set(s string) error {
 	*v.p = (*v.p)[:0]
@@ -166,13 +160,8 @@ type sizeValue struct {
 	min, max int
 }
 
-func (v sizeValue) Type() string { return "size" }
-func (v sizeValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return strconv.Itoa(*v.p)
-}
+func (v sizeValue) Type() string   { return "size" }
+func (v sizeValue) String() string { return show(v.p, strconv.Itoa) }
 func (v sizeValue) Set(s string) error {
 	mult := 1
 	t := strings.TrimSpace(s)
@@ -214,13 +203,8 @@ type countValue struct {
 	min, max int
 }
 
-func (v countValue) Type() string { return "int" }
-func (v countValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return strconv.Itoa(*v.p)
-}
+func (v countValue) Type() string   { return "int" }
+func (v countValue) String() string { return show(v.p, strconv.Itoa) }
 func (v countValue) Set(s string) error {
 	n, err := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil || n < v.min || n > v.max {
