@@ -140,6 +140,21 @@ func (r *REST) Cluster() (ClusterStatus, error) {
 	return c, r.Call(AdminID, http.MethodGet, "/admin/cluster", "", &c)
 }
 
+// Hosted returns actors_hosted per node name, as the node behind r
+// reports them in GET /admin/cluster; a member that did not report is an
+// error.
+func (r *REST) Hosted() (map[string]int64, error) {
+	st, err := r.Cluster()
+	if err != nil {
+		return nil, err
+	}
+	h, ok := Hosted(st)
+	if !ok {
+		return nil, fmt.Errorf("a member did not report actors_hosted: %+v", st.Members)
+	}
+	return h, nil
+}
+
 // InspectUser is GET /admin/users/{id} as admin.
 func (r *REST) InspectUser(id int64) (UserInspection, error) {
 	var u UserInspection
