@@ -61,10 +61,7 @@ func TestChaos(t *testing.T) {
 		c.Start(i)
 	}
 	c.WaitFormed(45*time.Second, "three processes on PostgreSQL form a cluster")
-	ids := make([]int64, users)
-	for i := range ids {
-		ids[i] = int64(30001 + i)
-	}
+	ids := testkit.UserIDs(30001, users)
 	l := newChaosLedger(c, tok, ids)
 	l.startWriters()
 	l.startWatchers()

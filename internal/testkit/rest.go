@@ -218,6 +218,15 @@ func (r *REST) PresenceOf(ctx context.Context, asker, id int64) (Presence, error
 	return p, err
 }
 
+// UserIDs returns the n user ids first, first+1, ...
+func UserIDs(first int64, n int) []int64 {
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = first + int64(i)
+	}
+	return ids
+}
+
 // JoinIDs writes ids comma separated, query-escaped when escape is set.
 func JoinIDs(ids []int64, escape bool) string {
 	parts := make([]string, len(ids))
