@@ -150,6 +150,16 @@ func (c *client) batch(ids string) []Presence {
 	return out
 }
 
+// idStrings returns the user ids from..to (inclusive) as strings, to build
+// user_ids lists (malformed ones included).
+func idStrings(from, to int) []string {
+	var out []string
+	for i := from; i <= to; i++ {
+		out = append(out, strconv.Itoa(i))
+	}
+	return out
+}
+
 // cleanup is POST /admin/cleanup-presence, which must answer 200 with the
 // seed's shape.
 func (c *client) cleanup() Cleanup {

@@ -142,26 +142,19 @@ func TestSecLimitBatchSize(t *testing.T) {
 	n := startNode(t, node.Config{})
 	u := n.user(t, 1121, "batch")
 	u.heartbeat()
-	ids := func(from, to int) []string {
-		var s []string
-		for i := from; i <= to; i++ {
-			s = append(s, strconv.Itoa(i))
-		}
-		return s
-	}
-	fifty := ids(1, 50)
+	fifty := idStrings(1, 50)
 	if got := u.batch(strings.Join(fifty, ",")); len(got) != 0 {
 		t.Fatalf("50 unknown ids: %d records", len(got))
 	}
-	expectDetail(t, u.batchRaw("?user_ids="+strings.Join(ids(1, 51), ",")), http.StatusBadRequest, "Too many user IDs requested")
-	expectDetail(t, u.batchRaw("?user_ids="+strings.Join(ids(1, 1500), ",")), http.StatusBadRequest, "Too many user IDs requested")
+	expectDetail(t, u.batchRaw("?user_ids="+strings.Join(idStrings(1, 51), ",")), http.StatusBadRequest, "Too many user IDs requested")
+	expectDetail(t, u.batchRaw("?user_ids="+strings.Join(idStrings(1, 1500), ",")), http.StatusBadRequest, "Too many user IDs requested")
 	withDups := append(append([]string{}, fifty...), fifty...)
 	u.batch(url.QueryEscape(strings.Join(withDups, " , ")))
-	bad := append(ids(1, 60), "x")
+	bad := append(idStrings(1, 60), "x")
 	expectSomeDetail(t, u.batchRaw("?user_ids="+strings.Join(bad, ",")), http.StatusUnprocessableEntity)
 	// A list too long for the request head (raw, so the whole request is
 	// written before the server answers and closes).
-	r, err := secRaw(n.HTTPAddr(), "GET /users/presence?user_ids="+strings.Join(ids(1, 5000), ",")+" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+u.token+"\r\n\r\n", 5*time.Second)
+	r, err := secRaw(n.HTTPAddr(), "GET /users/presence?user_ids="+strings.Join(idStrings(1, 5000), ",")+" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+u.token+"\r\n\r\n", 5*time.Second)
 	if err != nil {
 		t.Fatalf("5000 ids: %v", err)
 	}
