@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -424,6 +425,18 @@ func fmtTime(p *time.Time) string {
 		return "null"
 	}
 	return p.Format(time.RFC3339Nano)
+}
+
+// dialTCP opens a plain TCP connection to addr, closed when the test ends,
+// for requests written byte by byte.
+func dialTCP(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 // readResponse reads and closes res.

@@ -225,11 +225,7 @@ func TestSecLimitReadTimeout(t *testing.T) {
 
 	t.Run("half request line", func(t *testing.T) {
 		t.Parallel()
-		conn, err := net.Dial("tcp", s.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
+		conn := dialTCP(t, s.addr)
 		start := time.Now()
 		if _, err := io.WriteString(conn, "GET /users/me/sta"); err != nil {
 			t.Fatal(err)
@@ -250,11 +246,7 @@ func TestSecLimitReadTimeout(t *testing.T) {
 
 	t.Run("trickled head", func(t *testing.T) {
 		t.Parallel()
-		conn, err := net.Dial("tcp", s.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
+		conn := dialTCP(t, s.addr)
 		start := time.Now()
 		req := "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("s", 200) + "\r\n\r\n"
 		stop := make(chan struct{})
@@ -282,11 +274,7 @@ func TestSecLimitReadTimeout(t *testing.T) {
 
 	t.Run("idle keep-alive", func(t *testing.T) {
 		t.Parallel()
-		conn, err := net.Dial("tcp", s.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
+		conn := dialTCP(t, s.addr)
 		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 			t.Fatal(err)
 		}
@@ -325,11 +313,7 @@ func TestSecLimitReadTimeoutNodeDefault(t *testing.T) {
 	}
 	t.Parallel()
 	n := startNode(t, node.Config{})
-	conn, err := net.Dial("tcp", n.HTTPAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialTCP(t, n.HTTPAddr())
 	start := time.Now()
 	if _, err := io.WriteString(conn, "GET /users/me/sta"); err != nil {
 		t.Fatal(err)
