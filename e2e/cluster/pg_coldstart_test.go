@@ -41,9 +41,7 @@ func TestPGColdStartWhileDatabaseDownRearmsTimers(t *testing.T) {
 	wg.Wait()
 	proxy.cut(pgReset)
 	cut := time.Now()
-	for i := range 3 {
-		c.Start(i)
-	}
+	c.StartAll()
 	// Up but not ready: writes 503, /readyz 503.
 	testkit.Eventually(t, 30*time.Second, "restarted nodes answer /readyz 503 while the database is down", func() error {
 		c.CheckAlive()

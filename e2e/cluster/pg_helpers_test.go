@@ -324,9 +324,7 @@ func startPGCluster(t *testing.T, env map[string]string, viaProxy bool) *pgClust
 		all[k] = v
 	}
 	pc.c = testkit.NewProcCluster(t, testkit.BuildPresenced(t), pc.tok, 3, all)
-	for i := range 3 {
-		pc.c.Start(i)
-	}
+	pc.c.StartAll()
 	formed := pc.c.WaitFormed(45*time.Second, what)
 	t.Logf("schema %s: cluster of 3 formed %v after the starts", pc.schema, formed.Round(time.Millisecond))
 	return pc

@@ -61,6 +61,14 @@ func (c *ProcCluster) Start(i int) *Proc {
 	return c.Launch(i, true)
 }
 
+// StartAll starts every node and marks it up.
+func (c *ProcCluster) StartAll() {
+	c.t.Helper()
+	for i := range c.ports {
+		c.Start(i)
+	}
+}
+
 // Launch starts node i (again); up says whether clients may use it yet.
 func (c *ProcCluster) Launch(i int, up bool) *Proc {
 	c.t.Helper()
