@@ -5,7 +5,6 @@ package containers
 import (
 	"fmt"
 	"os/exec"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
