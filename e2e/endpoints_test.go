@@ -185,15 +185,8 @@ func TestBatchValidation(t *testing.T) {
 	u := n.user(t, 1, "u")
 	u.heartbeat()
 
-	ids := func(from, to int) []string {
-		var out []string
-		for i := from; i <= to; i++ {
-			out = append(out, fmt.Sprint(i))
-		}
-		return out
-	}
-	fifty := ids(1, 50)
-	fiftyOne := ids(1, 51)
+	fifty := idStrings(1, 50)
+	fiftyOne := idStrings(1, 51)
 
 	for _, q := range []struct{ name, query string }{
 		{"missing", ""},
@@ -208,7 +201,7 @@ func TestBatchValidation(t *testing.T) {
 		{"out of range", "?user_ids=99999999999999999999"},
 		{"fraction", "?user_ids=1.5"},
 		{"plus sign", "?user_ids=%2B1"},
-		{"bad among many", "?user_ids=" + strings.Join(append(ids(1, 60), "x"), ",")},
+		{"bad among many", "?user_ids=" + strings.Join(append(idStrings(1, 60), "x"), ",")},
 		{"bad after 51 distinct", "?user_ids=" + strings.Join(append(fiftyOne, "0"), ",")},
 	} {
 		t.Run("422 "+q.name, func(t *testing.T) {
@@ -217,7 +210,7 @@ func TestBatchValidation(t *testing.T) {
 	}
 
 	expectDetail(t, u.batchRaw("?user_ids="+strings.Join(fiftyOne, ",")), http.StatusBadRequest, "Too many user IDs requested")
-	expectDetail(t, u.batchRaw("?user_ids="+strings.Join(ids(100, 200), ",")), http.StatusBadRequest, "Too many user IDs requested")
+	expectDetail(t, u.batchRaw("?user_ids="+strings.Join(idStrings(100, 200), ",")), http.StatusBadRequest, "Too many user IDs requested")
 
 	// 50 distinct ids, each twice, with spaces: fine.
 	dup := append(append([]string(nil), fifty...), fifty...)

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -146,6 +147,16 @@ func (c *client) batch(ids string) []Presence {
 	out := make([]Presence, len(raws))
 	for i, raw := range raws {
 		out[i] = decodePresenceBody(c.t, raw)
+	}
+	return out
+}
+
+// idStrings returns the user ids from..to (inclusive) as strings, to build
+// user_ids lists (malformed ones included).
+func idStrings(from, to int) []string {
+	var out []string
+	for i := from; i <= to; i++ {
+		out = append(out, strconv.Itoa(i))
 	}
 	return out
 }
@@ -414,6 +425,18 @@ func fmtTime(p *time.Time) string {
 		return "null"
 	}
 	return p.Format(time.RFC3339Nano)
+}
+
+// dialTCP opens a plain TCP connection to addr, closed when the test ends,
+// for requests written byte by byte.
+func dialTCP(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 // readResponse reads and closes res.

@@ -27,22 +27,12 @@ func TestBodyTooLargeReadByGoClient(t *testing.T) {
 	n := startNode(t, node.Config{})
 	tok := mint(t, 1301, "big", false)
 	body := bytes.Repeat([]byte("x"), 4<<20)
-	for i := range 20 {
-		// A fresh connection per request: each one is closed by the server.
-		cl := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	expectRefusedToGoClient(t, 20, http.StatusRequestEntityTooLarge, func() *http.Request {
 		req, _ := http.NewRequest(http.MethodPut, n.Base+"/users/me/status", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set("Content-Type", "application/json")
-		res, err := cl.Do(req)
-		if err != nil {
-			t.Fatalf("request %d of 20: %v (want a 413)", i+1, err)
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), `"detail"`) {
-			t.Fatalf("request %d of 20: %d %s", i+1, res.StatusCode, b)
-		}
-	}
+		return req
+	})
 }
 
 // TestHeaderTooLargeReadByGoClient: a 64 KiB header gets 431 with a
@@ -50,18 +40,28 @@ func TestBodyTooLargeReadByGoClient(t *testing.T) {
 func TestHeaderTooLargeReadByGoClient(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, node.Config{})
-	for i := range 5 {
-		cl := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	expectRefusedToGoClient(t, 5, http.StatusRequestHeaderFieldsTooLarge, func() *http.Request {
 		req, _ := http.NewRequest(http.MethodGet, n.Base+"/healthz", nil)
 		req.Header.Set("X-Padding", strings.Repeat("p", 64<<10))
-		res, err := cl.Do(req)
+		return req
+	})
+}
+
+// expectRefusedToGoClient sends the request newReq makes times times with
+// Go's net/http client, each on a fresh connection (the server closes
+// every one), and fails unless each answer is code with a JSON detail.
+func expectRefusedToGoClient(t *testing.T, times, code int, newReq func() *http.Request) {
+	t.Helper()
+	for i := range times {
+		cl := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		res, err := cl.Do(newReq())
 		if err != nil {
-			t.Fatalf("request %d: %v (want a 431)", i+1, err)
+			t.Fatalf("request %d of %d: %v (want a %d)", i+1, times, err, code)
 		}
 		b, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge || !strings.Contains(string(b), `"detail"`) {
-			t.Fatalf("request %d: %d %s", i+1, res.StatusCode, b)
+		if res.StatusCode != code || !strings.Contains(string(b), `"detail"`) {
+			t.Fatalf("request %d of %d: %d %s", i+1, times, res.StatusCode, b)
 		}
 	}
 }
@@ -77,11 +77,7 @@ func TestLingeringCloseBounded(t *testing.T) {
 	head := "PUT /users/me/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tok + "\r\nContent-Type: application/json\r\n"
 
 	t.Run("time", func(t *testing.T) {
-		c, err := net.Dial("tcp", n.HTTPAddr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dialTCP(t, n.HTTPAddr())
 		start := time.Now()
 		if _, err := io.WriteString(c, head+"Content-Length: 1073741824\r\n\r\n"); err != nil {
 			t.Fatal(err)
@@ -109,11 +105,7 @@ func TestLingeringCloseBounded(t *testing.T) {
 	})
 
 	t.Run("bytes", func(t *testing.T) {
-		c, err := net.Dial("tcp", n.HTTPAddr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dialTCP(t, n.HTTPAddr())
 		if _, err := io.WriteString(c, head+"Content-Length: 1073741824\r\n\r\n"); err != nil {
 			t.Fatal(err)
 		}

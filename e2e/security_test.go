@@ -142,26 +142,19 @@ func TestSecLimitBatchSize(t *testing.T) {
 	n := startNode(t, node.Config{})
 	u := n.user(t, 1121, "batch")
 	u.heartbeat()
-	ids := func(from, to int) []string {
-		var s []string
-		for i := from; i <= to; i++ {
-			s = append(s, strconv.Itoa(i))
-		}
-		return s
-	}
-	fifty := ids(1, 50)
+	fifty := idStrings(1, 50)
 	if got := u.batch(strings.Join(fifty, ",")); len(got) != 0 {
 		t.Fatalf("50 unknown ids: %d records", len(got))
 	}
-	expectDetail(t, u.batchRaw("?user_ids="+strings.Join(ids(1, 51), ",")), http.StatusBadRequest, "Too many user IDs requested")
-	expectDetail(t, u.batchRaw("?user_ids="+strings.Join(ids(1, 1500), ",")), http.StatusBadRequest, "Too many user IDs requested")
+	expectDetail(t, u.batchRaw("?user_ids="+strings.Join(idStrings(1, 51), ",")), http.StatusBadRequest, "Too many user IDs requested")
+	expectDetail(t, u.batchRaw("?user_ids="+strings.Join(idStrings(1, 1500), ",")), http.StatusBadRequest, "Too many user IDs requested")
 	withDups := append(append([]string{}, fifty...), fifty...)
 	u.batch(url.QueryEscape(strings.Join(withDups, " , ")))
-	bad := append(ids(1, 60), "x")
+	bad := append(idStrings(1, 60), "x")
 	expectSomeDetail(t, u.batchRaw("?user_ids="+strings.Join(bad, ",")), http.StatusUnprocessableEntity)
 	// A list too long for the request head (raw, so the whole request is
 	// written before the server answers and closes).
-	r, err := secRaw(n.HTTPAddr(), "GET /users/presence?user_ids="+strings.Join(ids(1, 5000), ",")+" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+u.token+"\r\n\r\n", 5*time.Second)
+	r, err := secRaw(n.HTTPAddr(), "GET /users/presence?user_ids="+strings.Join(idStrings(1, 5000), ",")+" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+u.token+"\r\n\r\n", 5*time.Second)
 	if err != nil {
 		t.Fatalf("5000 ids: %v", err)
 	}
@@ -232,11 +225,7 @@ func TestSecLimitReadTimeout(t *testing.T) {
 
 	t.Run("half request line", func(t *testing.T) {
 		t.Parallel()
-		conn, err := net.Dial("tcp", s.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
+		conn := dialTCP(t, s.addr)
 		start := time.Now()
 		if _, err := io.WriteString(conn, "GET /users/me/sta"); err != nil {
 			t.Fatal(err)
@@ -257,11 +246,7 @@ func TestSecLimitReadTimeout(t *testing.T) {
 
 	t.Run("trickled head", func(t *testing.T) {
 		t.Parallel()
-		conn, err := net.Dial("tcp", s.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
+		conn := dialTCP(t, s.addr)
 		start := time.Now()
 		req := "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + strings.Repeat("s", 200) + "\r\n\r\n"
 		stop := make(chan struct{})
@@ -289,11 +274,7 @@ func TestSecLimitReadTimeout(t *testing.T) {
 
 	t.Run("idle keep-alive", func(t *testing.T) {
 		t.Parallel()
-		conn, err := net.Dial("tcp", s.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
+		conn := dialTCP(t, s.addr)
 		if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 			t.Fatal(err)
 		}
@@ -332,11 +313,7 @@ func TestSecLimitReadTimeoutNodeDefault(t *testing.T) {
 	}
 	t.Parallel()
 	n := startNode(t, node.Config{})
-	conn, err := net.Dial("tcp", n.HTTPAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialTCP(t, n.HTTPAddr())
 	start := time.Now()
 	if _, err := io.WriteString(conn, "GET /users/me/sta"); err != nil {
 		t.Fatal(err)

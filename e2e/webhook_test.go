@@ -74,10 +74,7 @@ func TestWebhookEveryChangeInOrderSigned(t *testing.T) {
 	good := testkit.NewWebhookReceiver(t)
 	wrong := testkit.NewWebhookReceiverSecret(t, "whsec_QUJDREVGR0hJSktMTU5PUFFSU1RVVldY")
 	n, api := webhookNode(t, 0, good.URL, wrong.URL)
-	users := make([]int64, 12)
-	for i := range users {
-		users[i] = int64(7001 + i)
-	}
+	users := testkit.UserIDs(7001, 12)
 	ws, err := testkit.DialWS(n.Addr(), testkit.WSQuery(mint(t, 7100, "watcher", false), strconv.FormatInt(users[0], 10)), testkit.WSOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -179,10 +176,7 @@ func TestWebhookOverflowDeliversLatest(t *testing.T) {
 	rcv := testkit.NewWebhookReceiver(t)
 	rcv.Down()
 	_, api := webhookNode(t, 5, rcv.URL)
-	users := make([]int64, 20)
-	for i := range users {
-		users[i] = int64(7301 + i)
-	}
+	users := testkit.UserIDs(7301, 20)
 	answered := toggleBusy(t, api, users, 3)
 	dropped, err := api.Metric(`presence_webhook_dropped_total{receiver="` + rcv.URL + `"}`)
 	if err != nil || dropped == 0 {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +69,19 @@ func wsTryDial(n *testNode, rawQuery string, header http.Header) (*websocket.Con
 func wsDialUser(t *testing.T, n *testNode, id int64, name, userIDs string) *wsClient {
 	t.Helper()
 	return wsDial(t, n, fmt.Sprintf("%s#%d", name, id), wsQuery(mint(t, id, name, false), userIDs), nil)
+}
+
+// wsWatchedConnect dials a watcher (watcherID) subscribed to user uID,
+// then uID's first session as name: the watcher sees uID come online at
+// version 1, and the session has read its own state.
+func wsWatchedConnect(t *testing.T, n *testNode, watcherID, uID int64, name string) (watcher, session *wsClient) {
+	t.Helper()
+	watcher = wsDialUser(t, n, watcherID, "watcher", strconv.FormatInt(uID, 10))
+	watcher.expectSubscribed(uID)
+	session = wsDialUser(t, n, uID, name, "")
+	watcher.expectVersion(uID, true, false, 1)
+	session.sync()
+	return watcher, session
 }
 
 // wsDial connects with rawQuery and header and starts the reader; the

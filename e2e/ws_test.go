@@ -328,12 +328,7 @@ func TestWSOwnUpdatesOnTwoDevices(t *testing.T) {
 	n := startNode(t, node.Config{})
 	const uID = 300
 	u := n.user(t, uID, "dual")
-	obs := wsDialUser(t, n, 301, "observer", strconv.Itoa(uID))
-	obs.expectSubscribed(uID)
-
-	a := wsDialUser(t, n, uID, "dual", "")
-	obs.expectVersion(uID, true, false, 1)
-	a.sync()
+	obs, a := wsWatchedConnect(t, n, 301, uID, "dual")
 	b := wsDialUser(t, n, uID, "dual", "")
 	b.sync()
 	wsExpectNothing(t, a, b, obs)
@@ -380,11 +375,7 @@ func TestWSNewSessionAfterManualOffline(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, node.Config{})
 	const uID = 310
-	obs := wsDialUser(t, n, 311, "observer", strconv.Itoa(uID))
-	obs.expectSubscribed(uID)
-	a := wsDialUser(t, n, uID, "u", "")
-	obs.expectVersion(uID, true, false, 1)
-	a.sync()
+	obs, a := wsWatchedConnect(t, n, 311, uID, "u")
 
 	st := n.user(t, uID, "u").putStatus(`{"is_online": false}`)
 	obs.expectVersion(uID, false, false, st.Version)
@@ -403,12 +394,7 @@ func TestWSDisconnectGrace(t *testing.T) {
 	const grace = 1500 * time.Millisecond
 	n := startNode(t, node.Config{Actors: actors.Config{DisconnectGrace: grace}})
 	const xID = 400
-	s := wsDialUser(t, n, 401, "sub", strconv.Itoa(xID))
-	s.expectSubscribed(xID)
-
-	x := wsDialUser(t, n, xID, "x", "")
-	s.expectVersion(xID, true, false, 1)
-	x.sync()
+	s, x := wsWatchedConnect(t, n, 401, xID, "x")
 
 	// Close the only session: offline, not before the grace is over.
 	closed := time.Now()

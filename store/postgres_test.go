@@ -3,8 +3,6 @@ package store_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +11,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,81 +22,17 @@ import (
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/presence-cluster/presence/internal/testkit"
 	"github.com/presence-cluster/presence/messages"
 	"github.com/presence-cluster/presence/store"
 	"github.com/presence-cluster/presence/store/storetest"
 )
 
-// postgresURL returns the server the PostgreSQL tests use, or skips.
-func postgresURL(tb testing.TB) string {
-	tb.Helper()
-	u := os.Getenv("PRESENCE_TEST_POSTGRES")
-	if u == "" {
-		tb.Skip("set PRESENCE_TEST_POSTGRES=postgres://... to run the PostgreSQL store tests; .ci/run does")
-	}
-	return u
-}
-
-// withParam returns the connection string with one more parameter, for a
-// URL or a key=value string.
-func withParam(tb testing.TB, conn, key, value string) string {
-	tb.Helper()
-	if strings.HasPrefix(conn, "postgres://") || strings.HasPrefix(conn, "postgresql://") {
-		u, err := url.Parse(conn)
-		if err != nil {
-			tb.Fatalf("PRESENCE_TEST_POSTGRES: %v", err)
-		}
-		q := u.Query()
-		q.Set(key, value)
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	return conn + " " + key + "=" + value
-}
-
-// withHost points a postgres:// URL at another host:port (a proxy); a
-// key=value string is not supported and skips the test.
-func withHost(tb testing.TB, conn, hostport string) string {
-	tb.Helper()
-	u, err := url.Parse(conn)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		tb.Skip("this test needs PRESENCE_TEST_POSTGRES as a postgres:// URL")
-	}
-	u.Host = hostport
-	return u.String()
-}
-
-// serverAddr is the host:port of a postgres:// URL.
-func serverAddr(tb testing.TB, conn string) string {
-	tb.Helper()
-	u, err := url.Parse(conn)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		tb.Skip("this test needs PRESENCE_TEST_POSTGRES as a postgres:// URL")
-	}
-	host, port := u.Hostname(), u.Port()
-	if host == "" || strings.Contains(host, ",") {
-		tb.Skip("this test needs a single TCP host in PRESENCE_TEST_POSTGRES")
-	}
-	if port == "" {
-		port = "5432"
-	}
-	return net.JoinHostPort(host, port)
-}
-
 // adminExec runs statements on the test server outside any test schema.
 func adminExec(tb testing.TB, conn string, sql ...string) {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, conn)
-	if err != nil {
-		tb.Fatalf("connect to PRESENCE_TEST_POSTGRES: %v", err)
-	}
-	defer c.Close(ctx)
-	for _, s := range sql {
-		if _, err := c.Exec(ctx, s); err != nil {
-			tb.Fatalf("%s: %v", s, err)
-		}
+	if err := testkit.PgExec(conn, sql...); err != nil {
+		tb.Fatal(err)
 	}
 }
 
@@ -108,14 +41,8 @@ func adminExec(tb testing.TB, conn string, sql ...string) {
 // tests running at once, or left over from a killed run, never meet.
 func freshSchema(tb testing.TB) string {
 	tb.Helper()
-	base := postgresURL(tb)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "presence_test_" + hex.EncodeToString(b[:])
-	ident := pgx.Identifier{name}.Sanitize()
-	adminExec(tb, base, "CREATE SCHEMA "+ident)
-	tb.Cleanup(func() { adminExec(tb, base, "DROP SCHEMA "+ident+" CASCADE") })
-	return withParam(tb, base, "search_path", name)
+	conn, _ := testkit.PgSchema(tb, testkit.PostgresConn(tb))
+	return conn
 }
 
 func openPostgres(tb testing.TB, conn string, opts store.PostgresOptions) *store.Postgres {
@@ -147,7 +74,7 @@ func queryInt(tb testing.TB, conn, sql string, args ...any) int64 {
 }
 
 func TestPostgresConformance(t *testing.T) {
-	postgresURL(t)
+	testkit.PostgresConn(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
 		p, err := store.OpenPostgres(context.Background(), freshSchema(t), store.PostgresOptions{MaxConns: 8})
 		if err != nil {
@@ -599,7 +526,7 @@ func TestPostgresUnreachable(t *testing.T) {
 }
 
 func TestPostgresBadPasswordFailsFast(t *testing.T) {
-	conn := postgresURL(t)
+	conn := testkit.PostgresConn(t)
 	u, err := url.Parse(conn)
 	if err != nil || u.User == nil {
 		t.Skip("needs PRESENCE_TEST_POSTGRES as a postgres:// URL with a user")
@@ -708,9 +635,9 @@ func (p *proxy) stop() {
 
 func TestPostgresServerGoesAway(t *testing.T) {
 	conn := freshSchema(t)
-	px := newProxy(t, serverAddr(t, conn))
+	px := newProxy(t, testkit.URLHostPort(t, conn))
 	px.start()
-	p := openPostgres(t, withHost(t, conn, px.addr), store.PostgresOptions{ConnectTimeout: time.Second})
+	p := openPostgres(t, testkit.SetURLHost(t, conn, px.addr), store.PostgresOptions{ConnectTimeout: time.Second})
 	ctx := context.Background()
 	if err := p.Save(ctx, rec(1, 1, true), 0); err != nil {
 		t.Fatalf("Save: %v", err)
@@ -770,11 +697,11 @@ func TestPostgresServerGoesAway(t *testing.T) {
 
 func TestPostgresStartupWaitSucceeds(t *testing.T) {
 	conn := freshSchema(t)
-	px := newProxy(t, serverAddr(t, conn))
+	px := newProxy(t, testkit.URLHostPort(t, conn))
 	time.AfterFunc(700*time.Millisecond, px.start)
 	var logs bytes.Buffer
 	start := time.Now()
-	p := openPostgres(t, withHost(t, conn, px.addr), store.PostgresOptions{
+	p := openPostgres(t, testkit.SetURLHost(t, conn, px.addr), store.PostgresOptions{
 		StartupWait: 30 * time.Second,
 		Logger:      slog.New(slog.NewTextHandler(&logs, nil)),
 	})

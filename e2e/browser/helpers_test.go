@@ -25,9 +25,7 @@ func startCluster(t *testing.T, n int, env map[string]string) *testkit.ProcClust
 		all[k] = v
 	}
 	c := testkit.NewProcCluster(t, testkit.BuildPresenced(t), testkit.NewTokens([]byte(testkit.ProcSecret)), n, all)
-	for i := range n {
-		c.Start(i)
-	}
+	c.StartAll()
 	c.WaitFormed(30*time.Second, fmt.Sprintf("%d processes form a cluster", n))
 	return c
 }

@@ -57,14 +57,9 @@ func TestChaos(t *testing.T) {
 		"PRESENCE_WRITE_RATE":       "-1",
 		"PRESENCE_DRAIN_WAIT":       "1s",
 	})
-	for i := range 3 {
-		c.Start(i)
-	}
+	c.StartAll()
 	c.WaitFormed(45*time.Second, "three processes on PostgreSQL form a cluster")
-	ids := make([]int64, users)
-	for i := range ids {
-		ids[i] = int64(30001 + i)
-	}
+	ids := testkit.UserIDs(30001, users)
 	l := newChaosLedger(c, tok, ids)
 	l.startWriters()
 	l.startWatchers()

@@ -105,7 +105,7 @@ func TestClusterCleanupDryRun(t *testing.T) {
 	clock.Jump(2 * time.Hour)
 
 	stored := storedStates(t, c, users)
-	hostedBefore, err := hosted(a)
+	hostedBefore, err := a.API.Hosted()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestClusterCleanupDryRun(t *testing.T) {
 	if after := storedStates(t, c, users); !sameStates(after, stored) {
 		t.Fatalf("a dry run changed the store:\n before %v\n after  %v", stored, after)
 	}
-	if h, err := hosted(a); err != nil || !equalHosted(h, hostedBefore) {
+	if h, err := a.API.Hosted(); err != nil || !equalHosted(h, hostedBefore) {
 		t.Fatalf("a dry run changed the actors hosted: %v -> %v (%v)", hostedBefore, h, err)
 	}
 	if got := drainToMarker(t, w); len(got) != 0 {

@@ -1,12 +1,14 @@
 package clustere2e
 
 // What the tests of this package share beyond internal/testkit: the JSON
-// types under their short names and a heartbeat loop.
+// types under their short names, a watcher that waits for its snapshot and
+// a heartbeat loop.
 
 import (
 	"errors"
 	"fmt"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/presence-cluster/presence/internal/testkit"
@@ -22,6 +24,25 @@ type (
 
 // newTokens is the token cache of the test clusters' secret.
 func newTokens() *testkit.Tokens { return testkit.NewTokens([]byte(testkit.ProcSecret)) }
+
+// watchUsers dials a session of uid through addr subscribed to users and
+// waits (10s at most) until it holds a state of every one of them: the
+// snapshot a watcher starts from.
+func watchUsers(t *testing.T, addr string, tok *testkit.Tokens, uid int64, users []int64) *testkit.WSConn {
+	t.Helper()
+	s := testkit.MustDialUser(t, addr, tok, uid, users)
+	if !s.WaitFor(10*time.Second, func() bool {
+		for _, u := range users {
+			if _, ok := s.Last(u); !ok {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("no snapshot of every user:\n%s", s.Dump(20))
+	}
+	return s
+}
 
 // ---------------------------------------------------------------- heartbeats
 

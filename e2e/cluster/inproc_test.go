@@ -516,7 +516,7 @@ func (c *tcluster) usersOwnedBy(n *tnode, k int, start int64) []int64 {
 func waitHostedSum(t *testing.T, via *tnode, want int64, what string) {
 	t.Helper()
 	testkit.Eventually(t, 10*time.Second, what, func() error {
-		h, err := hosted(via)
+		h, err := via.API.Hosted()
 		if err != nil {
 			return err
 		}
@@ -529,20 +529,4 @@ func waitHostedSum(t *testing.T, via *tnode, want int64, what string) {
 		}
 		return nil
 	})
-}
-
-// hosted returns actors_hosted per node label as node via reports it.
-func hosted(via *tnode) (map[string]int64, error) {
-	st, err := via.API.Cluster()
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]int64{}
-	for _, m := range st.Members {
-		if m.ActorsHosted == nil {
-			return nil, fmt.Errorf("member %s: no actors_hosted (%s)", m.NodeName, m.Error)
-		}
-		out[m.NodeName] = *m.ActorsHosted
-	}
-	return out, nil
 }

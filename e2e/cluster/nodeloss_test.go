@@ -42,21 +42,9 @@ func TestNodeKillFailover(t *testing.T) {
 	}
 	c4State := a.API.Must(t).PutStatus(c4, `{"is_online": false, "busy_until": "`+testkit.RFC3339(time.Now().Add(time.Hour))+`"}`)
 
-	subA := testkit.MustDialUser(t, a.HTTPAddr(), c.tok, 8001, users)
-	subB := testkit.MustDialUser(t, b.HTTPAddr(), c.tok, 8002, users)
-	subC := testkit.MustDialUser(t, cc.HTTPAddr(), c.tok, 8003, users)
-	for _, s := range []*testkit.WSConn{subA, subB, subC} {
-		if !s.WaitFor(10*time.Second, func() bool {
-			for _, u := range users {
-				if _, ok := s.Last(u); !ok {
-					return false
-				}
-			}
-			return true
-		}) {
-			t.Fatalf("no snapshot of every user:\n%s", s.Dump(20))
-		}
-	}
+	subA := watchUsers(t, a.HTTPAddr(), c.tok, 8001, users)
+	subB := watchUsers(t, b.HTTPAddr(), c.tok, 8002, users)
+	subC := watchUsers(t, cc.HTTPAddr(), c.tok, 8003, users)
 
 	hb := startHeartbeats(beating, []*testkit.REST{a.API, b.API}, 200*time.Millisecond)
 	t.Cleanup(hb.halt)

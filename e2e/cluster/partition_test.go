@@ -62,18 +62,7 @@ func TestPartitionHeals(t *testing.T) {
 	// A watcher of every user on every node, through the cut and the heal.
 	var subs []*testkit.WSConn
 	for i, n := range all {
-		s := testkit.MustDialUser(t, n.HTTPAddr(), c.tok, int64(8101+i), users)
-		if !s.WaitFor(10*time.Second, func() bool {
-			for _, u := range users {
-				if _, ok := s.Last(u); !ok {
-					return false
-				}
-			}
-			return true
-		}) {
-			t.Fatalf("no snapshot of every user:\n%s", s.Dump(20))
-		}
-		subs = append(subs, s)
+		subs = append(subs, watchUsers(t, n.HTTPAddr(), c.tok, int64(8101+i), users))
 	}
 
 	split := partitionC(t, c, a, b, cc)

@@ -24,11 +24,7 @@ func TestPGColdStartWhileDatabaseDownRearmsTimers(t *testing.T) {
 
 	users := []int64{7501, 7502, 7503, 7504, 7505, 7506}
 	due := time.Now().Add(12 * time.Second).Truncate(time.Microsecond)
-	last := map[int64]Status{}
-	for i, u := range users {
-		c.Proc(i % 3).API.Must(t).Heartbeat(u)
-		last[u] = c.Proc((i+1)%3).API.Must(t).PutOwn(u, `{"is_busy": true, "busy_until": "`+testkit.RFC3339(due)+`"}`)
-	}
+	createUsers(t, c, users, `{"is_busy": true, "busy_until": "`+testkit.RFC3339(due)+`"}`)
 
 	// Stop every node gracefully, then cut the database off and start
 	// them all again.
@@ -45,9 +41,7 @@ func TestPGColdStartWhileDatabaseDownRearmsTimers(t *testing.T) {
 	wg.Wait()
 	proxy.cut(pgReset)
 	cut := time.Now()
-	for i := range 3 {
-		c.Start(i)
-	}
+	c.StartAll()
 	// Up but not ready: writes 503, /readyz 503.
 	testkit.Eventually(t, 30*time.Second, "restarted nodes answer /readyz 503 while the database is down", func() error {
 		c.CheckAlive()

@@ -32,6 +32,19 @@ func pgBase(t *testing.T) string {
 	return testkit.PostgresURL(t)
 }
 
+// createUsers creates each user through one node of c (a heartbeat) and
+// sets body as its status through the next node, so that the writes
+// spread over the three nodes; it returns the answered statuses.
+func createUsers(t *testing.T, c *testkit.ProcCluster, users []int64, body string) map[int64]Status {
+	t.Helper()
+	last := make(map[int64]Status, len(users))
+	for i, u := range users {
+		c.Proc(i % 3).API.Must(t).Heartbeat(u)
+		last[u] = c.Proc((i+1)%3).API.Must(t).PutOwn(u, body)
+	}
+	return last
+}
+
 // pgRow is a presence_users row.
 type pgRow struct {
 	IsOnline, IsBusy bool
@@ -311,9 +324,7 @@ func startPGCluster(t *testing.T, env map[string]string, viaProxy bool) *pgClust
 		all[k] = v
 	}
 	pc.c = testkit.NewProcCluster(t, testkit.BuildPresenced(t), pc.tok, 3, all)
-	for i := range 3 {
-		pc.c.Start(i)
-	}
+	pc.c.StartAll()
 	formed := pc.c.WaitFormed(45*time.Second, what)
 	t.Logf("schema %s: cluster of 3 formed %v after the starts", pc.schema, formed.Round(time.Millisecond))
 	return pc

@@ -31,10 +31,7 @@ func TestPGKillRestartKeepsAnsweredChanges(t *testing.T) {
 	c, conn := pc.c, pc.conn
 
 	const n = 60
-	users := make([]int64, n)
-	for i := range users {
-		users[i] = int64(5101 + i)
-	}
+	users := testkit.UserIDs(5101, n)
 	rng := rand.New(rand.NewPCG(5, 1))
 	last := map[int64]Status{}
 	owner := map[int64]string{}

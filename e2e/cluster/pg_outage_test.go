@@ -74,15 +74,8 @@ func TestPGOutageServes503AndRecovers(t *testing.T) {
 		clients[i] = testkit.NewREST(c.HTTPAddr(i), tok).WithTimeout(reqTimeout + 5*time.Second)
 	}
 
-	users := make([]int64, 10)
-	for i := range users {
-		users[i] = int64(7101 + i)
-	}
-	last := map[int64]Status{}
-	for i, u := range users {
-		c.Proc(i % 3).API.Must(t).Heartbeat(u)
-		last[u] = c.Proc((i+1)%3).API.Must(t).PutOwn(u, `{"is_busy": false}`)
-	}
+	users := testkit.UserIDs(7101, 10)
+	last := createUsers(t, c, users, `{"is_busy": false}`)
 	// Users whose busy status ends during the first cut: their timers
 	// fail to write and must retry until the database is back.
 	const warm = 2 * time.Second

@@ -242,15 +242,8 @@ func TestPGRollingRestartLosesNothing(t *testing.T) {
 	}, false)
 	c, conn := pc.c, pc.conn
 
-	users := make([]int64, 30)
-	for i := range users {
-		users[i] = int64(6101 + i)
-	}
-	last := map[int64]Status{}
-	for i, u := range users {
-		c.Proc(i % 3).API.Must(t).Heartbeat(u)
-		last[u] = c.Proc((i+1)%3).API.Must(t).PutOwn(u, `{"is_busy": false}`)
-	}
+	users := testkit.UserIDs(6101, 30)
+	last := createUsers(t, c, users, `{"is_busy": false}`)
 
 	var watchers []*pgWatcher
 	for i := range 3 {

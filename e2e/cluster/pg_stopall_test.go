@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/presence-cluster/presence/internal/testkit"
 )
 
 // TestPGStopAllAtOnceFlushesAndExitsZero: every node of a cluster on
@@ -18,10 +20,7 @@ func TestPGStopAllAtOnceFlushesAndExitsZero(t *testing.T) {
 	}, false)
 	c, conn := pc.c, pc.conn
 
-	users := make([]int64, 30)
-	for i := range users {
-		users[i] = int64(7601 + i)
-	}
+	users := testkit.UserIDs(7601, 30)
 	for i, u := range users {
 		c.Proc(i % 3).API.Must(t).Heartbeat(u) // creates the user: a synchronous write
 	}

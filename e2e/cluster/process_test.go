@@ -94,19 +94,7 @@ func TestProcessesSurviveSIGKILL(t *testing.T) {
 	if got := p2.API.Must(t).Batch(testkit.AdminID, users); len(got) != len(users) {
 		t.Fatalf("batch through p2: %d records, want %d", len(got), len(users))
 	}
-	h, err := func() (map[string]int64, error) {
-		st, err := p1.API.Cluster()
-		if err != nil {
-			return nil, err
-		}
-		out := map[string]int64{}
-		for _, m := range st.Members {
-			if m.ActorsHosted != nil {
-				out[m.NodeName] = *m.ActorsHosted
-			}
-		}
-		return out, nil
-	}()
+	h, err := p1.API.Hosted()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -247,7 +247,7 @@ func TestScaleOutAndIn(t *testing.T) {
 		t.Fatalf("no user of %v moved to D", users)
 	}
 	testkit.Eventually(t, 10*time.Second, "D hosts actors", func() error {
-		h, err := hosted(a)
+		h, err := a.API.Hosted()
 		if err != nil {
 			return err
 		}

@@ -74,9 +74,7 @@ func takeoverRuns(t *testing.T, storeURL string) {
 		"PRESENCE_DISCONNECT_GRACE": "2s",
 		"PRESENCE_WRITE_RATE":       "-1",
 	})
-	for i := range 3 {
-		c.Start(i)
-	}
+	c.StartAll()
 	c.WaitFormed(45*time.Second, "three processes form a cluster")
 	var results []takeoverRun
 	for k := range runs {

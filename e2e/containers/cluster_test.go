@@ -5,7 +5,6 @@ package containers
 import (
 	"fmt"
 	"os/exec"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -439,26 +438,4 @@ func testPartition(t *testing.T, c *cluster, note noteFunc) {
 	}
 	note("partition heal: reconnected; all three saw each other after %s, and every node and both watchers showed every user's last answered write %s later (users with non-rising answered versions: %d; first stale answer after the merge: %s)",
 		secs(heal), secs(conv), dup, stale)
-}
-
-// waitViewNoFatal is waitView that returns -1 instead of failing.
-func (c *cluster) waitViewNoFatal(timeout time.Duration, askers, want []string) time.Duration {
-	w := append([]string(nil), want...)
-	sort.Strings(w)
-	d, err := testkit.Poll(timeout, 200*time.Millisecond, func() error {
-		for _, n := range askers {
-			v, err := c.view(n)
-			if err != nil {
-				return err
-			}
-			if strings.Join(v, ",") != strings.Join(w, ",") {
-				return fmt.Errorf("%s sees %v", n, v)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return -1
-	}
-	return d
 }

@@ -257,13 +257,12 @@ func (c *cluster) view(node string) ([]string, error) {
 	return names, nil
 }
 
-// waitView waits until each of askers sees exactly want; it returns how long
-// that took.
-func (c *cluster) waitView(timeout time.Duration, askers, want []string) time.Duration {
-	c.t.Helper()
+// pollView polls until each of askers sees exactly want; it returns how
+// long that took, or the last mismatch when timeout runs out.
+func (c *cluster) pollView(timeout time.Duration, askers, want []string) (time.Duration, error) {
 	w := append([]string(nil), want...)
 	sort.Strings(w)
-	d, err := testkit.Poll(timeout, 200*time.Millisecond, func() error {
+	return testkit.Poll(timeout, 200*time.Millisecond, func() error {
 		for _, n := range askers {
 			v, err := c.view(n)
 			if err != nil {
@@ -275,8 +274,24 @@ func (c *cluster) waitView(timeout time.Duration, askers, want []string) time.Du
 		}
 		return nil
 	})
+}
+
+// waitView waits until each of askers sees exactly want; it returns how long
+// that took.
+func (c *cluster) waitView(timeout time.Duration, askers, want []string) time.Duration {
+	c.t.Helper()
+	d, err := c.pollView(timeout, askers, want)
 	if err != nil {
 		c.t.Fatalf("membership: %v (after %v)", err, d)
+	}
+	return d
+}
+
+// waitViewNoFatal is waitView that returns -1 instead of failing.
+func (c *cluster) waitViewNoFatal(timeout time.Duration, askers, want []string) time.Duration {
+	d, err := c.pollView(timeout, askers, want)
+	if err != nil {
+		return -1
 	}
 	return d
 }

@@ -136,10 +136,7 @@ func (cl *client) runREST(stop <-chan struct{}, st *rollStats, wg *sync.WaitGrou
 // and sessions move to the other nodes.
 func testRollingRestart(t *testing.T, c *cluster, note noteFunc) {
 	const n = 12
-	ids := make([]int64, n)
-	for i := range ids {
-		ids[i] = int64(4001 + i)
-	}
+	ids := testkit.UserIDs(4001, n)
 	clients := make([]*client, n)
 	for i, id := range ids {
 		clients[i] = &client{c: c, id: id, watch: ids, w: newWatcher(), wsNode: i % 3, restNode: (i + 1) % 3}

@@ -61,6 +61,14 @@ func (c *ProcCluster) Start(i int) *Proc {
 	return c.Launch(i, true)
 }
 
+// StartAll starts every node and marks it up.
+func (c *ProcCluster) StartAll() {
+	c.t.Helper()
+	for i := range c.ports {
+		c.Start(i)
+	}
+}
+
 // Launch starts node i (again); up says whether clients may use it yet.
 func (c *ProcCluster) Launch(i int, up bool) *Proc {
 	c.t.Helper()
@@ -200,18 +208,7 @@ func (c *ProcCluster) WaitFormed(timeout time.Duration, what string) time.Durati
 
 // Hosted returns actors_hosted per node name, as node i reports them.
 func (c *ProcCluster) Hosted(i int) (map[string]int64, error) {
-	st, err := c.Proc(i).API.Cluster()
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]int64{}
-	for _, m := range st.Members {
-		if m.ActorsHosted == nil {
-			return nil, fmt.Errorf("member %s did not report: %s", m.NodeName, m.Error)
-		}
-		out[m.NodeName] = *m.ActorsHosted
-	}
-	return out, nil
+	return c.Proc(i).API.Hosted()
 }
 
 // CheckLogs fails the test if a node's output shows a panic or a data

@@ -140,6 +140,21 @@ func (r *REST) Cluster() (ClusterStatus, error) {
 	return c, r.Call(AdminID, http.MethodGet, "/admin/cluster", "", &c)
 }
 
+// Hosted returns actors_hosted per node name, as the node behind r
+// reports them in GET /admin/cluster; a member that did not report is an
+// error.
+func (r *REST) Hosted() (map[string]int64, error) {
+	st, err := r.Cluster()
+	if err != nil {
+		return nil, err
+	}
+	h, ok := Hosted(st)
+	if !ok {
+		return nil, fmt.Errorf("a member did not report actors_hosted: %+v", st.Members)
+	}
+	return h, nil
+}
+
 // InspectUser is GET /admin/users/{id} as admin.
 func (r *REST) InspectUser(id int64) (UserInspection, error) {
 	var u UserInspection
@@ -201,6 +216,15 @@ func (r *REST) PresenceOf(ctx context.Context, asker, id int64) (Presence, error
 		return p, fmt.Errorf("%w: GET /users/%d/presence on %s answered with user %d", ErrWrongUser, id, r.Base, p.UserID)
 	}
 	return p, err
+}
+
+// UserIDs returns the n user ids first, first+1, ...
+func UserIDs(first int64, n int) []int64 {
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = first + int64(i)
+	}
+	return ids
 }
 
 // JoinIDs writes ids comma separated, query-escaped when escape is set.
