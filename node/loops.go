@@ -30,7 +30,11 @@ const lastSeenFlushTimeout = 10 * time.Second
 func (n *Node) onView(old, cur *cluster.View) {
 	self := n.system.Address()
 	if ownersChanged(old, cur) {
-		go n.flushLastSeen("owners changed")
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), lastSeenFlushTimeout)
+			defer cancel()
+			n.flushLastSeen(ctx, "owners changed")
+		}()
 	}
 	joined := false
 	for _, m := range cur.Owners {
@@ -83,14 +87,12 @@ func ownersChanged(old, cur *cluster.View) bool {
 // it would show a last_seen up to one flush interval old for a user that
 // moved. A failure is only logged: the touches stay pending and the
 // periodic flush retries them.
-func (n *Node) flushLastSeen(why string) {
+func (n *Node) flushLastSeen(ctx context.Context, why string) {
 	select {
 	case <-n.stopped:
 		return // Shutdown flushes after the actors stopped.
 	default:
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), lastSeenFlushTimeout)
-	defer cancel()
 	if err := n.lastSeen.Flush(ctx); err != nil {
 		n.log.Warn("flushing last_seen failed; the periodic flush retries", slog.String("why", why), slog.Any("err", err))
 	}

@@ -11,15 +11,19 @@ import (
 
 // Shutdown leaves gracefully: it writes the pending last_seen touches (the
 // users' new owners load them from the store), announces that this node
-// drains (the others take over its users), keeps answering for DrainWait while the
-// news spreads, closes WebSocket sessions with 1012, answers what is in
-// flight, stops the actors, flushes pending writes, leaves the gossip and
-// closes the store.
+// drains (the others take over its users), keeps answering for DrainWait
+// while the news spreads, closes WebSocket sessions with 1012, answers
+// what is in flight, stops the actors, flushes pending writes, leaves the
+// gossip and closes the store.
 func (n *Node) Shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ShutdownTimeout)
 	defer cancel()
 	var errs []error
-	n.flushLastSeen("draining")
+	// Bounded by DrainWait: a store that does not answer must not hold
+	// the drain back (the final flush below retries the touches).
+	flushCtx, flushCancel := context.WithTimeout(ctx, n.cfg.DrainWait)
+	n.flushLastSeen(flushCtx, "draining")
+	flushCancel()
 	n.api.Drain()
 	if err := n.members.Drain(ctx, n.cfg.DrainWait); err != nil {
 		errs = append(errs, err)
