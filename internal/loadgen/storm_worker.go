@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/presence-cluster/presence/client"
 	"github.com/presence-cluster/presence/internal/loadgen/stats"
 )
 
@@ -170,11 +171,12 @@ type reconnectPlan struct {
 	attempt int
 }
 
-// Reconnect delays of the Go client's defaults (client.DefaultConfig).
-const (
-	clientMinBackoff    = 500 * time.Millisecond
-	clientMaxBackoff    = 30 * time.Second
-	clientRestartJitter = 250 * time.Millisecond
+// Reconnect delays of the Go client's defaults, read from the client so
+// that the storm keeps reconnecting as the clients do if those change.
+var (
+	clientMinBackoff    = client.DefaultConfig().Subscriber.MinBackoff
+	clientMaxBackoff    = client.DefaultConfig().Subscriber.MaxBackoff
+	clientRestartJitter = client.DefaultConfig().Subscriber.RestartJitter
 )
 
 // planStormReconnect follows the clients' reconnect rules: 1012 at once
