@@ -1,3 +1,5 @@
+//go:build !race
+
 package clustere2e
 
 import (
