@@ -134,18 +134,7 @@ func TestSubscriberStopsOnAdminDisconnect(t *testing.T) {
 
 	s, rec := subscriber(t, mint(t, 804, "dora", false), []string{n.URL}, nil, nil)
 	rec.waitFor(t, "connected", connectedTo(n.URL))
-	// "connected" is the handshake; the node registers the session just
-	// after it, so a disconnect right then may find none yet (and closes
-	// nothing): ask again until it closes the one session.
-	var got int64
-	for deadline := time.Now().Add(wait); ; time.Sleep(20 * time.Millisecond) {
-		if got, err = admin.AdminDisconnect(ctx, 804); err != nil || got != 0 || time.Now().After(deadline) {
-			break
-		}
-	}
-	if err != nil || got != 1 {
-		t.Fatalf("AdminDisconnect = %d, %v; want 1 session closed", got, err)
-	}
+	disconnectOneSession(ctx, t, admin, 804)
 	ev := rec.waitFor(t, "disconnected", func(ev client.StateEvent) bool { return ev.State == client.StateDisconnected })
 	if ev.CloseCode != wire.CloseDisconnected {
 		t.Fatalf("disconnected with %d (%v), want %d", ev.CloseCode, ev.Err, wire.CloseDisconnected)
@@ -174,9 +163,7 @@ func TestSubscriberStopsOnAdminDisconnect(t *testing.T) {
 		}
 	})
 	rec.waitFor(t, "connected", connectedTo(n.URL))
-	if got, err := admin.AdminDisconnect(ctx, 805); err != nil || got != 1 {
-		t.Fatalf("AdminDisconnect = %d, %v; want 1 session closed", got, err)
-	}
+	disconnectOneSession(ctx, t, admin, 805)
 	rec.waitFor(t, "disconnected", func(ev client.StateEvent) bool { return ev.State == client.StateDisconnected })
 	rec.waitFor(t, "reconnected", connectedTo(n.URL))
 	if asked.Load() != 1 {
@@ -187,6 +174,24 @@ func TestSubscriberStopsOnAdminDisconnect(t *testing.T) {
 	}
 	if _, err := (mustClient(t, n.URL, mint(t, 805, "eve", false))).AdminDisconnect(ctx, 804); client.StatusCode(err) != 403 {
 		t.Fatalf("AdminDisconnect as a non-admin: %v, want 403", err)
+	}
+}
+
+// disconnectOneSession disconnects user id's one session as admin.
+// "connected" is the handshake; the node registers the session just after
+// it, so a disconnect right then may find none yet (and closes nothing):
+// it asks again until it closes the one session.
+func disconnectOneSession(ctx context.Context, t *testing.T, admin *client.Client, id int64) {
+	t.Helper()
+	var got int64
+	var err error
+	for deadline := time.Now().Add(wait); ; time.Sleep(20 * time.Millisecond) {
+		if got, err = admin.AdminDisconnect(ctx, id); err != nil || got != 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil || got != 1 {
+		t.Fatalf("AdminDisconnect(%d) = %d, %v; want 1 session closed", id, got, err)
 	}
 }
 
