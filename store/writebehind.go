@@ -57,9 +57,11 @@ type LastSeenWriter struct {
 	dropWarn bool  // a drop has been logged since the last flush
 	dropNew  int64 // drops since the last flush, for the flush-time log
 
-	// flushMu allows one flush at a time: there is a single inflight map,
-	// and two flushes racing against a failing store would only add load.
-	flushMu sync.Mutex
+	// flushSlot allows one flush at a time: there is a single inflight
+	// map, and two flushes racing against a failing store would only add
+	// load. A channel rather than a mutex, so that a flush waiting behind
+	// one stuck on an unresponsive store gives up at its own deadline.
+	flushSlot chan struct{}
 
 	flushes atomic.Uint64
 	errors  atomic.Uint64
@@ -108,6 +110,7 @@ func NewLastSeenWriter(s Store, interval time.Duration, logger *slog.Logger, opt
 		logger:     logger,
 		maxPending: DefaultMaxPending,
 		pending:    make(map[int64]int64),
+		flushSlot:  make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 		runCtx:     ctx,
@@ -172,10 +175,16 @@ func (w *LastSeenWriter) Pending(userID int64) (int64, bool) {
 }
 
 // Flush writes the pending touches now in one TouchLastSeen. On error the
-// touches are kept, merged with newer ones, for the next flush.
+// touches are kept, merged with newer ones, for the next flush. One flush
+// runs at a time: a call made while another is under way waits for it, at
+// most until ctx ends.
 func (w *LastSeenWriter) Flush(ctx context.Context) error {
-	w.flushMu.Lock()
-	defer w.flushMu.Unlock()
+	select {
+	case w.flushSlot <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("store: flush last_seen: waiting for the flush under way: %w", ctx.Err())
+	}
+	defer func() { <-w.flushSlot }()
 
 	w.mu.Lock()
 	batch := w.pending

@@ -204,6 +204,58 @@ func TestLastSeenWriterCloseFlushes(t *testing.T) {
 	}
 }
 
+// TestLastSeenWriterFlushWaitEndsAtDeadline: a flush waiting behind one
+// stuck on a store that does not answer gives up at its own deadline (a
+// node about to drain must not wait out another flush's timeout), and the
+// touches it could not write are written by the next flush.
+func TestLastSeenWriterFlushWaitEndsAtDeadline(t *testing.T) {
+	f := newFakeStore(t, 1, 2)
+	f.block = make(chan struct{})
+	w := store.NewLastSeenWriter(f, never, nil)
+	closeWriter(t, w)
+	var unblockOnce sync.Once
+	unblock := func() {
+		unblockOnce.Do(func() {
+			f.mu.Lock()
+			close(f.block)
+			f.block = nil
+			f.mu.Unlock()
+		})
+	}
+	t.Cleanup(unblock) // before closeWriter's Close, which flushes
+	w.Touch(1, base+1)
+	stuck := make(chan error, 1)
+	go func() { stuck <- w.Flush(context.Background()) }()
+	waitFor(t, func() bool { return len(f.touchCalls()) == 1 })
+
+	w.Touch(2, base+2)
+	second := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		second <- w.Flush(ctx)
+	}()
+	select {
+	case err := <-second:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("second flush: %v, want the deadline", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second flush still waits for the stuck one after its deadline")
+	}
+
+	unblock()
+	if err := <-stuck; err != nil {
+		t.Fatalf("stuck flush: %v", err)
+	}
+	if err := w.Flush(context.Background()); err != nil {
+		t.Fatalf("next flush: %v", err)
+	}
+	if got := f.lastSeen(t, 2); got != base+2 {
+		t.Errorf("last_seen of user 2 = %d, want %d (the touch the timed-out flush left)", got, base+2)
+	}
+}
+
 func TestLastSeenWriterKeepsTouchesOnError(t *testing.T) {
 	ctx := context.Background()
 	f := newFakeStore(t, 1, 2)
