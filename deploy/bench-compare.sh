@@ -11,6 +11,13 @@
 # OUT_DIR/http.txt (round, route, target 1=baseline 2=old 3=new, req/s,
 # the server's CPU ticks during the run, load average) and
 # OUT_DIR/fanout.txt (the load generator's reports).
+#
+# PIN=1 runs the three servers on CPU 0 and the load generator and wrk on
+# CPU 1. With receive steering on loopback (as root:
+# echo 2 > /sys/class/net/lo/queues/rx-0/rps_cpus) the clients' side of
+# every TCP segment is then processed on the clients' CPU, as it would be
+# on a client host, instead of being charged to the server that wrote it
+# (BENCHMARKS.md, "CPU per delivered frame").
 set -u
 [ $# -ge 3 ] || { sed -n 2,13p "$0"; exit 2; }
 OLD=$1 NEW=$2 OUT=$3 ROUNDS=${4:-3} WHAT=${5:-both}
@@ -18,12 +25,15 @@ CTL=$NEW/presencectl
 S=bench-secret-0123456789abcdef0123
 B="PRESENCE_STORE=memory PRESENCE_JWT_SECRET=$S PRESENCE_STANDALONE=true PRESENCE_WRITE_RATE=1e9"
 mkdir -p "$OUT"
+SRV= LDG=
+if [ "${PIN:-0}" = 1 ]; then SRV="taskset -c 0" LDG="taskset -c 1"; fi
+echo "pin=${PIN:-0} lo_rps_cpus=$(cat /sys/class/net/lo/queues/rx-0/rps_cpus 2>/dev/null) GOMAXPROCS=${GOMAXPROCS:-unset}" >"$OUT/setup.txt"
 tmp=$(mktemp -d -t compare.XXXXXX)
-$CTL bench --serve-baseline 127.0.0.1:8711 --serve-for 60m >"$OUT/baseline.log" 2>&1 &
+$SRV $CTL bench --serve-baseline 127.0.0.1:8711 --serve-for 60m >"$OUT/baseline.log" 2>&1 &
 BASE=$!
-env $B PRESENCE_HTTP_ADDR=127.0.0.1:8712 PRESENCE_PPROF_ADDR=127.0.0.1:6712 PRESENCE_DATA_DIR=$tmp/old "$OLD/presenced" >"$OUT/old.log" 2>&1 &
+env $B PRESENCE_HTTP_ADDR=127.0.0.1:8712 PRESENCE_PPROF_ADDR=127.0.0.1:6712 PRESENCE_DATA_DIR=$tmp/old $SRV "$OLD/presenced" >"$OUT/old.log" 2>&1 &
 OLDP=$!
-env $B PRESENCE_HTTP_ADDR=127.0.0.1:8713 PRESENCE_PPROF_ADDR=127.0.0.1:6713 PRESENCE_DATA_DIR=$tmp/new "$NEW/presenced" >"$OUT/new.log" 2>&1 &
+env $B PRESENCE_HTTP_ADDR=127.0.0.1:8713 PRESENCE_PPROF_ADDR=127.0.0.1:6713 PRESENCE_DATA_DIR=$tmp/new $SRV "$NEW/presenced" >"$OUT/new.log" 2>&1 &
 NEWP=$!
 trap 'kill $BASE $OLDP $NEWP 2>/dev/null; rm -rf "$tmp"' EXIT
 sleep 3
@@ -42,7 +52,7 @@ if [ "$WHAT" != fanout ]; then
 				[ $n = 2 ] && pid=$OLDP
 				[ $n = 3 ] && pid=$NEWP sc=$tmp/s3
 				c0=$(cpu $pid)
-				rps=$(wrk -t2 -c50 -d5s -s $sc/$s.lua http://127.0.0.1:871$n 2>/dev/null | awk '/Requests\/sec/ {print $2}')
+				rps=$($LDG wrk -t2 -c50 -d5s -s $sc/$s.lua http://127.0.0.1:871$n 2>/dev/null | awk '/Requests\/sec/ {print $2}')
 				echo "$r $s $n $rps $(($(cpu $pid) - c0)) $(load)" >>"$OUT/http.txt"
 			done
 		done
@@ -55,7 +65,7 @@ if [ "$WHAT" != http ]; then
 			set -- $t
 			k=$((k + 1))
 			echo "== round $r target $1 load $(load) $(date +%T)" >>"$OUT/fanout.txt"
-			$CTL bench --url http://127.0.0.1:$1 --secret $S --user-base $((7000000 + k * 100000)) \
+			$LDG $CTL bench --url http://127.0.0.1:$1 --secret $S --user-base $((7000000 + k * 100000)) \
 				--users 10001 --contacts 0 --hot 1 --heartbeat-rate 0 --change-rate 2 --ramp 10s --duration 15s \
 				--pprof-url http://127.0.0.1:$3 --pid $2 >>"$OUT/fanout.txt" 2>&1
 		done

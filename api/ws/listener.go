@@ -4,7 +4,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -24,11 +23,17 @@ type connListener struct {
 
 type trackedConn struct {
 	*net.TCPConn
-	// raw lets the writer workers try a write without waiting (tryWrite).
-	raw    syscall.RawConn
-	owner  *connListener
-	once   sync.Once
-	linger atomic.Bool
+	// fd is the socket's descriptor, which the writer workers write to
+	// directly (tryWrite). fdMu guards it against reuse: Close marks it
+	// closed under the write lock before the descriptor is released, so a
+	// write holding the read lock never reaches a later connection that
+	// got the same number.
+	fd       int
+	fdMu     sync.RWMutex
+	fdClosed bool
+	owner    *connListener
+	once     sync.Once
+	linger   atomic.Bool
 }
 
 // Accept tunes and tracks the next TCP connection.
@@ -48,7 +53,11 @@ func (l *connListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return c, nil // only for a connection already invalid: left untracked
 	}
-	t := &trackedConn{TCPConn: tc, raw: raw, owner: l}
+	t := &trackedConn{TCPConn: tc, fd: -1, owner: l}
+	_ = raw.Control(func(fd uintptr) { t.fd = int(fd) })
+	if t.fd < 0 {
+		return c, nil
+	}
 	l.conns.Store(tc.RemoteAddr().String(), t)
 	return t, nil
 }
@@ -56,7 +65,12 @@ func (l *connListener) Accept() (net.Conn, error) {
 // Close forgets the connection and closes it, after draining what the
 // client still sends if it was marked by LingerOnClose.
 func (c *trackedConn) Close() error {
-	c.once.Do(func() { c.owner.conns.Delete(c.RemoteAddr().String()) })
+	c.once.Do(func() {
+		c.owner.conns.Delete(c.RemoteAddr().String())
+		c.fdMu.Lock()
+		c.fdClosed = true
+		c.fdMu.Unlock()
+	})
 	if c.linger.CompareAndSwap(true, false) && c.owner.lingerClose(c) {
 		return nil
 	}

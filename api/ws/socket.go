@@ -1,7 +1,6 @@
 package ws
 
 import (
-	"errors"
 	"net"
 	"syscall"
 	"time"
@@ -31,31 +30,36 @@ func (streamSocket) tryWrite([]byte) (int, error) { return 0, nil }
 // workers' way of writing a batch, with no deadline to set and no timer
 // left behind. A full socket buffer (EAGAIN) is no error: n tells how far
 // it got.
+//
+// It writes to the descriptor itself rather than through the runtime's
+// poller (syscall.RawConn): the poller's locks and deadline checks touch
+// three more structures of every connection, cold in a fan-out to
+// thousands of sessions, and the session's writer already keeps its
+// writes in order. The descriptor is non-blocking (the runtime made it
+// so), and fdMu keeps it from being written once Close has begun.
 func (c *trackedConn) tryWrite(b []byte) (n int, err error) {
-	cerr := c.raw.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			m, werr := syscall.Write(int(fd), b[n:])
-			if m > 0 {
-				n += m
-			}
-			switch {
-			case werr == nil && m > 0:
-				continue
-			case errors.Is(werr, syscall.EINTR):
-				continue
-			case errors.Is(werr, syscall.EAGAIN) || werr == nil:
-				return true
-			default:
-				err = werr
-				return true
-			}
-		}
-		return true
-	})
-	if err == nil {
-		err = cerr
+	c.fdMu.RLock()
+	defer c.fdMu.RUnlock()
+	if c.fdClosed {
+		return 0, net.ErrClosed
 	}
-	return n, err
+	for n < len(b) {
+		m, werr := syscall.Write(c.fd, b[n:])
+		if m > 0 {
+			n += m
+		}
+		switch {
+		case werr == nil && m > 0:
+			continue
+		case werr == syscall.EINTR:
+			continue
+		case werr == syscall.EAGAIN || werr == nil:
+			return n, nil
+		default:
+			return n, werr
+		}
+	}
+	return n, nil
 }
 
 // socketOf is the socket under nc, the connection the library wraps: the
