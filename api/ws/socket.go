@@ -37,13 +37,12 @@ func (streamSocket) tryWrite([]byte) (int, error) { return 0, nil }
 // three more structures of every connection, cold in a fan-out to
 // thousands of sessions, and the session's writer already keeps its
 // writes in order. The descriptor is non-blocking (the runtime made it
-// so), and fdMu keeps it from being written once Close has begun.
+// so), and it is never written once Close has begun (acquireFD).
 func (c *trackedConn) tryWrite(b []byte) (n int, err error) {
-	c.fdMu.RLock()
-	defer c.fdMu.RUnlock()
-	if c.fdClosed {
+	if !c.acquireFD() {
 		return 0, net.ErrClosed
 	}
+	defer c.releaseFD()
 	for n < len(b) {
 		m, errno := writeNonBlocking(c.fd, b[n:])
 		if m > 0 {
