@@ -16,8 +16,10 @@
 # CPU 1. With receive steering on loopback (as root:
 # echo 2 > /sys/class/net/lo/queues/rx-0/rps_cpus) the clients' side of
 # every TCP segment is then processed on the clients' CPU, as it would be
-# on a client host, instead of being charged to the server that wrote it
-# (BENCHMARKS.md, "CPU per delivered frame").
+# on a client host, instead of being charged to the server that wrote it;
+# raise net.core.netdev_max_backlog (sysctl -w ...=30000) as well, or
+# CPU 1's queue of 1,000 packets overflows under a fan-out and the drops
+# show up as 200 ms retransmissions (BENCHMARKS.md, "Session 5").
 set -u
 [ $# -ge 3 ] || { sed -n 2,13p "$0"; exit 2; }
 OLD=$1 NEW=$2 OUT=$3 ROUNDS=${4:-3} WHAT=${5:-both}
