@@ -46,22 +46,26 @@ func planReconnect(cfg *SubscriberConfig, out outcome, attempt int, rnd func(n t
 		if cfg.ReconnectAfterDisconnect == nil || !cfg.ReconnectAfterDisconnect(ev) {
 			return plan{stop: true}
 		}
-		return plan{attempt: attempt + 1, delay: backoff(cfg, attempt, rnd)}
+		return plan{attempt: attempt + 1, delay: cfg.Backoff(attempt, rnd)}
 	case !out.dialed:
-		return plan{nextURL: true, attempt: attempt + 1, delay: backoff(cfg, attempt, rnd)}
+		return plan{nextURL: true, attempt: attempt + 1, delay: cfg.Backoff(attempt, rnd)}
 	case out.closeCode == websocket.CloseTryAgainLater, out.closeCode == websocket.ClosePolicyViolation:
-		return plan{attempt: attempt + 1, delay: backoff(cfg, attempt, rnd)}
+		return plan{attempt: attempt + 1, delay: cfg.Backoff(attempt, rnd)}
 	case out.lived >= cfg.StableAfter:
-		return plan{attempt: 1, delay: backoff(cfg, 0, rnd)}
+		return plan{attempt: 1, delay: cfg.Backoff(0, rnd)}
 	default:
-		return plan{attempt: attempt + 1, delay: backoff(cfg, attempt, rnd)}
+		return plan{attempt: attempt + 1, delay: cfg.Backoff(attempt, rnd)}
 	}
 }
 
-// backoff is MinBackoff doubled attempt times, at most MaxBackoff, jittered
-// to between half of it and all of it so that clients dropped together do
-// not come back together.
-func backoff(cfg *SubscriberConfig, attempt int, rnd func(n time.Duration) time.Duration) time.Duration {
+// Backoff is how long the subscriber waits before reconnecting after
+// attempt failed attempts in a row: MinBackoff doubled attempt times, at
+// most MaxBackoff, jittered to between half of it and all of it so that
+// clients dropped together do not come back together. rnd returns a
+// random duration in [0, n) (rand.N, say). Exported for tools that model
+// many clients without a Subscriber each, such as the load generator's
+// reconnect storm.
+func (cfg *SubscriberConfig) Backoff(attempt int, rnd func(n time.Duration) time.Duration) time.Duration {
 	d := cfg.MinBackoff
 	for i := 0; i < attempt && d < cfg.MaxBackoff; i++ {
 		d *= 2

@@ -155,3 +155,19 @@ func ExampleClient_Cluster() {
 	fmt.Println("standalone:", cs.Standalone, "members:", len(cs.Members), "node:", cs.Members[0].Name)
 	// Output: standalone: true members: 1 node: example
 }
+
+// The subscriber's reconnect delays, here at the top of each jitter range:
+// doubling from MinBackoff, capped at MaxBackoff. A tool that models many
+// clients without a Subscriber each reconnects them with the same rule.
+func ExampleSubscriberConfig_Backoff() {
+	cfg := client.DefaultConfig().Subscriber
+	top := func(n time.Duration) time.Duration { return n - 1 }
+	for _, attempt := range []int{0, 1, 2, 10} {
+		fmt.Println(attempt, cfg.Backoff(attempt, top).Round(time.Millisecond))
+	}
+	// Output:
+	// 0 500ms
+	// 1 1s
+	// 2 2s
+	// 10 30s
+}

@@ -83,7 +83,7 @@ func TestPlanReconnect(t *testing.T) {
 		t.Fatalf("4003 with ReconnectAfterDisconnect: plan %+v", got)
 	}
 	// The jitter's low end is half the delay.
-	if got := backoff(&cfg, 2, func(time.Duration) time.Duration { return 0 }); got != 2*time.Second {
+	if got := cfg.Backoff(2, func(time.Duration) time.Duration { return 0 }); got != 2*time.Second {
 		t.Fatalf("backoff low end %v, want 2s", got)
 	}
 }

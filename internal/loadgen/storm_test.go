@@ -205,11 +205,11 @@ func TestPlanStormReconnect(t *testing.T) {
 		want     reconnectPlan
 		maxDelay time.Duration
 	}{
-		{"1012", connOutcome{code: 1012, dialed: true, subscribed: true}, 3, reconnectPlan{nextURL: true, delay: clientRestartJitter - 1}, 0},
+		{"1012", connOutcome{code: 1012, dialed: true, subscribed: true}, 3, reconnectPlan{nextURL: true, delay: clientReconnect.RestartJitter - 1}, 0},
 		{"refused", connOutcome{}, 0, reconnectPlan{nextURL: true, delay: 500 * time.Millisecond, attempt: 1}, 0},
 		{"refused again", connOutcome{}, 2, reconnectPlan{nextURL: true, delay: 2 * time.Second, attempt: 3}, 0},
 		{"1013", connOutcome{code: 1013, dialed: true}, 1, reconnectPlan{delay: time.Second, attempt: 2}, 0},
-		{"capped", connOutcome{code: 1013, dialed: true}, 20, reconnectPlan{delay: clientMaxBackoff, attempt: 21}, 0},
+		{"capped", connOutcome{code: 1013, dialed: true}, 20, reconnectPlan{delay: clientReconnect.MaxBackoff, attempt: 21}, 0},
 	} {
 		if got := planStormReconnect(tc.out, tc.attempt, full); got != tc.want {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)

@@ -171,13 +171,9 @@ type reconnectPlan struct {
 	attempt int
 }
 
-// Reconnect delays of the Go client's defaults, read from the client so
-// that the storm keeps reconnecting as the clients do if those change.
-var (
-	clientMinBackoff    = client.DefaultConfig().Subscriber.MinBackoff
-	clientMaxBackoff    = client.DefaultConfig().Subscriber.MaxBackoff
-	clientRestartJitter = client.DefaultConfig().Subscriber.RestartJitter
-)
+// clientReconnect is the Go client's default reconnect configuration: the
+// storm reconnects as the clients do, and keeps doing so if it changes.
+var clientReconnect = client.DefaultConfig().Subscriber
 
 // planStormReconnect follows the clients' reconnect rules: 1012 at once
 // (jittered) to the next node; a handshake that failed to the next node
@@ -191,19 +187,10 @@ func planStormReconnect(out connOutcome, attempt int, rnd func(time.Duration) ti
 	}
 	switch {
 	case out.dialed && out.code == 1012:
-		return reconnectPlan{nextURL: true, delay: rnd(clientRestartJitter), attempt: attempt}
+		return reconnectPlan{nextURL: true, delay: rnd(clientReconnect.RestartJitter), attempt: attempt}
 	case !out.dialed:
-		return reconnectPlan{nextURL: true, delay: clientBackoff(attempt, rnd), attempt: attempt + 1}
+		return reconnectPlan{nextURL: true, delay: clientReconnect.Backoff(attempt, rnd), attempt: attempt + 1}
 	default:
-		return reconnectPlan{delay: clientBackoff(attempt, rnd), attempt: attempt + 1}
+		return reconnectPlan{delay: clientReconnect.Backoff(attempt, rnd), attempt: attempt + 1}
 	}
-}
-
-func clientBackoff(attempt int, rnd func(time.Duration) time.Duration) time.Duration {
-	d := clientMinBackoff
-	for i := 0; i < attempt && d < clientMaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, clientMaxBackoff)
-	return d/2 + rnd(d/2+1)
 }
