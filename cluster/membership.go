@@ -57,6 +57,8 @@ type Gossip struct {
 	done     chan struct{}
 	onMu     sync.Mutex
 	onViews  []func(old, cur *View)
+	// settled is closed after the first join attempt's view (Settled).
+	settled chan struct{}
 }
 
 // Join starts gossip as the member name (unique per process incarnation)
@@ -68,14 +70,15 @@ func Join(cfg Config, name string, meta Meta, logger *slog.Logger) (*Gossip, err
 		logger = slog.Default()
 	}
 	m := &Gossip{
-		log:    logger,
-		seeds:  cfg.Seeds,
-		rejoin: cfg.RejoinInterval,
-		meta:   meta,
-		kick:   make(chan struct{}, 1),
-		nodes:  make(map[string]nodeCopy),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		log:     logger,
+		seeds:   cfg.Seeds,
+		rejoin:  cfg.RejoinInterval,
+		meta:    meta,
+		kick:    make(chan struct{}, 1),
+		nodes:   make(map[string]nodeCopy),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		settled: make(chan struct{}),
 	}
 	var err error
 	if m.metaB, err = m.meta.encode(); err != nil {
@@ -121,6 +124,12 @@ func (m *Gossip) GossipAddr() string {
 	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
 }
 
+// Settled is closed once the first attempt to join the seeds has ended,
+// joined or not, and the view shows what it learned: memberlist's join
+// exchanges the whole member list with the seed that answers, so from
+// then on the view holds the cluster as the seed knew it.
+func (m *Gossip) Settled() <-chan struct{} { return m.settled }
+
 // join contacts the seeds; errors are logged and retried by the loop.
 func (m *Gossip) join() bool {
 	if len(m.seeds) == 0 {
@@ -165,6 +174,11 @@ func (m *Gossip) loop() {
 				backoff = min(2*backoff, m.rejoin)
 			}
 			m.refresh()
+			select {
+			case <-m.settled:
+			default:
+				close(m.settled)
+			}
 		case now := <-refresh.C:
 			if gap := time.Since(lastTick); gap > pausedAfter {
 				m.resumed(gap)

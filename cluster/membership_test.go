@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -167,9 +168,76 @@ func TestStaticViewOwnsEverything(t *testing.T) {
 	if s.LocalName() != "solo" {
 		t.Fatalf("LocalName %q", s.LocalName())
 	}
+	select {
+	case <-s.Settled():
+	default:
+		t.Fatal("a standalone membership is not settled from the start")
+	}
 	for id := int64(1); id < 100; id++ {
 		if m, ok := s.View().Owner(id); !ok || m.Name != "solo" {
 			t.Fatalf("user %d: owner %+v %v", id, m, ok)
 		}
+	}
+}
+
+// TestGossipSettled: a joining member's view holds the cluster as soon as
+// Settled is closed (before it, the member sees itself alone and the
+// owner of every user); a member with no seeds is settled at once, and a
+// seed that never answers settles the member only when the attempt ends.
+func TestGossipSettled(t *testing.T) {
+	settled := func(g *Gossip, within time.Duration) bool {
+		select {
+		case <-g.Settled():
+			return true
+		case <-time.After(within):
+			return false
+		}
+	}
+	a := joinTest(t, "node-a", Config{})
+	if !settled(a, 5*time.Second) {
+		t.Fatal("a member without seeds never settled")
+	}
+	for i := range 5 { // the view must be complete at once, every time
+		b := joinTest(t, "node-b"+string(rune('0'+i)), Config{Seeds: []string{a.GossipAddr()}})
+		if !settled(b, 5*time.Second) {
+			t.Fatal("the joining member never settled")
+		}
+		if v := b.View(); len(v.Owners) != 2+i {
+			t.Fatalf("join %d: settled with %d owners in view, want %d", i, len(v.Owners), 2+i)
+		}
+	}
+
+	// A seed that accepts connections and never answers: the attempt
+	// lasts until memberlist's TCP timeout.
+	mute, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	go func() {
+		for {
+			c, err := mute.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	cfg := Config{Seeds: []string{mute.Addr().String()}, BindAddr: "127.0.0.1:0"}
+	cfg.Tune = func(c *memberlist.Config) { fastGossip(c); c.TCPTimeout = time.Second }
+	c, err := Join(cfg, "node-c", Meta{NodeName: "node-c", RemoteAddr: "127.0.0.1:19", Proto: ProtoVersion},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Kill()
+	if settled(c, 300*time.Millisecond) {
+		t.Fatal("settled while the seed had not answered")
+	}
+	if !settled(c, 5*time.Second) {
+		t.Fatal("never settled after the seed's attempt timed out")
+	}
+	if v := c.View(); len(v.Owners) != 1 {
+		t.Fatalf("alone after a failed join, view has %d owners", len(v.Owners))
 	}
 }

@@ -14,6 +14,12 @@ type Membership interface {
 	LocalName() string
 	// OnView registers f to be called with every new view.
 	OnView(f func(old, cur *View))
+	// Settled is closed once the first attempt to join the seeds has
+	// ended and the view shows its outcome (at once without seeds).
+	// Before that a joining node sees itself alone, the owner of every
+	// user, so nothing that acts on ownership without a request (the
+	// start-up re-arm of stored timers) should run yet.
+	Settled() <-chan struct{}
 	// Drain tells the others this node drains and waits up to wait for
 	// the news to spread.
 	Drain(ctx context.Context, wait time.Duration) error
@@ -30,12 +36,17 @@ var (
 // Static is the membership of a standalone node: a one-member view that
 // never changes, so the node owns every user and nobody can join. It opens
 // no port.
-type Static struct{ view *View }
+type Static struct {
+	view    *View
+	settled chan struct{}
+}
 
 // NewStatic returns the membership whose only member, and owner, is self.
 func NewStatic(self Member) *Static {
 	self.seed = memberSeed(self.Name)
-	return &Static{view: &View{Owners: []Member{self}, All: []Member{self}}}
+	settled := make(chan struct{})
+	close(settled)
+	return &Static{view: &View{Owners: []Member{self}, All: []Member{self}}, settled: settled}
 }
 
 // View returns the one-member view.
@@ -46,6 +57,9 @@ func (s *Static) LocalName() string { return s.view.All[0].Name }
 
 // OnView does nothing: the view never changes.
 func (s *Static) OnView(func(old, cur *View)) {}
+
+// Settled is closed from the start: there is nobody to join.
+func (s *Static) Settled() <-chan struct{} { return s.settled }
 
 // Drain returns at once: there is nobody to tell.
 func (s *Static) Drain(context.Context, time.Duration) error { return nil }

@@ -17,6 +17,10 @@ const (
 	resyncRetry = time.Second
 )
 
+// rearmAfterSettled is how long the start-up re-arm waits once the
+// membership has settled (see rearmAtStart).
+const rearmAfterSettled = time.Second
+
 // lastSeenFlushTimeout bounds a flush made outside the write-behind's own
 // loop (see flushLastSeen).
 const lastSeenFlushTimeout = 10 * time.Second
@@ -158,6 +162,27 @@ func (n *Node) resyncLoop() {
 			retry = time.After(resyncRetry)
 		}
 	}
+}
+
+// rearmAtStart is the start-up re-arm: records left online or busy by a
+// previous run have no actor to expire them. It waits for the membership
+// to settle: a joining node sees itself alone until its first join, and
+// would activate every live user, those the others own and hold with
+// newer state included. The members it joined learn of it at the same
+// moment and write their pending last_seen touches then (onView), so it
+// also gives those writes a head start over its loads.
+func (n *Node) rearmAtStart() {
+	select {
+	case <-n.members.Settled():
+	case <-n.stopped:
+		return
+	}
+	select {
+	case <-time.After(rearmAfterSettled):
+	case <-n.stopped:
+		return
+	}
+	n.rearm()
 }
 
 // rearm activates the stored live users this node owns that no actor

@@ -222,7 +222,7 @@ func (n *Node) startAPI() error {
 		Router:         n.router,
 		Verifier:       n.verifier,
 		System:         n.system,
-		Ready:          func() error { return pingStore(n.backend) },
+		Ready:          n.ready,
 		ClusterStatus:  n.clusterStatus,
 		Metrics:        n.metrics.reg,
 		MetricsHandler: promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}),
@@ -260,8 +260,9 @@ func (n *Node) startBackground() error {
 		}
 	}
 	// Records left online or busy by a previous run have no actor to expire
-	// them: activate them now so their timers run again.
-	go n.rearm()
+	// them: activate them (once the membership settled) so their timers run
+	// again.
+	go n.rearmAtStart()
 	return nil
 }
 
