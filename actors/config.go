@@ -59,9 +59,10 @@ type Config struct {
 	NodeCounters func(*messages.NodeStats)
 	// Handoff, when set, is called (from the activator) with a user whose
 	// actor stopped because another node owns it now while it still had
-	// timers running; it must make the new owner activate the user, without
-	// blocking.
-	Handoff func(userID int64)
+	// timers running, with the user's newest last_seen (which the
+	// write-behind may not have stored yet); it must make the new owner
+	// activate the user and merge that last_seen, without blocking.
+	Handoff func(userID, lastSeenMicros int64)
 	// Feed, when set, receives every visible change (the change feed for
 	// backends) and each activation's stored state.
 	Feed ChangeFeed

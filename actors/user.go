@@ -346,6 +346,7 @@ func (a *userActor) answer(ctx actor.Context, now int64, env *messages.Envelope)
 		if b.Recheck.GetDryRun() {
 			return cleanupReply(mergeCleanupUser(a.settled, a.dueNow(now))), true
 		}
+		a.mergeHandedLastSeen(b.Recheck.GetLastSeen())
 		done, err := a.expire(ctx, now)
 		if err != nil {
 			return a.failed(failureFor(err)), true
@@ -776,6 +777,19 @@ func (a *userActor) expire(ctx actor.Context, now int64) (done *messages.Cleanup
 	return done, nil
 }
 
+// mergeHandedLastSeen keeps the later of this activation's last_seen and
+// the one an old owner handed over (0: none). The old owner's newest touch
+// may still wait in its write-behind when this node loads the user, and
+// both the user's last_seen and the inactivity deadline follow it.
+func (a *userActor) mergeHandedLastSeen(micros int64) {
+	if !a.exists || micros <= a.rec.lastSeen {
+		return
+	}
+	a.rec.lastSeen = micros
+	a.lastRest = max(a.lastRest, micros)
+	a.touchLastSeen()
+}
+
 // dueNow reports the transitions whose deadlines have passed at now, as
 // the cleanup report's entry for this user (nil: none), without applying
 // them.
@@ -857,7 +871,7 @@ func (a *userActor) stopRequested(ctx actor.Context, handOff bool) {
 		// Another node owns the user now. Its state is stored; if timers
 		// were running, the new owner must activate the user to run them.
 		if a.exists && (a.offline.at != 0 || a.busy.at != 0 || a.retry.at != 0) && a.cfg.Handoff != nil {
-			a.cfg.Handoff(a.id)
+			a.cfg.Handoff(a.id, a.rec.lastSeen)
 		}
 	case !a.idle() && a.loadErr == nil:
 		// A message that arrived before the handshake made this actor

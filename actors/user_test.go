@@ -1478,3 +1478,31 @@ func TestWatchOfAHubThatCameBack(t *testing.T) {
 	e.req(update(id, busy))
 	c.expect("next change", view{Online: true, Busy: true, Version: 3})
 }
+
+// TestHandoffCarriesLastSeen: a user's new owner may load the user before
+// the old owner's write-behind stored the newest heartbeat; the old owner's
+// handoff (a Recheck with its last_seen) brings the activation up to date:
+// last_seen and the inactivity deadline follow it. An older or missing
+// value changes nothing.
+func TestHandoffCarriesLastSeen(t *testing.T) {
+	e := newEnv(t)
+	const id = 210
+	e.put(&messages.UserState{UserId: id, IsOnline: true, LastSeen: at(-time.Minute), CreatedAt: at(-time.Hour),
+		UpdatedAt: at(-time.Minute), Version: 4}, 0)
+	if got := e.mustPresence(id).GetLastSeen(); got != at(-time.Minute) {
+		t.Fatalf("activated with last_seen %d, want the stored %d", got, at(-time.Minute))
+	}
+	handoff := func(lastSeen int64) {
+		e.req(&messages.Envelope{Body: &messages.Envelope_Recheck{Recheck: &messages.Recheck{UserId: id, LastSeen: lastSeen}}})
+	}
+	handoff(at(-time.Second))
+	handoff(at(-30 * time.Second)) // older: ignored
+	handoff(0)                     // none: ignored
+	if got := e.mustPresence(id).GetLastSeen(); got != at(-time.Second) {
+		t.Fatalf("after the handoff last_seen %d, want the handed %d", got, at(-time.Second))
+	}
+	// Offline at the handed last_seen + offline_after, not the stored one's.
+	checkView(t, "past the stored deadline", e.advance(id, testOfflineAfter-time.Minute+time.Second), view{Online: true, Version: 4})
+	checkView(t, "just before the handed deadline", e.advance(id, time.Minute-2*time.Second-time.Microsecond), view{Online: true, Version: 4})
+	checkView(t, "the handed deadline", e.advance(id, time.Microsecond), view{Version: 5})
+}

@@ -854,6 +854,10 @@ func (x *PresenceBatchReply) GetStates() []*UserState {
 type Recheck struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	UserId int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// last_seen (microseconds), from an old owner handing the user off: its
+	// newest last_seen, which its write-behind may not have stored yet when
+	// the new owner loads the user. The new owner keeps the later of the two.
+	LastSeen int64 `protobuf:"varint,2,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
 	// dry_run (50 and up: cleanup report) asks an active actor what a
 	// recheck would change, changing nothing. It is only ever sent to the
 	// node's own activator, which answers NotFound rather than activate a
@@ -896,6 +900,13 @@ func (*Recheck) Descriptor() ([]byte, []int) {
 func (x *Recheck) GetUserId() int64 {
 	if x != nil {
 		return x.UserId
+	}
+	return 0
+}
+
+func (x *Recheck) GetLastSeen() int64 {
+	if x != nil {
+		return x.LastSeen
 	}
 	return 0
 }
@@ -2813,9 +2824,10 @@ const file_presence_proto_rawDesc = "" +
 	"\buser_ids\x18\x01 \x03(\x03R\auserIds\"~\n" +
 	"\x12PresenceBatchReply\x128\n" +
 	"\boutcomes\x18\x01 \x03(\x0e2\x1c.presence.v1.PresenceOutcomeR\boutcomes\x12.\n" +
-	"\x06states\x18\x02 \x03(\v2\x16.presence.v1.UserStateR\x06states\";\n" +
+	"\x06states\x18\x02 \x03(\v2\x16.presence.v1.UserStateR\x06states\"X\n" +
 	"\aRecheck\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1b\n" +
+	"\tlast_seen\x18\x02 \x01(\x03R\blastSeen\x12\x17\n" +
 	"\adry_run\x182 \x01(\bR\x06dryRun\"j\n" +
 	"\x05Watch\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x1f\n" +

@@ -64,15 +64,16 @@ func (r *Router) Cleanup(ctx context.Context, dryRun bool) (*messages.CleanupCou
 	return actors.MergeCleanupCounts(counts), errors.Join(errs...)
 }
 
-// Handoff activates userID on its owner, without blocking the caller; it
-// is the actors' Config.Handoff. An owner that cannot load the user (its
+// Handoff activates userID on its owner, without blocking the caller, and
+// hands it the old owner's newest last_seen; it is the actors'
+// Config.Handoff. An owner that cannot load the user (its
 // store failing) answers a failure: that is retried too, until
 // handoffDeadline.
-func (r *Router) Handoff(userID int64) {
+func (r *Router) Handoff(userID, lastSeenMicros int64) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), handoffDeadline)
 		defer cancel()
-		env := &messages.Envelope{Body: &messages.Envelope_Recheck{Recheck: &messages.Recheck{UserId: userID}}}
+		env := &messages.Envelope{Body: &messages.Envelope_Recheck{Recheck: &messages.Recheck{UserId: userID, LastSeen: lastSeenMicros}}}
 		for {
 			reply, err := r.Request(ctx, userID, env)
 			if err == nil && reply.GetFailure() != nil {
