@@ -13,23 +13,31 @@
 # OUT_DIR/fanout.txt (the load generator's reports).
 #
 # PIN=1 runs the three servers on CPU 0 and the load generator and wrk on
-# CPU 1. With receive steering on loopback (as root:
-# echo 2 > /sys/class/net/lo/queues/rx-0/rps_cpus) the clients' side of
-# every TCP segment is then processed on the clients' CPU, as it would be
-# on a client host, instead of being charged to the server that wrote it;
-# raise net.core.netdev_max_backlog (sysctl -w ...=30000) as well, or
-# CPU 1's queue of 1,000 packets overflows under a fan-out and the drops
-# show up as 200 ms retransmissions (BENCHMARKS.md, "Session 5").
+# CPU 1. STEER=1 (as root; implies PIN=1) also steers loopback receive
+# processing to CPU 1 (RPS: rps_cpus=2) and raises the receive backlog to
+# 30,000 packets for the run, restoring both at the end: the clients' side
+# of every TCP segment is then processed on the clients' CPU, as it would
+# be on a client host, instead of being charged to the server that wrote
+# it. Without the larger backlog CPU 1's queue of 1,000 packets overflows
+# under a fan-out and the drops show up as 200 ms retransmissions
+# (BENCHMARKS.md, "Session 5").
 set -u
-[ $# -ge 3 ] || { sed -n 2,13p "$0"; exit 2; }
+[ $# -ge 3 ] || { sed -n 2,22p "$0"; exit 2; }
 OLD=$1 NEW=$2 OUT=$3 ROUNDS=${4:-3} WHAT=${5:-both}
 CTL=$NEW/presencectl
 S=bench-secret-0123456789abcdef0123
 B="PRESENCE_STORE=memory PRESENCE_JWT_SECRET=$S PRESENCE_STANDALONE=true PRESENCE_WRITE_RATE=1e9"
 mkdir -p "$OUT"
+RPS=/sys/class/net/lo/queues/rx-0/rps_cpus
+RESTORE=:
+if [ "${STEER:-0}" = 1 ]; then
+	PIN=1
+	RESTORE="echo $(cat $RPS) >$RPS; sysctl -qw net.core.netdev_max_backlog=$(sysctl -n net.core.netdev_max_backlog)"
+	echo 2 >$RPS && sysctl -qw net.core.netdev_max_backlog=30000 || { echo "STEER=1 needs root" >&2; exit 1; }
+fi
 SRV= LDG=
 if [ "${PIN:-0}" = 1 ]; then SRV="taskset -c 0" LDG="taskset -c 1"; fi
-echo "pin=${PIN:-0} lo_rps_cpus=$(cat /sys/class/net/lo/queues/rx-0/rps_cpus 2>/dev/null) GOMAXPROCS=${GOMAXPROCS:-unset}" >"$OUT/setup.txt"
+echo "pin=${PIN:-0} lo_rps_cpus=$(cat $RPS 2>/dev/null) netdev_max_backlog=$(sysctl -n net.core.netdev_max_backlog 2>/dev/null) GOMAXPROCS=${GOMAXPROCS:-unset}" >"$OUT/setup.txt"
 tmp=$(mktemp -d -t compare.XXXXXX)
 $SRV $CTL bench --serve-baseline 127.0.0.1:8711 --serve-for 60m >"$OUT/baseline.log" 2>&1 &
 BASE=$!
@@ -37,7 +45,7 @@ env $B PRESENCE_HTTP_ADDR=127.0.0.1:8712 PRESENCE_PPROF_ADDR=127.0.0.1:6712 PRES
 OLDP=$!
 env $B PRESENCE_HTTP_ADDR=127.0.0.1:8713 PRESENCE_PPROF_ADDR=127.0.0.1:6713 PRESENCE_DATA_DIR=$tmp/new $SRV "$NEW/presenced" >"$OUT/new.log" 2>&1 &
 NEWP=$!
-trap 'kill $BASE $OLDP $NEWP 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $BASE $OLDP $NEWP 2>/dev/null; rm -rf "$tmp"; eval "$RESTORE"' EXIT
 sleep 3
 cpu() { awk '{print $14+$15}' /proc/$1/stat; }
 load() { cut -d' ' -f1 /proc/loadavg; }
