@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"sync"
 	"time"
@@ -53,4 +54,16 @@ func (n *Node) memberStats(ctx context.Context, ms *wire.MemberStatus) {
 		a := stats.GetActiveActors()
 		ms.ActorsHosted = &a
 	}
+}
+
+// ready reports whether the node can serve, for /readyz: its first join
+// attempt has settled (until then it sees itself alone and would serve
+// users other members own) and the store's backend answers.
+func (n *Node) ready() error {
+	select {
+	case <-n.members.Settled():
+	default:
+		return errors.New("joining the cluster")
+	}
+	return pingStore(n.backend)
 }

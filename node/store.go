@@ -78,18 +78,6 @@ func storeKind(s string) string {
 	return s
 }
 
-// ready reports whether the node can serve, for /readyz: its first join
-// attempt has settled (until then it sees itself alone and would serve
-// users other members own) and the store's backend answers.
-func (n *Node) ready() error {
-	select {
-	case <-n.members.Settled():
-	default:
-		return errors.New("joining the cluster")
-	}
-	return pingStore(n.backend)
-}
-
 // pingStore reports whether the store's backend answers, for /readyz.
 func pingStore(s store.Store) error {
 	p, ok := s.(store.Pinger)
