@@ -2,7 +2,10 @@
 # Two builds of presenced side by side with the bare Fiber baseline
 # (BENCHMARKS.md): REST throughput (wrk: heartbeat, single read, batch of
 # 50) and one change to 10,000 WebSocket subscribers, in alternating
-# rounds, every server running for the whole comparison.
+# rounds, every server running for the whole comparison. The fan-out also
+# runs against the write floor (the baseline with --serve-fanout direct:
+# one send(2) per subscriber in a loop, what the frames cost the kernel and
+# nothing more).
 #
 #   deploy/bench-compare.sh OLD_BIN_DIR NEW_BIN_DIR OUT_DIR [ROUNDS] [http|fanout|both]
 #
@@ -10,7 +13,8 @@
 # every run). GOMAXPROCS, when set, applies to the three servers. Results:
 # OUT_DIR/http.txt (round, route, target 1=baseline 2=old 3=new, req/s,
 # the server's CPU ticks during the run, load average) and
-# OUT_DIR/fanout.txt (the load generator's reports).
+# OUT_DIR/fanout.txt (the load generator's reports; target 8714 is the
+# write floor, 8711 the bare broadcast server, 8712 old, 8713 new).
 #
 # PIN=1 runs the three servers on CPU 0 and the load generator and wrk on
 # CPU 1. STEER=1 (as root; implies PIN=1) also steers loopback receive
@@ -22,7 +26,7 @@
 # under a fan-out and the drops show up as 200 ms retransmissions
 # (BENCHMARKS.md, "Session 5").
 set -u
-[ $# -ge 3 ] || { sed -n 2,22p "$0"; exit 2; }
+[ $# -ge 3 ] || { sed -n 2,27p "$0"; exit 2; }
 OLD=$1 NEW=$2 OUT=$3 ROUNDS=${4:-3} WHAT=${5:-both}
 CTL=$NEW/presencectl
 S=bench-secret-0123456789abcdef0123
@@ -41,11 +45,13 @@ echo "pin=${PIN:-0} lo_rps_cpus=$(cat $RPS 2>/dev/null) netdev_max_backlog=$(sys
 tmp=$(mktemp -d -t compare.XXXXXX)
 $SRV $CTL bench --serve-baseline 127.0.0.1:8711 --serve-for 60m >"$OUT/baseline.log" 2>&1 &
 BASE=$!
+$SRV $CTL bench --serve-baseline 127.0.0.1:8714 --serve-fanout direct --serve-for 60m >"$OUT/floor.log" 2>&1 &
+FLOOR=$!
 env $B PRESENCE_HTTP_ADDR=127.0.0.1:8712 PRESENCE_PPROF_ADDR=127.0.0.1:6712 PRESENCE_DATA_DIR=$tmp/old $SRV "$OLD/presenced" >"$OUT/old.log" 2>&1 &
 OLDP=$!
 env $B PRESENCE_HTTP_ADDR=127.0.0.1:8713 PRESENCE_PPROF_ADDR=127.0.0.1:6713 PRESENCE_DATA_DIR=$tmp/new $SRV "$NEW/presenced" >"$OUT/new.log" 2>&1 &
 NEWP=$!
-trap 'kill $BASE $OLDP $NEWP 2>/dev/null; rm -rf "$tmp"; eval "$RESTORE"' EXIT
+trap 'kill $BASE $FLOOR $OLDP $NEWP 2>/dev/null; rm -rf "$tmp"; eval "$RESTORE"' EXIT
 sleep 3
 cpu() { awk '{print $14+$15}' /proc/$1/stat; }
 load() { cut -d' ' -f1 /proc/loadavg; }
@@ -71,7 +77,7 @@ fi
 if [ "$WHAT" != http ]; then
 	k=0
 	for r in $(seq 1 "$ROUNDS"); do
-		for t in "8711 $BASE 8711" "8712 $OLDP 6712" "8713 $NEWP 6713"; do
+		for t in "8714 $FLOOR 8714" "8711 $BASE 8711" "8712 $OLDP 6712" "8713 $NEWP 6713"; do
 			set -- $t
 			k=$((k + 1))
 			echo "== round $r target $1 load $(load) $(date +%T)" >>"$OUT/fanout.txt"

@@ -28,6 +28,7 @@ type benchFlags struct {
 	worker                bool
 	serveBase             string
 	serveFor              time.Duration
+	serveFanout           string
 	wrk                   loadgen.WrkOptions
 	scenario              string
 	storm                 loadgen.StormConfig
@@ -54,7 +55,15 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		return baseline.Serve(ctx, bf.serveBase, min(bf.serveFor, time.Hour), stderr)
+		fanout := baseline.QueuedWriters
+		switch bf.serveFanout {
+		case "queued":
+		case "direct":
+			fanout = baseline.DirectWrites
+		default:
+			return usageErrorf(flags, "--serve-fanout %q: want queued or direct", bf.serveFanout)
+		}
+		return baseline.Serve(ctx, bf.serveBase, fanout, min(bf.serveFor, time.Hour), stderr)
 	}
 	if err := bf.fill(flags, &cfg); err != nil {
 		return err
@@ -117,6 +126,7 @@ func defineBenchFlags(flags *flag.FlagSet, cfg *loadgen.Config) *benchFlags {
 	flags.BoolVar(&bf.worker, "worker", false, "internal: run as a worker fed on stdin")
 	flags.StringVar(&bf.serveBase, "serve-baseline", "", "serve the bare Fiber baseline app on `ADDR` (loopback) instead of generating load")
 	flags.DurationVar(&bf.serveFor, "serve-for", 10*time.Minute, "with --serve-baseline: stop after this long")
+	flags.StringVar(&bf.serveFanout, "serve-fanout", "queued", "with --serve-baseline: `HOW` a change reaches the subscribers: \"queued\" (a writer goroutine per connection, the bare broadcast server) or \"direct\" (one send(2) per subscriber in a loop, the write floor)")
 	flags.StringVar(&bf.wrk.Dir, "wrk-scripts", "", "write wrk Lua scripts (tokens of --users users) into `DIR` instead of generating load")
 	flags.StringVar(&bf.wrk.Classify, "classify", "", "with --wrk-scripts: node `URL` whose local and remote users get separate scripts (cluster)")
 	flags.IntVar(&bf.wrk.ClassifyUsers, "classify-users", 200, "with --classify: users to classify")

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/presence-cluster/presence/internal/loadgen"
+	"github.com/presence-cluster/presence/internal/loadgen/baseline"
 	"github.com/presence-cluster/presence/internal/testkit"
 )
 
@@ -42,6 +43,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"--url", ","}, "--url is required"},
 		{[]string{"--workers", "65"}, "--workers must be at most 64"},
 		{[]string{"--scenario", "flood"}, `--scenario "flood": want storm`},
+		{[]string{"--serve-baseline", "127.0.0.1:0", "--serve-fanout", "fast"}, `--serve-fanout "fast": want queued or direct`},
 		{[]string{"--scenario", "storm"}, "--scenario storm needs at least two --url"},
 		{[]string{"--scenario", "storm", "--url", "http://127.0.0.1:1,http://127.0.0.1:2", "--no-reconnect"}, "--no-reconnect contradicts --scenario storm"},
 		{[]string{"--scenario", "storm", "--url", "http://127.0.0.1:1,http://127.0.0.1:2", "--drain-url", "http://127.0.0.1:3"}, `--drain-url "http://127.0.0.1:3" must be one of --url`},
@@ -63,7 +65,7 @@ func TestBenchAgainstBaseline(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the generator for 2 s")
 	}
-	addr := testkit.StartBaseline(t)
+	addr := testkit.StartBaseline(t, baseline.QueuedWriters)
 	sum := benchJSON(t, "--url", "http://"+addr, "--secret", "any-secret-0123456789abcdef", "--user-base", "5000000",
 		"--users", "8", "--contacts", "0", "--hot", "1", "--workers", "0", "--source-ips", "2", "--prewarm",
 		"--pprof-url", "http://"+addr,

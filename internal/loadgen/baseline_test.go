@@ -166,9 +166,16 @@ func putStatus(t *testing.T, addr, token string, busy bool) statusRecord {
 
 // Subscribers of a user get one presence_update per PUT of that user, with
 // the version the PUT answered; a client subscribed to someone else gets
-// nothing. Everything the wrk scripts send still gets the fixed body.
+// nothing. Everything the wrk scripts send still gets the fixed body. The
+// same holds for both ways the baseline fans out.
 func TestBaselineFanout(t *testing.T) {
-	addr := testkit.StartBaseline(t)
+	for _, f := range []baseline.Fanout{baseline.QueuedWriters, baseline.DirectWrites} {
+		t.Run(f.String(), func(t *testing.T) { testBaselineFanout(t, f) })
+	}
+}
+
+func testBaselineFanout(t *testing.T, f baseline.Fanout) {
+	addr := testkit.StartBaseline(t, f)
 	const alice = 42
 	aliceTok := unverifiedToken(t, alice, "alice")
 
@@ -267,7 +274,7 @@ func TestBaselineShapeMatchesServer(t *testing.T) {
 		}
 		return tok
 	}
-	base := testkit.StartBaseline(t)
+	base := testkit.StartBaseline(t, baseline.QueuedWriters)
 	type shape struct{ answer, frame, data []string }
 	get := func(addr string) shape {
 		c := dialWS(t, addr, mint(501), "502")

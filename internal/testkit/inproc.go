@@ -156,11 +156,12 @@ func StartMember(t testing.TB, base node.Config, m Member) (*node.Node, error) {
 func (n *InProc) MarkStopped() { n.once.Do(func() {}) }
 
 // StartBaseline serves the load generator's bare baseline app (REST and
-// WebSocket parts) on a loopback port, as `presencectl bench
-// --serve-baseline` does, until the test ends; it returns its address.
-func StartBaseline(t testing.TB) string {
+// WebSocket parts, fanning out as f says) on a loopback port, as
+// `presencectl bench --serve-baseline` does, until the test ends; it
+// returns its address.
+func StartBaseline(t testing.TB, f baseline.Fanout) string {
 	t.Helper()
-	srv, err := baseline.Listen("127.0.0.1:0")
+	srv, err := baseline.Listen("127.0.0.1:0", f)
 	if err != nil {
 		t.Fatal(err)
 	}

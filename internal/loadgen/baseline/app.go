@@ -45,14 +45,14 @@ func NewApp(routes ...func(*fiber.App)) *fiber.App {
 }
 
 // Serve serves the baseline app, with the WebSocket fan-out baseline
-// (hub.go), on addr until ctx ends or for at most d.
-func Serve(ctx context.Context, addr string, d time.Duration, log io.Writer) error {
-	srv, err := Listen(addr)
+// (hub.go) fanning out as f says, on addr until ctx ends or for at most d.
+func Serve(ctx context.Context, addr string, f Fanout, d time.Duration, log io.Writer) error {
+	srv, err := Listen(addr, f)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(log, "bench: baseline Fiber app on http://%s (for at most %s): fixed body for everything but "+
-		"GET /ws/presence, PUT /users/me/status (WebSocket fan-out baseline), /metrics and /debug/pprof/\n", srv.Addr, d)
+		"GET /ws/presence, PUT /users/me/status (WebSocket fan-out baseline, %s writes), /metrics and /debug/pprof/\n", srv.Addr, d, f)
 	select {
 	case err := <-srv.served:
 		srv.hub.Close(5 * time.Second)
@@ -74,13 +74,18 @@ type Server struct {
 	served chan error
 }
 
-// Listen serves the baseline app on addr until Stop.
-func Listen(addr string) (*Server, error) {
+// Listen serves the baseline app, its hub fanning out as f says, on addr
+// until Stop.
+func Listen(addr string, f Fanout) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("baseline listen on %s: %w", addr, err)
 	}
-	s := &Server{Addr: ln.Addr().String(), hub: NewHub(), served: make(chan error, 1)}
+	s := &Server{Addr: ln.Addr().String(), hub: newHub(f), served: make(chan error, 1)}
+	if f == DirectWrites {
+		s.hub.sockets = &fdListener{Listener: ln}
+		ln = s.hub.sockets
+	}
 	s.app = NewApp(s.hub.Routes)
 	go func() { s.served <- s.app.Listener(ln) }()
 	return s, nil

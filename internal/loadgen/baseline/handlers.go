@@ -55,7 +55,10 @@ func (h *Hub) upgrade(c *fiber.Ctx) error {
 // frames until the connection ends.
 func (h *Hub) serve(c *websocket.Conn) {
 	s, _ := c.Locals(localsSession).(session)
-	conn := &wsConn{ws: c.Conn, out: make(chan []byte, sendQueue), done: make(chan struct{})}
+	conn := &wsConn{ws: c.Conn, fd: -1, out: make(chan []byte, sendQueue), done: make(chan struct{})}
+	if h.sockets != nil {
+		conn.fd = h.sockets.fd(c.NetConn().RemoteAddr())
+	}
 	h.handlers.Add(1)
 	defer h.handlers.Done()
 	writerDone := make(chan struct{})
@@ -67,10 +70,13 @@ func (h *Hub) serve(c *websocket.Conn) {
 	// must be gone by then.
 	defer func() { <-writerDone }()
 	defer conn.stop()
-	if !h.register(conn, s) {
+	ok := h.register(conn, s)
+	// Unregistered before the library closes the socket: a direct write
+	// never reaches a descriptor number reused by another connection.
+	defer h.unregister(conn)
+	if !ok {
 		return
 	}
-	defer h.unregister(conn)
 
 	ws := c.Conn
 	ws.SetReadLimit(maxFrame)
@@ -135,13 +141,10 @@ func (h *Hub) putStatus(c *fiber.Ctx) error {
 	resp := wire.AppendStatus(make([]byte, 0, 256), st)
 	// One frame for all subscribers; nobody writes to it after this.
 	frame := wire.AppendUpdateFrame(make([]byte, 0, 256), st, now)
-	for conn := range u.conns {
-		select {
-		case conn.out <- frame:
-			h.queued.Add(1)
-		default:
-			slow = append(slow, conn)
-		}
+	if h.fanout == DirectWrites {
+		slow = h.writeDirect(u, directFrame(frame))
+	} else {
+		slow = h.queue(u, frame)
 	}
 	h.mu.Unlock()
 	for _, conn := range slow {
@@ -151,6 +154,34 @@ func (h *Hub) putStatus(c *fiber.Ctx) error {
 	h.changes.Add(1)
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Send(resp)
+}
+
+// queue hands frame to the writer of every connection of u; it returns
+// those whose queue is full. h.mu is held.
+func (h *Hub) queue(u *userEntry, frame []byte) (slow []*wsConn) {
+	for conn := range u.conns {
+		select {
+		case conn.out <- frame:
+			h.queued.Add(1)
+		default:
+			slow = append(slow, conn)
+		}
+	}
+	return slow
+}
+
+// writeDirect writes the framed update to every connection of u's socket
+// itself; it returns those whose socket did not take all of it. h.mu is
+// held.
+func (h *Hub) writeDirect(u *userEntry, framed []byte) (slow []*wsConn) {
+	for conn := range u.conns {
+		if !sendAll(conn.fd, framed) {
+			slow = append(slow, conn)
+			continue
+		}
+		h.queued.Add(1)
+	}
+	return slow
 }
 
 // unverifiedSub reads sub (a positive integer) and username from a JWT's

@@ -28,6 +28,8 @@ import (
 // verified), no actors, no store, one mutex-guarded map from user id to
 // connections, one writer goroutine per connection fed by a bounded
 // channel. The generator's fan-out command runs against it unchanged.
+// With DirectWrites (direct.go) it is the write floor instead: a loop of
+// send(2) calls, the least any server can spend on a frame.
 //
 // Routes (registered before the fixed-body catch-all, in other Fiber
 // method/prefix buckets than the wrk scripts' requests, so the HTTP
@@ -54,10 +56,12 @@ const (
 // change whose PUT arrives after a client read its answer reaches it, and
 // no update ever goes out before the answer.
 type Hub struct {
-	mu     sync.Mutex
-	users  map[int64]*userEntry
-	conns  map[*wsConn]struct{}
-	closed bool
+	fanout  Fanout
+	sockets *fdListener // the descriptors DirectWrites writes to
+	mu      sync.Mutex
+	users   map[int64]*userEntry
+	conns   map[*wsConn]struct{}
+	closed  bool
 
 	handlers sync.WaitGroup
 	open     atomic.Int64
@@ -77,6 +81,7 @@ type userEntry struct {
 type wsConn struct {
 	ws      *fws.Conn
 	ids     []int64 // registered under these (the URL's and the caller's own)
+	fd      int     // the socket's descriptor, for DirectWrites
 	out     chan []byte
 	done    chan struct{}
 	once    sync.Once
@@ -89,10 +94,12 @@ type session struct {
 	ids []int64
 }
 
-// NewHub returns an empty hub with its own Prometheus registry (Go and
-// process collectors, presence_ws_sessions_open), served on GET /metrics.
-func NewHub() *Hub {
-	h := &Hub{users: map[int64]*userEntry{}, conns: map[*wsConn]struct{}{}, reg: prometheus.NewRegistry()}
+// newHub returns an empty hub that fans out as f says, with its own
+// Prometheus registry (Go and process collectors,
+// presence_ws_sessions_open), served on GET /metrics. DirectWrites needs
+// the listener's descriptors (Listen sets sockets).
+func newHub(f Fanout) *Hub {
+	h := &Hub{fanout: f, users: map[int64]*userEntry{}, conns: map[*wsConn]struct{}{}, reg: prometheus.NewRegistry()}
 	h.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "presence_ws_sessions_open", Help: "WebSocket sessions open on the baseline."},
 			func() float64 { return float64(h.open.Load()) }),
@@ -148,9 +155,14 @@ func (h *Hub) register(conn *wsConn, s session) bool {
 	for _, id := range ids {
 		h.user(id).conns[conn] = struct{}{}
 	}
-	if len(s.ids) > 0 {
-		conn.out <- wire.AppendIDsFrame(nil, "subscribed", s.ids) // the queue is empty
+	if len(s.ids) == 0 {
+		return true
 	}
+	answer := wire.AppendIDsFrame(nil, "subscribed", s.ids)
+	if h.fanout == DirectWrites {
+		return sendAll(conn.fd, directFrame(answer))
+	}
+	conn.out <- answer // the queue is empty
 	return true
 }
 
