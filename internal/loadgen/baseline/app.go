@@ -82,10 +82,6 @@ func Listen(addr string, f Fanout) (*Server, error) {
 		return nil, fmt.Errorf("baseline listen on %s: %w", addr, err)
 	}
 	s := &Server{Addr: ln.Addr().String(), hub: newHub(f), served: make(chan error, 1)}
-	if f == DirectWrites {
-		s.hub.sockets = &fdListener{Listener: ln}
-		ln = s.hub.sockets
-	}
 	s.app = NewApp(s.hub.Routes)
 	go func() { s.served <- s.app.Listener(ln) }()
 	return s, nil

@@ -3,7 +3,6 @@ package baseline
 import (
 	"encoding/binary"
 	"net"
-	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -54,57 +53,26 @@ func directFrame(payload []byte) []byte {
 // sendAll writes frame to the socket fd in one non-blocking send(2); it
 // reports false unless the kernel took all of it. The caller holds the
 // hub's lock and fd belongs to a registered connection, which is
-// unregistered (under that lock) before its socket is closed, so the
-// descriptor cannot have been reused.
+// unregistered (under that lock) before the library closes its socket
+// (when the handler returns), so the descriptor cannot have been reused.
 func sendAll(fd int, frame []byte) bool {
 	n, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(frame))),
 		uintptr(len(frame)), syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL, 0, 0)
 	return errno == 0 && int(n) == len(frame)
 }
 
-// fdListener remembers the descriptor of every connection it accepted,
-// by remote address, until the connection is closed: fasthttp hands the
-// WebSocket handler a wrapper of the connection that hides it.
-type fdListener struct {
-	net.Listener
-	fds sync.Map // remote address -> descriptor
-}
-
-type fdConn struct {
-	*net.TCPConn
-	owner *fdListener
-}
-
-func (l *fdListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+// socketFD is the descriptor under a connection the WebSocket handler got,
+// or -1. fasthttp hands the handler a wrapper of the accepted connection;
+// UnsafeConn is its way to the connection itself.
+func socketFD(c net.Conn) int {
+	if w, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
+		c = w.UnsafeConn()
 	}
-	tc, ok := c.(*net.TCPConn)
+	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return c, nil
+		return -1
 	}
-	l.fds.Store(tc.RemoteAddr().String(), socketFD(tc))
-	return &fdConn{TCPConn: tc, owner: l}, nil
-}
-
-func (c *fdConn) Close() error {
-	c.owner.fds.Delete(c.RemoteAddr().String())
-	return c.TCPConn.Close()
-}
-
-// fd is the descriptor of the accepted connection whose remote address is
-// remote, or -1.
-func (l *fdListener) fd(remote net.Addr) int {
-	if v, ok := l.fds.Load(remote.String()); ok {
-		return v.(int)
-	}
-	return -1
-}
-
-// socketFD is the descriptor under c, or -1 if it has none.
-func socketFD(c *net.TCPConn) int {
-	raw, err := c.SyscallConn()
+	raw, err := sc.SyscallConn()
 	if err != nil {
 		return -1
 	}

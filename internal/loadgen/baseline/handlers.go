@@ -56,8 +56,8 @@ func (h *Hub) upgrade(c *fiber.Ctx) error {
 func (h *Hub) serve(c *websocket.Conn) {
 	s, _ := c.Locals(localsSession).(session)
 	conn := &wsConn{ws: c.Conn, fd: -1, out: make(chan []byte, sendQueue), done: make(chan struct{})}
-	if h.sockets != nil {
-		conn.fd = h.sockets.fd(c.NetConn().RemoteAddr())
+	if h.fanout == DirectWrites {
+		conn.fd = socketFD(c.NetConn())
 	}
 	h.handlers.Add(1)
 	defer h.handlers.Done()

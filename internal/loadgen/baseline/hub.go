@@ -56,12 +56,11 @@ const (
 // change whose PUT arrives after a client read its answer reaches it, and
 // no update ever goes out before the answer.
 type Hub struct {
-	fanout  Fanout
-	sockets *fdListener // the descriptors DirectWrites writes to
-	mu      sync.Mutex
-	users   map[int64]*userEntry
-	conns   map[*wsConn]struct{}
-	closed  bool
+	fanout Fanout
+	mu     sync.Mutex
+	users  map[int64]*userEntry
+	conns  map[*wsConn]struct{}
+	closed bool
 
 	handlers sync.WaitGroup
 	open     atomic.Int64
@@ -96,8 +95,7 @@ type session struct {
 
 // newHub returns an empty hub that fans out as f says, with its own
 // Prometheus registry (Go and process collectors,
-// presence_ws_sessions_open), served on GET /metrics. DirectWrites needs
-// the listener's descriptors (Listen sets sockets).
+// presence_ws_sessions_open), served on GET /metrics.
 func newHub(f Fanout) *Hub {
 	h := &Hub{fanout: f, users: map[int64]*userEntry{}, conns: map[*wsConn]struct{}{}, reg: prometheus.NewRegistry()}
 	h.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
