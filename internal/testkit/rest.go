@@ -42,6 +42,13 @@ func (r *REST) Call(uid int64, method, path, body string, out any) error {
 	return r.CallContext(context.Background(), uid, method, path, body, out)
 }
 
+// callAs is Call decoding the answer into a T, for the typed calls below.
+func callAs[T any](r *REST, uid int64, method, path, body string) (T, error) {
+	var v T
+	err := r.Call(uid, method, path, body, &v)
+	return v, err
+}
+
 // CallContext is Call bounded by ctx.
 func (r *REST) CallContext(ctx context.Context, uid int64, method, path, body string, out any) error {
 	var b []byte
@@ -69,14 +76,12 @@ func (r *REST) CallContext(ctx context.Context, uid int64, method, path, body st
 
 // GetStatus is GET /users/me/status as uid.
 func (r *REST) GetStatus(uid int64) (Status, error) {
-	var s Status
-	return s, r.Call(uid, http.MethodGet, "/users/me/status", "", &s)
+	return callAs[Status](r, uid, http.MethodGet, "/users/me/status", "")
 }
 
 // PutStatus is PUT /users/me/status as uid with body.
 func (r *REST) PutStatus(uid int64, body string) (Status, error) {
-	var s Status
-	return s, r.Call(uid, http.MethodPut, "/users/me/status", body, &s)
+	return callAs[Status](r, uid, http.MethodPut, "/users/me/status", body)
 }
 
 // Heartbeat is POST /users/me/heartbeat as uid; the answer must be the
@@ -111,33 +116,28 @@ func (r *REST) PresenceContext(ctx context.Context, asker, id int64) (Presence, 
 
 // Batch is GET /users/presence?user_ids=ids as user asker.
 func (r *REST) Batch(asker int64, ids []int64) ([]Presence, error) {
-	var ps []Presence
-	return ps, r.Call(asker, http.MethodGet, "/users/presence?user_ids="+JoinIDs(ids, true), "", &ps)
+	return callAs[[]Presence](r, asker, http.MethodGet, "/users/presence?user_ids="+JoinIDs(ids, true), "")
 }
 
 // Cleanup is POST /admin/cleanup-presence as admin.
 func (r *REST) Cleanup() (Cleanup, error) {
-	var c Cleanup
-	return c, r.Call(AdminID, http.MethodPost, "/admin/cleanup-presence", "", &c)
+	return callAs[Cleanup](r, AdminID, http.MethodPost, "/admin/cleanup-presence", "")
 }
 
 // CleanupDryRun is POST /admin/cleanup-presence?dry_run=true as admin.
 func (r *REST) CleanupDryRun() (Cleanup, error) {
-	var c Cleanup
-	return c, r.Call(AdminID, http.MethodPost, "/admin/cleanup-presence?dry_run=true", "", &c)
+	return callAs[Cleanup](r, AdminID, http.MethodPost, "/admin/cleanup-presence?dry_run=true", "")
 }
 
 // Disconnect is POST /admin/users/{id}/disconnect as user asker (AdminID
 // for an admin).
 func (r *REST) Disconnect(asker, id int64) (Disconnect, error) {
-	var d Disconnect
-	return d, r.Call(asker, http.MethodPost, "/admin/users/"+strconv.FormatInt(id, 10)+"/disconnect", "", &d)
+	return callAs[Disconnect](r, asker, http.MethodPost, "/admin/users/"+strconv.FormatInt(id, 10)+"/disconnect", "")
 }
 
 // Cluster is GET /admin/cluster as admin.
 func (r *REST) Cluster() (ClusterStatus, error) {
-	var c ClusterStatus
-	return c, r.Call(AdminID, http.MethodGet, "/admin/cluster", "", &c)
+	return callAs[ClusterStatus](r, AdminID, http.MethodGet, "/admin/cluster", "")
 }
 
 // Hosted returns actors_hosted per node name, as the node behind r
@@ -157,14 +157,12 @@ func (r *REST) Hosted() (map[string]int64, error) {
 
 // InspectUser is GET /admin/users/{id} as admin.
 func (r *REST) InspectUser(id int64) (UserInspection, error) {
-	var u UserInspection
-	return u, r.Call(AdminID, http.MethodGet, "/admin/users/"+strconv.FormatInt(id, 10), "", &u)
+	return callAs[UserInspection](r, AdminID, http.MethodGet, "/admin/users/"+strconv.FormatInt(id, 10), "")
 }
 
 // Stats is GET /admin/stats as admin.
 func (r *REST) Stats() (ClusterStats, error) {
-	var s ClusterStats
-	return s, r.Call(AdminID, http.MethodGet, "/admin/stats", "", &s)
+	return callAs[ClusterStats](r, AdminID, http.MethodGet, "/admin/stats", "")
 }
 
 // Metric reads one sample of GET /metrics: the line that starts with

@@ -14,20 +14,17 @@ type Visibility = wire.Visibility
 
 // Visibility is GET /users/me/visibility as uid.
 func (r *REST) Visibility(uid int64) (Visibility, error) {
-	var v Visibility
-	return v, r.Call(uid, http.MethodGet, "/users/me/visibility", "", &v)
+	return callAs[Visibility](r, uid, http.MethodGet, "/users/me/visibility", "")
 }
 
 // PutVisibility is PUT /users/me/visibility as uid with body.
 func (r *REST) PutVisibility(uid int64, body string) (Visibility, error) {
-	var v Visibility
-	return v, r.Call(uid, http.MethodPut, "/users/me/visibility", body, &v)
+	return callAs[Visibility](r, uid, http.MethodPut, "/users/me/visibility", body)
 }
 
 // AdminPutVisibility is PUT /admin/users/{id}/visibility as the admin.
 func (r *REST) AdminPutVisibility(id int64, body string) (Visibility, error) {
-	var v Visibility
-	return v, r.Call(AdminID, http.MethodPut, "/admin/users/"+strconv.FormatInt(id, 10)+"/visibility", body, &v)
+	return callAs[Visibility](r, AdminID, http.MethodPut, "/admin/users/"+strconv.FormatInt(id, 10)+"/visibility", body)
 }
 
 // Masked is truth as a viewer with view v must see it: the record of an
