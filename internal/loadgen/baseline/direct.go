@@ -22,11 +22,12 @@ const (
 	// library in between. It is what one change to many subscribers costs
 	// on this machine's network stack and nothing more; no real server
 	// can do less per frame (a socket that would block is cut off, not
-	// waited for).
+	// waited for). The connection's writer goroutine still sends the
+	// pings, each in one write of its own, so frames never interleave.
 	DirectWrites
 )
 
-// String names the mode as --serve-baseline-fanout takes it.
+// String names the mode as presencectl bench --serve-fanout takes it.
 func (f Fanout) String() string {
 	if f == DirectWrites {
 		return "direct"
